@@ -1,0 +1,186 @@
+//! The world's control API (`/_forensnap/...`): fault injection, the world clock, timings.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{World, WorldError};
+
+/// What an injected fault does to a matching request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// The service's own throttling error (EBS `RequestThrottledException`, S3 `SlowDown`, ...).
+    Throttle,
+    /// A 5xx with the service's internal-error code.
+    Error,
+    /// The connection is closed with no response.
+    Drop,
+    /// The request is delayed by `latency_ms`, then served.
+    Latency,
+    /// GetSnapshotBlock only: one byte flipped, `x-amz-Checksum` still of the true bytes.
+    Corrupt,
+}
+
+/// One fault rule. Build with [`FaultRule::new`] and the chainable setters.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultRule {
+    kind: FaultKind,
+    service: String,
+    operation: String,
+    probability: f64,
+    every: u32,
+    after: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u32>,
+    status: u16,
+    latency_ms: u64,
+    seed: u64,
+}
+
+impl FaultRule {
+    /// A rule that fires on every `service` `operation` call (`"*"` matches any).
+    pub fn new(kind: FaultKind, service: &str, operation: &str) -> Self {
+        FaultRule {
+            kind,
+            service: service.into(),
+            operation: operation.into(),
+            probability: 1.0,
+            every: 1,
+            after: 0,
+            count: None,
+            status: 500,
+            latency_ms: 0,
+            seed: 0,
+        }
+    }
+    /// Fire on this share of matching requests (seeded, so a run repeats).
+    pub fn probability(mut self, p: f64, seed: u64) -> Self {
+        self.probability = p;
+        self.seed = seed;
+        self
+    }
+    /// Fire on every `n`th matching request.
+    pub fn every(mut self, n: u32) -> Self {
+        self.every = n;
+        self
+    }
+    /// Let the first `n` matching requests through.
+    pub fn after(mut self, n: u32) -> Self {
+        self.after = n;
+        self
+    }
+    /// Fire at most `n` times.
+    pub fn count(mut self, n: u32) -> Self {
+        self.count = Some(n);
+        self
+    }
+    /// The 5xx status of an [`FaultKind::Error`] rule.
+    pub fn status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
+    }
+    /// The delay of a [`FaultKind::Latency`] rule.
+    pub fn latency_ms(mut self, ms: u64) -> Self {
+        self.latency_ms = ms;
+        self
+    }
+}
+
+/// A rule as the world reports it, with its counters.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FaultStats {
+    /// Rule id.
+    pub id: u64,
+    /// Fault kind.
+    pub kind: FaultKind,
+    /// Service the rule matches.
+    pub service: String,
+    /// Operation the rule matches.
+    pub operation: String,
+    /// Requests that matched service and operation.
+    pub matched: u64,
+    /// Requests the fault was applied to.
+    pub fired: u64,
+}
+
+/// Snapshot timings of the world.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, Default)]
+pub struct Settings {
+    /// Seconds a new snapshot stays `pending`.
+    pub snapshot_seconds: f64,
+    /// Seconds a snapshot copy stays `pending`.
+    pub copy_seconds: f64,
+}
+
+#[derive(Deserialize)]
+struct Rules {
+    rules: Vec<FaultStats>,
+}
+
+impl World {
+    fn control<T: serde::de::DeserializeOwned>(
+        &self,
+        method: &str,
+        name: &str,
+        body: Option<String>,
+    ) -> Result<T, WorldError> {
+        let url = format!("{}/_forensnap/{name}", self.endpoint());
+        let err = |message: String| WorldError::Control { call: format!("{method} {name}"), message };
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = match (method, body) {
+            ("GET", _) => agent.get(&url).call(),
+            ("DELETE", _) => agent.delete(&url).call(),
+            (_, Some(body)) => agent.post(&url).header("Content-Type", "application/json").send(body),
+            (_, None) => agent.post(&url).send_empty(),
+        };
+        let mut response = response.map_err(|e| err(e.to_string()))?;
+        let status = response.status();
+        let text = response.body_mut().read_to_string().map_err(|e| err(e.to_string()))?;
+        if !status.is_success() {
+            return Err(err(format!("{status}: {text}")));
+        }
+        serde_json::from_str(&text).map_err(|e| err(format!("{e}: {text}")))
+    }
+
+    /// Switch a fault on; returns its id.
+    pub fn add_fault(&self, rule: &FaultRule) -> Result<u64, WorldError> {
+        let body = serde_json::to_string(rule).map_err(|e| WorldError::Control {
+            call: "faults".into(),
+            message: e.to_string(),
+        })?;
+        let stats: FaultStats = self.control("POST", "faults", Some(body))?;
+        Ok(stats.id)
+    }
+
+    /// The active fault rules and how often each fired.
+    pub fn faults(&self) -> Result<Vec<FaultStats>, WorldError> {
+        Ok(self.control::<Rules>("GET", "faults", None)?.rules)
+    }
+
+    /// Switch every fault off.
+    pub fn clear_faults(&self) -> Result<(), WorldError> {
+        self.control::<Rules>("DELETE", "faults", None).map(|_| ())
+    }
+
+    /// Move the world clock forward (expires credentials, tokens, pending states).
+    pub fn advance_clock(&self, seconds: u64) -> Result<(), WorldError> {
+        let body = format!("{{\"advance_seconds\": {seconds}}}");
+        self.control::<serde_json::Value>("POST", "clock", Some(body)).map(|_| ())
+    }
+
+    /// Set how long snapshots and copies stay `pending`.
+    pub fn set_settings(&self, settings: Settings) -> Result<(), WorldError> {
+        let body = serde_json::to_string(&settings).map_err(|e| WorldError::Control {
+            call: "settings".into(),
+            message: e.to_string(),
+        })?;
+        self.control::<Settings>("POST", "settings", Some(body)).map(|_| ())
+    }
+
+    /// Empty the world: every account, resource, fault and clock offset.
+    pub fn reset(&self) -> Result<(), WorldError> {
+        self.control::<serde_json::Value>("POST", "reset", None).map(|_| ())
+    }
+}

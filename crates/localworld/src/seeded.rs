@@ -1,0 +1,113 @@
+//! Seeding a world file and the ids it created (the JSON `scripts/emulator seed` prints).
+
+use std::path::Path;
+use std::process::Command;
+
+use serde::Deserialize;
+
+use crate::{World, WorldError};
+
+/// Every id a seed created.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Seeded {
+    /// Region of every resource.
+    pub region: String,
+    /// The forensic account.
+    pub forensic: Forensic,
+    /// The member accounts.
+    pub members: Vec<Member>,
+    /// A forensnap config written for this world, once forensnap has one.
+    #[serde(default)]
+    pub config: Option<String>,
+}
+
+/// The forensic account's resources and operator credentials.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Forensic {
+    /// Account id.
+    pub account: String,
+    /// Object Lock (COMPLIANCE) evidence bucket.
+    pub evidence_bucket: String,
+    /// Default retention of the bucket, in days.
+    pub retention_days: u32,
+    /// Symmetric key for snapshot re-encryption.
+    pub ebs_key_arn: String,
+    /// ECC_NIST_P256 signing key.
+    pub signing_key_arn: String,
+    /// The operator user the access key belongs to.
+    pub operator_arn: String,
+    /// Operator access key id.
+    pub access_key_id: String,
+    /// Operator secret key.
+    pub secret_access_key: String,
+}
+
+/// A member account with its collector role and instances.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Member {
+    /// Account id.
+    pub account: String,
+    /// The collector role forensnap assumes.
+    pub role_arn: String,
+    /// The ExternalId the role's trust policy demands.
+    pub external_id: String,
+    /// The member's own volume key, when a volume used `encryption = "cmk"`.
+    #[serde(default)]
+    pub cmk_arn: Option<String>,
+    /// Instances.
+    pub instances: Vec<Instance>,
+}
+
+/// One instance.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Instance {
+    /// Name tag.
+    pub name: String,
+    /// Instance id.
+    pub instance_id: String,
+    /// Attached volumes, in the order of the world file.
+    pub volumes: Vec<Volume>,
+}
+
+/// One volume and the image it holds.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Volume {
+    /// Device name.
+    pub device: String,
+    /// Volume id.
+    pub volume_id: String,
+    /// Size in GiB.
+    pub size_gib: u64,
+    /// `none`, `default` or `cmk`.
+    pub encryption: String,
+    /// Absolute path of the raw image.
+    pub image: String,
+    /// Number of 512 KiB blocks that hold data.
+    pub data_blocks: u64,
+    /// SHA-256 of the image zero-padded to the volume size.
+    pub image_sha256: String,
+}
+
+impl World {
+    /// Build the world described by a world file; returns every id created.
+    pub fn seed(&self, world_file: &Path) -> Result<Seeded, WorldError> {
+        let err = |message: String| WorldError::Seed { path: world_file.to_path_buf(), message };
+        let output = Command::new(self.python())
+            .args(["-m", "forensnap_world", "seed", "--endpoint", self.endpoint()])
+            .arg(world_file)
+            .env("PYTHONPATH", self.repo().join("localworld"))
+            .output()
+            .map_err(|e| err(e.to_string()))?;
+        if !output.status.success() {
+            return Err(err(String::from_utf8_lossy(&output.stderr).trim().to_string()));
+        }
+        serde_json::from_slice(&output.stdout).map_err(|e| err(format!("unreadable seed output: {e}")))
+    }
+}
+
+impl Seeded {
+    /// The first member account (most worlds have one).
+    pub fn member(&self) -> &Member {
+        &self.members[0]
+    }
+}

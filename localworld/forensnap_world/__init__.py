@@ -1,0 +1,21 @@
+"""forensnap's local AWS world: the pinned moto server plus the extension that closes its gaps.
+
+Modules, each owning one job:
+
+* ``clock``     -- the world clock (real UTC plus an offset tests can advance).
+* ``wire``      -- parsing requests (service, operation, account) and writing AWS-shaped errors.
+* ``faults``    -- run-time fault injection rules (throttling, 5xx, drops, latency, corruption).
+* ``volumes``   -- which bytes each volume and snapshot holds (seeded raw images).
+* ``ebs``       -- the EBS direct APIs (ListSnapshotBlocks, GetSnapshotBlock) over those bytes.
+* ``patches``   -- fixes to moto's STS, EC2, KMS and S3 behaviour (see moto-fidelity.md).
+* ``s3checks``  -- S3 wire-level checks: checksums, Object Lock on multipart, retention rules.
+* ``server``    -- the WSGI stack and the threaded HTTP server; the ``/_forensnap`` control API.
+* ``seed``      -- builds a world from a TOML file through the public APIs (boto3).
+* ``selftest``  -- proves the patched internals still behave; fails loudly when moto changes.
+"""
+
+MOTO_VERSION = "5.2.5"
+"""The exact moto version the patches were written against (see requirements.txt)."""
+
+BLOCK_SIZE = 524_288
+"""EBS direct API block size: fixed by AWS at 512 KiB."""

@@ -1,0 +1,128 @@
+"""Run-time fault injection, switched on and off by tests through ``/_forensnap/faults``.
+
+A rule matches a service and operation (``*`` for any) and fires on a chosen subset of the
+matching requests: with a probability (seeded, so runs repeat), on every Nth, after the first
+``after`` matches, and at most ``count`` times. Kinds:
+
+* ``throttle`` -- the service's own throttling error (EBS ``RequestThrottledException``, S3
+  ``SlowDown``, EC2 ``RequestLimitExceeded``, KMS ``ThrottlingException``, STS ``Throttling``);
+* ``error``    -- a 5xx (``status``, default 500) with the service's internal-error code;
+* ``drop``     -- the connection is closed without any response;
+* ``latency``  -- the request is delayed by ``latency_ms`` and then served normally;
+* ``corrupt``  -- GetSnapshotBlock only: one byte of the block is flipped while the
+  ``x-amz-Checksum`` header still describes the true bytes.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from dataclasses import asdict, dataclass, field
+
+KINDS = ("throttle", "error", "drop", "latency", "corrupt")
+
+THROTTLE = {
+    "ebs": (400, "RequestThrottledException", "ACCOUNT_THROTTLED"),
+    "s3": (503, "SlowDown", None),
+    "ec2": (503, "RequestLimitExceeded", None),
+    "kms": (400, "ThrottlingException", None),
+    "sts": (400, "Throttling", None),
+}
+INTERNAL = {
+    "ebs": "InternalServerException",
+    "s3": "InternalError",
+    "ec2": "InternalError",
+    "kms": "KMSInternalException",
+    "sts": "InternalFailure",
+}
+
+
+@dataclass
+class Rule:
+    kind: str
+    service: str = "*"
+    operation: str = "*"
+    probability: float = 1.0
+    every: int = 1
+    after: int = 0
+    count: int | None = None
+    status: int = 500
+    latency_ms: int = 0
+    seed: int = 0
+    id: int = 0
+    matched: int = 0
+    fired: int = 0
+    _rng: random.Random = field(default_factory=random.Random, repr=False)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data.pop("_rng")
+        return data
+
+
+class Faults:
+    """The active rules; thread-safe, because the server serves requests on many threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[Rule] = []
+        self._next_id = 1
+
+    def add(self, spec: dict) -> Rule:
+        allowed = {"kind", "service", "operation", "probability", "every", "after", "count",
+                   "status", "latency_ms", "seed"}
+        unknown = set(spec) - allowed
+        if unknown:
+            raise ValueError(f"unknown fault rule keys {sorted(unknown)}; allowed: {sorted(allowed)}")
+        rule = Rule(**spec)
+        if rule.kind not in KINDS:
+            raise ValueError(f"fault kind {rule.kind!r} is not one of {KINDS}")
+        if not 0.0 <= rule.probability <= 1.0:
+            raise ValueError("probability must be within 0..1")
+        if rule.every < 1:
+            raise ValueError("every must be >= 1")
+        if rule.kind == "error" and not 500 <= rule.status <= 599:
+            raise ValueError("an error fault needs a 5xx status")
+        if rule.kind == "corrupt" and rule.operation not in ("GetSnapshotBlock", "*"):
+            raise ValueError("corrupt applies to GetSnapshotBlock only")
+        rule._rng = random.Random(rule.seed)
+        with self._lock:
+            rule.id = self._next_id
+            self._next_id += 1
+            self._rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()
+
+    def list(self) -> list[dict]:
+        with self._lock:
+            return [rule.to_json() for rule in self._rules]
+
+    def pick(self, service: str, operation: str) -> list[Rule]:
+        """The rules that fire for this request (at most one of each kind, first added wins)."""
+        fired: list[Rule] = []
+        kinds: set[str] = set()
+        with self._lock:
+            for rule in self._rules:
+                if rule.service not in ("*", service) or rule.operation not in ("*", operation):
+                    continue
+                if rule.kind == "corrupt" and operation != "GetSnapshotBlock":
+                    continue
+                rule.matched += 1
+                if rule.kind in kinds or rule.matched <= rule.after:
+                    continue
+                if (rule.matched - rule.after) % rule.every != 0:
+                    continue
+                if rule.count is not None and rule.fired >= rule.count:
+                    continue
+                if rule._rng.random() >= rule.probability:
+                    continue
+                rule.fired += 1
+                kinds.add(rule.kind)
+                fired.append(rule)
+        return fired
+
+
+FAULTS = Faults()

@@ -1,0 +1,173 @@
+"""STS as forensnap relies on it: AssumeRole checks the role and its trust policy (principal,
+``sts:ExternalId``, ``sts:SetSourceIdentity``), and temporary credentials stop working when they
+expire (by the world clock) or when presented without their session token.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import threading
+from urllib.parse import unquote
+
+from . import clock
+from .wire import AwsError, Call
+
+_ROLE_ARN = re.compile(r"^arn:aws[\w-]*:iam::(\d{12}):role/(?:[\w+=,.@/-]*/)?([\w+=,.@-]+)$")
+_NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
+_lock = threading.Lock()
+_sessions: dict[str, object] = {}
+"""access key id -> moto AssumedRole, for every credential STS has issued."""
+
+
+def install() -> None:
+    """Record every AssumedRole moto creates, so requests can be checked against it."""
+    from moto.sts.models import STSBackend
+
+    original = STSBackend.assume_role
+
+    def assume_role(self, *args, **kwargs):
+        role = original(self, *args, **kwargs)
+        with _lock:
+            _sessions[role.access_key_id] = role
+        return role
+
+    STSBackend.assume_role = assume_role
+
+
+def forget_all() -> None:
+    with _lock:
+        _sessions.clear()
+
+
+def check_credentials(call: Call) -> None:
+    """Refuse expired or token-less temporary credentials, as AWS does."""
+    if not call.access_key:
+        return
+    with _lock:
+        role = _sessions.get(call.access_key)
+    if role is None:
+        return
+    token = call.header("x-amz-security-token") or call.param("X-Amz-Security-Token")
+    if token != role.session_token:
+        raise AwsError(403, "InvalidClientTokenId" if call.service != "s3" else "InvalidToken",
+                       "The security token included in the request is invalid.")
+    if clock.now() >= role.expiration:
+        code = {"ec2": "RequestExpired", "s3": "ExpiredToken", "sts": "ExpiredToken",
+                "iam": "ExpiredToken"}.get(call.service, "ExpiredTokenException")
+        raise AwsError(400 if call.service != "ebs" else 403, code,
+                       "The security token included in the request is expired")
+
+
+def caller_arn(call: Call) -> str:
+    with _lock:
+        role = _sessions.get(call.access_key or "")
+    if role is not None:
+        return role.arn
+    from moto.iam.models import iam_backends
+
+    user = iam_backends[call.account]["aws"].get_user_from_access_key_id(call.access_key or "")
+    return user.arn if user else f"arn:aws:iam::{call.account}:root"
+
+
+def check_assume_role(call: Call) -> None:
+    """Validate an AssumeRole request the way AWS does before moto issues credentials."""
+    role_arn = call.param("RoleArn") or ""
+    session = call.param("RoleSessionName") or ""
+    if not _NAME.match(session):
+        raise AwsError(400, "ValidationError",
+                       f"RoleSessionName {session!r} must be 2-64 characters of [\\w+=,.@-]")
+    source_identity = call.param("SourceIdentity")
+    if source_identity is not None and not _NAME.match(source_identity):
+        raise AwsError(400, "ValidationError",
+                       f"SourceIdentity {source_identity!r} must be 2-64 characters of [\\w+=,.@-]")
+    caller = caller_arn(call)
+    denied = AwsError(403, "AccessDenied",
+                      f"User: {caller} is not authorized to perform: sts:AssumeRole on resource: "
+                      f"{role_arn}")
+    match = _ROLE_ARN.match(role_arn)
+    if not match:
+        raise AwsError(400, "ValidationError", f"{role_arn!r} is not a valid role ARN")
+    from moto.iam.models import iam_backends
+
+    try:
+        role = iam_backends[match.group(1)]["aws"].get_role_by_arn(role_arn)
+    except Exception:
+        raise denied from None
+    duration = int(call.param("DurationSeconds") or 3600)
+    max_duration = int(getattr(role, "max_session_duration", 3600) or 3600)
+    if not 900 <= duration <= max_duration:
+        raise AwsError(400, "ValidationError",
+                       f"The requested DurationSeconds {duration} must be between 900 and the "
+                       f"role's MaxSessionDuration {max_duration}.")
+    try:
+        policy = json.loads(unquote(role.assume_role_policy_document))
+    except (ValueError, TypeError):
+        raise denied from None
+    needed = ["sts:AssumeRole"]
+    if source_identity is not None:
+        needed.append("sts:SetSourceIdentity")
+    if call.param("Tags.member.1.Key"):
+        needed.append("sts:TagSession")
+    context = {
+        "sts:externalid": call.param("ExternalId"),
+        "sts:sourceidentity": source_identity,
+        "aws:principalaccount": call.account,
+    }
+    for action in needed:
+        if not _trust_allows(policy, caller, call.account, action, context):
+            raise denied
+
+
+def _trust_allows(policy: dict, caller: str, account: str, action: str, context: dict) -> bool:
+    statements = policy.get("Statement", [])
+    statements = [statements] if isinstance(statements, dict) else statements
+    allowed = False
+    for statement in statements:
+        acts = statement.get("Action", [])
+        acts = [acts] if isinstance(acts, str) else acts
+        if not any(fnmatch.fnmatch(action.lower(), a.lower()) for a in acts):
+            continue
+        if not _principal_matches(statement.get("Principal", {}), caller, account):
+            continue
+        if not _conditions_hold(statement.get("Condition", {}), context):
+            continue
+        if statement.get("Effect") == "Deny":
+            return False
+        allowed = True
+    return allowed
+
+
+def _principal_matches(principal, caller: str, account: str) -> bool:
+    if principal == "*":
+        return True
+    values = principal.get("AWS", []) if isinstance(principal, dict) else []
+    values = [values] if isinstance(values, str) else values
+    for value in values:
+        if value in ("*", account, f"arn:aws:iam::{account}:root", caller):
+            return True
+        # An assumed-role session matches the role ARN it came from.
+        role = re.match(r"^arn:aws:sts::(\d{12}):assumed-role/([^/]+)/", caller)
+        if role and value == f"arn:aws:iam::{role.group(1)}:role/{role.group(2)}":
+            return True
+    return False
+
+
+def _conditions_hold(conditions: dict, context: dict) -> bool:
+    for operator, clauses in conditions.items():
+        for key, expected in clauses.items():
+            expected = [expected] if isinstance(expected, str) else list(expected)
+            actual = context.get(key.lower())
+            if operator.endswith("IfExists") and actual is None:
+                continue
+            if actual is None:
+                return False
+            base = operator.replace("IfExists", "")
+            if base == "StringEquals" and actual not in expected:
+                return False
+            if base == "StringLike" and not any(fnmatch.fnmatchcase(actual, e) for e in expected):
+                return False
+            if base not in ("StringEquals", "StringLike"):
+                return False  # unknown operators fail closed
+    return True

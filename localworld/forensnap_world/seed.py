@@ -1,0 +1,281 @@
+"""Build a world from a TOML file, through the public AWS APIs (boto3), and print every id as JSON.
+
+The world file (see ``config/demo-world.toml``)::
+
+    region = "us-east-1"
+    [forensic]                      # the forensic account forensnap runs in
+    account, evidence_bucket, retention_days, ebs_key_alias, signing_key_alias
+    [[members]]                     # member accounts with a collector role
+    account, role, external_id, cmk_usable_by_forensic (default true)
+    [[members.instances]]           # name (Name tag), instance_type, tags
+    [[members.instances.volumes]]   # device, image | build, size_gib, encryption
+
+``image`` is a raw image, relative to the world file. When it does not exist and the volume has a
+``build`` table, the image is made first: ``build = { kind = "ext4", from = "dir", size_mib = 64 }``
+runs ``mkfs.ext4 -d dir`` (a real file system), ``kind = "pattern"`` writes ``blocks`` numbered
+512 KiB blocks at ``offset_mib`` (for paging tests), ``kind = "zeros"`` an empty image.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tomllib
+import urllib.request
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from . import BLOCK_SIZE
+from .volumes import load, padded_sha256
+
+ENCRYPTIONS = ("none", "default", "cmk")
+
+
+class SeedError(Exception):
+    """A world file that cannot be built; the message names the key and the fix."""
+
+
+def _clients(endpoint: str, region: str, account: str):
+    """boto3 clients acting in ``account`` (moto's x-moto-account-id header)."""
+    session = boto3.session.Session(
+        aws_access_key_id="seed", aws_secret_access_key="seed", region_name=region
+    )
+    config = Config(retries={"max_attempts": 2}, s3={"addressing_style": "path"})
+
+    def make(service):
+        client = session.client(service, endpoint_url=endpoint, config=config)
+        client.meta.events.register(
+            "before-sign.*.*",
+            lambda request, **_: request.headers.__setitem__("x-moto-account-id", account),
+        )
+        return client
+
+    return make
+
+
+def _control(endpoint: str, path: str, payload: dict) -> dict:
+    request = urllib.request.Request(
+        f"{endpoint}/_forensnap/{path}", data=json.dumps(payload).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        return json.load(response)
+
+
+def _require(table: dict, key: str, where: str):
+    if key not in table:
+        raise SeedError(f"{where}: missing key '{key}'")
+    return table[key]
+
+
+def build_image(volume: dict, path: str, base: str, where: str) -> None:
+    build = volume.get("build")
+    if not build:
+        raise SeedError(f"{where}: image {path} does not exist and the volume has no 'build' table")
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    kind = build.get("kind")
+    tmp = path + ".partial"
+    if kind == "ext4":
+        source = os.path.join(base, _require(build, "from", where + ".build"))
+        size_mib = int(build.get("size_mib", 64))
+        env = dict(os.environ, E2FSPROGS_FAKE_TIME="1700000000")
+        subprocess.run(
+            ["mkfs.ext4", "-q", "-F", "-d", source, "-L", build.get("label", "evidence"),
+             "-U", build.get("uuid", "0b1e5a2c-2026-4f00-9e1d-5ea1ed000001"),
+             "-E", "hash_seed=0b1e5a2c-2026-4f00-9e1d-5ea1ed000002", tmp, f"{size_mib}M"],
+            check=True, env=env, stdout=subprocess.DEVNULL,
+        )
+    elif kind == "pattern":
+        blocks = int(_require(build, "blocks", where + ".build"))
+        offset = int(build.get("offset_mib", 0)) * (1 << 20)
+        with open(tmp, "wb") as handle:
+            handle.truncate(offset + blocks * BLOCK_SIZE)
+            for i in range(blocks):
+                handle.seek(offset + i * BLOCK_SIZE)
+                stamp = f"forensnap world block {i} of {path}\n".encode()
+                handle.write((stamp * (BLOCK_SIZE // len(stamp) + 1))[:BLOCK_SIZE])
+    elif kind == "zeros":
+        with open(tmp, "wb") as handle:
+            handle.truncate(int(build.get("size_mib", 1)) * (1 << 20))
+    else:
+        raise SeedError(f"{where}.build: kind must be ext4, pattern or zeros, not {kind!r}")
+    os.replace(tmp, path)
+
+
+def seed(world_path: str, endpoint: str) -> dict:
+    with open(world_path, "rb") as handle:
+        try:
+            world = tomllib.load(handle)
+        except tomllib.TOMLDecodeError as err:
+            raise SeedError(f"{world_path} is not valid TOML: {err}") from None
+    base = os.path.dirname(os.path.abspath(world_path))
+    region = world.get("region", "us-east-1")
+    forensic = _require(world, "forensic", world_path)
+    f_account = str(_require(forensic, "account", "[forensic]"))
+    members = world.get("members", [])
+    member_accounts = [str(_require(m, "account", "[[members]]")) for m in members]
+    fclient = _clients(endpoint, region, f_account)
+    out = {"region": region, "endpoint": endpoint, "forensic": _seed_forensic(fclient, forensic, f_account, member_accounts, region)}
+    out["members"] = [
+        _seed_member(_clients(endpoint, region, acct), member, acct, f_account, region, base, endpoint, index)
+        for index, (member, acct) in enumerate(zip(members, member_accounts))
+    ]
+    return out
+
+
+def _key_policy(owner: str, users: list[str]) -> str:
+    statements = [{
+        "Sid": "Admin", "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{owner}:root"}, "Action": "kms:*", "Resource": "*",
+    }]
+    if users:
+        statements.append({
+            "Sid": "UseForSnapshotCopies", "Effect": "Allow",
+            "Principal": {"AWS": [f"arn:aws:iam::{a}:root" for a in users]},
+            "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                       "kms:DescribeKey", "kms:CreateGrant"],
+            "Resource": "*",
+        })
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def _seed_forensic(client, forensic: dict, account: str, members: list[str], region: str) -> dict:
+    bucket = _require(forensic, "evidence_bucket", "[forensic]")
+    days = int(forensic.get("retention_days", 30))
+    s3, kms, iam = client("s3"), client("kms"), client("iam")
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_object_lock_configuration(
+        Bucket=bucket,
+        ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": days}},
+        },
+    )
+    ebs_key = kms.create_key(
+        Description="forensnap: re-encrypts evidence snapshots",
+        Policy=_key_policy(account, members),
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=forensic.get("ebs_key_alias", "alias/forensnap-ebs"), TargetKeyId=ebs_key["KeyId"])
+    signing = kms.create_key(
+        Description="forensnap: signs custody checkpoints and tag manifests",
+        KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Policy=_key_policy(account, []),
+    )["KeyMetadata"]
+    kms.create_alias(AliasName=forensic.get("signing_key_alias", "alias/forensnap-signing"), TargetKeyId=signing["KeyId"])
+    user = iam.create_user(UserName=forensic.get("operator", "forensnap-operator"))["User"]
+    key = iam.create_access_key(UserName=user["UserName"])["AccessKey"]
+    return {
+        "account": account,
+        "evidence_bucket": bucket,
+        "retention_days": days,
+        "ebs_key_arn": ebs_key["Arn"],
+        "signing_key_arn": signing["Arn"],
+        "operator_arn": user["Arn"],
+        "access_key_id": key["AccessKeyId"],
+        "secret_access_key": key["SecretAccessKey"],
+    }
+
+
+def _trust_policy(forensic_account: str, external_id: str) -> str:
+    principal = {"AWS": f"arn:aws:iam::{forensic_account}:root"}
+    condition = {"StringEquals": {"sts:ExternalId": external_id}}
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", "Condition": condition},
+            {"Effect": "Allow", "Principal": principal, "Action": ["sts:SetSourceIdentity", "sts:TagSession"]},
+        ],
+    })
+
+
+def _seed_member(client, member, account, forensic_account, region, base, endpoint, index) -> dict:
+    where = f"[[members]] #{index + 1} ({account})"
+    role_name = member.get("role", "ForensnapCollector")
+    external_id = _require(member, "external_id", where)
+    iam, ec2, kms = client("iam"), client("ec2"), client("kms")
+    role = iam.create_role(
+        RoleName=role_name, AssumeRolePolicyDocument=_trust_policy(forensic_account, external_id),
+        MaxSessionDuration=int(member.get("max_session_seconds", 3600)),
+    )["Role"]
+    cmk_arn = None
+    instances = []
+    for n, instance in enumerate(member.get("instances", [])):
+        iwhere = f"{where} instance #{n + 1}"
+        name = _require(instance, "name", iwhere)
+        volumes = instance.get("volumes", [])
+        if not volumes:
+            raise SeedError(f"{iwhere} ({name}): needs at least one [[members.instances.volumes]]")
+        mappings, contents = [], []
+        for v, volume in enumerate(volumes):
+            vwhere = f"{iwhere} volume #{v + 1}"
+            device = _require(volume, "device", vwhere)
+            image = os.path.join(base, _require(volume, "image", vwhere))
+            if not os.path.exists(image):
+                build_image(volume, image, base, vwhere)
+            encryption = volume.get("encryption", "none")
+            if encryption not in ENCRYPTIONS:
+                raise SeedError(f"{vwhere}: encryption must be one of {ENCRYPTIONS}, not {encryption!r}")
+            try:
+                content = load(image, volume.get("size_gib"))
+            except ValueError as err:
+                raise SeedError(f"{vwhere}: {err}") from None
+            ebs = {"VolumeSize": content.size_gib, "VolumeType": "gp3", "DeleteOnTermination": False}
+            if encryption != "none":
+                ebs["Encrypted"] = True
+            if encryption == "cmk":
+                if cmk_arn is None:
+                    users = [forensic_account] if member.get("cmk_usable_by_forensic", True) else []
+                    key = kms.create_key(Description="member volume key", Policy=_key_policy(account, users))["KeyMetadata"]
+                    kms.create_alias(AliasName=member.get("cmk_alias", "alias/member-ebs"), TargetKeyId=key["KeyId"])
+                    cmk_arn = key["Arn"]
+                ebs["KmsKeyId"] = cmk_arn
+            mappings.append({"DeviceName": device, "Ebs": ebs})
+            contents.append((device, image, content, encryption))
+        tags = [{"Key": "Name", "Value": name}] + [
+            {"Key": k, "Value": str(v)} for k, v in instance.get("tags", {}).items()
+        ]
+        launched = ec2.run_instances(
+            ImageId=instance.get("image_id", "ami-0f0rens1c0000001"), MinCount=1, MaxCount=1,
+            InstanceType=instance.get("instance_type", "t3.micro"), BlockDeviceMappings=mappings,
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+        )["Instances"][0]
+        by_device = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in launched["BlockDeviceMappings"]}
+        out_volumes = []
+        for device, image, content, encryption in contents:
+            volume_id = by_device[device]
+            _control(endpoint, "volumes", {"volume_id": volume_id, "image": image, "size_gib": content.size_gib})
+            out_volumes.append({
+                "device": device, "volume_id": volume_id, "size_gib": content.size_gib,
+                "encryption": encryption, "image": image, "data_blocks": len(content.blocks),
+                "image_sha256": padded_sha256(content),
+            })
+        instances.append({"name": name, "instance_id": launched["InstanceId"], "volumes": out_volumes})
+    return {
+        "account": account, "role_arn": role["Arn"], "external_id": external_id,
+        "cmk_arn": cmk_arn, "instances": instances,
+    }
+
+
+def main_seed(argv) -> None:
+    parser = argparse.ArgumentParser(prog="forensnap_world seed")
+    parser.add_argument("world", help="world file (TOML)")
+    parser.add_argument("--endpoint", required=True, help="URL of the running world")
+    args = parser.parse_args(argv)
+    try:
+        result = seed(args.world, args.endpoint.rstrip("/"))
+    except SeedError as err:
+        sys.exit(f"seed: {err}")
+    except ClientError as err:
+        sys.exit(
+            f"seed: {args.world}: {err}. A world can be seeded once per running emulator: "
+            "restart it (scripts/emulator stop; scripts/emulator start) or change the names."
+        )
+    except FileNotFoundError as err:
+        sys.exit(f"seed: {err.filename}: no such file (paths are relative to the world file)")
+    json.dump(result, sys.stdout, indent=2)
+    print()

@@ -1,0 +1,228 @@
+"""The local AWS world's HTTP server: moto's dispatcher wrapped in forensnap's extension.
+
+Request flow: control API (``/_forensnap/...``) or, for AWS calls: fault injection, credential
+checks, our own EBS data plane and S3 checks, then moto, then S3 post-processing.
+
+Control API (JSON over HTTP, loopback only):
+
+* ``GET  /_forensnap/health``                   -> ``{"ok": true, "moto": "5.2.5"}``
+* ``POST /_forensnap/volumes``  ``{"volume_id", "image", "size_gib"}`` -> content registered
+* ``POST /_forensnap/faults``   one rule (see ``faults``); ``GET`` lists; ``DELETE`` clears
+* ``POST /_forensnap/clock``    ``{"advance_seconds": n}`` moves the world clock forward
+* ``GET|POST /_forensnap/settings`` ``{"snapshot_seconds", "copy_seconds"}``
+* ``POST /_forensnap/reset``    everything back to empty (also on moto's ``/moto-api/reset``)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+from . import MOTO_VERSION, clock, ebs, identity, patches, s3checks
+from .faults import FAULTS, INTERNAL, THROTTLE
+from .volumes import REGISTRY, load
+from .wire import AwsError, error, read_call, respond
+
+log = logging.getLogger("forensnap_world")
+
+
+class World:
+    """The WSGI application."""
+
+    def __init__(self) -> None:
+        from moto.server import DomainDispatcherApplication, create_backend_app
+
+        patches.apply()
+        identity.install()
+        self.moto = DomainDispatcherApplication(create_backend_app)
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_forensnap/"):
+            return self.control(environ, start_response)
+        if path.startswith("/moto-api/reset"):
+            self.reset_extension()
+            return self.moto(environ, start_response)
+        call = read_call(environ)
+        try:
+            for rule in FAULTS.pick(call.service, call.operation) if call.service else []:
+                if rule.kind == "latency":
+                    time.sleep(rule.latency_ms / 1000.0)
+                elif rule.kind == "corrupt":
+                    environ["forensnap.corrupt"] = True
+                elif rule.kind == "drop":
+                    return self.drop(environ)
+                elif rule.kind == "throttle":
+                    status, code, reason = THROTTLE.get(call.service, (400, "ThrottlingException", None))
+                    return respond(start_response, *error(call.service, status, code,
+                                                          "Rate exceeded (injected)", reason))
+                elif rule.kind == "error":
+                    code = INTERNAL.get(call.service, "InternalFailure")
+                    return respond(start_response, *error(call.service, rule.status, code,
+                                                          "Internal error (injected)"))
+            return self.serve(call, environ, start_response)
+        except AwsError as err:
+            return respond(start_response, *error(call.service, err.status, err.code,
+                                                  err.message, err.reason))
+
+    def serve(self, call, environ, start_response):
+        identity.check_credentials(call)
+        if call.service == "sts" and call.operation == "AssumeRole":
+            identity.check_assume_role(call)
+        if ebs.handles(call):
+            if call.operation == "ListSnapshotBlocks":
+                return respond(start_response, *ebs.list_snapshot_blocks(call))
+            corrupt = environ.get("forensnap.corrupt", False)
+            return respond(start_response, *ebs.get_snapshot_block(call, corrupt=corrupt))
+        if call.service == "s3":
+            s3checks.before(call)
+            if call.operation == "GetObjectRetention":
+                return respond(start_response, *s3checks.get_object_retention(call))
+        status, headers, body = self.run_moto(environ)
+        if call.service == "s3":
+            status, headers, body = s3checks.after(call, status, headers, body)
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        return respond(start_response, status, headers, body)
+
+    def run_moto(self, environ):
+        captured = {}
+
+        def start(status, headers, exc_info=None):
+            captured["status"], captured["headers"] = int(status.split()[0]), headers
+
+        chunks = self.moto(environ, start)
+        try:
+            body = b"".join(chunks)
+        finally:
+            if hasattr(chunks, "close"):
+                chunks.close()
+        return captured["status"], list(captured["headers"]), body
+
+    @staticmethod
+    def drop(environ):
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            sock.close()
+        raise ConnectionAbortedError("connection dropped by fault injection")
+
+    def reset_extension(self) -> None:
+        REGISTRY.clear()
+        FAULTS.clear()
+        clock.reset()
+        identity.forget_all()
+        patches.Settings.update({"snapshot_seconds": 0, "copy_seconds": 0})
+
+    # --- control API ---------------------------------------------------------------------------
+
+    def control(self, environ, start_response):
+        method, path = environ["REQUEST_METHOD"], environ["PATH_INFO"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        try:
+            payload = json.loads(environ["wsgi.input"].read(length) or b"{}") if length else {}
+            result = self.control_action(method, path, payload)
+            status = 200
+        except (ValueError, KeyError, TypeError) as err:
+            result, status = {"error": f"{type(err).__name__}: {err}"}, 400
+        body = json.dumps(result).encode()
+        return respond(start_response, status, [("Content-Type", "application/json")], body)
+
+    def control_action(self, method: str, path: str, payload: dict):
+        name = path[len("/_forensnap/"):].strip("/")
+        if name == "health":
+            return {"ok": True, "moto": MOTO_VERSION, "pid": os.getpid()}
+        if name == "volumes" and method == "POST":
+            content = load(payload["image"], payload.get("size_gib"))
+            REGISTRY.set_volume(payload["volume_id"], content)
+            return {"volume_id": payload["volume_id"], "size_gib": content.size_gib,
+                    "data_blocks": len(content.blocks)}
+        if name == "faults":
+            if method == "POST":
+                return FAULTS.add(payload).to_json()
+            if method == "DELETE":
+                FAULTS.clear()
+            return {"rules": FAULTS.list()}
+        if name == "clock" and method == "POST":
+            clock.advance(float(payload.get("advance_seconds", 0)))
+            return {"offset_seconds": clock.offset_seconds()}
+        if name == "settings":
+            if method == "POST":
+                patches.Settings.update(payload)
+            return patches.Settings.to_json()
+        if name == "reset" and method == "POST":
+            from moto.moto_api._internal import moto_api_backend
+
+            moto_api_backend.reset()
+            self.reset_extension()
+            return {"reset": True}
+        raise KeyError(f"no control endpoint {method} /_forensnap/{name}")
+
+
+def serve(host: str, port: int, parent_pid: int | None, ready_file: str | None) -> None:
+    """Run the world until SIGTERM/SIGINT (or until ``parent_pid`` exits)."""
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_request(self, code="-", size="-"):
+            log.debug("%s %s %s", self.command, self.path, code)
+
+    server = make_server(host, port, World(), threaded=True, request_handler=QuietHandler)
+    url = f"http://{host}:{server.server_port}"
+    stop = threading.Event()
+
+    def shutdown(*_):
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, shutdown)
+    signal.signal(signal.SIGINT, shutdown)
+    if parent_pid:
+        threading.Thread(target=_watch_parent, args=(parent_pid, shutdown), daemon=True).start()
+    if ready_file:
+        with open(ready_file + ".tmp", "w") as handle:
+            handle.write(url + "\n")
+        os.replace(ready_file + ".tmp", ready_file)
+    print(f"FORENSNAP_WORLD_READY {url}", flush=True)
+    server.serve_forever()
+
+
+def _watch_parent(pid: int, shutdown) -> None:
+    """Stop with the test process that started us, so no world outlives its tests."""
+    while True:
+        time.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            shutdown()
+            return
+        if os.getppid() == 1 and pid != 1:
+            shutdown()
+            return
+
+
+def main_serve(argv) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="forensnap_world serve")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--parent-pid", type=int)
+    parser.add_argument("--ready-file")
+    parser.add_argument("--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        sys.exit("the local AWS world listens on loopback only")
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
+    serve(args.host, args.port, args.parent_pid, args.ready_file)

@@ -1,0 +1,221 @@
+"""Reading requests and writing AWS-shaped responses, independent of moto's internals.
+
+``Call`` is what every other module needs to know about a request: the service (from the SigV4
+credential scope), the operation name as in the AWS API reference, the caller's access key and
+account, and the (buffered) body.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote
+
+_CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_EBS_BLOCKS = re.compile(r"^/snapshots/([^/]+)/blocks/?$")
+_EBS_BLOCK = re.compile(r"^/snapshots/([^/]+)/blocks/(\d+)$")
+
+XML_NS = {
+    "ec2": None,
+    "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
+    "iam": "https://iam.amazonaws.com/doc/2010-05-08/",
+}
+
+
+@dataclass
+class Call:
+    """One request, parsed once."""
+
+    environ: dict
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+    service: str
+    region: str
+    access_key: str | None
+    operation: str
+    params: dict[str, list[str]] = field(default_factory=dict)
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+    def param(self, name: str, default: str | None = None) -> str | None:
+        values = self.params.get(name) or self.query.get(name)
+        return values[0] if values else default
+
+    @property
+    def account(self) -> str:
+        """The account moto will act in: header, then access key, then moto's default."""
+        explicit = self.header("x-moto-account-id")
+        if explicit:
+            return explicit
+        from moto.iam.models import get_account_id_from
+
+        return get_account_id_from(self.access_key or "AKIAEXAMPLE")
+
+
+def read_call(environ: dict) -> Call:
+    """Parse a WSGI request and buffer its body so the next application can read it again."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    headers = {
+        key[5:].replace("_", "-").lower(): value
+        for key, value in environ.items()
+        if key.startswith("HTTP_")
+    }
+    if environ.get("CONTENT_TYPE"):
+        headers["content-type"] = environ["CONTENT_TYPE"]
+    if environ.get("CONTENT_LENGTH"):
+        headers["content-length"] = environ["CONTENT_LENGTH"]
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    access_key, region, service = None, "us-east-1", ""
+    match = _CREDENTIAL.search(headers.get("authorization", ""))
+    if match:
+        access_key, region, service = match.group(1), match.group(2), match.group(3)
+    method = environ["REQUEST_METHOD"]
+    path = unquote(environ.get("PATH_INFO", "/"))
+    params: dict[str, list[str]] = {}
+    if "x-www-form-urlencoded" in headers.get("content-type", ""):
+        params = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    call = Call(environ, method, path, query, headers, body, service, region, access_key, "", params)
+    call.operation = operation_of(call)
+    return call
+
+
+def operation_of(call: Call) -> str:
+    """The AWS operation name, as fault rules and checks refer to it."""
+    target = call.header("x-amz-target")
+    if target:
+        return target.split(".")[-1]
+    action = call.param("Action")
+    if action:
+        return action
+    if call.service == "ebs":
+        if _EBS_BLOCK.match(call.path):
+            return "GetSnapshotBlock" if call.method == "GET" else "PutSnapshotBlock"
+        if _EBS_BLOCKS.match(call.path):
+            return "ListSnapshotBlocks"
+        return "EbsOther"
+    if call.service == "s3":
+        return _s3_operation(call)
+    return "Unknown"
+
+
+def _s3_operation(call: Call) -> str:
+    q, m = call.query, call.method
+    parts = call.path.lstrip("/").split("/", 1)
+    has_key = len(parts) == 2 and parts[1] != ""
+    sub = {
+        "retention": "ObjectRetention",
+        "legal-hold": "ObjectLegalHold",
+        "versioning": "BucketVersioning",
+        "object-lock": "ObjectLockConfiguration",
+        "tagging": "ObjectTagging" if has_key else "BucketTagging",
+        "attributes": "ObjectAttributes",
+    }
+    for name, suffix in sub.items():
+        if name in q:
+            return {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(m, m) + suffix
+    if has_key:
+        if m == "POST" and "uploads" in q:
+            return "CreateMultipartUpload"
+        if "uploadId" in q:
+            return {
+                "PUT": "UploadPart",
+                "POST": "CompleteMultipartUpload",
+                "GET": "ListParts",
+                "DELETE": "AbortMultipartUpload",
+            }.get(m, "S3Other")
+        if m == "PUT":
+            return "CopyObject" if call.header("x-amz-copy-source") else "PutObject"
+        return {"GET": "GetObject", "HEAD": "HeadObject", "DELETE": "DeleteObject"}.get(m, "S3Other")
+    if m == "GET":
+        if "uploads" in q:
+            return "ListMultipartUploads"
+        if "versions" in q:
+            return "ListObjectVersions"
+        if parts[0] == "":
+            return "ListBuckets"
+        return "ListObjectsV2" if q.get("list-type") == ["2"] else "ListObjects"
+    if m == "POST" and "delete" in q:
+        return "DeleteObjects"
+    return {"PUT": "CreateBucket", "DELETE": "DeleteBucket", "HEAD": "HeadBucket"}.get(m, "S3Other")
+
+
+def s3_bucket_key(call: Call) -> tuple[str, str]:
+    parts = call.path.lstrip("/").split("/", 1)
+    return parts[0], (parts[1] if len(parts) == 2 else "")
+
+
+# --- responses -------------------------------------------------------------------------------
+
+
+def _xml_escape(text: str) -> str:
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def error(service: str, status: int, code: str, message: str, reason: str | None = None):
+    """An error in the wire format of ``service``'s protocol, as (status, headers, body)."""
+    request_id = str(uuid.uuid4())
+    msg = _xml_escape(message)
+    if service == "ebs":
+        payload = {"Message": message, "message": message}
+        if reason:
+            payload["Reason"] = reason
+        headers = [
+            ("Content-Type", "application/json"),
+            ("x-amzn-ErrorType", code),
+            ("x-amzn-RequestId", request_id),
+        ]
+        return status, headers, json.dumps(payload).encode()
+    if service in ("kms", "dynamodb", "sqs") :
+        headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id)]
+        return status, headers, json.dumps({"__type": code, "message": message}).encode()
+    if service == "s3":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Error><Code>{code}</Code><Message>{msg}</Message>"
+            f"<RequestId>{request_id}</RequestId></Error>"
+        )
+        return status, [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)], body.encode()
+    if service == "ec2":
+        body = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            f"<Response><Errors><Error><Code>{code}</Code><Message>{msg}</Message></Error></Errors>"
+            f"<RequestID>{request_id}</RequestID></Response>"
+        )
+        return status, [("Content-Type", "text/xml")], body.encode()
+    ns = XML_NS.get(service) or XML_NS["sts"]
+    kind = "Receiver" if status >= 500 else "Sender"
+    body = (
+        f'<ErrorResponse xmlns="{ns}"><Error><Type>{kind}</Type><Code>{code}</Code>'
+        f"<Message>{msg}</Message></Error><RequestId>{request_id}</RequestId></ErrorResponse>"
+    )
+    return status, [("Content-Type", "text/xml"), ("x-amzn-RequestId", request_id)], body.encode()
+
+
+class AwsError(Exception):
+    """Raised by checks; turned into ``error(...)`` by the server for the caller's service."""
+
+    def __init__(self, status: int, code: str, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.reason = status, code, message, reason
+
+
+STATUS_TEXT = {
+    200: "OK", 204: "No Content", 206: "Partial Content", 400: "Bad Request", 403: "Forbidden",
+    404: "Not Found", 409: "Conflict", 500: "Internal Server Error", 502: "Bad Gateway",
+    503: "Service Unavailable", 504: "Gateway Timeout",
+}
+
+
+def respond(start_response, status: int, headers, body: bytes):
+    headers = list(headers) + [("Content-Length", str(len(body)))]
+    start_response(f"{status} {STATUS_TEXT.get(status, 'Status')}", headers)
+    return [body]
