@@ -13,7 +13,10 @@ The world file (see ``config/demo-world.toml``)::
 ``image`` is a raw image, relative to the world file. When it does not exist and the volume has a
 ``build`` table, the image is made first: ``build = { kind = "ext4", from = "dir", size_mib = 64 }``
 runs ``mkfs.ext4 -d dir`` (a real file system), ``kind = "pattern"`` writes ``blocks`` numbered
-512 KiB blocks at ``offset_mib`` (for paging tests), ``kind = "zeros"`` an empty image.
+512 KiB blocks at ``offset_mib`` plus ``offset_blocks`` (for paging tests), ``kind = "zeros"`` an
+empty image. A member's ``trust_source_identity = false`` leaves ``sts:SetSourceIdentity`` out of
+the role's trust policy; ``cmk_usable_by_forensic = false`` keeps the forensic account out of the
+member CMK's key policy.
 """
 
 from __future__ import annotations
@@ -92,7 +95,7 @@ def build_image(volume: dict, path: str, base: str, where: str) -> None:
         )
     elif kind == "pattern":
         blocks = int(_require(build, "blocks", where + ".build"))
-        offset = int(build.get("offset_mib", 0)) * (1 << 20)
+        offset = int(build.get("offset_mib", 0)) * (1 << 20) + int(build.get("offset_blocks", 0)) * BLOCK_SIZE
         with open(tmp, "wb") as handle:
             handle.truncate(offset + blocks * BLOCK_SIZE)
             for i in range(blocks):
@@ -181,16 +184,17 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
     }
 
 
-def _trust_policy(forensic_account: str, external_id: str) -> str:
+def _trust_policy(forensic_account: str, external_id: str, source_identity: bool) -> str:
     principal = {"AWS": f"arn:aws:iam::{forensic_account}:root"}
     condition = {"StringEquals": {"sts:ExternalId": external_id}}
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", "Condition": condition},
-            {"Effect": "Allow", "Principal": principal, "Action": ["sts:SetSourceIdentity", "sts:TagSession"]},
-        ],
-    })
+    statements = [
+        {"Effect": "Allow", "Principal": principal, "Action": "sts:AssumeRole", "Condition": condition},
+    ]
+    if source_identity:
+        statements.append(
+            {"Effect": "Allow", "Principal": principal, "Action": ["sts:SetSourceIdentity", "sts:TagSession"]}
+        )
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
 def _seed_member(client, member, account, forensic_account, region, base, endpoint, index) -> dict:
@@ -199,7 +203,9 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
     external_id = _require(member, "external_id", where)
     iam, ec2, kms = client("iam"), client("ec2"), client("kms")
     role = iam.create_role(
-        RoleName=role_name, AssumeRolePolicyDocument=_trust_policy(forensic_account, external_id),
+        RoleName=role_name, AssumeRolePolicyDocument=_trust_policy(
+            forensic_account, external_id, member.get("trust_source_identity", True)
+        ),
         MaxSessionDuration=int(member.get("max_session_seconds", 3600)),
     )["Role"]
     cmk_arn = None

@@ -11,7 +11,7 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 use aws_config::sts::AssumeRoleProvider;
 use base64::Engine;
-use forensnap_localworld::{Seeded, World, forensic_credentials, sdk_config};
+pub use forensnap_localworld::{Seeded, World, forensic_credentials, sdk_config};
 use sha2::{Digest, Sha256};
 
 pub use forensnap_localworld as localworld;
