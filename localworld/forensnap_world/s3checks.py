@@ -153,12 +153,12 @@ def before(call: Call) -> None:
                 raise AwsError(400, "InvalidRequest",
                                "Content-MD5 OR x-amz-checksum- HTTP header is required for Put "
                                "Object requests with Object Lock parameters")
-        if op == "UploadPart":
-            upload_id = call.param("uploadId")
-            part = int(call.param("partNumber") or 0)
-            with _lock:
-                entry = _uploads.setdefault(upload_id, {"lock": (None, None, None), "parts": {}})
-                entry["parts"][part] = claims
+        algorithms = [a for a in ALGORITHMS if a in claims]
+        if algorithms and not call.header("x-amz-sdk-checksum-algorithm"):
+            # moto only honours a checksum announced by x-amz-sdk-checksum-algorithm; AWS takes
+            # the x-amz-checksum-* header (or trailer) alone, as a precomputed checksum is sent.
+            call.environ["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = algorithms[0].upper()
+        call.environ["forensnap.claims"] = claims
     elif op == "CompleteMultipartUpload":
         _check_complete(call)
     elif op == "PutObjectRetention":
@@ -299,10 +299,43 @@ def after(call: Call, status: int, headers: list, body: bytes):
                 _uploads[match.group(1).decode()] = {"lock": _lock_requested(call), "parts": {}}
     elif op == "CompleteMultipartUpload":
         _lock_completed_object(call, headers)
+    elif op == "UploadPart":
+        part = int(call.param("partNumber") or 0)
+        with _lock:
+            entry = _uploads.setdefault(call.param("uploadId"), {"lock": (None, None, None), "parts": {}})
+            entry["parts"][part] = call.environ.get("forensnap.claims", {})
+    elif op == "ListParts":
+        body = _rename_root(body, b"ListPartsResponse", b"ListPartsResult")
+        body = _add_part_checksums(call.param("uploadId"), body)
+    elif op == "GetBucketVersioning":
+        body = _rename_root(body, b"GetBucketVersioningResponse", b"VersioningConfiguration")
     elif op == "AbortMultipartUpload":
         with _lock:
             _uploads.pop(call.param("uploadId"), None)
     return status, headers, body
+
+
+def _rename_root(body: bytes, wrong: bytes, right: bytes) -> bytes:
+    """moto 5.2.5 names some S3 result elements after the operation; the SDK wants AWS's names."""
+    return body.replace(b"<" + wrong, b"<" + right, 1).replace(b"</" + wrong + b">", b"</" + right + b">")
+
+
+def _add_part_checksums(upload_id: str | None, body: bytes) -> bytes:
+    """ListParts in AWS reports each part's checksum; moto leaves it out."""
+    with _lock:
+        parts = dict((_uploads.get(upload_id or "") or {}).get("parts", {}))
+
+    def add(match: re.Match) -> bytes:
+        number = int(match.group(1))
+        extra = b""
+        for algorithm in ALGORITHMS:
+            value = parts.get(number, {}).get(algorithm)
+            if value:
+                tag = f"Checksum{algorithm.upper()}".encode()
+                extra += b"<" + tag + b">" + value.encode() + b"</" + tag + b">"
+        return match.group(0) + extra
+
+    return re.sub(rb"<PartNumber>(\d+)</PartNumber>", add, body)
 
 
 def _lock_completed_object(call: Call, headers: list) -> None:

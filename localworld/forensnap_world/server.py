@@ -87,7 +87,8 @@ class World:
         status, headers, body = self.run_moto(environ)
         if call.service == "s3":
             status, headers, body = s3checks.after(call, status, headers, body)
-        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        if call.method != "HEAD":  # HEAD keeps moto's Content-Length of the object
+            headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         return respond(start_response, status, headers, body)
 
     def run_moto(self, environ):

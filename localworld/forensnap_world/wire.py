@@ -216,6 +216,8 @@ STATUS_TEXT = {
 
 
 def respond(start_response, status: int, headers, body: bytes):
-    headers = list(headers) + [("Content-Length", str(len(body)))]
+    headers = list(headers)
+    if not any(k.lower() == "content-length" for k, _ in headers):
+        headers.append(("Content-Length", str(len(body))))
     start_response(f"{status} {STATUS_TEXT.get(status, 'Status')}", headers)
     return [body]
