@@ -9,7 +9,12 @@ async fn forensic_snapshot(env: &Env, volume: usize) -> String {
     let member = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic = aws_sdk_ec2::Client::new(&env.forensic().await);
     let volume = &env.seeded.member().instances[0].volumes[volume];
-    let snap = member.create_snapshot().volume_id(&volume.volume_id).send().await.expect("snapshot");
+    let snap = member
+        .create_snapshot()
+        .volume_id(&volume.volume_id)
+        .send()
+        .await
+        .expect("snapshot");
     let id = snap.snapshot_id().expect("id");
     member
         .modify_snapshot_attribute()
@@ -29,7 +34,11 @@ async fn forensic_snapshot(env: &Env, volume: usize) -> String {
         .send()
         .await
         .expect("copy");
-    wait_snapshot(&forensic, copy.snapshot_id().expect("id")).await.snapshot_id().expect("id").to_string()
+    wait_snapshot(&forensic, copy.snapshot_id().expect("id"))
+        .await
+        .snapshot_id()
+        .expect("id")
+        .to_string()
 }
 
 fn world() -> String {
@@ -62,7 +71,11 @@ async fn a_volume_larger_than_one_page_reads_back_whole_through_paging() {
         .send()
         .await
         .expect("list from 200");
-    let first: Vec<_> = page.blocks().iter().filter_map(|b| b.block_index()).collect();
+    let first: Vec<_> = page
+        .blocks()
+        .iter()
+        .filter_map(|b| b.block_index())
+        .collect();
     assert_eq!(first, (200..253).collect::<Vec<_>>());
     assert!(page.next_token().is_none());
     assert!(page.expiry_time().is_some());
@@ -87,15 +100,32 @@ async fn errors_are_404_and_400_and_403_not_500() {
     let snapshot = forensic_snapshot(&env, 0).await;
     let ebs = ebs_no_retry(&env.forensic().await);
 
-    let err = ebs.list_snapshot_blocks().snapshot_id("snap-0000000000000000f").send().await.expect_err("unknown");
+    let err = ebs
+        .list_snapshot_blocks()
+        .snapshot_id("snap-0000000000000000f")
+        .send()
+        .await
+        .expect_err("unknown");
     assert_eq!(err.code(), Some("ResourceNotFoundException"));
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(404));
 
-    let err = ebs.list_snapshot_blocks().snapshot_id(&snapshot).max_results(50).send().await.expect_err("MaxResults");
+    let err = ebs
+        .list_snapshot_blocks()
+        .snapshot_id(&snapshot)
+        .max_results(50)
+        .send()
+        .await
+        .expect_err("MaxResults");
     assert_eq!(err.code(), Some("ValidationException"));
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(400));
 
-    let page = ebs.list_snapshot_blocks().snapshot_id(&snapshot).max_results(100).send().await.expect("list");
+    let page = ebs
+        .list_snapshot_blocks()
+        .snapshot_id(&snapshot)
+        .max_results(100)
+        .send()
+        .await
+        .expect("list");
     let token = page.blocks()[0].block_token().expect("token").to_string();
     let err = ebs
         .get_snapshot_block()
@@ -148,9 +178,21 @@ async fn a_next_token_lives_sixty_minutes() {
     let env = Env::new(&world());
     let snapshot = forensic_snapshot(&env, 0).await;
     let ebs = ebs_no_retry(&env.forensic().await);
-    let page = ebs.list_snapshot_blocks().snapshot_id(&snapshot).max_results(100).send().await.expect("list");
+    let page = ebs
+        .list_snapshot_blocks()
+        .snapshot_id(&snapshot)
+        .max_results(100)
+        .send()
+        .await
+        .expect("list");
     let token = page.next_token().expect("more pages").to_string();
-    ebs.list_snapshot_blocks().snapshot_id(&snapshot).max_results(100).next_token(&token).send().await.expect("fresh token");
+    ebs.list_snapshot_blocks()
+        .snapshot_id(&snapshot)
+        .max_results(100)
+        .next_token(&token)
+        .send()
+        .await
+        .expect("fresh token");
     env.world.advance_clock(3601).expect("clock");
     let err = ebs
         .list_snapshot_blocks()

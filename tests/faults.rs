@@ -10,7 +10,9 @@ use forensnap_tests::*;
 fn env() -> Env {
     Env::new(&world_toml(
         "ev-faults",
-        &["device = \"/dev/xvda\"\nimage = \"root.img\"\nbuild = { kind = \"pattern\", blocks = 4 }"],
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root.img\"\nbuild = { kind = \"pattern\", blocks = 4 }",
+        ],
     ))
 }
 
@@ -19,7 +21,12 @@ async fn readable_snapshot(env: &Env) -> (String, String) {
     let member = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic = aws_sdk_ec2::Client::new(&env.forensic().await);
     let volume = &env.seeded.member().instances[0].volumes[0];
-    let snap = member.create_snapshot().volume_id(&volume.volume_id).send().await.expect("snapshot");
+    let snap = member
+        .create_snapshot()
+        .volume_id(&volume.volume_id)
+        .send()
+        .await
+        .expect("snapshot");
     member
         .modify_snapshot_attribute()
         .snapshot_id(snap.snapshot_id().expect("id"))
@@ -38,11 +45,23 @@ async fn readable_snapshot(env: &Env) -> (String, String) {
         .expect("copy");
     let id = copy.snapshot_id().expect("id").to_string();
     let ebs = aws_sdk_ebs::Client::new(&env.forensic().await);
-    let page = ebs.list_snapshot_blocks().snapshot_id(&id).send().await.expect("list");
-    (id, page.blocks()[0].block_token().expect("token").to_string())
+    let page = ebs
+        .list_snapshot_blocks()
+        .snapshot_id(&id)
+        .send()
+        .await
+        .expect("list");
+    (
+        id,
+        page.blocks()[0].block_token().expect("token").to_string(),
+    )
 }
 
-async fn get_block(ebs: &aws_sdk_ebs::Client, id: &str, token: &str) -> Result<(String, Vec<u8>), String> {
+async fn get_block(
+    ebs: &aws_sdk_ebs::Client,
+    id: &str,
+    token: &str,
+) -> Result<(String, Vec<u8>), String> {
     let out = ebs
         .get_snapshot_block()
         .snapshot_id(id)
@@ -50,9 +69,21 @@ async fn get_block(ebs: &aws_sdk_ebs::Client, id: &str, token: &str) -> Result<(
         .block_token(token)
         .send()
         .await
-        .map_err(|e| e.code().map(str::to_string).unwrap_or_else(|| format!("{e:?}")))?;
+        .map_err(|e| {
+            e.code()
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{e:?}"))
+        })?;
     let checksum = out.checksum().expect("checksum").to_string();
-    Ok((checksum, out.block_data.collect().await.expect("body").into_bytes().to_vec()))
+    Ok((
+        checksum,
+        out.block_data
+            .collect()
+            .await
+            .expect("body")
+            .into_bytes()
+            .to_vec(),
+    ))
 }
 
 #[tokio::test]
@@ -64,20 +95,49 @@ async fn throttling_is_the_services_own_error_and_switches_off() {
     env.world
         .add_fault(&FaultRule::new(FaultKind::Throttle, "ebs", "GetSnapshotBlock").count(2))
         .expect("fault on");
-    let err = ebs.get_snapshot_block().snapshot_id(&id).block_index(0).block_token(&token).send().await.expect_err("throttled");
+    let err = ebs
+        .get_snapshot_block()
+        .snapshot_id(&id)
+        .block_index(0)
+        .block_token(&token)
+        .send()
+        .await
+        .expect_err("throttled");
     assert_eq!(err.code(), Some("RequestThrottledException"));
     // The SDK's standard retries get through the second (and last) injected throttle.
-    get_block(&aws_sdk_ebs::Client::new(&cfg), &id, &token).await.expect("retried");
+    get_block(&aws_sdk_ebs::Client::new(&cfg), &id, &token)
+        .await
+        .expect("retried");
     let stats = env.world.faults().expect("stats");
-    assert_eq!((stats[0].matched, stats[0].fired), (3, 2), "two throttled, the third served");
+    assert_eq!(
+        (stats[0].matched, stats[0].fired),
+        (3, 2),
+        "two throttled, the third served"
+    );
 
     // Other services throttle in their own words; clearing switches every fault off.
-    env.world.add_fault(&FaultRule::new(FaultKind::Throttle, "s3", "*")).expect("s3 fault");
-    let err = s3_no_retry(&cfg).list_buckets().send().await.expect_err("SlowDown");
+    env.world
+        .add_fault(&FaultRule::new(FaultKind::Throttle, "s3", "*"))
+        .expect("s3 fault");
+    let err = s3_no_retry(&cfg)
+        .list_buckets()
+        .send()
+        .await
+        .expect_err("SlowDown");
     assert_eq!(err.code(), Some("SlowDown"));
     env.world.clear_faults().expect("clear");
-    s3_no_retry(&cfg).list_buckets().send().await.expect("fault cleared");
-    ebs.get_snapshot_block().snapshot_id(&id).block_index(0).block_token(&token).send().await.expect("fault cleared");
+    s3_no_retry(&cfg)
+        .list_buckets()
+        .send()
+        .await
+        .expect("fault cleared");
+    ebs.get_snapshot_block()
+        .snapshot_id(&id)
+        .block_index(0)
+        .block_token(&token)
+        .send()
+        .await
+        .expect("fault cleared");
 }
 
 #[tokio::test]
@@ -87,17 +147,43 @@ async fn five_hundreds_and_dropped_connections() {
     let cfg = env.forensic().await;
     let ebs = ebs_no_retry(&cfg);
     env.world
-        .add_fault(&FaultRule::new(FaultKind::Error, "ebs", "ListSnapshotBlocks").status(503).count(1))
+        .add_fault(
+            &FaultRule::new(FaultKind::Error, "ebs", "ListSnapshotBlocks")
+                .status(503)
+                .count(1),
+        )
         .expect("fault");
-    let err = ebs.list_snapshot_blocks().snapshot_id(&id).send().await.expect_err("503");
+    let err = ebs
+        .list_snapshot_blocks()
+        .snapshot_id(&id)
+        .send()
+        .await
+        .expect_err("503");
     assert_eq!(err.code(), Some("InternalServerException"));
     assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(503));
-    ebs.list_snapshot_blocks().snapshot_id(&id).send().await.expect("count exhausted");
+    ebs.list_snapshot_blocks()
+        .snapshot_id(&id)
+        .send()
+        .await
+        .expect("count exhausted");
 
-    env.world.add_fault(&FaultRule::new(FaultKind::Drop, "s3", "ListBuckets").count(1)).expect("fault");
-    let err = s3_no_retry(&cfg).list_buckets().send().await.expect_err("dropped");
-    assert!(err.raw_response().is_none(), "no HTTP response at all: {err:?}");
-    s3_no_retry(&cfg).list_buckets().send().await.expect("next connection works");
+    env.world
+        .add_fault(&FaultRule::new(FaultKind::Drop, "s3", "ListBuckets").count(1))
+        .expect("fault");
+    let err = s3_no_retry(&cfg)
+        .list_buckets()
+        .send()
+        .await
+        .expect_err("dropped");
+    assert!(
+        err.raw_response().is_none(),
+        "no HTTP response at all: {err:?}"
+    );
+    s3_no_retry(&cfg)
+        .list_buckets()
+        .send()
+        .await
+        .expect("next connection works");
 }
 
 #[tokio::test]
@@ -109,11 +195,22 @@ async fn latency_delays_only_the_chosen_operation() {
         .add_fault(&FaultRule::new(FaultKind::Latency, "sts", "GetCallerIdentity").latency_ms(400))
         .expect("fault");
     let started = Instant::now();
-    sts.get_caller_identity().send().await.expect("slow but served");
-    assert!(started.elapsed() >= Duration::from_millis(400), "{:?}", started.elapsed());
+    sts.get_caller_identity()
+        .send()
+        .await
+        .expect("slow but served");
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
     let stats = env.world.faults().expect("stats");
     assert_eq!(stats[0].fired, 1);
-    s3(&cfg).list_buckets().send().await.expect("other calls unaffected");
+    s3(&cfg)
+        .list_buckets()
+        .send()
+        .await
+        .expect("other calls unaffected");
     assert_eq!(env.world.faults().expect("stats")[0].matched, 1);
 }
 
@@ -125,12 +222,27 @@ async fn corrupted_blocks_no_longer_match_their_checksum() {
     let (checksum, data) = get_block(&ebs, &id, &token).await.expect("clean");
     assert_eq!(b64_sha256(&data), checksum);
 
-    env.world.add_fault(&FaultRule::new(FaultKind::Corrupt, "ebs", "GetSnapshotBlock")).expect("fault");
-    let (bad_checksum, bad) = get_block(&ebs, &id, &token).await.expect("served, corrupted");
-    assert_eq!(bad_checksum, checksum, "AWS's checksum still describes the true bytes");
+    env.world
+        .add_fault(&FaultRule::new(
+            FaultKind::Corrupt,
+            "ebs",
+            "GetSnapshotBlock",
+        ))
+        .expect("fault");
+    let (bad_checksum, bad) = get_block(&ebs, &id, &token)
+        .await
+        .expect("served, corrupted");
+    assert_eq!(
+        bad_checksum, checksum,
+        "AWS's checksum still describes the true bytes"
+    );
     assert_eq!(bad.len(), data.len());
     assert_ne!(b64_sha256(&bad), checksum, "the bytes no longer match");
-    assert_eq!(bad.iter().zip(&data).filter(|(a, b)| a != b).count(), 1, "one byte flipped");
+    assert_eq!(
+        bad.iter().zip(&data).filter(|(a, b)| a != b).count(),
+        1,
+        "one byte flipped"
+    );
 
     env.world.clear_faults().expect("clear");
     let (_, again) = get_block(&ebs, &id, &token).await.expect("clean again");
@@ -164,6 +276,8 @@ async fn a_probability_picks_some_requests_repeatably() {
         again.push(s3.list_buckets().send().await.is_ok());
     }
     assert_eq!(outcomes, again);
-    let bad = env.world.add_fault(&FaultRule::new(FaultKind::Corrupt, "s3", "PutObject"));
+    let bad = env
+        .world
+        .add_fault(&FaultRule::new(FaultKind::Corrupt, "s3", "PutObject"));
     assert!(bad.is_err(), "corrupt applies to GetSnapshotBlock only");
 }

@@ -15,12 +15,16 @@ const PART: usize = 5 * 1024 * 1024;
 fn env() -> Env {
     Env::new(&world_toml(
         "forensnap-evidence",
-        &["device = \"/dev/xvda\"\nimage = \"root.img\"\nbuild = { kind = \"pattern\", blocks = 1 }"],
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root.img\"\nbuild = { kind = \"pattern\", blocks = 1 }",
+        ],
     ))
 }
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..len)
+        .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+        .collect()
 }
 
 /// Upload `parts` through multipart with per-part SHA-256 and complete it; returns the version id.
@@ -75,16 +79,28 @@ async fn multipart(
         .send()
         .await
         .map_err(|e| format!("ListParts: {e:?}"))?;
-    assert_eq!(listed.parts().len(), parts.len(), "ListParts parses and lists every part");
+    assert_eq!(
+        listed.parts().len(),
+        parts.len(),
+        "ListParts parses and lists every part"
+    );
     for (listed, data) in listed.parts().iter().zip(parts) {
-        assert_eq!(listed.checksum_sha256(), Some(b64_sha256(data).as_str()), "ListParts gives each part's SHA-256");
+        assert_eq!(
+            listed.checksum_sha256(),
+            Some(b64_sha256(data).as_str()),
+            "ListParts gives each part's SHA-256"
+        );
     }
     let completed = s3
         .complete_multipart_upload()
         .bucket("forensnap-evidence")
         .key(key)
         .upload_id(&upload_id)
-        .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(done)).build())
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(done))
+                .build(),
+        )
         .send()
         .await
         .map_err(|e| format!("Complete: {e:?}"))?;
@@ -92,7 +108,10 @@ async fn multipart(
 }
 
 fn now_plus_days(days: i64) -> DateTime {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("time").as_secs() as i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs() as i64;
     DateTime::from_secs(now + days * 86_400)
 }
 
@@ -101,7 +120,9 @@ async fn a_multipart_object_keeps_the_bucket_default_compliance_retention() {
     let env = env();
     let s3 = s3(&env.forensic().await);
     let parts = vec![bytes(PART, 1), bytes(1000, 2)];
-    let version = multipart(&s3, "case-1/disk.raw", &parts, None).await.expect("multipart");
+    let version = multipart(&s3, "case-1/disk.raw", &parts, None)
+        .await
+        .expect("multipart");
 
     let retention = s3
         .get_object_retention()
@@ -115,7 +136,10 @@ async fn a_multipart_object_keeps_the_bucket_default_compliance_retention() {
     assert_eq!(retention.mode(), Some(&ObjectLockRetentionMode::Compliance));
     let until = retention.retain_until_date().expect("until").secs();
     let expected = now_plus_days(30).secs();
-    assert!((until - expected).abs() < 300, "30 days from now: {until} vs {expected}");
+    assert!(
+        (until - expected).abs() < 300,
+        "30 days from now: {until} vs {expected}"
+    );
 
     let err = s3
         .delete_object()
@@ -148,7 +172,12 @@ async fn a_multipart_object_keeps_the_bucket_default_compliance_retention() {
         .expect("head");
     assert_eq!(head.object_lock_mode(), Some(&ObjectLockMode::Compliance));
     assert_eq!(head.content_length(), Some((PART + 1000) as i64));
-    let open = s3.list_multipart_uploads().bucket("forensnap-evidence").send().await.expect("uploads");
+    let open = s3
+        .list_multipart_uploads()
+        .bucket("forensnap-evidence")
+        .send()
+        .await
+        .expect("uploads");
     assert!(open.uploads().is_empty(), "no multipart upload left open");
 }
 
@@ -157,9 +186,14 @@ async fn explicit_lock_and_legal_hold_on_a_multipart_object_hold() {
     let env = env();
     let s3 = s3(&env.forensic().await);
     let until = now_plus_days(90);
-    let version = multipart(&s3, "case-2/disk.raw", &[bytes(PART, 3), bytes(10, 4)], Some((until, true)))
-        .await
-        .expect("multipart");
+    let version = multipart(
+        &s3,
+        "case-2/disk.raw",
+        &[bytes(PART, 3), bytes(10, 4)],
+        Some((until, true)),
+    )
+    .await
+    .expect("multipart");
     let retention = s3
         .get_object_retention()
         .bucket("forensnap-evidence")
@@ -168,7 +202,13 @@ async fn explicit_lock_and_legal_hold_on_a_multipart_object_hold() {
         .send()
         .await
         .expect("retention");
-    assert_eq!(retention.retention().and_then(|r| r.retain_until_date()).map(|d| d.secs()), Some(until.secs()));
+    assert_eq!(
+        retention
+            .retention()
+            .and_then(|r| r.retain_until_date())
+            .map(|d| d.secs()),
+        Some(until.secs())
+    );
     let hold = s3
         .get_object_legal_hold()
         .bucket("forensnap-evidence")
@@ -177,7 +217,10 @@ async fn explicit_lock_and_legal_hold_on_a_multipart_object_hold() {
         .send()
         .await
         .expect("legal hold");
-    assert_eq!(hold.legal_hold().and_then(|h| h.status()), Some(&ObjectLockLegalHoldStatus::On));
+    assert_eq!(
+        hold.legal_hold().and_then(|h| h.status()),
+        Some(&ObjectLockLegalHoldStatus::On)
+    );
     let _ = ObjectLockLegalHold::builder();
 }
 
@@ -201,12 +244,21 @@ async fn compliance_retention_cannot_be_shortened_downgraded_or_removed() {
             .bucket("forensnap-evidence")
             .key("case-3/event-0001.json")
             .version_id(&version)
-            .retention(ObjectLockRetention::builder().mode(mode).retain_until_date(now_plus_days(days)).build())
+            .retention(
+                ObjectLockRetention::builder()
+                    .mode(mode)
+                    .retain_until_date(now_plus_days(days))
+                    .build(),
+            )
             .send()
     };
-    let err = set(ObjectLockRetentionMode::Compliance, 1).await.expect_err("shorten");
+    let err = set(ObjectLockRetentionMode::Compliance, 1)
+        .await
+        .expect_err("shorten");
     assert_eq!(err.code(), Some("AccessDenied"));
-    let err = set(ObjectLockRetentionMode::Governance, 60).await.expect_err("downgrade");
+    let err = set(ObjectLockRetentionMode::Governance, 60)
+        .await
+        .expect_err("downgrade");
     assert_eq!(err.code(), Some("AccessDenied"));
     let err = s3
         .put_object_retention()
@@ -219,7 +271,9 @@ async fn compliance_retention_cannot_be_shortened_downgraded_or_removed() {
         .await
         .expect_err("remove");
     assert_eq!(err.code(), Some("AccessDenied"));
-    set(ObjectLockRetentionMode::Compliance, 60).await.expect("extending is allowed");
+    set(ObjectLockRetentionMode::Compliance, 60)
+        .await
+        .expect("extending is allowed");
     let after = s3
         .get_object_retention()
         .bucket("forensnap-evidence")
@@ -228,7 +282,11 @@ async fn compliance_retention_cannot_be_shortened_downgraded_or_removed() {
         .send()
         .await
         .expect("retention");
-    let until = after.retention().and_then(|r| r.retain_until_date()).expect("until").secs();
+    let until = after
+        .retention()
+        .and_then(|r| r.retain_until_date())
+        .expect("until")
+        .secs();
     assert!((until - now_plus_days(60).secs()).abs() < 300);
 }
 
@@ -248,7 +306,13 @@ async fn wrong_checksums_are_rejected_and_store_nothing() {
         .await
         .expect_err("wrong SHA-256");
     assert_eq!(err.code(), Some("BadDigest"));
-    let listed = s3.list_objects_v2().bucket("forensnap-evidence").prefix("case-4/").send().await.expect("list");
+    let listed = s3
+        .list_objects_v2()
+        .bucket("forensnap-evidence")
+        .prefix("case-4/")
+        .send()
+        .await
+        .expect("list");
     assert!(listed.contents().is_empty(), "nothing stored");
 
     let upload = s3
@@ -302,7 +366,13 @@ async fn wrong_checksums_are_rejected_and_store_nothing() {
         .upload_id(upload_id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
-                .parts(CompletedPart::builder().part_number(1).e_tag(part.e_tag().unwrap_or_default()).checksum_sha256(&wrong).build())
+                .parts(
+                    CompletedPart::builder()
+                        .part_number(1)
+                        .e_tag(part.e_tag().unwrap_or_default())
+                        .checksum_sha256(&wrong)
+                        .build(),
+                )
                 .build(),
         )
         .send()
@@ -335,7 +405,9 @@ async fn uploads_into_a_locked_bucket_need_an_integrity_header() {
     let bare = aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(&config)
             .force_path_style(true)
-            .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+            .request_checksum_calculation(
+                aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired,
+            )
             .build(),
     );
     let err = bare
@@ -353,8 +425,16 @@ async fn uploads_into_a_locked_bucket_need_an_integrity_header() {
 async fn versioning_cannot_be_suspended_on_an_object_lock_bucket() {
     let env = env();
     let s3 = s3(&env.forensic().await);
-    let status = s3.get_bucket_versioning().bucket("forensnap-evidence").send().await.expect("versioning");
-    assert_eq!(status.status(), Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled));
+    let status = s3
+        .get_bucket_versioning()
+        .bucket("forensnap-evidence")
+        .send()
+        .await
+        .expect("versioning");
+    assert_eq!(
+        status.status(),
+        Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+    );
     let err = s3
         .put_bucket_versioning()
         .bucket("forensnap-evidence")
@@ -367,8 +447,17 @@ async fn versioning_cannot_be_suspended_on_an_object_lock_bucket() {
         .await
         .expect_err("suspend");
     assert_eq!(err.code(), Some("InvalidBucketState"));
-    let lock = s3.get_object_lock_configuration().bucket("forensnap-evidence").send().await.expect("lock config");
-    let rule = lock.object_lock_configuration().and_then(|c| c.rule()).and_then(|r| r.default_retention()).expect("rule");
+    let lock = s3
+        .get_object_lock_configuration()
+        .bucket("forensnap-evidence")
+        .send()
+        .await
+        .expect("lock config");
+    let rule = lock
+        .object_lock_configuration()
+        .and_then(|c| c.rule())
+        .and_then(|r| r.default_retention())
+        .expect("rule");
     assert_eq!(rule.mode(), Some(&ObjectLockRetentionMode::Compliance));
     assert_eq!(rule.days(), Some(30));
 }

@@ -28,18 +28,35 @@ async fn seeded_images_come_back_byte_for_byte_in_the_forensic_account() {
 
     let made = member_ec2
         .create_snapshots()
-        .instance_specification(InstanceSpecification::builder().instance_id(&instance.instance_id).build())
+        .instance_specification(
+            InstanceSpecification::builder()
+                .instance_id(&instance.instance_id)
+                .build(),
+        )
         .send()
         .await
         .expect("CreateSnapshots");
-    assert_eq!(made.snapshots().len(), 3, "one snapshot per attached volume");
+    assert_eq!(
+        made.snapshots().len(),
+        3,
+        "one snapshot per attached volume"
+    );
 
     for info in made.snapshots() {
         let volume_id = info.volume_id().expect("volume id");
-        let volume = instance.volumes.iter().find(|v| v.volume_id == volume_id).expect("seeded volume");
+        let volume = instance
+            .volumes
+            .iter()
+            .find(|v| v.volume_id == volume_id)
+            .expect("seeded volume");
         let original = wait_snapshot(&member_ec2, info.snapshot_id().expect("id")).await;
         assert_eq!(original.state(), Some(&SnapshotState::Completed));
-        assert_eq!(original.encrypted(), Some(volume.encryption != "none"), "{}", volume.device);
+        assert_eq!(
+            original.encrypted(),
+            Some(volume.encryption != "none"),
+            "{}",
+            volume.device
+        );
 
         // Only a snapshot on a key the forensic account may use is shared as it is.
         let shareable = if volume.encryption == "cmk" {
@@ -75,7 +92,12 @@ async fn seeded_images_come_back_byte_for_byte_in_the_forensic_account() {
             .send()
             .await
             .expect("grantee DescribeSnapshots");
-        assert!(visible.snapshots().iter().any(|s| s.snapshot_id() == Some(shareable.as_str())));
+        assert!(
+            visible
+                .snapshots()
+                .iter()
+                .any(|s| s.snapshot_id() == Some(shareable.as_str()))
+        );
 
         let evidence = forensic_ec2
             .copy_snapshot()
@@ -94,8 +116,15 @@ async fn seeded_images_come_back_byte_for_byte_in_the_forensic_account() {
         let back = read_snapshot(&forensic_ebs, evidence.snapshot_id().expect("id"), 100).await;
         assert_eq!(back.size, volume.size_gib << 30);
         assert_eq!(back.indexes.len() as u64, volume.data_blocks);
-        assert_eq!(back.sha256, volume.image_sha256, "{} read back", volume.device);
-        assert_eq!(back.sha256, sha256_file(&volume.image, volume.size_gib << 30));
+        assert_eq!(
+            back.sha256, volume.image_sha256,
+            "{} read back",
+            volume.device
+        );
+        assert_eq!(
+            back.sha256,
+            sha256_file(&volume.image, volume.size_gib << 30)
+        );
     }
 }
 
@@ -104,7 +133,12 @@ async fn a_snapshot_on_the_default_aws_ebs_key_refuses_to_be_shared() {
     let env = Env::new(&world_toml("ev-default-key", &THREE_VOLUMES[..1]));
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
     let volume = &env.seeded.member().instances[0].volumes[0];
-    let snap = member_ec2.create_snapshot().volume_id(&volume.volume_id).send().await.expect("snapshot");
+    let snap = member_ec2
+        .create_snapshot()
+        .volume_id(&volume.volume_id)
+        .send()
+        .await
+        .expect("snapshot");
     let err = member_ec2
         .modify_snapshot_attribute()
         .snapshot_id(snap.snapshot_id().expect("id"))
@@ -123,9 +157,19 @@ async fn unshared_snapshots_stay_invisible_and_cannot_be_copied() {
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic_ec2 = aws_sdk_ec2::Client::new(&env.forensic().await);
     let volume = &env.seeded.member().instances[0].volumes[0];
-    let snap = member_ec2.create_snapshot().volume_id(&volume.volume_id).send().await.expect("snapshot");
+    let snap = member_ec2
+        .create_snapshot()
+        .volume_id(&volume.volume_id)
+        .send()
+        .await
+        .expect("snapshot");
     let id = snap.snapshot_id().expect("id");
-    let err = forensic_ec2.describe_snapshots().snapshot_ids(id).send().await.expect_err("not shared");
+    let err = forensic_ec2
+        .describe_snapshots()
+        .snapshot_ids(id)
+        .send()
+        .await
+        .expect_err("not shared");
     assert_eq!(code(&err), "InvalidSnapshot.NotFound");
     let err = forensic_ec2
         .copy_snapshot()
@@ -146,22 +190,44 @@ async fn unshared_snapshots_stay_invisible_and_cannot_be_copied() {
             .user_ids(&env.seeded.forensic.account)
             .send()
     };
-    share(aws_sdk_ec2::types::OperationType::Add).await.expect("share");
-    forensic_ec2.describe_snapshots().snapshot_ids(id).send().await.expect("visible once shared");
-    share(aws_sdk_ec2::types::OperationType::Remove).await.expect("unshare");
-    let err = forensic_ec2.describe_snapshots().snapshot_ids(id).send().await.expect_err("unshared");
+    share(aws_sdk_ec2::types::OperationType::Add)
+        .await
+        .expect("share");
+    forensic_ec2
+        .describe_snapshots()
+        .snapshot_ids(id)
+        .send()
+        .await
+        .expect("visible once shared");
+    share(aws_sdk_ec2::types::OperationType::Remove)
+        .await
+        .expect("unshare");
+    let err = forensic_ec2
+        .describe_snapshots()
+        .snapshot_ids(id)
+        .send()
+        .await
+        .expect_err("unshared");
     assert_eq!(code(&err), "InvalidSnapshot.NotFound");
 }
 
 #[tokio::test]
 async fn a_copy_to_a_key_that_does_not_exist_or_is_not_shared_ends_in_error() {
     let mut toml = world_toml("ev-badkey", &THREE_VOLUMES[2..3]);
-    toml = toml.replace("external_id = \"ext-2026\"", "external_id = \"ext-2026\"\ncmk_usable_by_forensic = false");
+    toml = toml.replace(
+        "external_id = \"ext-2026\"",
+        "external_id = \"ext-2026\"\ncmk_usable_by_forensic = false",
+    );
     let env = Env::new(&toml);
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic_ec2 = aws_sdk_ec2::Client::new(&env.forensic().await);
     let volume = &env.seeded.member().instances[0].volumes[0];
-    let snap = member_ec2.create_snapshot().volume_id(&volume.volume_id).send().await.expect("snapshot");
+    let snap = member_ec2
+        .create_snapshot()
+        .volume_id(&volume.volume_id)
+        .send()
+        .await
+        .expect("snapshot");
     let id = snap.snapshot_id().expect("id").to_string();
 
     // A key id that names no key: the copy is accepted and then fails, as in AWS.
@@ -177,7 +243,12 @@ async fn a_copy_to_a_key_that_does_not_exist_or_is_not_shared_ends_in_error() {
         .expect("accepted");
     let copy = wait_snapshot(&member_ec2, copy.snapshot_id().expect("id")).await;
     assert_eq!(copy.state(), Some(&SnapshotState::Error));
-    assert!(copy.state_message().unwrap_or_default().contains("not accessible"), "{copy:?}");
+    assert!(
+        copy.state_message()
+            .unwrap_or_default()
+            .contains("not accessible"),
+        "{copy:?}"
+    );
 
     // A malformed key reference is refused at once.
     let err = member_ec2
@@ -212,7 +283,12 @@ async fn a_copy_to_a_key_that_does_not_exist_or_is_not_shared_ends_in_error() {
         .expect("accepted");
     let copy = wait_snapshot(&forensic_ec2, copy.snapshot_id().expect("id")).await;
     assert_eq!(copy.state(), Some(&SnapshotState::Error));
-    assert!(copy.state_message().unwrap_or_default().contains("does not let account 123456789012"), "{copy:?}");
+    assert!(
+        copy.state_message()
+            .unwrap_or_default()
+            .contains("does not let account 123456789012"),
+        "{copy:?}"
+    );
 }
 
 #[tokio::test]
@@ -222,22 +298,57 @@ async fn snapshots_stay_pending_with_progress_and_copies_are_limited_to_twenty()
     let volume = &env.seeded.member().instances[0].volumes[0];
     // Timings stay well inside the member session's hour, which the world clock also ages.
     env.world
-        .set_settings(localworld::Settings { snapshot_seconds: 600.0, copy_seconds: 600.0 })
+        .set_settings(localworld::Settings {
+            snapshot_seconds: 600.0,
+            copy_seconds: 600.0,
+        })
         .expect("settings");
-    let snap = member_ec2.create_snapshot().volume_id(&volume.volume_id).send().await.expect("snapshot");
+    let snap = member_ec2
+        .create_snapshot()
+        .volume_id(&volume.volume_id)
+        .send()
+        .await
+        .expect("snapshot");
     let id = snap.snapshot_id().expect("id").to_string();
-    let described = member_ec2.describe_snapshots().snapshot_ids(&id).send().await.expect("describe");
-    assert_eq!(described.snapshots()[0].state(), Some(&SnapshotState::Pending));
+    let described = member_ec2
+        .describe_snapshots()
+        .snapshot_ids(&id)
+        .send()
+        .await
+        .expect("describe");
+    assert_eq!(
+        described.snapshots()[0].state(),
+        Some(&SnapshotState::Pending)
+    );
     assert_eq!(described.snapshots()[0].progress(), Some("0%"));
 
     // A pending snapshot cannot be copied, nor read.
-    let err = member_ec2.copy_snapshot().source_snapshot_id(&id).source_region("us-east-1").send().await.expect_err("pending");
+    let err = member_ec2
+        .copy_snapshot()
+        .source_snapshot_id(&id)
+        .source_region("us-east-1")
+        .send()
+        .await
+        .expect_err("pending");
     assert_eq!(code(&err), "IncorrectState");
-    let err = ebs_no_retry(&env.member().await).list_snapshot_blocks().snapshot_id(&id).send().await.expect_err("pending");
-    assert_eq!(err.into_service_error().meta().code(), Some("ValidationException"));
+    let err = ebs_no_retry(&env.member().await)
+        .list_snapshot_blocks()
+        .snapshot_id(&id)
+        .send()
+        .await
+        .expect_err("pending");
+    assert_eq!(
+        err.into_service_error().meta().code(),
+        Some("ValidationException")
+    );
 
     env.world.advance_clock(300).expect("clock");
-    let described = member_ec2.describe_snapshots().snapshot_ids(&id).send().await.expect("describe");
+    let described = member_ec2
+        .describe_snapshots()
+        .snapshot_ids(&id)
+        .send()
+        .await
+        .expect("describe");
     assert_eq!(described.snapshots()[0].progress(), Some("50%"));
     env.world.advance_clock(300).expect("clock");
     let done = wait_snapshot(&member_ec2, &id).await;
@@ -246,11 +357,28 @@ async fn snapshots_stay_pending_with_progress_and_copies_are_limited_to_twenty()
 
     // Twenty copies may be in flight; the twenty-first is refused until one completes.
     for n in 0..20 {
-        member_ec2.copy_snapshot().source_snapshot_id(&id).source_region("us-east-1").send().await
+        member_ec2
+            .copy_snapshot()
+            .source_snapshot_id(&id)
+            .source_region("us-east-1")
+            .send()
+            .await
             .unwrap_or_else(|e| panic!("copy {n}: {e:?}"));
     }
-    let err = member_ec2.copy_snapshot().source_snapshot_id(&id).source_region("us-east-1").send().await.expect_err("21st copy");
+    let err = member_ec2
+        .copy_snapshot()
+        .source_snapshot_id(&id)
+        .source_region("us-east-1")
+        .send()
+        .await
+        .expect_err("21st copy");
     assert_eq!(code(&err), "ResourceLimitExceeded");
     env.world.advance_clock(600).expect("clock");
-    member_ec2.copy_snapshot().source_snapshot_id(&id).source_region("us-east-1").send().await.expect("copies completed");
+    member_ec2
+        .copy_snapshot()
+        .source_snapshot_id(&id)
+        .source_region("us-east-1")
+        .send()
+        .await
+        .expect("copies completed");
 }

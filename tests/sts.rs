@@ -23,11 +23,23 @@ async fn assume(
         .send()
         .await
         .map(|out| out.credentials().expect("credentials").clone())
-        .map_err(|e| format!("{}: {}", e.code().unwrap_or_default(), e.message().unwrap_or_default()))
+        .map_err(|e| {
+            format!(
+                "{}: {}",
+                e.code().unwrap_or_default(),
+                e.message().unwrap_or_default()
+            )
+        })
 }
 
 fn static_credentials(c: &aws_sdk_sts::types::Credentials) -> Credentials {
-    Credentials::new(c.access_key_id(), c.secret_access_key(), Some(c.session_token().to_string()), None, "test")
+    Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_string()),
+        None,
+        "test",
+    )
 }
 
 #[tokio::test]
@@ -36,19 +48,38 @@ async fn assume_role_checks_the_role_and_its_trust_policy() {
     let sts = aws_sdk_sts::Client::new(&env.forensic().await);
     let role = env.seeded.member().role_arn.clone();
 
-    let err = assume(&sts, &role, "wrong-id", 900).await.expect_err("wrong ExternalId");
+    let err = assume(&sts, &role, "wrong-id", 900)
+        .await
+        .expect_err("wrong ExternalId");
     assert!(err.starts_with("AccessDenied"), "{err}");
     assert!(err.contains(&role), "names the role: {err}");
-    let err = assume(&sts, "arn:aws:iam::111111111111:role/NoSuchRole", "ext-2026", 900).await.expect_err("no role");
+    let err = assume(
+        &sts,
+        "arn:aws:iam::111111111111:role/NoSuchRole",
+        "ext-2026",
+        900,
+    )
+    .await
+    .expect_err("no role");
     assert!(err.starts_with("AccessDenied"), "{err}");
-    let err = assume(&sts, &role, "ext-2026", 60).await.expect_err("too short");
+    let err = assume(&sts, &role, "ext-2026", 60)
+        .await
+        .expect_err("too short");
     assert!(err.starts_with("ValidationError"), "{err}");
-    let err = assume(&sts, &role, "ext-2026", 7200).await.expect_err("over MaxSessionDuration");
+    let err = assume(&sts, &role, "ext-2026", 7200)
+        .await
+        .expect_err("over MaxSessionDuration");
     assert!(err.starts_with("ValidationError"), "{err}");
 
-    let creds = assume(&sts, &role, "ext-2026", 900).await.expect("right ExternalId");
+    let creds = assume(&sts, &role, "ext-2026", 900)
+        .await
+        .expect("right ExternalId");
     let member = sdk_config(&env.world, "us-east-1", static_credentials(&creds)).await;
-    let who = aws_sdk_sts::Client::new(&member).get_caller_identity().send().await.expect("whoami");
+    let who = aws_sdk_sts::Client::new(&member)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("whoami");
     assert_eq!(who.account(), Some("111111111111"));
     assert_eq!(
         who.arn(),
@@ -57,20 +88,40 @@ async fn assume_role_checks_the_role_and_its_trust_policy() {
 
     // The session acts in the member account: it sees the member's instance, the operator does not.
     let instance_id = env.seeded.member().instances[0].instance_id.clone();
-    let seen = aws_sdk_ec2::Client::new(&member).describe_instances().send().await.expect("describe");
-    let ids: Vec<_> = seen.reservations().iter().flat_map(|r| r.instances()).filter_map(|i| i.instance_id()).collect();
+    let seen = aws_sdk_ec2::Client::new(&member)
+        .describe_instances()
+        .send()
+        .await
+        .expect("describe");
+    let ids: Vec<_> = seen
+        .reservations()
+        .iter()
+        .flat_map(|r| r.instances())
+        .filter_map(|i| i.instance_id())
+        .collect();
     assert_eq!(ids, vec![instance_id.as_str()]);
-    let operator = aws_sdk_ec2::Client::new(&env.forensic().await).describe_instances().send().await.expect("describe");
-    assert!(operator.reservations().is_empty(), "the forensic account has no instances");
+    let operator = aws_sdk_ec2::Client::new(&env.forensic().await)
+        .describe_instances()
+        .send()
+        .await
+        .expect("describe");
+    assert!(
+        operator.reservations().is_empty(),
+        "the forensic account has no instances"
+    );
 }
 
 #[tokio::test]
 async fn a_trust_policy_without_set_source_identity_refuses_a_source_identity() {
-    let toml = world_toml("ev-sts-si", &ONE_VOLUME)
-        .replace("external_id = \"ext-2026\"", "external_id = \"ext-2026\"\ntrust_source_identity = false");
+    let toml = world_toml("ev-sts-si", &ONE_VOLUME).replace(
+        "external_id = \"ext-2026\"",
+        "external_id = \"ext-2026\"\ntrust_source_identity = false",
+    );
     let env = Env::new(&toml);
     let sts = aws_sdk_sts::Client::new(&env.forensic().await);
-    let err = assume(&sts, &env.seeded.member().role_arn, "ext-2026", 900).await.expect_err("SourceIdentity");
+    let err = assume(&sts, &env.seeded.member().role_arn, "ext-2026", 900)
+        .await
+        .expect_err("SourceIdentity");
     assert!(err.starts_with("AccessDenied"), "{err}");
     sts.assume_role()
         .role_arn(&env.seeded.member().role_arn)
@@ -85,11 +136,24 @@ async fn a_trust_policy_without_set_source_identity_refuses_a_source_identity() 
 async fn temporary_credentials_expire_and_need_their_session_token() {
     let env = Env::new(&world_toml("ev-sts-exp", &ONE_VOLUME));
     let sts = aws_sdk_sts::Client::new(&env.forensic().await);
-    let creds = assume(&sts, &env.seeded.member().role_arn, "ext-2026", 900).await.expect("assume");
-    let ec2 = aws_sdk_ec2::Client::new(&sdk_config(&env.world, "us-east-1", static_credentials(&creds)).await);
-    ec2.describe_instances().send().await.expect("fresh credentials work");
+    let creds = assume(&sts, &env.seeded.member().role_arn, "ext-2026", 900)
+        .await
+        .expect("assume");
+    let ec2 = aws_sdk_ec2::Client::new(
+        &sdk_config(&env.world, "us-east-1", static_credentials(&creds)).await,
+    );
+    ec2.describe_instances()
+        .send()
+        .await
+        .expect("fresh credentials work");
 
-    let tokenless = Credentials::new(creds.access_key_id(), creds.secret_access_key(), None, None, "test");
+    let tokenless = Credentials::new(
+        creds.access_key_id(),
+        creds.secret_access_key(),
+        None,
+        None,
+        "test",
+    );
     let err = aws_sdk_ec2::Client::new(&sdk_config(&env.world, "us-east-1", tokenless).await)
         .describe_instances()
         .send()
@@ -98,11 +162,18 @@ async fn temporary_credentials_expire_and_need_their_session_token() {
     assert_eq!(err.code(), Some("InvalidClientTokenId"), "{err:?}");
 
     env.world.advance_clock(899).expect("clock");
-    ec2.describe_instances().send().await.expect("still valid one second before expiry");
+    ec2.describe_instances()
+        .send()
+        .await
+        .expect("still valid one second before expiry");
     env.world.advance_clock(2).expect("clock");
     let err = ec2.describe_instances().send().await.expect_err("expired");
     assert_eq!(err.code(), Some("RequestExpired"), "{err:?}");
     let s3 = s3(&sdk_config(&env.world, "us-east-1", static_credentials(&creds)).await);
-    let err = s3.list_buckets().send().await.expect_err("expired for S3 too");
+    let err = s3
+        .list_buckets()
+        .send()
+        .await
+        .expect_err("expired for S3 too");
     assert_eq!(err.code(), Some("ExpiredToken"), "{err:?}");
 }

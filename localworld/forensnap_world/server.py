@@ -168,8 +168,8 @@ class World:
         raise KeyError(f"no control endpoint {method} /_forensnap/{name}")
 
 
-def serve(host: str, port: int, parent_pid: int | None, ready_file: str | None) -> None:
-    """Run the world until SIGTERM/SIGINT (or until ``parent_pid`` exits)."""
+def make_world_server(host: str, port: int):
+    """A threaded werkzeug server for the world, logging requests only at debug level."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
@@ -178,7 +178,12 @@ def serve(host: str, port: int, parent_pid: int | None, ready_file: str | None) 
         def log_request(self, code="-", size="-"):
             log.debug("%s %s %s", self.command, self.path, code)
 
-    server = make_server(host, port, World(), threaded=True, request_handler=QuietHandler)
+    return make_server(host, port, World(), threaded=True, request_handler=QuietHandler)
+
+
+def serve(host: str, port: int, parent_pid: int | None, ready_file: str | None) -> None:
+    """Run the world until SIGTERM/SIGINT (or until ``parent_pid`` exits)."""
+    server = make_world_server(host, port)
     url = f"http://{host}:{server.server_port}"
     stop = threading.Event()
 

@@ -43,7 +43,12 @@ impl Env {
 
     /// SDK config acting as the forensic operator.
     pub async fn forensic(&self) -> SdkConfig {
-        sdk_config(&self.world, &self.seeded.region, forensic_credentials(&self.seeded)).await
+        sdk_config(
+            &self.world,
+            &self.seeded.region,
+            forensic_credentials(&self.seeded),
+        )
+        .await
     }
 
     /// SDK config acting in the first member account through its collector role.
@@ -80,7 +85,11 @@ pub fn world_toml(bucket: &str, volumes: &[&str]) -> String {
 }
 
 pub fn s3(config: &SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(config).force_path_style(true).build())
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
 }
 
 /// An S3 client whose SDK makes no retries (to observe injected faults directly).
@@ -116,7 +125,10 @@ pub fn sha256_file(path: &str, size_bytes: u64) -> String {
 }
 
 /// Poll DescribeSnapshots until the snapshot leaves `pending`; returns its final state.
-pub async fn wait_snapshot(ec2: &aws_sdk_ec2::Client, snapshot_id: &str) -> aws_sdk_ec2::types::Snapshot {
+pub async fn wait_snapshot(
+    ec2: &aws_sdk_ec2::Client,
+    snapshot_id: &str,
+) -> aws_sdk_ec2::types::Snapshot {
     for _ in 0..600 {
         let found = ec2
             .describe_snapshots()
@@ -156,11 +168,20 @@ fn hash_zeros(hasher: &mut Sha256, mut bytes: u64) {
 
 /// Read a whole snapshot through paged ListSnapshotBlocks + GetSnapshotBlock, checking every
 /// block's checksum and length, hashing the logical volume in order.
-pub async fn read_snapshot(ebs: &aws_sdk_ebs::Client, snapshot_id: &str, max_results: i32) -> ReadBack {
+pub async fn read_snapshot(
+    ebs: &aws_sdk_ebs::Client,
+    snapshot_id: &str,
+    max_results: i32,
+) -> ReadBack {
     let mut hasher = Sha256::new();
     let mut next_offset = 0u64;
     let mut token: Option<String> = None;
-    let mut back = ReadBack { sha256: String::new(), indexes: Vec::new(), pages: 0, size: 0 };
+    let mut back = ReadBack {
+        sha256: String::new(),
+        indexes: Vec::new(),
+        pages: 0,
+        size: 0,
+    };
     loop {
         let page = ebs
             .list_snapshot_blocks()
@@ -186,11 +207,19 @@ pub async fn read_snapshot(ebs: &aws_sdk_ebs::Client, snapshot_id: &str, max_res
             assert_eq!(got.data_length(), Some(BLOCK as i32));
             assert_eq!(got.checksum_algorithm().map(|a| a.as_str()), Some("SHA256"));
             let checksum = got.checksum().expect("x-amz-Checksum").to_string();
-            let data = got.block_data.collect().await.expect("block body").into_bytes();
+            let data = got
+                .block_data
+                .collect()
+                .await
+                .expect("block body")
+                .into_bytes();
             assert_eq!(data.len(), BLOCK);
             assert_eq!(b64_sha256(&data), checksum, "block {index} checksum");
             let offset = (index * BLOCK) as u64;
-            assert!(offset >= next_offset, "blocks listed out of order at {index}");
+            assert!(
+                offset >= next_offset,
+                "blocks listed out of order at {index}"
+            );
             hash_zeros(&mut hasher, offset - next_offset);
             hasher.update(&data);
             next_offset = offset + BLOCK as u64;

@@ -124,7 +124,10 @@ impl World {
         body: Option<String>,
     ) -> Result<T, WorldError> {
         let url = format!("{}/_forensnap/{name}", self.endpoint());
-        let err = |message: String| WorldError::Control { call: format!("{method} {name}"), message };
+        let err = |message: String| WorldError::Control {
+            call: format!("{method} {name}"),
+            message,
+        };
         let agent: ureq::Agent = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .build()
@@ -132,12 +135,18 @@ impl World {
         let response = match (method, body) {
             ("GET", _) => agent.get(&url).call(),
             ("DELETE", _) => agent.delete(&url).call(),
-            (_, Some(body)) => agent.post(&url).header("Content-Type", "application/json").send(body),
+            (_, Some(body)) => agent
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .send(body),
             (_, None) => agent.post(&url).send_empty(),
         };
         let mut response = response.map_err(|e| err(e.to_string()))?;
         let status = response.status();
-        let text = response.body_mut().read_to_string().map_err(|e| err(e.to_string()))?;
+        let text = response
+            .body_mut()
+            .read_to_string()
+            .map_err(|e| err(e.to_string()))?;
         if !status.is_success() {
             return Err(err(format!("{status}: {text}")));
         }
@@ -167,7 +176,8 @@ impl World {
     /// Move the world clock forward (expires credentials, tokens, pending states).
     pub fn advance_clock(&self, seconds: u64) -> Result<(), WorldError> {
         let body = format!("{{\"advance_seconds\": {seconds}}}");
-        self.control::<serde_json::Value>("POST", "clock", Some(body)).map(|_| ())
+        self.control::<serde_json::Value>("POST", "clock", Some(body))
+            .map(|_| ())
     }
 
     /// Set how long snapshots and copies stay `pending`.
@@ -176,11 +186,13 @@ impl World {
             call: "settings".into(),
             message: e.to_string(),
         })?;
-        self.control::<Settings>("POST", "settings", Some(body)).map(|_| ())
+        self.control::<Settings>("POST", "settings", Some(body))
+            .map(|_| ())
     }
 
     /// Empty the world: every account, resource, fault and clock offset.
     pub fn reset(&self) -> Result<(), WorldError> {
-        self.control::<serde_json::Value>("POST", "reset", None).map(|_| ())
+        self.control::<serde_json::Value>("POST", "reset", None)
+            .map(|_| ())
     }
 }

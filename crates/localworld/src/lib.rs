@@ -11,8 +11,8 @@
 
 mod control;
 mod process;
-mod seeded;
 mod sdk;
+mod seeded;
 
 pub use control::{FaultKind, FaultRule, FaultStats, Settings};
 pub use process::{World, WorldError};

@@ -13,7 +13,9 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 #[derive(Debug, thiserror::Error)]
 pub enum WorldError {
     /// The Python side (venv, moto) could not be found or installed.
-    #[error("local AWS world: cannot find its Python environment: {0}. Run `scripts/emulator python-path` to install it.")]
+    #[error(
+        "local AWS world: cannot find its Python environment: {0}. Run `scripts/emulator python-path` to install it."
+    )]
     Python(String),
     /// The server process failed to start or to report ready.
     #[error("local AWS world: the server did not start: {0}")]
@@ -54,7 +56,14 @@ impl World {
         let repo = repo_root();
         let python = python_path(&repo)?;
         let mut child = Command::new(&python)
-            .args(["-m", "forensnap_world", "serve", "--port", "0", "--parent-pid"])
+            .args([
+                "-m",
+                "forensnap_world",
+                "serve",
+                "--port",
+                "0",
+                "--parent-pid",
+            ])
             .arg(std::process::id().to_string())
             .env("PYTHONPATH", repo.join("localworld"))
             .env("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
@@ -63,7 +72,10 @@ impl World {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| WorldError::Start(format!("{}: {e}", python.display())))?;
-        let stdout = child.stdout.take().ok_or_else(|| WorldError::Start("no stdout".into()))?;
+        let stdout = child
+            .stdout
+            .take()
+            .ok_or_else(|| WorldError::Start("no stdout".into()))?;
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -73,7 +85,12 @@ impl World {
             }
         });
         match rx.recv_timeout(READY_TIMEOUT) {
-            Ok(endpoint) => Ok(World { child, endpoint, python, repo }),
+            Ok(endpoint) => Ok(World {
+                child,
+                endpoint,
+                python,
+                repo,
+            }),
             Err(_) => {
                 let _ = child.kill();
                 let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
@@ -111,9 +128,10 @@ fn repo_root() -> PathBuf {
     if let Ok(dir) = std::env::var("FORENSNAP_REPO") {
         return PathBuf::from(dir);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-    })
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// `FORENSNAP_WORLD_PYTHON`, else whatever `scripts/emulator python-path` installs and prints
@@ -137,12 +155,17 @@ fn find_python(repo: &Path) -> Result<PathBuf, WorldError> {
         .output()
         .map_err(|e| WorldError::Python(e.to_string()))?;
     if !output.status.success() {
-        return Err(WorldError::Python(format!("scripts/emulator python-path exited {}", output.status)));
+        return Err(WorldError::Python(format!(
+            "scripts/emulator python-path exited {}",
+            output.status
+        )));
     }
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().last().unwrap_or_default().trim();
     if line.is_empty() {
-        return Err(WorldError::Python("scripts/emulator python-path printed nothing".into()));
+        return Err(WorldError::Python(
+            "scripts/emulator python-path printed nothing".into(),
+        ));
     }
     Ok(PathBuf::from(line))
 }

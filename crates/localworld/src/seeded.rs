@@ -91,17 +91,29 @@ pub struct Volume {
 impl World {
     /// Build the world described by a world file; returns every id created.
     pub fn seed(&self, world_file: &Path) -> Result<Seeded, WorldError> {
-        let err = |message: String| WorldError::Seed { path: world_file.to_path_buf(), message };
+        let err = |message: String| WorldError::Seed {
+            path: world_file.to_path_buf(),
+            message,
+        };
         let output = Command::new(self.python())
-            .args(["-m", "forensnap_world", "seed", "--endpoint", self.endpoint()])
+            .args([
+                "-m",
+                "forensnap_world",
+                "seed",
+                "--endpoint",
+                self.endpoint(),
+            ])
             .arg(world_file)
             .env("PYTHONPATH", self.repo().join("localworld"))
             .output()
             .map_err(|e| err(e.to_string()))?;
         if !output.status.success() {
-            return Err(err(String::from_utf8_lossy(&output.stderr).trim().to_string()));
+            return Err(err(String::from_utf8_lossy(&output.stderr)
+                .trim()
+                .to_string()));
         }
-        serde_json::from_slice(&output.stdout).map_err(|e| err(format!("unreadable seed output: {e}")))
+        serde_json::from_slice(&output.stdout)
+            .map_err(|e| err(format!("unreadable seed output: {e}")))
     }
 }
 

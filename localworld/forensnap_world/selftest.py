@@ -1,0 +1,228 @@
+"""The extension's self-test: fails loudly when moto changes under the patches.
+
+Two layers. *Structure*: the pinned moto version and every private attribute the patches touch
+still exist. *Behaviour*: a small world is served in-process and exercised with boto3 through
+each gap the extension closes. Prints one line per check and a closing ``N passed, M failed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime
+import hashlib
+import importlib
+import os
+import sys
+import tempfile
+import threading
+import traceback
+
+from . import BLOCK_SIZE, MOTO_VERSION
+
+STRUCTURE = [
+    ("moto.ec2.models.elastic_block_store", "Snapshot.__init__"),
+    ("moto.ec2.models.elastic_block_store", "EBSBackend.create_snapshot"),
+    ("moto.ec2.models.elastic_block_store", "EBSBackend.copy_snapshot"),
+    ("moto.ec2.models.elastic_block_store", "EBSBackend.describe_snapshots"),
+    ("moto.ec2.models.elastic_block_store", "EBSBackend.add_create_volume_permission"),
+    ("moto.ec2.models.elastic_block_store", "EBSBackend._create_default_encryption_key"),
+    ("moto.ec2.responses.elastic_block_store", "ElasticBlockStore.describe_snapshots"),
+    ("moto.ec2.responses.elastic_block_store", "ElasticBlockStore.copy_snapshot"),
+    ("moto.ec2.exceptions", "EC2ClientError"),
+    ("moto.ec2.utils", "random_snapshot_id"),
+    ("moto.ec2.utils", "generic_filter"),
+    ("moto.ec2.models", "ec2_backends"),
+    ("moto.sts.models", "STSBackend.assume_role"),
+    ("moto.iam.models", "get_account_id_from"),
+    ("moto.iam.models", "iam_backends"),
+    ("moto.kms.models", "kms_backends"),
+    ("moto.s3.models", "s3_backends"),
+    ("moto.s3.models", "FakeBucket.default_retention"),
+    ("moto.s3.models", "FakeBucket.has_default_lock"),
+    ("moto.moto_api._internal", "moto_api_backend"),
+    ("moto.server", "DomainDispatcherApplication"),
+    ("moto.server", "create_backend_app"),
+    ("moto.core.responses", "ActionResult"),
+]
+
+
+class Checks:
+    def __init__(self) -> None:
+        self.passed, self.failed = 0, 0
+
+    def run(self, name, fn) -> None:
+        try:
+            fn()
+        except Exception:  # every failure is reported, none stops the others
+            self.failed += 1
+            print(f"FAIL {name}\n{traceback.format_exc()}", flush=True)
+        else:
+            self.passed += 1
+            print(f"ok   {name}", flush=True)
+
+
+def _resolve(module: str, path: str):
+    obj = importlib.import_module(module)
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_version() -> None:
+    import moto
+
+    if moto.__version__ != MOTO_VERSION:
+        raise AssertionError(
+            f"moto {moto.__version__} is installed but the extension was written for "
+            f"{MOTO_VERSION}: re-check every patch in patches.py and s3checks.py, then update "
+            "MOTO_VERSION and localworld/requirements.txt together"
+        )
+
+
+def check_instance_attributes() -> None:
+    from moto.kms.models import Key
+    from moto.s3.models import FakeKey
+    from moto.sts.models import AssumedRole
+    import inspect
+
+    for cls, names in (
+        (AssumedRole, ["access_key_id", "session_token", "expiration", "arn", "account_id"]),
+        (FakeKey, ["lock_mode", "lock_until", "lock_legal_status"]),
+        (Key, ["policy", "key_usage", "key_state", "aliases", "arn"]),
+    ):
+        source = inspect.getsource(cls)
+        missing = [n for n in names if f"self.{n}" not in source and f"def {n}" not in source]
+        if missing:
+            raise AssertionError(f"{cls.__module__}.{cls.__name__} lost attributes {missing}")
+
+
+def behaviour(checks: Checks) -> None:
+    from .seed import seed
+    from .server import make_world_server
+
+    server = make_world_server("127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    tmp = tempfile.mkdtemp(prefix="forensnap-selftest-")
+    with open(os.path.join(tmp, "world.toml"), "w") as handle:
+        handle.write(
+            'region = "us-east-1"\n[forensic]\naccount = "123456789012"\nevidence_bucket = "selftest"\n'
+            '[[members]]\naccount = "111111111111"\nexternal_id = "x-1"\n'
+            '[[members.instances]]\nname = "i"\n[[members.instances.volumes]]\ndevice = "/dev/xvda"\n'
+            'image = "a.img"\nencryption = "default"\nbuild = { kind = "pattern", blocks = 3, offset_blocks = 1 }\n'
+        )
+    world = seed(os.path.join(tmp, "world.toml"), endpoint)
+    try:
+        _behaviour(checks, endpoint, world)
+    finally:
+        server.shutdown()
+
+
+def _behaviour(checks: Checks, endpoint: str, world: dict) -> None:
+    import boto3
+    from botocore.config import Config
+    from botocore.exceptions import ClientError
+
+    forensic = world["forensic"]
+    member = world["members"][0]
+    volume = member["instances"][0]["volumes"][0]
+    config = Config(retries={"max_attempts": 1}, s3={"addressing_style": "path"})
+    base = boto3.session.Session(
+        aws_access_key_id=forensic["access_key_id"],
+        aws_secret_access_key=forensic["secret_access_key"], region_name="us-east-1",
+    )
+    client = lambda s, session=base: session.client(s, endpoint_url=endpoint, config=config)  # noqa: E731
+
+    def code(fn) -> str:
+        try:
+            fn()
+        except ClientError as err:
+            return err.response["Error"]["Code"]
+        return "no error"
+
+    sts = client("sts")
+    state = {}
+
+    def assume_role():
+        assert code(lambda: sts.assume_role(RoleArn=member["role_arn"], RoleSessionName="st", ExternalId="no")) == "AccessDenied"
+        creds = sts.assume_role(RoleArn=member["role_arn"], RoleSessionName="st", ExternalId="x-1")["Credentials"]
+        state["member"] = boto3.session.Session(
+            aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
+            aws_session_token=creds["SessionToken"], region_name="us-east-1",
+        )
+
+    checks.run("sts: ExternalId enforced, role assumed", assume_role)
+
+    def snapshot_share_copy():
+        m_ec2, f_ec2 = client("ec2", state["member"]), client("ec2")
+        snap = m_ec2.create_snapshot(VolumeId=volume["volume_id"])["SnapshotId"]
+        grant = dict(Attribute="createVolumePermission", OperationType="add", UserIds=[forensic["account"]])
+        assert code(lambda: m_ec2.modify_snapshot_attribute(SnapshotId=snap, **grant)) == "OperationNotPermitted"
+        copy = m_ec2.copy_snapshot(SourceSnapshotId=snap, SourceRegion="us-east-1", Encrypted=True,
+                                   KmsKeyId=forensic["ebs_key_arn"])["SnapshotId"]
+        m_ec2.modify_snapshot_attribute(SnapshotId=copy, **grant)
+        seen = f_ec2.describe_snapshots(RestorableByUserIds=["self"])["Snapshots"]
+        assert [s["SnapshotId"] for s in seen] == [copy], seen
+        state["evidence"] = f_ec2.copy_snapshot(SourceSnapshotId=copy, SourceRegion="us-east-1",
+                                                Encrypted=True, KmsKeyId=forensic["ebs_key_arn"])["SnapshotId"]
+
+    checks.run("ec2: aws/ebs refuses sharing; share + cross-account copy", snapshot_share_copy)
+
+    def ebs_reads():
+        ebs = client("ebs")
+        page = ebs.list_snapshot_blocks(SnapshotId=state["evidence"], MaxResults=100)
+        assert page["BlockSize"] == BLOCK_SIZE and [b["BlockIndex"] for b in page["Blocks"]] == [1, 2, 3]
+        digest = hashlib.sha256()
+        written = 0
+        for block in page["Blocks"]:
+            got = ebs.get_snapshot_block(SnapshotId=state["evidence"], BlockIndex=block["BlockIndex"],
+                                         BlockToken=block["BlockToken"])
+            data = got["BlockData"].read()
+            assert base64.b64encode(hashlib.sha256(data).digest()).decode() == got["Checksum"]
+            digest.update(bytes(block["BlockIndex"] * BLOCK_SIZE - written) + data)
+            written = (block["BlockIndex"] + 1) * BLOCK_SIZE
+        remaining = page["VolumeSize"] * (1 << 30) - written
+        while remaining:
+            step = min(remaining, 1 << 24)
+            digest.update(bytes(step))
+            remaining -= step
+        assert digest.hexdigest() == volume["image_sha256"]
+        assert code(lambda: ebs.list_snapshot_blocks(SnapshotId="snap-0123456789abcdef0")) == "ResourceNotFoundException"
+
+    checks.run("ebs: direct reads of a copied snapshot hold the seeded bytes", ebs_reads)
+
+    def s3_lock():
+        s3 = client("s3")
+        bucket = forensic["evidence_bucket"]
+        upload = s3.create_multipart_upload(Bucket=bucket, Key="k", ChecksumAlgorithm="SHA256")["UploadId"]
+        data = b"x" * (5 << 20)
+        sha = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        bad = dict(Bucket=bucket, Key="k", UploadId=upload, PartNumber=1, Body=data,
+                   ChecksumSHA256=base64.b64encode(hashlib.sha256(b"no").digest()).decode())
+        assert code(lambda: s3.upload_part(**bad)) == "BadDigest"
+        etag = s3.upload_part(**dict(bad, ChecksumSHA256=sha))["ETag"]
+        done = s3.complete_multipart_upload(Bucket=bucket, Key="k", UploadId=upload, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": etag, "ChecksumSHA256": sha}]})
+        version = done["VersionId"]
+        retention = s3.get_object_retention(Bucket=bucket, Key="k", VersionId=version)["Retention"]
+        assert retention["Mode"] == "COMPLIANCE", retention
+        assert code(lambda: s3.delete_object(Bucket=bucket, Key="k", VersionId=version)) == "AccessDenied"
+        shorter = {"Mode": "COMPLIANCE", "RetainUntilDate": datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1)}
+        assert code(lambda: s3.put_object_retention(Bucket=bucket, Key="k", VersionId=version, Retention=shorter)) == "AccessDenied"
+
+    checks.run("s3: multipart keeps COMPLIANCE lock; checksums and retention enforced", s3_lock)
+
+
+def main_selftest(argv) -> None:
+    argparse.ArgumentParser(prog="forensnap_world selftest").parse_args(argv)
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    checks = Checks()
+    checks.run(f"moto is the pinned {MOTO_VERSION}", check_version)
+    for module, path in STRUCTURE:
+        checks.run(f"moto internals: {module}.{path}", lambda m=module, p=path: _resolve(m, p))
+    checks.run("moto internals: instance attributes", check_instance_attributes)
+    if checks.failed == 0:
+        behaviour(checks)
+    print(f"selftest: {checks.passed} passed, {checks.failed} failed")
+    sys.exit(1 if checks.failed else 0)
