@@ -58,6 +58,7 @@ def _clients(endpoint: str, region: str, account: str):
         )
         return client
 
+    make.endpoint = endpoint
     return make
 
 
@@ -128,7 +129,53 @@ def seed(world_path: str, endpoint: str) -> dict:
         _seed_member(_clients(endpoint, region, acct), member, acct, f_account, region, base, endpoint, index)
         for index, (member, acct) in enumerate(zip(members, member_accounts))
     ]
+    stem = os.path.splitext(os.path.basename(world_path))[0]
+    out["config"] = write_config(out, os.path.join(base, "generated", f"{stem}.forensnap.toml"))
     return out
+
+
+def _toml_str(value: str) -> str:
+    return json.dumps(value)  # a JSON string is a valid TOML basic string
+
+
+def write_config(world: dict, path: str) -> str:
+    """A forensnap config for this world, ready for ``forensnap collect`` with no edits."""
+    f = world["forensic"]
+    lines = [
+        "# Written by `scripts/emulator seed` for the local AWS world it seeded. Do not edit:",
+        "# seed the world again instead. config/forensnap.toml documents every key.",
+        'operator = "local responder"',
+        "",
+        "[forensic]",
+        f"account = {_toml_str(f['account'])}",
+        f"region = {_toml_str(world['region'])}",
+        f"evidence_bucket = {_toml_str(f['evidence_bucket'])}",
+        f"ebs_key_arn = {_toml_str(f['ebs_key_arn'])}",
+        f"signing_key_arn = {_toml_str(f['signing_key_arn'])}",
+        f"retention_days = {int(f['retention_days'])}",
+        "",
+        "[aws]",
+        f"endpoint_url = {_toml_str(world['endpoint'])}",
+        f"credentials = {{ access_key_id = {_toml_str(f['access_key_id'])}, "
+        f"secret_access_key = {_toml_str(f['secret_access_key'])} }}",
+        "",
+        "[collect]",
+        "poll_initial_seconds = 0.2",
+        "poll_max_seconds = 1.0",
+    ]
+    for member in world["members"]:
+        lines += [
+            "",
+            "[[members]]",
+            f"account = {_toml_str(member['account'])}",
+            f"role = {_toml_str(member['role_arn'])}",
+            f"external_id = {_toml_str(member['external_id'])}",
+        ]
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    os.replace(path + ".tmp", path)
+    return path
 
 
 def _key_policy(owner: str, users: list[str]) -> str:
@@ -171,7 +218,17 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
     )["KeyMetadata"]
     kms.create_alias(AliasName=forensic.get("signing_key_alias", "alias/forensnap-signing"), TargetKeyId=signing["KeyId"])
     user = iam.create_user(UserName=forensic.get("operator", "forensnap-operator"))["User"]
-    key = iam.create_access_key(UserName=user["UserName"])["AccessKey"]
+    if forensic.get("operator_access_key_id"):
+        key = {
+            "AccessKeyId": forensic["operator_access_key_id"],
+            "SecretAccessKey": _require(forensic, "operator_secret_access_key", "[forensic]"),
+        }
+        _control(client.endpoint, "access-keys", {
+            "account": account, "user_name": user["UserName"],
+            "access_key_id": key["AccessKeyId"], "secret_access_key": key["SecretAccessKey"],
+        })
+    else:
+        key = iam.create_access_key(UserName=user["UserName"])["AccessKey"]
     return {
         "account": account,
         "evidence_bucket": bucket,

@@ -123,6 +123,20 @@ class World:
         identity.forget_all()
         patches.Settings.update({"snapshot_seconds": 0, "copy_seconds": 0})
 
+    @staticmethod
+    def fixed_access_key(payload: dict) -> dict:
+        """Give an IAM user an access key with a chosen id and secret, so that a checked-in
+        config (config/local.toml) can name the local world's operator credentials."""
+        from moto.iam.models import iam_backends
+
+        backend = iam_backends[payload["account"]]["aws"]
+        key = backend.create_access_key(payload["user_name"])
+        backend.access_keys.pop(key.physical_resource_id, None)
+        key.access_key_id = payload["access_key_id"]
+        key.secret_access_key = payload["secret_access_key"]
+        backend.access_keys[key.physical_resource_id] = key
+        return {"access_key_id": key.access_key_id}
+
     # --- control API ---------------------------------------------------------------------------
 
     def control(self, environ, start_response):
@@ -146,6 +160,8 @@ class World:
             REGISTRY.set_volume(payload["volume_id"], content)
             return {"volume_id": payload["volume_id"], "size_gib": content.size_gib,
                     "data_blocks": len(content.blocks)}
+        if name == "access-keys" and method == "POST":
+            return self.fixed_access_key(payload)
         if name == "faults":
             if method == "POST":
                 return FAULTS.add(payload).to_json()

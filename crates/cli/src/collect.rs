@@ -1,0 +1,148 @@
+//! `forensnap collect`.
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use forensnap_aws::clients::forensic_sdk_config;
+use forensnap_aws::{CaseRoleProvider, Clients, S3Evidence, SdkEc2};
+use forensnap_config::{Config, Reencrypt};
+use forensnap_core::{Actor, CaseId};
+use forensnap_preserve::wait::Backoff;
+use forensnap_preserve::{CustodyLog, Plan, Preserved, preserve};
+
+use crate::progress::TermProgress;
+use crate::{Common, Output};
+
+/// Arguments of `forensnap collect`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    common: Common,
+    /// Member account of the instance.
+    #[arg(long)]
+    account: String,
+    /// The instance to preserve.
+    #[arg(long)]
+    instance: String,
+    /// Region of the instance (default: the forensic region).
+    #[arg(long)]
+    region: Option<String>,
+    /// Your name, recorded in every custody event (default: config `operator`, then $USER).
+    #[arg(long, env = "FORENSNAP_OPERATOR")]
+    operator: Option<String>,
+    /// Purpose or authority of the collection (ticket, warrant), recorded in every event.
+    #[arg(long)]
+    purpose: Option<String>,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let path = &args.common.config;
+    let config = Config::load(path)?;
+    let case = CaseId::parse(&args.common.case)?;
+    let member = config.member(path, &args.account)?.clone();
+    if !args.instance.starts_with("i-") {
+        bail!("--instance {:?} is not an EC2 instance id (i-...)", args.instance);
+    }
+    let region = args.region.clone().unwrap_or_else(|| config.forensic.region.clone());
+
+    let forensic_sdk = forensic_sdk_config(&config).await;
+    let forensic_clients = Clients::new(&forensic_sdk, &config.aws.endpoints);
+    let caller = forensic_clients
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .context("cannot identify the forensic credentials (sts:GetCallerIdentity); check [aws] in the config or the AWS credential chain")?;
+    if caller.account() != Some(config.forensic.account.as_str()) {
+        bail!(
+            "the credentials act in account {:?}, but the config's forensic.account is {}; use the forensic account's credentials",
+            caller.account(),
+            config.forensic.account
+        );
+    }
+    let key = forensic_clients
+        .kms
+        .describe_key()
+        .key_id(&config.forensic.ebs_key_arn)
+        .send()
+        .await
+        .with_context(|| format!("forensic.ebs_key_arn {}: the key cannot be described in the forensic account; check the ARN and kms:DescribeKey", config.forensic.ebs_key_arn))?;
+    let key_arn = key.key_metadata().and_then(|m| m.arn()).unwrap_or(&config.forensic.ebs_key_arn).to_string();
+
+    let operator = args
+        .operator
+        .clone()
+        .or_else(|| config.operator.clone())
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".to_string());
+    let actor = Actor { arn: caller.arn().unwrap_or_default().to_string(), operator };
+    let store = S3Evidence::new(forensic_clients.s3.clone(), &config.forensic.evidence_bucket, config.forensic.retention_days, config.forensic.legal_hold);
+    let mut log = CustodyLog::open(store, &config.forensic.evidence_prefix, &case, actor, args.purpose.clone()).await?;
+
+    let role_arn = member.role_arn();
+    let session = CaseRoleProvider::new(
+        forensic_clients.sts.clone(),
+        &role_arn,
+        &member.external_id,
+        &case,
+        Duration::from_secs(u64::from(config.collect.session_seconds)),
+    );
+    let member_sdk = session.member_config(&forensic_sdk, &region);
+    let member_ec2 = SdkEc2::new(Clients::new(&member_sdk, &config.aws.endpoints), &member.account, &region);
+    let forensic_ec2 = SdkEc2::new(forensic_clients, &config.forensic.account, &config.forensic.region);
+
+    let fill = |s: &str| s.replace("{case}", case.as_str());
+    let plan = Plan {
+        case: case.clone(),
+        member_account: member.account.clone(),
+        member_region: region,
+        instance_id: args.instance.clone(),
+        forensic_account: config.forensic.account.clone(),
+        forensic_key_arn: key_arn,
+        role_arn,
+        session_name: case.session_name(),
+        source_identity: case.source_identity(),
+        member_tags: config.collect.member_tags.iter().map(|(k, v)| (fill(k), fill(v))).collect(),
+        description: fill(&config.collect.snapshot_description),
+        reencrypt_always: config.collect.reencrypt == Reencrypt::Always,
+        max_concurrent_copies: config.collect.max_concurrent_copies as usize,
+        backoff: Backoff {
+            initial: Duration::from_secs_f64(config.collect.poll_initial_seconds),
+            max: Duration::from_secs_f64(config.collect.poll_max_seconds),
+            limit: Duration::from_secs(config.collect.wait_timeout_minutes * 60),
+        },
+        tool: format!("forensnap {}", env!("CARGO_PKG_VERSION")),
+    };
+    let progress = TermProgress::new(args.common.output == Output::Json);
+    let result = preserve(&plan, &member_ec2, &forensic_ec2, &mut log, &progress).await;
+    progress.finish();
+    let preserved = result?;
+    print(&preserved, args.common.output, &config)
+}
+
+fn print(preserved: &Preserved, output: Output, config: &Config) -> anyhow::Result<()> {
+    match output {
+        Output::Json => {
+            println!("{}", serde_json::to_string_pretty(preserved)?);
+        }
+        Output::Text => {
+            println!("case {}: instance {} of account {} ({}) preserved", preserved.case, preserved.instance_id, preserved.account, preserved.region);
+            for v in &preserved.volumes {
+                println!(
+                    "  {:<10} {}  member snapshot {}  ->  forensic snapshot {} ({} GiB, key {})",
+                    v.device, v.volume_id, v.member_snapshot_id, v.snapshot_id, v.size_gib, v.kms_key_id
+                );
+            }
+            for (what, stored) in [("instance record", &preserved.instance_record), ("console output", &preserved.console_output)] {
+                if let Some(s) = stored {
+                    println!("  {what}: s3://{}/{} sha256 {}", s.bucket, s.key, s.sha256);
+                }
+            }
+            println!(
+                "  custody: {} events in s3://{}/{}cases/{}/custody/events/, head sha256 {}",
+                preserved.custody_events, config.forensic.evidence_bucket, config.forensic.evidence_prefix, preserved.case, preserved.custody_head_sha256
+            );
+        }
+    }
+    Ok(())
+}

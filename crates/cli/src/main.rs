@@ -1,0 +1,94 @@
+//! `forensnap`: the command line. A thin binary: it parses arguments, builds the AWS adapters
+//! from the config, runs the library crates and prints results; all logic lives in the crates.
+
+mod collect;
+mod progress;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Preserve AWS EC2 evidence into an Object Lock bucket with a chain of custody.
+#[derive(Debug, Parser)]
+#[command(name = "forensnap", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+/// How results are printed on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Preserve an instance: record it, snapshot every volume, copy the snapshots re-encrypted
+    /// into the forensic account, with a custody event for every step. Safe to run again: it
+    /// resumes the case.
+    Collect(collect::Args),
+}
+
+/// Shared by every subcommand.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    /// forensnap config file (see config/forensnap.toml).
+    #[arg(long, env = "FORENSNAP_CONFIG")]
+    pub config: PathBuf,
+    /// Case id, e.g. IR-2026-0042.
+    #[arg(long)]
+    pub case: String,
+    /// Result format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    pub output: Output,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("forensnap: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Collect(args) => collect::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("forensnap: error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FORENSNAP_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

@@ -1,0 +1,432 @@
+//! forensnap's configuration file (TOML), documented key by key in `config/forensnap.toml`.
+//!
+//! Parsing refuses unknown keys (a typo must not silently fall back to a default) and
+//! [`Config::validate`] checks what serde cannot: account ids, ARNs, endpoint URLs, limits.
+//! Keys are snake_case like the local world's files, so one vocabulary serves both.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Name of the responder recorded in every custody event (overridden by `--operator`).
+    #[serde(default)]
+    pub operator: Option<String>,
+    /// The forensic account forensnap runs in.
+    pub forensic: Forensic,
+    /// How to reach AWS.
+    #[serde(default)]
+    pub aws: Aws,
+    /// Member accounts forensnap may collect from.
+    #[serde(default)]
+    pub members: Vec<Member>,
+    /// Collection behaviour.
+    #[serde(default)]
+    pub collect: Collect,
+}
+
+/// The forensic account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Forensic {
+    /// Account id (12 digits).
+    pub account: String,
+    /// Region of the evidence bucket, the keys and the forensic snapshot copies.
+    pub region: String,
+    /// S3 Object Lock bucket (COMPLIANCE default retention) for evidence and custody events.
+    pub evidence_bucket: String,
+    /// Key prefix inside the bucket ("" for none).
+    #[serde(default)]
+    pub evidence_prefix: String,
+    /// Symmetric KMS key every evidence snapshot is re-encrypted with.
+    pub ebs_key_arn: String,
+    /// Asymmetric ECC_NIST_P256 key that signs custody checkpoints and manifests.
+    #[serde(default)]
+    pub signing_key_arn: Option<String>,
+    /// COMPLIANCE retention given to every evidence object, in days from its upload.
+    #[serde(default = "default_retention_days")]
+    pub retention_days: u32,
+    /// Put a legal hold on every evidence object too.
+    #[serde(default)]
+    pub legal_hold: bool,
+}
+
+fn default_retention_days() -> u32 {
+    365
+}
+
+/// How to reach AWS.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Aws {
+    /// Static credentials of the forensic operator. For local worlds only: on AWS leave this
+    /// out and let the default chain (instance profile, SSO, environment) supply credentials.
+    #[serde(default)]
+    pub credentials: Option<StaticCredentials>,
+    /// One endpoint for every service (the local world, a proxy).
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    /// Per-service endpoints (VPC interface endpoints); win over `endpoint_url`.
+    #[serde(default)]
+    pub endpoints: Endpoints,
+    /// Seconds before an SDK call gives up (each attempt).
+    #[serde(default = "default_timeout")]
+    pub attempt_timeout_seconds: u64,
+}
+
+fn default_timeout() -> u64 {
+    60
+}
+
+/// Static credentials (local worlds only).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StaticCredentials {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for StaticCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticCredentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("secret_access_key", &"** redacted **")
+            .finish()
+    }
+}
+
+/// Per-service endpoint URLs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoints {
+    /// EC2.
+    pub ec2: Option<String>,
+    /// EBS direct APIs.
+    pub ebs: Option<String>,
+    /// S3.
+    pub s3: Option<String>,
+    /// KMS.
+    pub kms: Option<String>,
+    /// STS.
+    pub sts: Option<String>,
+}
+
+/// A member account and how to enter it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// Account id.
+    pub account: String,
+    /// Collector role: a name (in this account) or a full ARN.
+    #[serde(default = "default_role")]
+    pub role: String,
+    /// The ExternalId the role's trust policy demands.
+    pub external_id: String,
+    /// A name for reports.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+fn default_role() -> String {
+    "ForensnapCollector".to_string()
+}
+
+impl Member {
+    /// The role ARN to assume.
+    pub fn role_arn(&self) -> String {
+        if self.role.starts_with("arn:") {
+            self.role.clone()
+        } else {
+            format!("arn:aws:iam::{}:role/{}", self.account, self.role)
+        }
+    }
+}
+
+/// When to copy a member snapshot re-encrypted before sharing it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reencrypt {
+    /// Only unencrypted snapshots and snapshots on the AWS managed `aws/ebs` key.
+    #[default]
+    WhenNeeded,
+    /// Every snapshot, so the forensic account never needs the member's keys.
+    Always,
+}
+
+/// Collection behaviour.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Collect {
+    /// Tags put on snapshots in the member account; `{case}` is replaced by the case id. An
+    /// attacker with read access can see them: use `{}` to tag nothing. (Intermediate copies
+    /// always carry `forensnap:intermediate = "true"`, which the member role's policy requires
+    /// before it lets forensnap delete them.)
+    #[serde(default = "default_member_tags")]
+    pub member_tags: BTreeMap<String, String>,
+    /// Description of member-account snapshots; `{case}` is replaced.
+    #[serde(default = "default_description")]
+    pub snapshot_description: String,
+    /// When to re-encrypt in the member account before sharing.
+    #[serde(default)]
+    pub reencrypt: Reencrypt,
+    /// Snapshot copies in flight at once (AWS allows 20 per destination region).
+    #[serde(default = "default_copies")]
+    pub max_concurrent_copies: u32,
+    /// First wait between snapshot state polls, seconds (doubles up to `poll_max_seconds`).
+    #[serde(default = "default_poll_initial")]
+    pub poll_initial_seconds: f64,
+    /// Longest wait between polls, seconds.
+    #[serde(default = "default_poll_max")]
+    pub poll_max_seconds: f64,
+    /// Give up waiting for one snapshot after this many minutes (the run can be resumed).
+    #[serde(default = "default_wait_timeout")]
+    pub wait_timeout_minutes: u64,
+    /// Lifetime of each member-account session; the SDK refreshes it before it ends.
+    #[serde(default = "default_session")]
+    pub session_seconds: u32,
+}
+
+fn default_member_tags() -> BTreeMap<String, String> {
+    BTreeMap::from([("forensnap:case".to_string(), "{case}".to_string())])
+}
+fn default_description() -> String {
+    "forensnap evidence snapshot, case {case}".to_string()
+}
+fn default_copies() -> u32 {
+    5
+}
+fn default_poll_initial() -> f64 {
+    2.0
+}
+fn default_poll_max() -> f64 {
+    30.0
+}
+fn default_wait_timeout() -> u64 {
+    720
+}
+fn default_session() -> u32 {
+    3600
+}
+
+impl Default for Collect {
+    fn default() -> Self {
+        Collect {
+            member_tags: default_member_tags(),
+            snapshot_description: default_description(),
+            reencrypt: Reencrypt::default(),
+            max_concurrent_copies: default_copies(),
+            poll_initial_seconds: default_poll_initial(),
+            poll_max_seconds: default_poll_max(),
+            wait_timeout_minutes: default_wait_timeout(),
+            session_seconds: default_session(),
+        }
+    }
+}
+
+/// A configuration that cannot be used, naming the file, the key and the fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("config {path}: cannot read it: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("config {path}: {message}See config/forensnap.toml for every key.")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or malformed.
+    #[error("config {path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: String,
+        /// What is wrong and what to write instead.
+        message: String,
+    },
+    /// A member account the command names is not configured.
+    #[error("config {path}: account {account} is not one of the [[members]] ({known}); add a [[members]] table with its account, role and external_id")]
+    UnknownMember {
+        /// The file.
+        path: PathBuf,
+        /// The account asked for.
+        account: String,
+        /// The configured accounts.
+        known: String,
+    },
+}
+
+impl Config {
+    /// Read, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let config: Config = toml::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    /// Check values serde cannot.
+    pub fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key: key.to_string(),
+            message,
+        };
+        check_account(&self.forensic.account).map_err(|m| invalid("forensic.account", m))?;
+        if self.forensic.region.is_empty() {
+            return Err(invalid("forensic.region", "must name a region such as us-east-1".into()));
+        }
+        if self.forensic.evidence_bucket.len() < 3 {
+            return Err(invalid("forensic.evidence_bucket", "must name the Object Lock bucket".into()));
+        }
+        let kms_prefix = format!("arn:aws:kms:{}:{}:", self.forensic.region, self.forensic.account);
+        let keys = [("forensic.ebs_key_arn", Some(&self.forensic.ebs_key_arn)), ("forensic.signing_key_arn", self.forensic.signing_key_arn.as_ref())];
+        for (name, arn) in keys {
+            if let Some(arn) = arn {
+                let rest = arn.strip_prefix(&kms_prefix).unwrap_or_default();
+                if !(rest.starts_with("key/") || rest.starts_with("alias/")) {
+                    return Err(invalid(
+                        name,
+                        format!("must be a key or alias ARN of the forensic account in its region ({kms_prefix}key/... or {kms_prefix}alias/...), not {arn:?}"),
+                    ));
+                }
+            }
+        }
+        if self.forensic.retention_days == 0 {
+            return Err(invalid("forensic.retention_days", "must be at least 1 day".into()));
+        }
+        for (name, url) in [
+            ("aws.endpoint_url", &self.aws.endpoint_url),
+            ("aws.endpoints.ec2", &self.aws.endpoints.ec2),
+            ("aws.endpoints.ebs", &self.aws.endpoints.ebs),
+            ("aws.endpoints.s3", &self.aws.endpoints.s3),
+            ("aws.endpoints.kms", &self.aws.endpoints.kms),
+            ("aws.endpoints.sts", &self.aws.endpoints.sts),
+        ] {
+            if let Some(url) = url
+                && !(url.starts_with("https://") || url.starts_with("http://"))
+            {
+                return Err(invalid(name, format!("must be an http(s) URL, not {url:?}")));
+            }
+        }
+        for (i, member) in self.members.iter().enumerate() {
+            let key = format!("members[{i}]");
+            check_account(&member.account).map_err(|m| invalid(&format!("{key}.account"), m))?;
+            if member.external_id.is_empty() {
+                return Err(invalid(&format!("{key}.external_id"), "must not be empty".into()));
+            }
+            if member.account == self.forensic.account {
+                return Err(invalid(&format!("{key}.account"), "is the forensic account itself".into()));
+            }
+        }
+        let c = &self.collect;
+        if !(1..=20).contains(&c.max_concurrent_copies) {
+            return Err(invalid("collect.max_concurrent_copies", "must be 1..=20 (AWS allows 20 concurrent copies per region)".into()));
+        }
+        if !(c.poll_initial_seconds > 0.0 && c.poll_max_seconds >= c.poll_initial_seconds) {
+            return Err(invalid("collect.poll_initial_seconds", "must be > 0 and <= collect.poll_max_seconds".into()));
+        }
+        if !(900..=43_200).contains(&c.session_seconds) {
+            return Err(invalid("collect.session_seconds", "must be 900..=43200 (STS limits)".into()));
+        }
+        Ok(())
+    }
+
+    /// The member account `account`, or an error naming the configured ones.
+    pub fn member(&self, path: &Path, account: &str) -> Result<&Member, ConfigError> {
+        self.members.iter().find(|m| m.account == account).ok_or_else(|| ConfigError::UnknownMember {
+            path: path.to_path_buf(),
+            account: account.to_string(),
+            known: self.members.iter().map(|m| m.account.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+}
+
+fn check_account(account: &str) -> Result<(), String> {
+    if account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(format!("must be a 12-digit account id, not {account:?}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[forensic]
+account = "123456789012"
+region = "us-east-1"
+evidence_bucket = "forensnap-evidence"
+ebs_key_arn = "arn:aws:kms:us-east-1:123456789012:key/1234"
+[[members]]
+account = "111111111111"
+external_id = "x"
+"#;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: "t.toml".into(), message: e.to_string() })?;
+        config.validate(Path::new("t.toml"))?;
+        Ok(config)
+    }
+
+    #[test]
+    fn defaults_fill_in() {
+        let config = parse(MINIMAL).expect("minimal config");
+        assert_eq!(config.members[0].role_arn(), "arn:aws:iam::111111111111:role/ForensnapCollector");
+        assert_eq!(config.collect.max_concurrent_copies, 5);
+        assert_eq!(config.forensic.retention_days, 365);
+        assert_eq!(config.collect.member_tags.get("forensnap:case").map(String::as_str), Some("{case}"));
+    }
+
+    #[test]
+    fn every_file_in_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).expect("config dir") {
+            let path = entry.expect("entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if name.ends_with(".toml") && !name.ends_with("-world.toml") {
+                Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 2, "config/forensnap.toml and config/local.toml at least");
+    }
+
+    #[test]
+    fn mistakes_name_the_key() {
+        let err = parse(&MINIMAL.replace("evidence_bucket", "evidence_bukket")).expect_err("typo");
+        assert!(err.to_string().contains("evidence_bukket"), "{err}");
+        let err = parse(&MINIMAL.replace("111111111111", "1111")).expect_err("account");
+        assert!(err.to_string().contains("members[0].account"), "{err}");
+        parse(&MINIMAL.replace("key/1234", "alias/forensnap-ebs")).expect("alias ARNs are fine");
+        let err = parse(&MINIMAL.replace("arn:aws:kms:us-east-1:123456789012:key/1234", "alias/x")).expect_err("key");
+        assert!(err.to_string().contains("forensic.ebs_key_arn"), "{err}");
+        let err = parse(&MINIMAL.replace("us-east-1:123456789012:key", "us-east-1:111111111111:key")).expect_err("other account");
+        assert!(err.to_string().contains("forensic.ebs_key_arn"), "{err}");
+        let err = parse(&format!("{MINIMAL}[collect]\nmax_concurrent_copies = 21\n")).expect_err("copies");
+        assert!(err.to_string().contains("20"), "{err}");
+        let config = parse(MINIMAL).expect("ok");
+        let err = config.member(Path::new("t.toml"), "222222222222").expect_err("unknown");
+        assert!(err.to_string().contains("111111111111"), "{err}");
+    }
+}

@@ -1,0 +1,13 @@
+//! forensnap's pure core: what a case is, what a custody event records, and how events chain.
+//!
+//! Nothing here performs I/O, spawns tasks or knows about the AWS SDK: the same code runs in
+//! the collector, in `forensnap verify` and in unit tests. Modules:
+//!
+//! * [`case`]    -- case ids and the AWS names derived from them (session name, source identity).
+//! * [`custody`] -- custody events, their canonical bytes, and the SHA-256 chain that links them.
+
+pub mod case;
+pub mod custody;
+
+pub use case::{CaseId, CaseIdError};
+pub use custody::{Actor, ChainError, ChainHead, Event, EventDraft, Outcome, sha256_hex};

@@ -1,0 +1,30 @@
+//! forensnap's preservation step ("Preserve" in the playbook): for one instance of one member
+//! account, record the instance, snapshot every attached volume crash-consistently, and bring
+//! each snapshot into the forensic account re-encrypted with the forensic key, then remove every
+//! share and intermediate copy made on the way. Every act is a custody event.
+//!
+//! The orchestration is generic over the seams in [`ports`] (EC2 of an account, the evidence
+//! store); `forensnap-aws` implements them with the AWS SDK, and the unit tests here with
+//! in-memory fakes. Modules:
+//!
+//! * [`ports`]   -- the traits at the seams and the facts they return.
+//! * [`custody`] -- the case's custody log: appends chained events to the evidence store.
+//! * [`state`]   -- what earlier runs of a case already did, read back from its events.
+//! * [`wait`]    -- polling snapshot states with jittered exponential backoff.
+//! * [`collect`] -- the preservation run itself.
+//! * [`error`]   -- errors that name the step, the account, the resource and the next step.
+
+pub mod collect;
+pub mod custody;
+pub mod error;
+pub mod ports;
+pub mod state;
+pub mod wait;
+
+#[cfg(test)]
+mod fake;
+
+pub use collect::{Plan, Preserved, PreservedVolume, Progress, SilentProgress, preserve};
+pub use custody::CustodyLog;
+pub use error::PreserveError;
+pub use ports::{AwsError, Called, Ec2, EvidenceStore, InstanceRecord, SnapState, SnapshotInfo, Stored};
