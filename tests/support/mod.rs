@@ -69,6 +69,51 @@ impl Env {
     }
 }
 
+/// Output of one `forensnap` run.
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}): {}\nstderr: {}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+}
+
+/// The `forensnap` binary built beside the test executables.
+pub fn forensnap_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("test exe");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let bin = dir.join("forensnap");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p forensnap` (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+/// Run `forensnap ARGS` and capture its output.
+pub fn forensnap(args: &[&str]) -> Run {
+    let out = std::process::Command::new(forensnap_bin())
+        .args(args)
+        .env("FORENSNAP_OPERATOR", "Test Responder")
+        .output()
+        .expect("run forensnap");
+    Run {
+        ok: out.status.success(),
+        stdout: String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr: String::from_utf8_lossy(&out.stderr).to_string(),
+    }
+}
+
 /// A one-member world with one instance whose volumes are given as TOML tables.
 pub fn world_toml(bucket: &str, volumes: &[&str]) -> String {
     let mut text = format!(

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use aws_sdk_ec2::operation::RequestId;
 use aws_sdk_ec2::types::{
-    CreateVolumePermission, CreateVolumePermissionModifications, Filter, InstanceSpecification, ResourceType, Snapshot,
-    SnapshotState, Tag, TagSpecification,
+    CreateVolumePermission, CreateVolumePermissionModifications, Filter, InstanceSpecification,
+    ResourceType, Snapshot, SnapshotState, Tag, TagSpecification,
 };
 use aws_smithy_types::date_time::Format;
 use base64::Engine;
@@ -30,7 +30,11 @@ pub struct SdkEc2 {
 impl SdkEc2 {
     /// EC2 of `account` in `region` through `clients`.
     pub fn new(clients: Clients, account: &str, region: &str) -> Self {
-        SdkEc2 { clients, account: account.to_string(), region: region.to_string() }
+        SdkEc2 {
+            clients,
+            account: account.to_string(),
+            region: region.to_string(),
+        }
     }
 }
 
@@ -57,16 +61,30 @@ fn tags(tags: &BTreeMap<String, String>) -> Option<TagSpecification> {
     if tags.is_empty() {
         return None;
     }
-    let list = tags.iter().map(|(k, v)| Tag::builder().key(k).value(v).build()).collect();
-    Some(TagSpecification::builder().resource_type(ResourceType::Snapshot).set_tags(Some(list)).build())
+    let list = tags
+        .iter()
+        .map(|(k, v)| Tag::builder().key(k).value(v).build())
+        .collect();
+    Some(
+        TagSpecification::builder()
+            .resource_type(ResourceType::Snapshot)
+            .set_tags(Some(list))
+            .build(),
+    )
 }
 
 fn time(t: Option<&aws_smithy_types::DateTime>) -> Value {
-    t.and_then(|t| t.fmt(Format::DateTime).ok()).map(Value::String).unwrap_or(Value::Null)
+    t.and_then(|t| t.fmt(Format::DateTime).ok())
+        .map(Value::String)
+        .unwrap_or(Value::Null)
 }
 
 /// The instance as a JSON record: what responders and examiners look at first.
-fn instance_json(i: &aws_sdk_ec2::types::Instance, owner: Option<&str>, request_id: Option<&str>) -> Value {
+fn instance_json(
+    i: &aws_sdk_ec2::types::Instance,
+    owner: Option<&str>,
+    request_id: Option<&str>,
+) -> Value {
     json!({
         "record": "ec2:DescribeInstances",
         "request_id": request_id,
@@ -119,25 +137,52 @@ impl Ec2 for SdkEc2 {
     }
 
     async fn whoami(&self) -> Result<Called<String>, AwsError> {
-        let out = self.clients.sts.get_caller_identity().send().await.map_err(|e| aws_error("GetCallerIdentity", e))?;
+        let out = self
+            .clients
+            .sts
+            .get_caller_identity()
+            .send()
+            .await
+            .map_err(|e| aws_error("GetCallerIdentity", e))?;
         let request_id = out.request_id().map(str::to_string);
         if out.account() != Some(self.account.as_str()) {
             return Err(AwsError {
                 operation: "GetCallerIdentity",
                 code: Some("WrongAccount".into()),
-                message: format!("the credentials act in account {:?}, not {}", out.account(), self.account),
+                message: format!(
+                    "the credentials act in account {:?}, not {}",
+                    out.account(),
+                    self.account
+                ),
                 request_id,
             });
         }
-        Ok(Called::new(out.arn().unwrap_or_default().to_string(), request_id))
+        Ok(Called::new(
+            out.arn().unwrap_or_default().to_string(),
+            request_id,
+        ))
     }
 
-    async fn describe_instance(&self, instance_id: &str) -> Result<Called<Option<InstanceRecord>>, AwsError> {
-        let out = match self.clients.ec2.describe_instances().instance_ids(instance_id).send().await {
+    async fn describe_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Called<Option<InstanceRecord>>, AwsError> {
+        let out = match self
+            .clients
+            .ec2
+            .describe_instances()
+            .instance_ids(instance_id)
+            .send()
+            .await
+        {
             Ok(out) => out,
             Err(e) => {
                 let err = aws_error("DescribeInstances", e);
-                if err.code.as_deref().is_some_and(|c| c.starts_with("InvalidInstanceID")) {
+                if err
+                    .code
+                    .as_deref()
+                    .is_some_and(|c| c.starts_with("InvalidInstanceID"))
+                {
                     return Ok(Called::new(None, err.request_id));
                 }
                 return Err(err);
@@ -145,19 +190,34 @@ impl Ec2 for SdkEc2 {
         };
         let request_id = out.request_id().map(str::to_string);
         let found = out.reservations().iter().find_map(|r| {
-            r.instances().iter().find(|i| i.instance_id() == Some(instance_id)).map(|i| (r.owner_id(), i))
+            r.instances()
+                .iter()
+                .find(|i| i.instance_id() == Some(instance_id))
+                .map(|i| (r.owner_id(), i))
         });
-        let Some((owner, instance)) = found else { return Ok(Called::new(None, request_id)) };
+        let Some((owner, instance)) = found else {
+            return Ok(Called::new(None, request_id));
+        };
         let volumes = instance
             .block_device_mappings()
             .iter()
-            .filter_map(|b| Some((b.device_name()?.to_string(), b.ebs()?.volume_id()?.to_string())))
+            .filter_map(|b| {
+                Some((
+                    b.device_name()?.to_string(),
+                    b.ebs()?.volume_id()?.to_string(),
+                ))
+            })
             .collect();
-        let mut json = serde_json::to_vec_pretty(&instance_json(instance, owner, request_id.as_deref())).unwrap_or_default();
+        let mut json =
+            serde_json::to_vec_pretty(&instance_json(instance, owner, request_id.as_deref()))
+                .unwrap_or_default();
         json.push(b'\n');
         let record = InstanceRecord {
             instance_id: instance_id.to_string(),
-            availability_zone: instance.placement().and_then(|p| p.availability_zone()).map(str::to_string),
+            availability_zone: instance
+                .placement()
+                .and_then(|p| p.availability_zone())
+                .map(str::to_string),
             volumes,
             json,
         };
@@ -165,18 +225,37 @@ impl Ec2 for SdkEc2 {
     }
 
     async fn console_output(&self, instance_id: &str) -> Result<Called<Vec<u8>>, AwsError> {
-        let out = self.clients.ec2.get_console_output().instance_id(instance_id).send().await.map_err(|e| aws_error("GetConsoleOutput", e))?;
+        let out = self
+            .clients
+            .ec2
+            .get_console_output()
+            .instance_id(instance_id)
+            .send()
+            .await
+            .map_err(|e| aws_error("GetConsoleOutput", e))?;
         let text = out.output().unwrap_or_default();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(text.trim()).unwrap_or_else(|_| text.as_bytes().to_vec());
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text.trim())
+            .unwrap_or_else(|_| text.as_bytes().to_vec());
         Ok(Called::new(bytes, out.request_id().map(str::to_string)))
     }
 
-    async fn create_snapshots(&self, instance_id: &str, description: &str, tag_map: &BTreeMap<String, String>) -> Result<Called<Vec<SnapshotInfo>>, AwsError> {
+    async fn create_snapshots(
+        &self,
+        instance_id: &str,
+        description: &str,
+        tag_map: &BTreeMap<String, String>,
+    ) -> Result<Called<Vec<SnapshotInfo>>, AwsError> {
         let out = self
             .clients
             .ec2
             .create_snapshots()
-            .instance_specification(InstanceSpecification::builder().instance_id(instance_id).exclude_boot_volume(false).build())
+            .instance_specification(
+                InstanceSpecification::builder()
+                    .instance_id(instance_id)
+                    .exclude_boot_volume(false)
+                    .build(),
+            )
             .description(description)
             .set_tag_specifications(tags(tag_map).map(|t| vec![t]))
             .send()
@@ -201,15 +280,33 @@ impl Ec2 for SdkEc2 {
         Ok(Called::new(snapshots, out.request_id().map(str::to_string)))
     }
 
-    async fn describe_snapshot(&self, snapshot_id: &str) -> Result<Called<Option<SnapshotInfo>>, AwsError> {
-        match self.clients.ec2.describe_snapshots().snapshot_ids(snapshot_id).send().await {
+    async fn describe_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> Result<Called<Option<SnapshotInfo>>, AwsError> {
+        match self
+            .clients
+            .ec2
+            .describe_snapshots()
+            .snapshot_ids(snapshot_id)
+            .send()
+            .await
+        {
             Ok(out) => {
-                let found = out.snapshots().iter().find(|s| s.snapshot_id() == Some(snapshot_id)).map(info);
+                let found = out
+                    .snapshots()
+                    .iter()
+                    .find(|s| s.snapshot_id() == Some(snapshot_id))
+                    .map(info);
                 Ok(Called::new(found, out.request_id().map(str::to_string)))
             }
             Err(e) => {
                 let err = aws_error("DescribeSnapshots", e);
-                if err.is_not_found() { Ok(Called::new(None, err.request_id)) } else { Err(err) }
+                if err.is_not_found() {
+                    Ok(Called::new(None, err.request_id))
+                } else {
+                    Err(err)
+                }
             }
         }
     }
@@ -220,14 +317,26 @@ impl Ec2 for SdkEc2 {
             .ec2
             .describe_snapshots()
             .owner_ids("self")
-            .filters(Filter::builder().name("description").values(description).build())
+            .filters(
+                Filter::builder()
+                    .name("description")
+                    .values(description)
+                    .build(),
+            )
             .send()
             .await
             .map_err(|e| aws_error("DescribeSnapshots", e))?;
         Ok(out.snapshots().iter().map(info).collect())
     }
 
-    async fn copy_snapshot(&self, source: &str, source_region: &str, kms_key_id: &str, description: &str, tag_map: &BTreeMap<String, String>) -> Result<Called<String>, AwsError> {
+    async fn copy_snapshot(
+        &self,
+        source: &str,
+        source_region: &str,
+        kms_key_id: &str,
+        description: &str,
+        tag_map: &BTreeMap<String, String>,
+    ) -> Result<Called<String>, AwsError> {
         let out = self
             .clients
             .ec2
@@ -241,15 +350,27 @@ impl Ec2 for SdkEc2 {
             .send()
             .await
             .map_err(|e| aws_error("CopySnapshot", e))?;
-        Ok(Called::new(out.snapshot_id().unwrap_or_default().to_string(), out.request_id().map(str::to_string)))
+        Ok(Called::new(
+            out.snapshot_id().unwrap_or_default().to_string(),
+            out.request_id().map(str::to_string),
+        ))
     }
 
-    async fn set_share(&self, snapshot_id: &str, account: &str, share: bool) -> Result<Called<()>, AwsError> {
+    async fn set_share(
+        &self,
+        snapshot_id: &str,
+        account: &str,
+        share: bool,
+    ) -> Result<Called<()>, AwsError> {
         let permission = CreateVolumePermission::builder().user_id(account).build();
         let change = if share {
-            CreateVolumePermissionModifications::builder().add(permission).build()
+            CreateVolumePermissionModifications::builder()
+                .add(permission)
+                .build()
         } else {
-            CreateVolumePermissionModifications::builder().remove(permission).build()
+            CreateVolumePermissionModifications::builder()
+                .remove(permission)
+                .build()
         };
         let out = self
             .clients
@@ -257,7 +378,11 @@ impl Ec2 for SdkEc2 {
             .modify_snapshot_attribute()
             .snapshot_id(snapshot_id)
             .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-            .operation_type(if share { aws_sdk_ec2::types::OperationType::Add } else { aws_sdk_ec2::types::OperationType::Remove })
+            .operation_type(if share {
+                aws_sdk_ec2::types::OperationType::Add
+            } else {
+                aws_sdk_ec2::types::OperationType::Remove
+            })
             .user_ids(account)
             .create_volume_permission(change)
             .send()
@@ -267,17 +392,46 @@ impl Ec2 for SdkEc2 {
     }
 
     async fn delete_snapshot(&self, snapshot_id: &str) -> Result<Called<()>, AwsError> {
-        let out = self.clients.ec2.delete_snapshot().snapshot_id(snapshot_id).send().await.map_err(|e| aws_error("DeleteSnapshot", e))?;
+        let out = self
+            .clients
+            .ec2
+            .delete_snapshot()
+            .snapshot_id(snapshot_id)
+            .send()
+            .await
+            .map_err(|e| aws_error("DeleteSnapshot", e))?;
         Ok(Called::new((), out.request_id().map(str::to_string)))
     }
 
     async fn is_aws_managed_key(&self, key_id: &str) -> Result<bool, AwsError> {
-        let described = self.clients.kms.describe_key().key_id(key_id).send().await.map_err(|e| aws_error("DescribeKey", e))?;
-        if described.key_metadata().and_then(|m| m.key_manager()) == Some(&aws_sdk_kms::types::KeyManagerType::Aws) {
+        let described = self
+            .clients
+            .kms
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeKey", e))?;
+        if described.key_metadata().and_then(|m| m.key_manager())
+            == Some(&aws_sdk_kms::types::KeyManagerType::Aws)
+        {
             return Ok(true);
         }
-        let key = described.key_metadata().map(|m| m.key_id().to_string()).unwrap_or_default();
-        let aliases = self.clients.kms.list_aliases().key_id(&key).send().await.map_err(|e| aws_error("ListAliases", e))?;
-        Ok(aliases.aliases().iter().any(|a| a.alias_name().is_some_and(|n| n.starts_with("alias/aws/")) && a.target_key_id() == Some(key.as_str())))
+        let key = described
+            .key_metadata()
+            .map(|m| m.key_id().to_string())
+            .unwrap_or_default();
+        let aliases = self
+            .clients
+            .kms
+            .list_aliases()
+            .key_id(&key)
+            .send()
+            .await
+            .map_err(|e| aws_error("ListAliases", e))?;
+        Ok(aliases.aliases().iter().any(|a| {
+            a.alias_name().is_some_and(|n| n.starts_with("alias/aws/"))
+                && a.target_key_id() == Some(key.as_str())
+        }))
     }
 }

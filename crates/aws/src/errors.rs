@@ -15,14 +15,20 @@ where
             AwsError {
                 operation,
                 code: inner.code().map(str::to_string),
-                message: inner.message().map(str::to_string).unwrap_or_else(|| inner.to_string()),
+                message: inner
+                    .message()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| inner.to_string()),
                 request_id: inner.meta().extra("aws_request_id").map(str::to_string),
             }
         }
         other => AwsError {
             operation,
             code: None,
-            message: format!("{}", aws_smithy_types::error::display::DisplayErrorContext(other)),
+            message: format!(
+                "{}",
+                aws_smithy_types::error::display::DisplayErrorContext(other)
+            ),
             request_id: None,
         },
     }

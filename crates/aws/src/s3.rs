@@ -27,12 +27,25 @@ pub struct S3Evidence {
 
 impl S3Evidence {
     /// The evidence bucket `bucket`.
-    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, retention_days: u32, legal_hold: bool) -> Self {
-        S3Evidence { s3, bucket: bucket.to_string(), retention_days, legal_hold }
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        bucket: &str,
+        retention_days: u32,
+        legal_hold: bool,
+    ) -> Self {
+        S3Evidence {
+            s3,
+            bucket: bucket.to_string(),
+            retention_days,
+            legal_hold,
+        }
     }
 
     fn retain_until(&self) -> DateTime {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
         DateTime::from_secs((now + u64::from(self.retention_days) * 86_400) as i64)
     }
 }
@@ -43,32 +56,73 @@ impl EvidenceStore for S3Evidence {
     }
 
     async fn lock_state(&self) -> Result<Called<BucketLock>, AwsError> {
-        let lock = match self.s3.get_object_lock_configuration().bucket(&self.bucket).send().await {
+        let lock = match self
+            .s3
+            .get_object_lock_configuration()
+            .bucket(&self.bucket)
+            .send()
+            .await
+        {
             Ok(out) => {
                 let config = out.object_lock_configuration();
-                let rule = config.and_then(|c| c.rule()).and_then(|r| r.default_retention());
+                let rule = config
+                    .and_then(|c| c.rule())
+                    .and_then(|r| r.default_retention());
                 BucketLock {
-                    enabled: config.and_then(|c| c.object_lock_enabled()).map(|e| e.as_str() == "Enabled").unwrap_or(false),
+                    enabled: config
+                        .and_then(|c| c.object_lock_enabled())
+                        .map(|e| e.as_str() == "Enabled")
+                        .unwrap_or(false),
                     default_mode: rule.and_then(|r| r.mode()).map(|m| m.as_str().to_string()),
-                    default_days: rule.and_then(|r| r.days().map(|d| d as u32).or_else(|| r.years().map(|y| y as u32 * 365))),
+                    default_days: rule.and_then(|r| {
+                        r.days()
+                            .map(|d| d as u32)
+                            .or_else(|| r.years().map(|y| y as u32 * 365))
+                    }),
                     versioning: None,
                 }
             }
             Err(e) => {
                 let err = aws_error("GetObjectLockConfiguration", e);
-                if err.code.as_deref().is_some_and(|c| c.contains("ObjectLockConfiguration")) {
-                    BucketLock { enabled: false, default_mode: None, default_days: None, versioning: None }
+                if err
+                    .code
+                    .as_deref()
+                    .is_some_and(|c| c.contains("ObjectLockConfiguration"))
+                {
+                    BucketLock {
+                        enabled: false,
+                        default_mode: None,
+                        default_days: None,
+                        versioning: None,
+                    }
                 } else {
                     return Err(err);
                 }
             }
         };
-        let versioning = self.s3.get_bucket_versioning().bucket(&self.bucket).send().await.map_err(|e| aws_error("GetBucketVersioning", e))?;
+        let versioning = self
+            .s3
+            .get_bucket_versioning()
+            .bucket(&self.bucket)
+            .send()
+            .await
+            .map_err(|e| aws_error("GetBucketVersioning", e))?;
         let request_id = versioning.request_id().map(str::to_string);
-        Ok(Called::new(BucketLock { versioning: versioning.status().map(|s| s.as_str().to_string()), ..lock }, request_id))
+        Ok(Called::new(
+            BucketLock {
+                versioning: versioning.status().map(|s| s.as_str().to_string()),
+                ..lock
+            },
+            request_id,
+        ))
     }
 
-    async fn put_locked(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> Result<Called<Stored>, AwsError> {
+    async fn put_locked(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Called<Stored>, AwsError> {
         let digest = Sha256::digest(&bytes);
         let size = bytes.len() as u64;
         let mut put = self
@@ -98,17 +152,34 @@ impl EvidenceStore for S3Evidence {
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
         let mut keys = Vec::new();
-        let mut pages = self.s3.list_objects_v2().bucket(&self.bucket).prefix(prefix).into_paginator().send();
+        let mut pages = self
+            .s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+            .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws_error("ListObjectsV2", e))?;
-            keys.extend(page.contents().iter().filter_map(|o| o.key().map(str::to_string)));
+            keys.extend(
+                page.contents()
+                    .iter()
+                    .filter_map(|o| o.key().map(str::to_string)),
+            );
         }
         keys.sort();
         Ok(keys)
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, AwsError> {
-        let out = self.s3.get_object().bucket(&self.bucket).key(key).send().await.map_err(|e| aws_error("GetObject", e))?;
+        let out = self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| aws_error("GetObject", e))?;
         let body = out.body.collect().await.map_err(|e| AwsError {
             operation: "GetObject",
             code: None,

@@ -32,7 +32,13 @@ pub struct CaseRoleProvider {
 
 impl CaseRoleProvider {
     /// A provider for `role_arn`, using the forensic account's `sts` client.
-    pub fn new(sts: aws_sdk_sts::Client, role_arn: &str, external_id: &str, case: &CaseId, duration: Duration) -> Self {
+    pub fn new(
+        sts: aws_sdk_sts::Client,
+        role_arn: &str,
+        external_id: &str,
+        case: &CaseId,
+        duration: Duration,
+    ) -> Self {
         CaseRoleProvider {
             sts,
             role_arn: role_arn.to_string(),
@@ -68,9 +74,9 @@ impl CaseRoleProvider {
                 tracing::warn!(role = %self.role_arn, error = %e, "AssumeRole refused");
                 CredentialsError::provider_error(e)
             })?;
-        let creds = out
-            .credentials()
-            .ok_or_else(|| CredentialsError::unhandled("AssumeRole answered without credentials"))?;
+        let creds = out.credentials().ok_or_else(|| {
+            CredentialsError::unhandled("AssumeRole answered without credentials")
+        })?;
         let expires = SystemTime::try_from(*creds.expiration()).ok();
         tracing::info!(role = %self.role_arn, session = %self.session_name, "assumed member role");
         Ok(Credentials::new(

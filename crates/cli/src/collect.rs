@@ -41,9 +41,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let case = CaseId::parse(&args.common.case)?;
     let member = config.member(path, &args.account)?.clone();
     if !args.instance.starts_with("i-") {
-        bail!("--instance {:?} is not an EC2 instance id (i-...)", args.instance);
+        bail!(
+            "--instance {:?} is not an EC2 instance id (i-...)",
+            args.instance
+        );
     }
-    let region = args.region.clone().unwrap_or_else(|| config.forensic.region.clone());
+    let region = args
+        .region
+        .clone()
+        .unwrap_or_else(|| config.forensic.region.clone());
 
     let forensic_sdk = forensic_sdk_config(&config).await;
     let forensic_clients = Clients::new(&forensic_sdk, &config.aws.endpoints);
@@ -67,7 +73,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .send()
         .await
         .with_context(|| format!("forensic.ebs_key_arn {}: the key cannot be described in the forensic account; check the ARN and kms:DescribeKey", config.forensic.ebs_key_arn))?;
-    let key_arn = key.key_metadata().and_then(|m| m.arn()).unwrap_or(&config.forensic.ebs_key_arn).to_string();
+    let key_arn = key
+        .key_metadata()
+        .and_then(|m| m.arn())
+        .unwrap_or(&config.forensic.ebs_key_arn)
+        .to_string();
 
     let operator = args
         .operator
@@ -75,9 +85,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .or_else(|| config.operator.clone())
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".to_string());
-    let actor = Actor { arn: caller.arn().unwrap_or_default().to_string(), operator };
-    let store = S3Evidence::new(forensic_clients.s3.clone(), &config.forensic.evidence_bucket, config.forensic.retention_days, config.forensic.legal_hold);
-    let mut log = CustodyLog::open(store, &config.forensic.evidence_prefix, &case, actor, args.purpose.clone()).await?;
+    let actor = Actor {
+        arn: caller.arn().unwrap_or_default().to_string(),
+        operator,
+    };
+    let store = S3Evidence::new(
+        forensic_clients.s3.clone(),
+        &config.forensic.evidence_bucket,
+        config.forensic.retention_days,
+        config.forensic.legal_hold,
+    );
+    let mut log = CustodyLog::open(
+        store,
+        &config.forensic.evidence_prefix,
+        &case,
+        actor,
+        args.purpose.clone(),
+    )
+    .await?;
 
     let role_arn = member.role_arn();
     let session = CaseRoleProvider::new(
@@ -88,8 +113,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Duration::from_secs(u64::from(config.collect.session_seconds)),
     );
     let member_sdk = session.member_config(&forensic_sdk, &region);
-    let member_ec2 = SdkEc2::new(Clients::new(&member_sdk, &config.aws.endpoints), &member.account, &region);
-    let forensic_ec2 = SdkEc2::new(forensic_clients, &config.forensic.account, &config.forensic.region);
+    let member_ec2 = SdkEc2::new(
+        Clients::new(&member_sdk, &config.aws.endpoints),
+        &member.account,
+        &region,
+    );
+    let forensic_ec2 = SdkEc2::new(
+        forensic_clients,
+        &config.forensic.account,
+        &config.forensic.region,
+    );
 
     let fill = |s: &str| s.replace("{case}", case.as_str());
     let plan = Plan {
@@ -102,7 +135,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         role_arn,
         session_name: case.session_name(),
         source_identity: case.source_identity(),
-        member_tags: config.collect.member_tags.iter().map(|(k, v)| (fill(k), fill(v))).collect(),
+        member_tags: config
+            .collect
+            .member_tags
+            .iter()
+            .map(|(k, v)| (fill(k), fill(v)))
+            .collect(),
         description: fill(&config.collect.snapshot_description),
         reencrypt_always: config.collect.reencrypt == Reencrypt::Always,
         max_concurrent_copies: config.collect.max_concurrent_copies as usize,
@@ -126,21 +164,36 @@ fn print(preserved: &Preserved, output: Output, config: &Config) -> anyhow::Resu
             println!("{}", serde_json::to_string_pretty(preserved)?);
         }
         Output::Text => {
-            println!("case {}: instance {} of account {} ({}) preserved", preserved.case, preserved.instance_id, preserved.account, preserved.region);
+            println!(
+                "case {}: instance {} of account {} ({}) preserved",
+                preserved.case, preserved.instance_id, preserved.account, preserved.region
+            );
             for v in &preserved.volumes {
                 println!(
                     "  {:<10} {}  member snapshot {}  ->  forensic snapshot {} ({} GiB, key {})",
-                    v.device, v.volume_id, v.member_snapshot_id, v.snapshot_id, v.size_gib, v.kms_key_id
+                    v.device,
+                    v.volume_id,
+                    v.member_snapshot_id,
+                    v.snapshot_id,
+                    v.size_gib,
+                    v.kms_key_id
                 );
             }
-            for (what, stored) in [("instance record", &preserved.instance_record), ("console output", &preserved.console_output)] {
+            for (what, stored) in [
+                ("instance record", &preserved.instance_record),
+                ("console output", &preserved.console_output),
+            ] {
                 if let Some(s) = stored {
                     println!("  {what}: s3://{}/{} sha256 {}", s.bucket, s.key, s.sha256);
                 }
             }
             println!(
                 "  custody: {} events in s3://{}/{}cases/{}/custody/events/, head sha256 {}",
-                preserved.custody_events, config.forensic.evidence_bucket, config.forensic.evidence_prefix, preserved.case, preserved.custody_head_sha256
+                preserved.custody_events,
+                config.forensic.evidence_bucket,
+                config.forensic.evidence_prefix,
+                preserved.case,
+                preserved.custody_head_sha256
             );
         }
     }

@@ -23,8 +23,15 @@ pub struct TermProgress {
 impl TermProgress {
     /// Bars on a terminal, lines elsewhere.
     pub fn new(json: bool) -> Self {
-        let multi = std::io::stderr().is_terminal().then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        TermProgress { multi, bars: Mutex::new(HashMap::new()), last: Mutex::new(HashMap::new()), json }
+        let multi = std::io::stderr()
+            .is_terminal()
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        TermProgress {
+            multi,
+            bars: Mutex::new(HashMap::new()),
+            last: Mutex::new(HashMap::new()),
+            json,
+        }
     }
 
     /// Clear the bars.
@@ -48,12 +55,21 @@ impl TermProgress {
 
 impl Progress for TermProgress {
     fn snapshot(&self, volume_id: &str, stage: &str, info: &SnapshotInfo) {
-        let percent: u64 = info.progress.as_deref().and_then(|p| p.trim_end_matches('%').parse().ok()).unwrap_or(0);
+        let percent: u64 = info
+            .progress
+            .as_deref()
+            .and_then(|p| p.trim_end_matches('%').parse().ok())
+            .unwrap_or(0);
         if let Some(multi) = &self.multi {
-            let Ok(mut bars) = self.bars.lock() else { return };
+            let Ok(mut bars) = self.bars.lock() else {
+                return;
+            };
             let bar = bars.entry(volume_id.to_string()).or_insert_with(|| {
                 let bar = multi.add(ProgressBar::new(100));
-                bar.set_style(ProgressStyle::with_template("{prefix:>22} {bar:30} {pos:>3}% {msg}").unwrap_or_else(|_| ProgressStyle::default_bar()));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:>22} {bar:30} {pos:>3}% {msg}")
+                        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
                 bar.set_prefix(volume_id.to_string());
                 bar
             });
@@ -62,10 +78,19 @@ impl Progress for TermProgress {
             return;
         }
         let text = format!("{:?} {percent}%", info.state);
-        let Ok(mut last) = self.last.lock() else { return };
-        if last.insert((volume_id.to_string(), stage.to_string()), text.clone()).as_deref() != Some(text.as_str()) {
+        let Ok(mut last) = self.last.lock() else {
+            return;
+        };
+        if last
+            .insert((volume_id.to_string(), stage.to_string()), text.clone())
+            .as_deref()
+            != Some(text.as_str())
+        {
             if self.json {
-                eprintln!("{}", serde_json::json!({"progress": "snapshot", "volume_id": volume_id, "stage": stage, "snapshot_id": info.id, "state": format!("{:?}", info.state).to_lowercase(), "percent": percent}));
+                eprintln!(
+                    "{}",
+                    serde_json::json!({"progress": "snapshot", "volume_id": volume_id, "stage": stage, "snapshot_id": info.id, "state": format!("{:?}", info.state).to_lowercase(), "percent": percent})
+                );
             } else {
                 eprintln!("  {volume_id} {stage} {} {text}", info.id);
             }
@@ -74,7 +99,10 @@ impl Progress for TermProgress {
 
     fn step(&self, message: &str) {
         if self.json {
-            eprintln!("{}", serde_json::json!({"progress": "step", "message": message}));
+            eprintln!(
+                "{}",
+                serde_json::json!({"progress": "step", "message": message})
+            );
         } else {
             self.line(format!("- {message}"));
         }

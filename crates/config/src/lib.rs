@@ -259,7 +259,9 @@ pub enum ConfigError {
         message: String,
     },
     /// A member account the command names is not configured.
-    #[error("config {path}: account {account} is not one of the [[members]] ({known}); add a [[members]] table with its account, role and external_id")]
+    #[error(
+        "config {path}: account {account} is not one of the [[members]] ({known}); add a [[members]] table with its account, role and external_id"
+    )]
     UnknownMember {
         /// The file.
         path: PathBuf,
@@ -273,10 +275,14 @@ pub enum ConfigError {
 impl Config {
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let config: Config = toml::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
         config.validate(path)?;
         Ok(config)
     }
@@ -290,26 +296,46 @@ impl Config {
         };
         check_account(&self.forensic.account).map_err(|m| invalid("forensic.account", m))?;
         if self.forensic.region.is_empty() {
-            return Err(invalid("forensic.region", "must name a region such as us-east-1".into()));
+            return Err(invalid(
+                "forensic.region",
+                "must name a region such as us-east-1".into(),
+            ));
         }
         if self.forensic.evidence_bucket.len() < 3 {
-            return Err(invalid("forensic.evidence_bucket", "must name the Object Lock bucket".into()));
+            return Err(invalid(
+                "forensic.evidence_bucket",
+                "must name the Object Lock bucket".into(),
+            ));
         }
-        let kms_prefix = format!("arn:aws:kms:{}:{}:", self.forensic.region, self.forensic.account);
-        let keys = [("forensic.ebs_key_arn", Some(&self.forensic.ebs_key_arn)), ("forensic.signing_key_arn", self.forensic.signing_key_arn.as_ref())];
+        let kms_prefix = format!(
+            "arn:aws:kms:{}:{}:",
+            self.forensic.region, self.forensic.account
+        );
+        let keys = [
+            ("forensic.ebs_key_arn", Some(&self.forensic.ebs_key_arn)),
+            (
+                "forensic.signing_key_arn",
+                self.forensic.signing_key_arn.as_ref(),
+            ),
+        ];
         for (name, arn) in keys {
             if let Some(arn) = arn {
                 let rest = arn.strip_prefix(&kms_prefix).unwrap_or_default();
                 if !(rest.starts_with("key/") || rest.starts_with("alias/")) {
                     return Err(invalid(
                         name,
-                        format!("must be a key or alias ARN of the forensic account in its region ({kms_prefix}key/... or {kms_prefix}alias/...), not {arn:?}"),
+                        format!(
+                            "must be a key or alias ARN of the forensic account in its region ({kms_prefix}key/... or {kms_prefix}alias/...), not {arn:?}"
+                        ),
                     ));
                 }
             }
         }
         if self.forensic.retention_days == 0 {
-            return Err(invalid("forensic.retention_days", "must be at least 1 day".into()));
+            return Err(invalid(
+                "forensic.retention_days",
+                "must be at least 1 day".into(),
+            ));
         }
         for (name, url) in [
             ("aws.endpoint_url", &self.aws.endpoint_url),
@@ -322,39 +348,65 @@ impl Config {
             if let Some(url) = url
                 && !(url.starts_with("https://") || url.starts_with("http://"))
             {
-                return Err(invalid(name, format!("must be an http(s) URL, not {url:?}")));
+                return Err(invalid(
+                    name,
+                    format!("must be an http(s) URL, not {url:?}"),
+                ));
             }
         }
         for (i, member) in self.members.iter().enumerate() {
             let key = format!("members[{i}]");
             check_account(&member.account).map_err(|m| invalid(&format!("{key}.account"), m))?;
             if member.external_id.is_empty() {
-                return Err(invalid(&format!("{key}.external_id"), "must not be empty".into()));
+                return Err(invalid(
+                    &format!("{key}.external_id"),
+                    "must not be empty".into(),
+                ));
             }
             if member.account == self.forensic.account {
-                return Err(invalid(&format!("{key}.account"), "is the forensic account itself".into()));
+                return Err(invalid(
+                    &format!("{key}.account"),
+                    "is the forensic account itself".into(),
+                ));
             }
         }
         let c = &self.collect;
         if !(1..=20).contains(&c.max_concurrent_copies) {
-            return Err(invalid("collect.max_concurrent_copies", "must be 1..=20 (AWS allows 20 concurrent copies per region)".into()));
+            return Err(invalid(
+                "collect.max_concurrent_copies",
+                "must be 1..=20 (AWS allows 20 concurrent copies per region)".into(),
+            ));
         }
         if !(c.poll_initial_seconds > 0.0 && c.poll_max_seconds >= c.poll_initial_seconds) {
-            return Err(invalid("collect.poll_initial_seconds", "must be > 0 and <= collect.poll_max_seconds".into()));
+            return Err(invalid(
+                "collect.poll_initial_seconds",
+                "must be > 0 and <= collect.poll_max_seconds".into(),
+            ));
         }
         if !(900..=43_200).contains(&c.session_seconds) {
-            return Err(invalid("collect.session_seconds", "must be 900..=43200 (STS limits)".into()));
+            return Err(invalid(
+                "collect.session_seconds",
+                "must be 900..=43200 (STS limits)".into(),
+            ));
         }
         Ok(())
     }
 
     /// The member account `account`, or an error naming the configured ones.
     pub fn member(&self, path: &Path, account: &str) -> Result<&Member, ConfigError> {
-        self.members.iter().find(|m| m.account == account).ok_or_else(|| ConfigError::UnknownMember {
-            path: path.to_path_buf(),
-            account: account.to_string(),
-            known: self.members.iter().map(|m| m.account.as_str()).collect::<Vec<_>>().join(", "),
-        })
+        self.members
+            .iter()
+            .find(|m| m.account == account)
+            .ok_or_else(|| ConfigError::UnknownMember {
+                path: path.to_path_buf(),
+                account: account.to_string(),
+                known: self
+                    .members
+                    .iter()
+                    .map(|m| m.account.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 }
 
@@ -382,8 +434,10 @@ external_id = "x"
 "#;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text)
-            .map_err(|e| ConfigError::Parse { path: "t.toml".into(), message: e.to_string() })?;
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t.toml".into(),
+            message: e.to_string(),
+        })?;
         config.validate(Path::new("t.toml"))?;
         Ok(config)
     }
@@ -391,10 +445,20 @@ external_id = "x"
     #[test]
     fn defaults_fill_in() {
         let config = parse(MINIMAL).expect("minimal config");
-        assert_eq!(config.members[0].role_arn(), "arn:aws:iam::111111111111:role/ForensnapCollector");
+        assert_eq!(
+            config.members[0].role_arn(),
+            "arn:aws:iam::111111111111:role/ForensnapCollector"
+        );
         assert_eq!(config.collect.max_concurrent_copies, 5);
         assert_eq!(config.forensic.retention_days, 365);
-        assert_eq!(config.collect.member_tags.get("forensnap:case").map(String::as_str), Some("{case}"));
+        assert_eq!(
+            config
+                .collect
+                .member_tags
+                .get("forensnap:case")
+                .map(String::as_str),
+            Some("{case}")
+        );
     }
 
     #[test]
@@ -403,13 +467,20 @@ external_id = "x"
         let mut seen = 0;
         for entry in std::fs::read_dir(&dir).expect("config dir") {
             let path = entry.expect("entry").path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            let name = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or_default()
+                .to_string();
             if name.ends_with(".toml") && !name.ends_with("-world.toml") {
                 Config::load(&path).unwrap_or_else(|e| panic!("{e}"));
                 seen += 1;
             }
         }
-        assert!(seen >= 2, "config/forensnap.toml and config/local.toml at least");
+        assert!(
+            seen >= 2,
+            "config/forensnap.toml and config/local.toml at least"
+        );
     }
 
     #[test]
@@ -419,14 +490,20 @@ external_id = "x"
         let err = parse(&MINIMAL.replace("111111111111", "1111")).expect_err("account");
         assert!(err.to_string().contains("members[0].account"), "{err}");
         parse(&MINIMAL.replace("key/1234", "alias/forensnap-ebs")).expect("alias ARNs are fine");
-        let err = parse(&MINIMAL.replace("arn:aws:kms:us-east-1:123456789012:key/1234", "alias/x")).expect_err("key");
+        let err = parse(&MINIMAL.replace("arn:aws:kms:us-east-1:123456789012:key/1234", "alias/x"))
+            .expect_err("key");
         assert!(err.to_string().contains("forensic.ebs_key_arn"), "{err}");
-        let err = parse(&MINIMAL.replace("us-east-1:123456789012:key", "us-east-1:111111111111:key")).expect_err("other account");
+        let err =
+            parse(&MINIMAL.replace("us-east-1:123456789012:key", "us-east-1:111111111111:key"))
+                .expect_err("other account");
         assert!(err.to_string().contains("forensic.ebs_key_arn"), "{err}");
-        let err = parse(&format!("{MINIMAL}[collect]\nmax_concurrent_copies = 21\n")).expect_err("copies");
+        let err = parse(&format!("{MINIMAL}[collect]\nmax_concurrent_copies = 21\n"))
+            .expect_err("copies");
         assert!(err.to_string().contains("20"), "{err}");
         let config = parse(MINIMAL).expect("ok");
-        let err = config.member(Path::new("t.toml"), "222222222222").expect_err("unknown");
+        let err = config
+            .member(Path::new("t.toml"), "222222222222")
+            .expect_err("unknown");
         assert!(err.to_string().contains("111111111111"), "{err}");
     }
 }

@@ -5,7 +5,9 @@ use std::fmt;
 /// A case id as responders type it (`IR-2026-0042`): 1-48 characters of `[A-Za-z0-9._-]`,
 /// starting with a letter or digit. The same characters are safe in S3 keys, STS session names
 /// and tags, so the id appears unchanged everywhere a responder or auditor looks for it.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct CaseId(String);
 
@@ -27,18 +29,30 @@ pub const MAX_CASE_ID: usize = 48;
 impl CaseId {
     /// Validate a case id.
     pub fn parse(given: &str) -> Result<CaseId, CaseIdError> {
-        let err = |why| CaseIdError { given: given.to_string(), why };
+        let err = |why| CaseIdError {
+            given: given.to_string(),
+            why,
+        };
         if given.is_empty() {
             return Err(err("it is empty"));
         }
         if given.len() > MAX_CASE_ID {
             return Err(err("it is longer than 48 characters"));
         }
-        if !given.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+        if !given
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        {
             return Err(err("it must start with a letter or digit"));
         }
-        if !given.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) {
-            return Err(err("it holds a character other than letters, digits, '.', '_' and '-'"));
+        if !given
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(err(
+                "it holds a character other than letters, digits, '.', '_' and '-'",
+            ));
         }
         Ok(CaseId(given.to_string()))
     }
@@ -56,7 +70,11 @@ impl CaseId {
     /// STS SourceIdentity: follows the session through role chaining, so every member-account
     /// CloudTrail record of the collection carries the case.
     pub fn source_identity(&self) -> String {
-        if self.0.len() >= 2 { self.0.clone() } else { format!("case-{}", self.0) }
+        if self.0.len() >= 2 {
+            self.0.clone()
+        } else {
+            format!("case-{}", self.0)
+        }
     }
 }
 
@@ -88,9 +106,18 @@ mod tests {
         let case = CaseId::parse("IR-2026-0042").expect("valid");
         assert_eq!(case.session_name(), "forensnap-IR-2026-0042");
         assert_eq!(case.source_identity(), "IR-2026-0042");
-        assert_eq!(CaseId::parse("7").expect("valid").source_identity(), "case-7");
+        assert_eq!(
+            CaseId::parse("7").expect("valid").source_identity(),
+            "case-7"
+        );
         assert!(case.session_name().len() <= 64);
-        assert!(CaseId::parse(&"a".repeat(48)).expect("max").session_name().len() <= 64);
+        assert!(
+            CaseId::parse(&"a".repeat(48))
+                .expect("max")
+                .session_name()
+                .len()
+                <= 64
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use time::macros::format_description;
 
 use crate::CaseId;
 
@@ -51,7 +51,7 @@ pub struct Event {
     pub case: CaseId,
     /// Position in the case's chain, from 1.
     pub seq: u64,
-    /// When the step finished, RFC 3339 UTC.
+    /// When the step finished, RFC 3339 UTC with milliseconds (`2026-11-23T20:35:48.360Z`).
     pub time: String,
     /// What was done, dotted (`snapshots.created`, `snapshot.shared`, ...).
     pub action: String,
@@ -111,7 +111,10 @@ pub struct EventDraft {
 impl EventDraft {
     /// A successful step named `action`.
     pub fn new(action: &str) -> Self {
-        EventDraft { action: action.to_string(), ..Default::default() }
+        EventDraft {
+            action: action.to_string(),
+            ..Default::default()
+        }
     }
     /// Mark the step failed.
     pub fn failed(mut self, error: impl Into<String>) -> Self {
@@ -159,7 +162,10 @@ pub struct ChainHead {
 impl ChainHead {
     /// The head of an empty chain.
     pub fn empty() -> Self {
-        ChainHead { seq: 0, sha256: GENESIS.to_string() }
+        ChainHead {
+            seq: 0,
+            sha256: GENESIS.to_string(),
+        }
     }
 }
 
@@ -173,18 +179,19 @@ impl Event {
         purpose: Option<&str>,
         now: OffsetDateTime,
     ) -> Event {
-        let time = now
-            .to_offset(time::UtcOffset::UTC)
-            .replace_nanosecond(now.nanosecond() / 1_000_000 * 1_000_000)
-            .unwrap_or(now)
-            .format(&Rfc3339)
-            .unwrap_or_default();
+        // RFC 3339 in UTC with exactly three fraction digits: fixed width, so times sort as text.
+        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        let time = now.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default();
         Event {
             schema: EVENT_SCHEMA.to_string(),
             case: case.clone(),
             seq: head.seq + 1,
             time,
-            outcome: if draft.error.is_some() { Outcome::Failed } else { Outcome::Ok },
+            outcome: if draft.error.is_some() {
+                Outcome::Failed
+            } else {
+                Outcome::Ok
+            },
             action: draft.action,
             actor: actor.clone(),
             purpose: purpose.map(str::to_string),
@@ -209,13 +216,19 @@ impl Event {
 
     /// The head this event makes.
     pub fn head(&self) -> ChainHead {
-        ChainHead { seq: self.seq, sha256: sha256_hex(&self.to_bytes()) }
+        ChainHead {
+            seq: self.seq,
+            sha256: sha256_hex(&self.to_bytes()),
+        }
     }
 }
 
 /// The S3 key of event `seq` of `case`, under `prefix` (sorted by sequence when listed).
 pub fn event_key(prefix: &str, case: &CaseId, seq: u64) -> String {
-    format!("{}cases/{case}/custody/events/{seq:08}.json", normalise_prefix(prefix))
+    format!(
+        "{}cases/{case}/custody/events/{seq:08}.json",
+        normalise_prefix(prefix)
+    )
 }
 
 /// The S3 prefix holding every event of `case`.
@@ -225,7 +238,11 @@ pub fn events_prefix(prefix: &str, case: &CaseId) -> String {
 
 fn normalise_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
-    if trimmed.is_empty() { String::new() } else { format!("{trimmed}/") }
+    if trimmed.is_empty() {
+        String::new()
+    } else {
+        format!("{trimmed}/")
+    }
 }
 
 /// Where and how a chain is broken.
@@ -242,7 +259,9 @@ pub enum ChainError {
         why: String,
     },
     /// A sequence number is missing or out of order.
-    #[error("custody chain of case {case}: expected event {expected} but found {found} (key {key}); an event was deleted, reordered or inserted")]
+    #[error(
+        "custody chain of case {case}: expected event {expected} but found {found} (key {key}); an event was deleted, reordered or inserted"
+    )]
     Sequence {
         /// Case.
         case: String,
@@ -254,7 +273,9 @@ pub enum ChainError {
         key: String,
     },
     /// An event does not link to the bytes of the one before.
-    #[error("custody chain of case {case}: event {seq} (key {key}) says the previous event hashed {claimed} but it hashes {actual}; event {prev} was edited or replaced")]
+    #[error(
+        "custody chain of case {case}: event {seq} (key {key}) says the previous event hashed {claimed} but it hashes {actual}; event {prev} was edited or replaced"
+    )]
     Link {
         /// Case.
         case: String,
@@ -285,7 +306,10 @@ pub enum ChainError {
 
 /// Check a case's events, given as `(key, bytes)` in sequence order; returns the events and
 /// the chain head.
-pub fn verify_chain(case: &CaseId, stored: &[(String, Vec<u8>)]) -> Result<(Vec<Event>, ChainHead), ChainError> {
+pub fn verify_chain(
+    case: &CaseId,
+    stored: &[(String, Vec<u8>)],
+) -> Result<(Vec<Event>, ChainHead), ChainError> {
     let mut head = ChainHead::empty();
     let mut events = Vec::with_capacity(stored.len());
     for (position, (key, bytes)) in stored.iter().enumerate() {
@@ -320,7 +344,10 @@ pub fn verify_chain(case: &CaseId, stored: &[(String, Vec<u8>)]) -> Result<(Vec<
                 key: key.clone(),
             });
         }
-        head = ChainHead { seq: event.seq, sha256: sha256_hex(bytes) };
+        head = ChainHead {
+            seq: event.seq,
+            sha256: sha256_hex(bytes),
+        };
         events.push(event);
     }
     Ok((events, head))
@@ -332,12 +359,24 @@ mod tests {
 
     fn chain(n: u64) -> (CaseId, Vec<(String, Vec<u8>)>) {
         let case = CaseId::parse("IR-1").expect("case");
-        let actor = Actor { arn: "arn:aws:iam::123456789012:user/op".into(), operator: "Jane".into() };
+        let actor = Actor {
+            arn: "arn:aws:iam::123456789012:user/op".into(),
+            operator: "Jane".into(),
+        };
         let mut head = ChainHead::empty();
         let mut out = Vec::new();
         for i in 0..n {
-            let draft = EventDraft::new("step").detail("i", i).after([format!("snap-{i}")]);
-            let event = Event::next(draft, &case, &head, &actor, Some("test"), OffsetDateTime::UNIX_EPOCH);
+            let draft = EventDraft::new("step")
+                .detail("i", i)
+                .after([format!("snap-{i}")]);
+            let event = Event::next(
+                draft,
+                &case,
+                &head,
+                &actor,
+                Some("test"),
+                OffsetDateTime::UNIX_EPOCH,
+            );
             head = event.head();
             out.push((event_key("", &case, event.seq), event.to_bytes()));
         }
@@ -350,7 +389,7 @@ mod tests {
         let (events, head) = verify_chain(&case, &stored).expect("intact");
         assert_eq!(head.seq, 4);
         assert_eq!(events[0].prev_sha256, GENESIS);
-        assert_eq!(events[0].time, "1970-01-01T00:00:00Z");
+        assert_eq!(events[0].time, "1970-01-01T00:00:00.000Z");
         for (event, (_, bytes)) in events.iter().zip(&stored) {
             assert_eq!(&event.to_bytes(), bytes, "canonical bytes are stable");
         }
@@ -362,28 +401,56 @@ mod tests {
         let (case, stored) = chain(4);
         let mut deleted = stored.clone();
         deleted.remove(1);
-        assert!(matches!(verify_chain(&case, &deleted), Err(ChainError::Sequence { expected: 2, found: 3, .. })));
+        assert!(matches!(
+            verify_chain(&case, &deleted),
+            Err(ChainError::Sequence {
+                expected: 2,
+                found: 3,
+                ..
+            })
+        ));
 
         let mut swapped = stored.clone();
         swapped.swap(1, 2);
-        assert!(matches!(verify_chain(&case, &swapped), Err(ChainError::Sequence { expected: 2, .. })));
+        assert!(matches!(
+            verify_chain(&case, &swapped),
+            Err(ChainError::Sequence { expected: 2, .. })
+        ));
 
         let mut edited = stored.clone();
-        let text = String::from_utf8(edited[1].1.clone()).expect("utf8").replace("snap-1", "snap-X");
+        let text = String::from_utf8(edited[1].1.clone())
+            .expect("utf8")
+            .replace("snap-1", "snap-X");
         edited[1].1 = text.into_bytes();
         let err = verify_chain(&case, &edited).expect_err("edited");
-        assert!(matches!(err, ChainError::Link { seq: 3, prev: 2, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                ChainError::Link {
+                    seq: 3,
+                    prev: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         assert!(err.to_string().contains("event 2 was edited"));
 
         let mut garbage = stored;
         garbage[0].1 = b"{".to_vec();
-        assert!(matches!(verify_chain(&case, &garbage), Err(ChainError::Unreadable { position: 1, .. })));
+        assert!(matches!(
+            verify_chain(&case, &garbage),
+            Err(ChainError::Unreadable { position: 1, .. })
+        ));
     }
 
     #[test]
     fn failed_steps_carry_their_error() {
         let case = CaseId::parse("IR-2").expect("case");
-        let actor = Actor { arn: "a".into(), operator: "b".into() };
+        let actor = Actor {
+            arn: "a".into(),
+            operator: "b".into(),
+        };
         let event = Event::next(
             EventDraft::new("role.assumed").failed("AccessDenied"),
             &case,

@@ -135,7 +135,13 @@ pub struct StoredRef {
 
 impl From<Stored> for StoredRef {
     fn from(s: Stored) -> Self {
-        StoredRef { bucket: s.bucket, key: s.key, version_id: s.version_id, sha256: s.sha256, size: s.size }
+        StoredRef {
+            bucket: s.bucket,
+            key: s.key,
+            version_id: s.version_id,
+            sha256: s.sha256,
+            size: s.size,
+        }
     }
 }
 
@@ -156,7 +162,13 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceStore>(
     progress: &dyn Progress,
 ) -> Result<Preserved, PreserveError> {
     check_bucket(log.store()).await?;
-    let run = Run { plan, member, forensic, log: Mutex::new(log), progress };
+    let run = Run {
+        plan,
+        member,
+        forensic,
+        log: Mutex::new(log),
+        progress,
+    };
     let result = run.preserve().await;
     if let Err(err) = &result {
         let draft = run.draft(action::FAILED).failed(err.to_string());
@@ -176,7 +188,10 @@ async fn check_bucket<S: EvidenceStore>(store: &S) -> Result<(), PreserveError> 
     let problem = if !lock.enabled {
         Some("Object Lock is not enabled".to_string())
     } else if lock.default_mode.as_deref() != Some("COMPLIANCE") {
-        Some(format!("its default retention mode is {} instead of COMPLIANCE", lock.default_mode.as_deref().unwrap_or("unset")))
+        Some(format!(
+            "its default retention mode is {} instead of COMPLIANCE",
+            lock.default_mode.as_deref().unwrap_or("unset")
+        ))
     } else if lock.versioning.as_deref() != Some("Enabled") {
         Some("versioning is not enabled".to_string())
     } else {
@@ -208,11 +223,32 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         self.log.lock().await.record(draft).await.map(|_| ())
     }
 
-    /// Record a failed step and build its error.
-    async fn fail(&self, draft: EventDraft, step: &'static str, resource: &str, err: impl ToString, next: impl ToString) -> PreserveError {
+    /// Record a failed step in the member account and build its error.
+    async fn fail(
+        &self,
+        draft: EventDraft,
+        step: &'static str,
+        resource: &str,
+        err: impl ToString,
+        next: impl ToString,
+    ) -> PreserveError {
+        self.fail_in(&self.plan.member_account, draft, step, resource, err, next)
+            .await
+    }
+
+    /// Record a failed step in `account` and build its error.
+    async fn fail_in(
+        &self,
+        account: &str,
+        draft: EventDraft,
+        step: &'static str,
+        resource: &str,
+        err: impl ToString,
+        next: impl ToString,
+    ) -> PreserveError {
         let message = err.to_string();
         let _ = self.record(draft.failed(message.clone())).await;
-        PreserveError::step(step, &self.plan.member_account, resource, message, next)
+        PreserveError::step(step, account, resource, message, next)
     }
 
     async fn preserve(&self) -> Result<Preserved, PreserveError> {
@@ -225,11 +261,29 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             let log = self.log.lock().await;
             CaseState::from_events(log.events(), &plan.member_account, &plan.instance_id)
         };
-        self.record(self.draft(action::STARTED).detail("tool", &plan.tool).detail("run", state.runs + 1).detail("resumed", state.runs > 0)).await?;
-        self.record(self.draft(action::BUCKET_CHECKED).detail("bucket", &bucket).detail("object_lock", "COMPLIANCE")).await?;
-        self.progress.step(&format!("evidence bucket {bucket}: Object Lock COMPLIANCE, versioning on"));
+        self.record(
+            self.draft(action::STARTED)
+                .detail("tool", &plan.tool)
+                .detail("run", state.runs + 1)
+                .detail("resumed", state.runs > 0),
+        )
+        .await?;
+        self.record(
+            self.draft(action::BUCKET_CHECKED)
+                .detail("bucket", &bucket)
+                .detail("object_lock", "COMPLIANCE"),
+        )
+        .await?;
+        self.progress.step(&format!(
+            "evidence bucket {bucket}: Object Lock COMPLIANCE, versioning on"
+        ));
 
-        let draft = self.draft(action::ROLE_ASSUMED).before([plan.role_arn.clone()]).detail("role_arn", &plan.role_arn).detail("session_name", &plan.session_name).detail("source_identity", &plan.source_identity);
+        let draft = self
+            .draft(action::ROLE_ASSUMED)
+            .before([plan.role_arn.clone()])
+            .detail("role_arn", &plan.role_arn)
+            .detail("session_name", &plan.session_name)
+            .detail("source_identity", &plan.source_identity);
         let whoami = match self.member.whoami().await {
             Ok(whoami) => whoami,
             Err(e) => {
@@ -237,21 +291,33 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
                     "check that role {} exists in account {}, that its trust policy admits the forensic account with this ExternalId (config [[members]] external_id) and allows sts:SetSourceIdentity",
                     plan.role_arn, plan.member_account
                 );
-                return Err(self.fail(draft, "assume the collector role", &plan.role_arn, e, next).await);
+                return Err(self
+                    .fail(draft, "assume the collector role", &plan.role_arn, e, next)
+                    .await);
             }
         };
-        self.record(draft.after([whoami.value.clone()]).request_ids(request_ids(&whoami))).await?;
-        self.progress.step(&format!("assumed {} as {}", plan.role_arn, whoami.value));
+        self.record(
+            draft
+                .after([whoami.value.clone()])
+                .request_ids(request_ids(&whoami)),
+        )
+        .await?;
+        self.progress
+            .step(&format!("assumed {} as {}", plan.role_arn, whoami.value));
 
         let (record, console) = self.record_instance(&state, &bucket, &prefix).await?;
         let instance_volumes = record;
         let originals = self.snapshot_volumes(&state, &instance_volumes).await?;
 
         let volumes: Vec<(String, VolumeState)> = originals.into_iter().collect();
-        let results: Vec<Result<PreservedVolume, PreserveError>> = futures::stream::iter(volumes.into_iter().map(|(volume_id, volume)| async move { self.volume(&volume_id, volume).await }))
-            .buffer_unordered(plan.max_concurrent_copies.max(1))
-            .collect()
-            .await;
+        let results: Vec<Result<PreservedVolume, PreserveError>> = futures::stream::iter(
+            volumes
+                .into_iter()
+                .map(|(volume_id, volume)| async move { self.volume(&volume_id, volume).await }),
+        )
+        .buffer_unordered(plan.max_concurrent_copies.max(1))
+        .collect()
+        .await;
         let mut preserved = Vec::new();
         let mut errors = Vec::new();
         for result in results {
@@ -265,7 +331,12 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         }
         preserved.sort_by(|a, b| a.device.cmp(&b.device));
         let summary: Vec<_> = preserved.iter().map(|v| serde_json::json!({"device": v.device, "volume_id": v.volume_id, "member_snapshot_id": v.member_snapshot_id, "snapshot_id": v.snapshot_id, "kms_key_id": v.kms_key_id})).collect();
-        self.record(self.draft(action::COMPLETED).after(preserved.iter().map(|v| v.snapshot_id.clone())).detail("volumes", summary)).await?;
+        self.record(
+            self.draft(action::COMPLETED)
+                .after(preserved.iter().map(|v| v.snapshot_id.clone()))
+                .detail("volumes", summary),
+        )
+        .await?;
         let log = self.log.lock().await;
         let head: &ChainHead = log.head();
         Ok(Preserved {
@@ -282,44 +353,131 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
     }
 
     /// DescribeInstances and console output, stored as evidence (once per case and instance).
-    async fn record_instance(&self, state: &CaseState, bucket: &str, prefix: &str) -> Result<(BTreeMap<String, String>, (Option<StoredRef>, Option<StoredRef>)), PreserveError> {
+    async fn record_instance(
+        &self,
+        state: &CaseState,
+        bucket: &str,
+        prefix: &str,
+    ) -> Result<
+        (
+            BTreeMap<String, String>,
+            (Option<StoredRef>, Option<StoredRef>),
+        ),
+        PreserveError,
+    > {
         let plan = self.plan;
-        let draft = self.draft(action::INSTANCE_RECORDED).before([plan.instance_id.clone()]);
+        let draft = self
+            .draft(action::INSTANCE_RECORDED)
+            .before([plan.instance_id.clone()]);
         let described = match self.member.describe_instance(&plan.instance_id).await {
             Ok(d) => d,
             Err(e) => return Err(self.fail(draft, "describe the instance", &plan.instance_id, e, "check the instance id and --region, and the role's ec2:DescribeInstances right").await),
         };
         let Some(record) = described.value.clone() else {
-            let next = format!("check the instance id and the region (--region {}); the instance may have been terminated", plan.member_region);
-            return Err(self.fail(draft, "describe the instance", &plan.instance_id, format!("instance {} does not exist in account {} region {}", plan.instance_id, plan.member_account, plan.member_region), next).await);
+            let next = format!(
+                "check the instance id and the region (--region {}); the instance may have been terminated",
+                plan.member_region
+            );
+            return Err(self
+                .fail(
+                    draft,
+                    "describe the instance",
+                    &plan.instance_id,
+                    format!(
+                        "instance {} does not exist in account {} region {}",
+                        plan.instance_id, plan.member_account, plan.member_region
+                    ),
+                    next,
+                )
+                .await);
         };
         if record.volumes.is_empty() {
             return Err(self.fail(draft, "describe the instance", &plan.instance_id, "the instance has no attached EBS volume", "nothing to snapshot; collect memory or instance-store evidence with other tools").await);
         }
-        let base = format!("{}cases/{}/instances/{}/", if prefix.is_empty() { String::new() } else { format!("{}/", prefix.trim_matches('/')) }, plan.case, plan.instance_id);
+        let base = format!(
+            "{}cases/{}/instances/{}/",
+            if prefix.is_empty() {
+                String::new()
+            } else {
+                format!("{}/", prefix.trim_matches('/'))
+            },
+            plan.case,
+            plan.instance_id
+        );
         let mut stored = (None, None);
         if !state.instance_recorded {
             let key = format!("{base}describe-instances.json");
-            let put = self.put(&key, record.json.clone(), "application/json", draft.clone()).await?;
-            self.record(draft.after([format!("s3://{bucket}/{key}")]).request_ids(request_ids(&described)).detail("key", &key).detail("version_id", &put.version_id).detail("sha256", &put.sha256).detail("size", put.size).detail("volumes", &record.volumes).detail("availability_zone", &record.availability_zone)).await?;
+            let put = self
+                .put(&key, record.json.clone(), "application/json", draft.clone())
+                .await?;
+            self.record(
+                draft
+                    .after([format!("s3://{bucket}/{key}")])
+                    .request_ids(request_ids(&described))
+                    .detail("key", &key)
+                    .detail("version_id", &put.version_id)
+                    .detail("sha256", &put.sha256)
+                    .detail("size", put.size)
+                    .detail("volumes", &record.volumes)
+                    .detail("availability_zone", &record.availability_zone),
+            )
+            .await?;
             stored.0 = Some(put.into());
         }
         if !state.console_recorded {
-            let draft = self.draft(action::CONSOLE_RECORDED).before([plan.instance_id.clone()]);
+            let draft = self
+                .draft(action::CONSOLE_RECORDED)
+                .before([plan.instance_id.clone()]);
             let console = match self.member.console_output(&plan.instance_id).await {
                 Ok(c) => c,
-                Err(e) => return Err(self.fail(draft, "read the console output", &plan.instance_id, e, "grant the role ec2:GetConsoleOutput, or run again").await),
+                Err(e) => {
+                    return Err(self
+                        .fail(
+                            draft,
+                            "read the console output",
+                            &plan.instance_id,
+                            e,
+                            "grant the role ec2:GetConsoleOutput, or run again",
+                        )
+                        .await);
+                }
             };
             let key = format!("{base}console-output.txt");
-            let put = self.put(&key, console.value.clone(), "text/plain; charset=utf-8", draft.clone()).await?;
-            self.record(draft.after([format!("s3://{bucket}/{key}")]).request_ids(request_ids(&console)).detail("key", &key).detail("version_id", &put.version_id).detail("sha256", &put.sha256).detail("size", put.size)).await?;
+            let put = self
+                .put(
+                    &key,
+                    console.value.clone(),
+                    "text/plain; charset=utf-8",
+                    draft.clone(),
+                )
+                .await?;
+            self.record(
+                draft
+                    .after([format!("s3://{bucket}/{key}")])
+                    .request_ids(request_ids(&console))
+                    .detail("key", &key)
+                    .detail("version_id", &put.version_id)
+                    .detail("sha256", &put.sha256)
+                    .detail("size", put.size),
+            )
+            .await?;
             stored.1 = Some(put.into());
         }
-        self.progress.step(&format!("recorded instance {} ({} volumes)", plan.instance_id, record.volumes.len()));
+        self.progress.step(&format!(
+            "recorded instance {} ({} volumes)",
+            plan.instance_id,
+            record.volumes.len()
+        ));
         Ok((record.volumes, stored))
     }
 
-    async fn put(&self, key: &str, bytes: Vec<u8>, content_type: &str, draft: EventDraft) -> Result<Stored, PreserveError> {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        draft: EventDraft,
+    ) -> Result<Stored, PreserveError> {
         let result = {
             let log = self.log.lock().await;
             log.store().put_locked(key, bytes, content_type).await
@@ -331,24 +489,43 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
     }
 
     /// CreateSnapshots once per case and instance (adopting a lost answer on resume).
-    async fn snapshot_volumes(&self, state: &CaseState, attached: &BTreeMap<String, String>) -> Result<BTreeMap<String, VolumeState>, PreserveError> {
+    async fn snapshot_volumes(
+        &self,
+        state: &CaseState,
+        attached: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, VolumeState>, PreserveError> {
         let plan = self.plan;
         if state.snapshots_created {
             return Ok(state.volumes.clone());
         }
-        let draft = self.draft(action::SNAPSHOTS_CREATED).before(std::iter::once(plan.instance_id.clone()).chain(attached.values().cloned()));
+        let draft = self
+            .draft(action::SNAPSHOTS_CREATED)
+            .before(std::iter::once(plan.instance_id.clone()).chain(attached.values().cloned()));
         let mut adopted = Vec::new();
         if let Some(description) = &state.snapshots_requested {
-            let found = self.member.find_snapshots(description).await.unwrap_or_default();
+            let found = self
+                .member
+                .find_snapshots(description)
+                .await
+                .unwrap_or_default();
             let wanted: Vec<&String> = attached.values().collect();
-            adopted = found.into_iter().filter(|s| wanted.contains(&&s.volume_id)).collect();
+            adopted = found
+                .into_iter()
+                .filter(|s| wanted.contains(&&s.volume_id))
+                .collect();
             if adopted.len() != attached.len() {
                 adopted.clear();
             }
         }
         let was_adopted = !adopted.is_empty();
         let (snapshots, request_id) = if adopted.is_empty() {
-            self.record(self.draft(action::SNAPSHOTS_REQUESTED).before([plan.instance_id.clone()]).detail("description", &plan.description).detail("tags", &plan.member_tags)).await?;
+            self.record(
+                self.draft(action::SNAPSHOTS_REQUESTED)
+                    .before([plan.instance_id.clone()])
+                    .detail("description", &plan.description)
+                    .detail("tags", &plan.member_tags),
+            )
+            .await?;
             match self.member.create_snapshots(&plan.instance_id, &plan.description, &plan.member_tags).await {
                 Ok(made) => (made.value, made.request_id),
                 Err(e) => return Err(self.fail(draft, "snapshot the volumes", &plan.instance_id, e, "check the role's ec2:CreateSnapshots right and the account's snapshot quota, then run again").await),
@@ -360,21 +537,54 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         let mut listed = Vec::new();
         for (device, volume_id) in attached {
             let Some(snapshot) = snapshots.iter().find(|s| &s.volume_id == volume_id) else {
-                return Err(self.fail(draft, "snapshot the volumes", volume_id, format!("CreateSnapshots returned no snapshot of volume {volume_id} ({device})"), "run again; forensnap adopts the snapshots already made").await);
+                return Err(self
+                    .fail(
+                        draft,
+                        "snapshot the volumes",
+                        volume_id,
+                        format!(
+                            "CreateSnapshots returned no snapshot of volume {volume_id} ({device})"
+                        ),
+                        "run again; forensnap adopts the snapshots already made",
+                    )
+                    .await);
             };
-            let mut state = VolumeState { device: device.clone(), ..Default::default() };
-            state.snapshots.insert(stage::ORIGINAL.into(), snapshot.id.clone());
+            let mut state = VolumeState {
+                device: device.clone(),
+                ..Default::default()
+            };
+            state
+                .snapshots
+                .insert(stage::ORIGINAL.into(), snapshot.id.clone());
             listed.push(serde_json::json!({"device": device, "volume_id": volume_id, "snapshot_id": snapshot.id}));
             volumes.insert(volume_id.clone(), state);
         }
-        let ids: Vec<String> = volumes.values().filter_map(|v| v.snapshot(stage::ORIGINAL).map(str::to_string)).collect();
-        self.record(draft.after(ids).request_ids(request_id).detail("volumes", listed).detail("adopted", was_adopted)).await?;
-        self.progress.step(&format!("snapshotted {} volumes of {}", volumes.len(), plan.instance_id));
+        let ids: Vec<String> = volumes
+            .values()
+            .filter_map(|v| v.snapshot(stage::ORIGINAL).map(str::to_string))
+            .collect();
+        self.record(
+            draft
+                .after(ids)
+                .request_ids(request_id)
+                .detail("volumes", listed)
+                .detail("adopted", was_adopted),
+        )
+        .await?;
+        self.progress.step(&format!(
+            "snapshotted {} volumes of {}",
+            volumes.len(),
+            plan.instance_id
+        ));
         Ok(volumes)
     }
 
     /// One volume from its member snapshot to a completed forensic copy, cleaned up.
-    async fn volume(&self, volume_id: &str, mut state: VolumeState) -> Result<PreservedVolume, PreserveError> {
+    async fn volume(
+        &self,
+        volume_id: &str,
+        mut state: VolumeState,
+    ) -> Result<PreservedVolume, PreserveError> {
         let result = self.volume_steps(volume_id, &mut state).await;
         if result.is_err() {
             // Nothing stays shared after a failure; the custody log records the unshare.
@@ -383,30 +593,80 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         result
     }
 
-    async fn volume_steps(&self, volume_id: &str, state: &mut VolumeState) -> Result<PreservedVolume, PreserveError> {
+    async fn volume_steps(
+        &self,
+        volume_id: &str,
+        state: &mut VolumeState,
+    ) -> Result<PreservedVolume, PreserveError> {
         let plan = self.plan;
-        let original_id = state.snapshot(stage::ORIGINAL).unwrap_or_default().to_string();
-        let original = self.settle(self.member, volume_id, stage::ORIGINAL, &original_id, state).await?;
+        let original_id = state
+            .snapshot(stage::ORIGINAL)
+            .unwrap_or_default()
+            .to_string();
+        let original = self
+            .settle(self.member, volume_id, stage::ORIGINAL, &original_id, state)
+            .await?;
 
-        let needs_copy = plan.reencrypt_always || !original.encrypted || self.aws_managed(volume_id, &original).await?;
+        let needs_copy = plan.reencrypt_always
+            || !original.encrypted
+            || self.aws_managed(volume_id, &original).await?;
         let forensic_done = state.is_complete(stage::FORENSIC);
         let shareable = if needs_copy && !forensic_done {
-            let copy = self.copy(self.member, volume_id, stage::INTERMEDIATE, &original_id, &plan.member_region, state).await?;
-            self.settle(self.member, volume_id, stage::INTERMEDIATE, &copy, state).await?;
+            let copy = self
+                .copy(
+                    self.member,
+                    volume_id,
+                    stage::INTERMEDIATE,
+                    &original_id,
+                    &plan.member_region,
+                    state,
+                )
+                .await?;
+            self.settle(self.member, volume_id, stage::INTERMEDIATE, &copy, state)
+                .await?;
             copy
         } else {
-            state.snapshot(stage::INTERMEDIATE).unwrap_or(&original_id).to_string()
+            state
+                .snapshot(stage::INTERMEDIATE)
+                .unwrap_or(&original_id)
+                .to_string()
         };
 
         if !forensic_done {
             if state.shared.as_deref() != Some(&shareable) {
                 self.share(volume_id, &shareable, state).await?;
             }
-            let copy = self.copy(self.forensic, volume_id, stage::FORENSIC, &shareable, &plan.member_region, state).await?;
-            let done = self.settle(self.forensic, volume_id, stage::FORENSIC, &copy, state).await?;
+            let copy = self
+                .copy(
+                    self.forensic,
+                    volume_id,
+                    stage::FORENSIC,
+                    &shareable,
+                    &plan.member_region,
+                    state,
+                )
+                .await?;
+            let done = self
+                .settle(self.forensic, volume_id, stage::FORENSIC, &copy, state)
+                .await?;
             if done.kms_key_id.as_deref() != Some(plan.forensic_key_arn.as_str()) {
-                let draft = self.draft(action::SNAPSHOT_COMPLETED).detail("volume_id", volume_id).detail("stage", stage::FORENSIC).detail("snapshot_id", &copy);
-                return Err(self.fail(draft, "check the forensic copy's key", &copy, format!("the copy is encrypted with {:?}, not the forensic key {}", done.kms_key_id, plan.forensic_key_arn), "report this: the copy was made with the wrong key").await);
+                let draft = self
+                    .draft(action::SNAPSHOT_COMPLETED)
+                    .detail("volume_id", volume_id)
+                    .detail("stage", stage::FORENSIC)
+                    .detail("snapshot_id", &copy);
+                return Err(self
+                    .fail(
+                        draft,
+                        "check the forensic copy's key",
+                        &copy,
+                        format!(
+                            "the copy is encrypted with {:?}, not the forensic key {}",
+                            done.kms_key_id, plan.forensic_key_arn
+                        ),
+                        "report this: the copy was made with the wrong key",
+                    )
+                    .await);
             }
         }
         if let Some(shared) = state.shared.clone()
@@ -417,22 +677,43 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
                 &plan.member_account,
                 &shared,
                 "ModifySnapshotAttribute remove failed (see the custody log)",
-                format!("remove account {}'s createVolumePermission from {shared} by hand, or run again", plan.forensic_account),
+                format!(
+                    "remove account {}'s createVolumePermission from {shared} by hand, or run again",
+                    plan.forensic_account
+                ),
             ));
         }
         let intermediate = state.snapshot(stage::INTERMEDIATE).map(str::to_string);
         if let Some(id) = &intermediate
             && !state.intermediate_deleted
         {
-            let draft = self.draft(action::DELETED).detail("volume_id", volume_id).detail("stage", stage::INTERMEDIATE).detail("snapshot_id", id).before([id.clone()]);
+            let draft = self
+                .draft(action::DELETED)
+                .detail("volume_id", volume_id)
+                .detail("stage", stage::INTERMEDIATE)
+                .detail("snapshot_id", id)
+                .before([id.clone()]);
             match self.member.delete_snapshot(id).await {
                 Ok(done) => self.record(draft.request_ids(request_ids(&done))).await?,
-                Err(e) if e.is_not_found() => self.record(draft.detail("already_gone", true)).await?,
-                Err(e) => return Err(self.fail(draft, "delete the intermediate copy", id, e, "delete it by hand (it carries forensnap:intermediate=true) or run again").await),
+                Err(e) if e.is_not_found() => {
+                    self.record(draft.detail("already_gone", true)).await?
+                }
+                Err(e) => return Err(self
+                    .fail(
+                        draft,
+                        "delete the intermediate copy",
+                        id,
+                        e,
+                        "delete it by hand (it carries forensnap:intermediate=true) or run again",
+                    )
+                    .await),
             }
             state.intermediate_deleted = true;
         }
-        let forensic_id = state.snapshot(stage::FORENSIC).unwrap_or_default().to_string();
+        let forensic_id = state
+            .snapshot(stage::FORENSIC)
+            .unwrap_or_default()
+            .to_string();
         Ok(PreservedVolume {
             device: state.device.clone(),
             volume_id: volume_id.to_string(),
@@ -444,43 +725,128 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         })
     }
 
-    async fn aws_managed(&self, volume_id: &str, original: &SnapshotInfo) -> Result<bool, PreserveError> {
-        let Some(key) = &original.kms_key_id else { return Ok(false) };
+    async fn aws_managed(
+        &self,
+        volume_id: &str,
+        original: &SnapshotInfo,
+    ) -> Result<bool, PreserveError> {
+        let Some(key) = &original.kms_key_id else {
+            return Ok(false);
+        };
         self.member.is_aws_managed_key(key).await.map_err(|e| {
             PreserveError::step("look up the snapshot's key", &self.plan.member_account, &format!("{key} (volume {volume_id})"), e, "grant the role kms:DescribeKey on the volume keys, or set collect.reencrypt = \"always\"")
         })
     }
 
     /// Wait until a stage's snapshot settles; record its completion (once).
-    async fn settle<E: Ec2>(&self, ec2: &E, volume_id: &str, stage: &str, snapshot_id: &str, state: &mut VolumeState) -> Result<SnapshotInfo, PreserveError> {
-        let draft = self.draft(action::SNAPSHOT_COMPLETED).at(ec2.account(), ec2.region()).detail("volume_id", volume_id).detail("stage", stage).detail("snapshot_id", snapshot_id).after([snapshot_id.to_string()]);
-        let waited = until_settled(ec2, snapshot_id, self.plan.backoff, |info| self.progress.snapshot(volume_id, stage, info)).await;
+    async fn settle<E: Ec2>(
+        &self,
+        ec2: &E,
+        volume_id: &str,
+        stage: &str,
+        snapshot_id: &str,
+        state: &mut VolumeState,
+    ) -> Result<SnapshotInfo, PreserveError> {
+        let draft = self
+            .draft(action::SNAPSHOT_COMPLETED)
+            .at(ec2.account(), ec2.region())
+            .detail("volume_id", volume_id)
+            .detail("stage", stage)
+            .detail("snapshot_id", snapshot_id)
+            .after([snapshot_id.to_string()]);
+        let waited = until_settled(ec2, snapshot_id, self.plan.backoff, |info| {
+            self.progress.snapshot(volume_id, stage, info)
+        })
+        .await;
         let info = match waited {
             Ok(info) if info.state == SnapState::Completed => info,
             Ok(info) => {
-                let why = info.message.clone().unwrap_or_else(|| "no reason given".into());
+                let why = info
+                    .message
+                    .clone()
+                    .unwrap_or_else(|| "no reason given".into());
                 let next = if why.contains("not accessible") {
-                    format!("let account {} use the key in its key policy (kms:Decrypt, kms:DescribeKey, kms:CreateGrant), or set collect.reencrypt = \"always\" so the member account re-encrypts first; then run again", ec2.account())
+                    format!(
+                        "let account {} use the key in its key policy (kms:Decrypt, kms:DescribeKey, kms:CreateGrant), or set collect.reencrypt = \"always\" so the member account re-encrypts first; then run again",
+                        ec2.account()
+                    )
                 } else {
                     "run again: forensnap starts this stage anew".to_string()
                 };
-                return Err(self.fail(draft, "wait for the snapshot", snapshot_id, format!("snapshot {snapshot_id} ({stage} of {volume_id}) ended in state error: {why}"), next).await);
+                // `final_state = error` tells a later run to make this stage's snapshot anew.
+                let draft = draft.detail("final_state", "error");
+                state.snapshots.remove(stage);
+                return Err(self.fail_in(ec2.account(), draft, "wait for the snapshot", snapshot_id, format!("snapshot {snapshot_id} ({stage} of {volume_id}) ended in state error: {why}"), next).await);
             }
             Err(WaitError::TimedOut(info)) => {
-                return Err(self.fail(draft, "wait for the snapshot", snapshot_id, format!("still pending at {} after collect.wait_timeout_minutes", info.progress.unwrap_or_default()), "run the same command again later: it resumes").await);
+                let message = format!(
+                    "snapshot {snapshot_id} ({stage} of {volume_id}) still pending at {} after collect.wait_timeout_minutes",
+                    info.progress.unwrap_or_default()
+                );
+                return Err(self
+                    .fail_in(
+                        ec2.account(),
+                        draft.detail("final_state", "pending"),
+                        "wait for the snapshot",
+                        snapshot_id,
+                        message,
+                        "run the same command again later: it resumes and waits for this snapshot",
+                    )
+                    .await);
             }
-            Err(WaitError::Vanished) => return Err(self.fail(draft, "wait for the snapshot", snapshot_id, "the snapshot no longer exists", "find out who deleted it (CloudTrail DeleteSnapshot) and run again").await),
-            Err(WaitError::Aws(e)) => return Err(self.fail(draft, "wait for the snapshot", snapshot_id, e, "run again").await),
+            Err(WaitError::Vanished) => {
+                let draft = draft.detail("final_state", "gone");
+                state.snapshots.remove(stage);
+                return Err(self
+                    .fail_in(
+                        ec2.account(),
+                        draft,
+                        "wait for the snapshot",
+                        snapshot_id,
+                        "the snapshot no longer exists",
+                        "find out who deleted it (CloudTrail DeleteSnapshot) and run again",
+                    )
+                    .await);
+            }
+            Err(WaitError::Aws(e)) => {
+                return Err(self
+                    .fail_in(
+                        ec2.account(),
+                        draft,
+                        "wait for the snapshot",
+                        snapshot_id,
+                        e,
+                        "run again",
+                    )
+                    .await);
+            }
         };
         if !state.is_complete(stage) {
-            self.record(draft.detail("encrypted", info.encrypted).detail("kms_key_id", &info.kms_key_id).detail("volume_size_gib", info.volume_size_gib).detail("owner", &info.owner)).await?;
-            state.completed.insert(stage.to_string(), snapshot_id.to_string());
+            self.record(
+                draft
+                    .detail("encrypted", info.encrypted)
+                    .detail("kms_key_id", &info.kms_key_id)
+                    .detail("volume_size_gib", info.volume_size_gib)
+                    .detail("owner", &info.owner),
+            )
+            .await?;
+            state
+                .completed
+                .insert(stage.to_string(), snapshot_id.to_string());
         }
         Ok(info)
     }
 
     /// CopySnapshot into `ec2`'s account at `stage`, once (adopting a lost answer on resume).
-    async fn copy<E: Ec2>(&self, ec2: &E, volume_id: &str, stage: &str, source: &str, source_region: &str, state: &mut VolumeState) -> Result<String, PreserveError> {
+    async fn copy<E: Ec2>(
+        &self,
+        ec2: &E,
+        volume_id: &str,
+        stage: &str,
+        source: &str,
+        source_region: &str,
+        state: &mut VolumeState,
+    ) -> Result<String, PreserveError> {
         if let Some(existing) = state.snapshot(stage) {
             return Ok(existing.to_string());
         }
@@ -489,53 +855,128 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         let mut tags = BTreeMap::new();
         if stage == stage::INTERMEDIATE {
             tags = plan.member_tags.clone();
-            tags.insert(INTERMEDIATE_TAG.0.to_string(), INTERMEDIATE_TAG.1.to_string());
+            tags.insert(
+                INTERMEDIATE_TAG.0.to_string(),
+                INTERMEDIATE_TAG.1.to_string(),
+            );
         } else {
             tags.insert("forensnap:case".to_string(), plan.case.to_string());
             tags.insert("forensnap:volume".to_string(), volume_id.to_string());
             tags.insert("forensnap:source-snapshot".to_string(), source.to_string());
-            tags.insert("forensnap:source-account".to_string(), plan.member_account.clone());
+            tags.insert(
+                "forensnap:source-account".to_string(),
+                plan.member_account.clone(),
+            );
         }
-        let draft = self.draft(action::COPIED).at(ec2.account(), ec2.region()).detail("volume_id", volume_id).detail("stage", stage).detail("source", source).before([source.to_string()]);
+        let draft = self
+            .draft(action::COPIED)
+            .at(ec2.account(), ec2.region())
+            .detail("volume_id", volume_id)
+            .detail("stage", stage)
+            .detail("source", source)
+            .before([source.to_string()]);
         if state.copy_requested.contains_key(stage)
             && let Ok(found) = ec2.find_snapshots(&description).await
             && let Some(adopted) = found.first()
         {
-            self.record(draft.after([adopted.id.clone()]).detail("snapshot_id", &adopted.id).detail("kms_key_id", &plan.forensic_key_arn).detail("adopted", true)).await?;
-            state.snapshots.insert(stage.to_string(), adopted.id.clone());
+            self.record(
+                draft
+                    .after([adopted.id.clone()])
+                    .detail("snapshot_id", &adopted.id)
+                    .detail("kms_key_id", &plan.forensic_key_arn)
+                    .detail("adopted", true),
+            )
+            .await?;
+            state
+                .snapshots
+                .insert(stage.to_string(), adopted.id.clone());
             return Ok(adopted.id.clone());
         }
-        self.record(self.draft(action::COPY_REQUESTED).at(ec2.account(), ec2.region()).detail("volume_id", volume_id).detail("stage", stage).detail("source", source).detail("description", &description)).await?;
-        state.copy_requested.insert(stage.to_string(), source.to_string());
+        self.record(
+            self.draft(action::COPY_REQUESTED)
+                .at(ec2.account(), ec2.region())
+                .detail("volume_id", volume_id)
+                .detail("stage", stage)
+                .detail("source", source)
+                .detail("description", &description),
+        )
+        .await?;
+        state
+            .copy_requested
+            .insert(stage.to_string(), source.to_string());
         let mut attempt = 0;
         let copied = loop {
-            match ec2.copy_snapshot(source, source_region, &plan.forensic_key_arn, &description, &tags).await {
+            match ec2
+                .copy_snapshot(
+                    source,
+                    source_region,
+                    &plan.forensic_key_arn,
+                    &description,
+                    &tags,
+                )
+                .await
+            {
                 Ok(copied) => break copied,
                 // Someone else's copies fill the 20-per-region limit: wait for a slot.
                 Err(e) if e.code.as_deref() == Some("ResourceLimitExceeded") && attempt < 30 => {
-                    self.progress.step(&format!("copy of {source} waits for a free copy slot in account {}", ec2.account()));
+                    self.progress.step(&format!(
+                        "copy of {source} waits for a free copy slot in account {}",
+                        ec2.account()
+                    ));
                     tokio::time::sleep(plan.backoff.delay(attempt)).await;
                     attempt += 1;
                 }
                 Err(e) => {
-                    let next = format!("check that account {} may copy {source} (shared with it) and use key {} (kms:CreateGrant, kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*, kms:DescribeKey), then run again", ec2.account(), plan.forensic_key_arn);
-                    return Err(self.fail(draft, "copy the snapshot", source, e, next).await);
+                    let next = if e.is_transient() {
+                        "EC2 kept failing after the SDK's retries: run the same command again; it resumes".to_string()
+                    } else {
+                        format!(
+                            "check that account {} may copy {source} (shared with it) and use key {} (kms:CreateGrant, kms:Encrypt, kms:Decrypt, kms:ReEncrypt*, kms:GenerateDataKey*, kms:DescribeKey), then run again",
+                            ec2.account(),
+                            plan.forensic_key_arn
+                        )
+                    };
+                    return Err(self
+                        .fail_in(ec2.account(), draft, "copy the snapshot", source, e, next)
+                        .await);
                 }
             }
         };
         let id = copied.value.clone();
-        self.record(draft.after([id.clone()]).request_ids(request_ids(&copied)).detail("snapshot_id", &id).detail("kms_key_id", &plan.forensic_key_arn).detail("tags", &tags)).await?;
+        self.record(
+            draft
+                .after([id.clone()])
+                .request_ids(request_ids(&copied))
+                .detail("snapshot_id", &id)
+                .detail("kms_key_id", &plan.forensic_key_arn)
+                .detail("tags", &tags),
+        )
+        .await?;
         state.copy_requested.remove(stage);
         state.snapshots.insert(stage.to_string(), id.clone());
         Ok(id)
     }
 
-    async fn share(&self, volume_id: &str, snapshot_id: &str, state: &mut VolumeState) -> Result<(), PreserveError> {
+    async fn share(
+        &self,
+        volume_id: &str,
+        snapshot_id: &str,
+        state: &mut VolumeState,
+    ) -> Result<(), PreserveError> {
         let plan = self.plan;
-        let draft = self.draft(action::SHARED).detail("volume_id", volume_id).detail("snapshot_id", snapshot_id).detail("with", &plan.forensic_account).before([snapshot_id.to_string()]);
+        let draft = self
+            .draft(action::SHARED)
+            .detail("volume_id", volume_id)
+            .detail("snapshot_id", snapshot_id)
+            .detail("with", &plan.forensic_account)
+            .before([snapshot_id.to_string()]);
         // Recorded as shared before the call: a crash in between still leads to an unshare.
         state.shared = Some(snapshot_id.to_string());
-        match self.member.set_share(snapshot_id, &plan.forensic_account, true).await {
+        match self
+            .member
+            .set_share(snapshot_id, &plan.forensic_account, true)
+            .await
+        {
             Ok(done) => self.record(draft.request_ids(request_ids(&done))).await,
             Err(e) => {
                 state.shared = None;
@@ -544,7 +985,15 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
                 } else {
                     "check the role's ec2:ModifySnapshotAttribute right, then run again".to_string()
                 };
-                Err(self.fail(draft, "share the snapshot with the forensic account", snapshot_id, e, next).await)
+                Err(self
+                    .fail(
+                        draft,
+                        "share the snapshot with the forensic account",
+                        snapshot_id,
+                        e,
+                        next,
+                    )
+                    .await)
             }
         }
     }
@@ -552,10 +1001,21 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
     /// Remove the share, if any; records the act (or its failure, keeping the share in
     /// `state`). Returns whether nothing is shared any more.
     async fn unshare(&self, volume_id: &str, state: &mut VolumeState) -> bool {
-        let Some(snapshot_id) = state.shared.clone() else { return true };
+        let Some(snapshot_id) = state.shared.clone() else {
+            return true;
+        };
         let plan = self.plan;
-        let draft = self.draft(action::UNSHARED).detail("volume_id", volume_id).detail("snapshot_id", &snapshot_id).detail("with", &plan.forensic_account).before([snapshot_id.clone()]);
-        let recorded = match self.member.set_share(&snapshot_id, &plan.forensic_account, false).await {
+        let draft = self
+            .draft(action::UNSHARED)
+            .detail("volume_id", volume_id)
+            .detail("snapshot_id", &snapshot_id)
+            .detail("with", &plan.forensic_account)
+            .before([snapshot_id.clone()]);
+        let recorded = match self
+            .member
+            .set_share(&snapshot_id, &plan.forensic_account, false)
+            .await
+        {
             Ok(done) => self.record(draft.request_ids(request_ids(&done))).await,
             Err(e) if e.is_not_found() => self.record(draft.detail("already_gone", true)).await,
             Err(e) => {
@@ -568,3 +1028,257 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use forensnap_core::{Actor, CaseId, Outcome};
+
+    use super::*;
+    use crate::fake::{Cloud, FakeEc2, FakeStore, Shared};
+
+    const MEMBER: &str = "111111111111";
+    const FORENSIC: &str = "123456789012";
+    const FORENSIC_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/forensic";
+    const AWS_EBS: &str = "arn:aws:kms:us-east-1:111111111111:key/aws-ebs";
+    const MEMBER_CMK: &str = "arn:aws:kms:us-east-1:111111111111:key/cmk";
+
+    fn cloud(cmk_usable: bool) -> Shared {
+        let mut cloud = Cloud::default();
+        let volumes = BTreeMap::from([
+            (
+                "/dev/xvda".to_string(),
+                ("vol-root".to_string(), Some(AWS_EBS.to_string())),
+            ),
+            ("/dev/xvdf".to_string(), ("vol-data".to_string(), None)),
+            (
+                "/dev/xvdg".to_string(),
+                ("vol-logs".to_string(), Some(MEMBER_CMK.to_string())),
+            ),
+        ]);
+        cloud.instances.insert("i-1".into(), volumes);
+        cloud.aws_managed_keys.insert(AWS_EBS.into());
+        cloud
+            .key_users
+            .insert(FORENSIC_KEY.into(), [MEMBER.to_string()].into());
+        if cmk_usable {
+            cloud
+                .key_users
+                .insert(MEMBER_CMK.into(), [FORENSIC.to_string()].into());
+        }
+        Shared::new(std::sync::Mutex::new(cloud))
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            case: CaseId::parse("IR-1").expect("case"),
+            member_account: MEMBER.into(),
+            member_region: "us-east-1".into(),
+            instance_id: "i-1".into(),
+            forensic_account: FORENSIC.into(),
+            forensic_key_arn: FORENSIC_KEY.into(),
+            role_arn: "arn:aws:iam::111111111111:role/Collector".into(),
+            session_name: "forensnap-IR-1".into(),
+            source_identity: "IR-1".into(),
+            member_tags: BTreeMap::new(),
+            description: "forensnap IR-1".into(),
+            reencrypt_always: false,
+            max_concurrent_copies: 2,
+            backoff: Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+                limit: Duration::from_secs(5),
+            },
+            tool: "test".into(),
+        }
+    }
+
+    async fn run(
+        cloud: &Shared,
+        store: FakeStore,
+        plan: &Plan,
+    ) -> (
+        Result<Preserved, PreserveError>,
+        Vec<forensnap_core::Event>,
+        FakeStore,
+    ) {
+        let member = FakeEc2 {
+            cloud: cloud.clone(),
+            account: MEMBER.into(),
+        };
+        let forensic = FakeEc2 {
+            cloud: cloud.clone(),
+            account: FORENSIC.into(),
+        };
+        let actor = Actor {
+            arn: "arn:aws:iam::123456789012:user/op".into(),
+            operator: "op".into(),
+        };
+        let mut log = CustodyLog::open(store, "", &plan.case, actor, None)
+            .await
+            .expect("open log");
+        let result = preserve(plan, &member, &forensic, &mut log, &SilentProgress).await;
+        let events = log.events().to_vec();
+        let store = FakeStore {
+            objects: log.store().objects.clone(),
+            lock: log.store().lock.clone(),
+        };
+        (result, events, store)
+    }
+
+    fn count(events: &[forensnap_core::Event], action: &str) -> usize {
+        events
+            .iter()
+            .filter(|e| e.action == action && e.outcome == Outcome::Ok)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn every_volume_reaches_the_forensic_account_and_nothing_is_left_behind() {
+        let cloud = cloud(true);
+        let (result, events, _) = run(&cloud, FakeStore::locked(), &plan()).await;
+        let preserved = result.expect("preserved");
+        assert_eq!(preserved.volumes.len(), 3);
+        let state = cloud.lock().expect("lock");
+        for v in &preserved.volumes {
+            let snap = &state.snapshots[&v.snapshot_id];
+            assert_eq!(
+                (snap.info.owner.as_str(), snap.info.kms_key_id.as_deref()),
+                (FORENSIC, Some(FORENSIC_KEY))
+            );
+            assert_eq!(
+                v.intermediate_snapshot_id.is_some(),
+                v.volume_id != "vol-logs",
+                "only aws/ebs and unencrypted need a member copy"
+            );
+            if let Some(id) = &v.intermediate_snapshot_id {
+                assert!(
+                    !state.snapshots.contains_key(id),
+                    "intermediate {id} deleted"
+                );
+            }
+            assert!(
+                state.snapshots.contains_key(&v.member_snapshot_id),
+                "original kept"
+            );
+        }
+        assert!(
+            state.snapshots.values().all(|s| s.shared_with.is_empty()),
+            "nothing shared"
+        );
+        assert_eq!(count(&events, action::SHARED), 3);
+        assert_eq!(count(&events, action::UNSHARED), 3);
+        assert_eq!(count(&events, action::DELETED), 2);
+        assert_eq!(
+            events.last().map(|e| e.action.as_str()),
+            Some(action::COMPLETED)
+        );
+        assert!(!state.calls.iter().any(|c| c.contains("Stop")
+            || c.contains("Detach")
+            || c.contains("Modify") && !c.ends_with("ModifySnapshotAttribute")));
+    }
+
+    #[tokio::test]
+    async fn a_second_run_resumes_and_snapshots_nothing_twice() {
+        let cloud = cloud(true);
+        let (first, events, store) = run(&cloud, FakeStore::locked(), &plan()).await;
+        first.expect("first run");
+        let snapshots = cloud.lock().expect("lock").snapshots.len();
+        let (second, all, _) = run(&cloud, store, &plan()).await;
+        second.expect("second run");
+        assert_eq!(cloud.lock().expect("lock").snapshots.len(), snapshots);
+        let calls = &cloud.lock().expect("lock").calls;
+        assert_eq!(
+            calls
+                .iter()
+                .filter(|c| c.ends_with("CreateSnapshots"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            calls.iter().filter(|c| c.ends_with("CopySnapshot")).count(),
+            5
+        );
+        assert!(all.len() > events.len());
+        assert_eq!(count(&all, action::INSTANCE_RECORDED), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unlocked_bucket_stops_the_run_before_any_member_call() {
+        let cloud = cloud(true);
+        let mut store = FakeStore::locked();
+        store.lock.default_mode = Some("GOVERNANCE".into());
+        let (result, events, _) = run(&cloud, store, &plan()).await;
+        let err = result.expect_err("refused");
+        assert!(
+            err.to_string().contains("GOVERNANCE instead of COMPLIANCE"),
+            "{err}"
+        );
+        assert!(cloud.lock().expect("lock").calls.is_empty());
+        assert!(events.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_refused_role_is_recorded_and_nothing_else_happens() {
+        let cloud = cloud(true);
+        cloud
+            .lock()
+            .expect("lock")
+            .failing
+            .insert("GetCallerIdentity", "AccessDenied".into());
+        let (result, events, _) = run(&cloud, FakeStore::locked(), &plan()).await;
+        let err = result.expect_err("refused").to_string();
+        assert!(
+            err.contains("assume the collector role failed in account 111111111111"),
+            "{err}"
+        );
+        let actions: Vec<_> = events
+            .iter()
+            .map(|e| (e.action.as_str(), e.outcome))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                (action::STARTED, Outcome::Ok),
+                (action::BUCKET_CHECKED, Outcome::Ok),
+                (action::ROLE_ASSUMED, Outcome::Failed),
+                (action::FAILED, Outcome::Failed)
+            ]
+        );
+        assert!(
+            !cloud
+                .lock()
+                .expect("lock")
+                .calls
+                .iter()
+                .any(|c| c.ends_with("CreateSnapshots"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unusable_key_fails_that_volume_unshared_and_the_others_finish() {
+        let cloud = cloud(false);
+        let (result, events, _) = run(&cloud, FakeStore::locked(), &plan()).await;
+        let err = result.expect_err("the CMK volume fails").to_string();
+        assert!(
+            err.contains("not accessible") && err.contains("collect.reencrypt"),
+            "{err}"
+        );
+        let state = cloud.lock().expect("lock");
+        assert!(
+            state.snapshots.values().all(|s| s.shared_with.is_empty()),
+            "nothing left shared"
+        );
+        let forensic_done = state
+            .snapshots
+            .values()
+            .filter(|s| s.info.owner == FORENSIC && s.info.state == SnapState::Completed)
+            .count();
+        assert_eq!(forensic_done, 2, "the other volumes finished");
+        assert_eq!(
+            events.last().map(|e| (e.action.as_str(), e.outcome)),
+            Some((action::FAILED, Outcome::Failed))
+        );
+    }
+}

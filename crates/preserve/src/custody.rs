@@ -3,7 +3,7 @@
 //! Opening the log reads and verifies every earlier event of the case, so a run continues the
 //! chain of the runs before it (and refuses to write after a broken chain).
 
-use forensnap_core::custody::{events_prefix, event_key, verify_chain};
+use forensnap_core::custody::{event_key, events_prefix, verify_chain};
 use forensnap_core::{Actor, CaseId, ChainHead, Event, EventDraft};
 use time::OffsetDateTime;
 
@@ -38,22 +38,44 @@ impl<S: EvidenceStore> CustodyLog<S> {
         purpose: Option<String>,
     ) -> Result<Self, PreserveError> {
         let listing_prefix = events_prefix(prefix, case);
-        let keys = store.list(&listing_prefix).await.map_err(|e| PreserveError::custody(store.bucket(), &listing_prefix, e))?;
+        let keys = store
+            .list(&listing_prefix)
+            .await
+            .map_err(|e| PreserveError::custody(store.bucket(), &listing_prefix, e))?;
         let mut stored = Vec::with_capacity(keys.len());
         for key in keys.into_iter().filter(|k| k.ends_with(".json")) {
-            let bytes = store.get(&key).await.map_err(|e| PreserveError::custody(store.bucket(), &key, e))?;
+            let bytes = store
+                .get(&key)
+                .await
+                .map_err(|e| PreserveError::custody(store.bucket(), &key, e))?;
             stored.push((key, bytes));
         }
-        let (events, head) = verify_chain(case, &stored).map_err(|e| PreserveError::BrokenChain {
-            bucket: store.bucket().to_string(),
-            message: e.to_string(),
-        })?;
-        Ok(CustodyLog { store, prefix: prefix.to_string(), case: case.clone(), actor, purpose, head, events })
+        let (events, head) =
+            verify_chain(case, &stored).map_err(|e| PreserveError::BrokenChain {
+                bucket: store.bucket().to_string(),
+                message: e.to_string(),
+            })?;
+        Ok(CustodyLog {
+            store,
+            prefix: prefix.to_string(),
+            case: case.clone(),
+            actor,
+            purpose,
+            head,
+            events,
+        })
     }
 
     /// Append one event; returns it with where it was stored.
     pub async fn record(&mut self, draft: EventDraft) -> Result<(Event, Stored), PreserveError> {
-        let event = Event::next(draft, &self.case, &self.head, &self.actor, self.purpose.as_deref(), OffsetDateTime::now_utc());
+        let event = Event::next(
+            draft,
+            &self.case,
+            &self.head,
+            &self.actor,
+            self.purpose.as_deref(),
+            OffsetDateTime::now_utc(),
+        );
         let key = event_key(&self.prefix, &self.case, event.seq);
         let stored = self
             .store

@@ -9,7 +9,9 @@ use crate::ports::AwsError;
 #[derive(Debug, thiserror::Error)]
 pub enum PreserveError {
     /// The evidence bucket is not fit to hold evidence; nothing was done in the member account.
-    #[error("evidence bucket {bucket} is not usable: {problem}. Nothing was done in any member account. Next: {next}")]
+    #[error(
+        "evidence bucket {bucket} is not usable: {problem}. Nothing was done in any member account. Next: {next}"
+    )]
     Bucket {
         /// Bucket name.
         bucket: String,
@@ -19,7 +21,9 @@ pub enum PreserveError {
         next: String,
     },
     /// Reading or writing the custody log failed.
-    #[error("custody log in bucket {bucket} (key {key}): {source}. Next: check the forensic credentials' s3:GetObject/PutObject/ListBucket rights on the bucket and run the same command again")]
+    #[error(
+        "custody log in bucket {bucket} (key {key}): {source}. Next: check the forensic credentials' s3:GetObject/PutObject/ListBucket rights on the bucket and run the same command again"
+    )]
     Custody {
         /// Bucket.
         bucket: String,
@@ -29,7 +33,9 @@ pub enum PreserveError {
         source: AwsError,
     },
     /// The case's earlier custody events do not chain; forensnap will not write after them.
-    #[error("custody chain in bucket {bucket} is broken: {message}. Next: run `forensnap verify` on the case and escalate; forensnap writes nothing after a broken chain")]
+    #[error(
+        "custody chain in bucket {bucket} is broken: {message}. Next: run `forensnap verify` on the case and escalate; forensnap writes nothing after a broken chain"
+    )]
     BrokenChain {
         /// Bucket.
         bucket: String,
@@ -54,10 +60,20 @@ pub enum PreserveError {
 
 impl PreserveError {
     pub(crate) fn custody(bucket: &str, key: &str, source: AwsError) -> Self {
-        PreserveError::Custody { bucket: bucket.to_string(), key: key.to_string(), source }
+        PreserveError::Custody {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            source,
+        }
     }
 
-    pub(crate) fn step(step: &'static str, account: &str, resource: &str, message: impl ToString, next: impl ToString) -> Self {
+    pub(crate) fn step(
+        step: &'static str,
+        account: &str,
+        resource: &str,
+        message: impl ToString,
+        next: impl ToString,
+    ) -> Self {
         PreserveError::Step {
             step,
             account: account.to_string(),

@@ -27,4 +27,6 @@ mod fake;
 pub use collect::{Plan, Preserved, PreservedVolume, Progress, SilentProgress, preserve};
 pub use custody::CustodyLog;
 pub use error::PreserveError;
-pub use ports::{AwsError, Called, Ec2, EvidenceStore, InstanceRecord, SnapState, SnapshotInfo, Stored};
+pub use ports::{
+    AwsError, Called, Ec2, EvidenceStore, InstanceRecord, SnapState, SnapshotInfo, Stored,
+};

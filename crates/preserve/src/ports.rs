@@ -35,9 +35,24 @@ pub struct AwsError {
 }
 
 impl AwsError {
+    /// Whether the failure is AWS's side (5xx, throttling, no answer), worth simply retrying.
+    pub fn is_transient(&self) -> bool {
+        match self.code.as_deref() {
+            None => true,
+            Some(code) => {
+                code.starts_with("Internal")
+                    || code.contains("Unavailable")
+                    || code.contains("Throttl")
+                    || matches!(code, "RequestLimitExceeded" | "SlowDown" | "RequestTimeout")
+            }
+        }
+    }
+
     /// Whether AWS said the resource does not exist.
     pub fn is_not_found(&self) -> bool {
-        self.code.as_deref().is_some_and(|c| c.contains("NotFound") || c == "NoSuchKey")
+        self.code
+            .as_deref()
+            .is_some_and(|c| c.contains("NotFound") || c == "NoSuchKey")
     }
 }
 
@@ -116,9 +131,15 @@ pub trait Ec2: Send + Sync {
     /// role is assumed, so a refused AssumeRole surfaces here, before anything else.
     fn whoami(&self) -> impl Future<Output = Result<Called<String>, AwsError>> + Send;
     /// DescribeInstances of one instance; `Ok(None)` when it does not exist.
-    fn describe_instance(&self, instance_id: &str) -> impl Future<Output = Result<Called<Option<InstanceRecord>>, AwsError>> + Send;
+    fn describe_instance(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<Called<Option<InstanceRecord>>, AwsError>> + Send;
     /// GetConsoleOutput, decoded (empty when the instance has none).
-    fn console_output(&self, instance_id: &str) -> impl Future<Output = Result<Called<Vec<u8>>, AwsError>> + Send;
+    fn console_output(
+        &self,
+        instance_id: &str,
+    ) -> impl Future<Output = Result<Called<Vec<u8>>, AwsError>> + Send;
     /// CreateSnapshots of every attached volume (boot included), crash-consistent.
     fn create_snapshots(
         &self,
@@ -127,9 +148,15 @@ pub trait Ec2: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Called<Vec<SnapshotInfo>>, AwsError>> + Send;
     /// DescribeSnapshots of one snapshot this account owns or may use; `Ok(None)` when unknown.
-    fn describe_snapshot(&self, snapshot_id: &str) -> impl Future<Output = Result<Called<Option<SnapshotInfo>>, AwsError>> + Send;
+    fn describe_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> impl Future<Output = Result<Called<Option<SnapshotInfo>>, AwsError>> + Send;
     /// Own snapshots with exactly this description (to adopt the results of a lost answer).
-    fn find_snapshots(&self, description: &str) -> impl Future<Output = Result<Vec<SnapshotInfo>, AwsError>> + Send;
+    fn find_snapshots(
+        &self,
+        description: &str,
+    ) -> impl Future<Output = Result<Vec<SnapshotInfo>, AwsError>> + Send;
     /// CopySnapshot into this account and region, encrypted with `kms_key_id`.
     fn copy_snapshot(
         &self,
@@ -140,11 +167,22 @@ pub trait Ec2: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> impl Future<Output = Result<Called<String>, AwsError>> + Send;
     /// ModifySnapshotAttribute createVolumePermission add (`share`) or remove for one account.
-    fn set_share(&self, snapshot_id: &str, account: &str, share: bool) -> impl Future<Output = Result<Called<()>, AwsError>> + Send;
+    fn set_share(
+        &self,
+        snapshot_id: &str,
+        account: &str,
+        share: bool,
+    ) -> impl Future<Output = Result<Called<()>, AwsError>> + Send;
     /// DeleteSnapshot.
-    fn delete_snapshot(&self, snapshot_id: &str) -> impl Future<Output = Result<Called<()>, AwsError>> + Send;
+    fn delete_snapshot(
+        &self,
+        snapshot_id: &str,
+    ) -> impl Future<Output = Result<Called<()>, AwsError>> + Send;
     /// Whether a KMS key is AWS managed (`aws/ebs`), which EC2 refuses to share.
-    fn is_aws_managed_key(&self, key_id: &str) -> impl Future<Output = Result<bool, AwsError>> + Send;
+    fn is_aws_managed_key(
+        &self,
+        key_id: &str,
+    ) -> impl Future<Output = Result<bool, AwsError>> + Send;
 }
 
 /// The Object Lock state of the evidence bucket.
@@ -168,7 +206,12 @@ pub trait EvidenceStore: Send + Sync {
     fn lock_state(&self) -> impl Future<Output = Result<Called<BucketLock>, AwsError>> + Send;
     /// Store bytes under COMPLIANCE retention (and legal hold when configured) with their
     /// SHA-256 checked by S3; refuses to overwrite an existing key.
-    fn put_locked(&self, key: &str, bytes: Vec<u8>, content_type: &str) -> impl Future<Output = Result<Called<Stored>, AwsError>> + Send;
+    fn put_locked(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = Result<Called<Stored>, AwsError>> + Send;
     /// Keys under a prefix, sorted.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, AwsError>> + Send;
     /// An object's bytes.

@@ -113,40 +113,81 @@ impl CaseState {
             if text(d, "instance") != instance_id || text(d, "member_account") != account {
                 continue;
             }
-            if event.outcome == Outcome::Failed {
-                continue;
-            }
             let volume_id = text(d, "volume_id").to_string();
             let stage = text(d, "stage").to_string();
             let snapshot_id = text(d, "snapshot_id").to_string();
+            if event.outcome == Outcome::Failed {
+                // A snapshot that ended in error (or vanished) is made anew by the next run.
+                if event.action == action::SNAPSHOT_COMPLETED
+                    && matches!(text(d, "final_state"), "error" | "gone")
+                {
+                    let volume = state.volumes.entry(volume_id).or_default();
+                    if volume.snapshots.get(&stage) == Some(&snapshot_id) {
+                        volume.snapshots.remove(&stage);
+                        volume.completed.remove(&stage);
+                    }
+                }
+                continue;
+            }
             match event.action.as_str() {
                 action::STARTED => state.runs += 1,
                 action::INSTANCE_RECORDED => state.instance_recorded = true,
                 action::CONSOLE_RECORDED => state.console_recorded = true,
-                action::SNAPSHOTS_REQUESTED => state.snapshots_requested = Some(text(d, "description").to_string()),
+                action::SNAPSHOTS_REQUESTED => {
+                    state.snapshots_requested = Some(text(d, "description").to_string())
+                }
                 action::SNAPSHOTS_CREATED => {
                     state.snapshots_created = true;
-                    for v in d.get("volumes").and_then(Value::as_array).into_iter().flatten() {
+                    for v in d
+                        .get("volumes")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
                         let Some(v) = v.as_object() else { continue };
-                        let volume = state.volumes.entry(text(v, "volume_id").to_string()).or_default();
+                        let volume = state
+                            .volumes
+                            .entry(text(v, "volume_id").to_string())
+                            .or_default();
                         volume.device = text(v, "device").to_string();
-                        volume.snapshots.insert(stage::ORIGINAL.to_string(), text(v, "snapshot_id").to_string());
+                        volume.snapshots.insert(
+                            stage::ORIGINAL.to_string(),
+                            text(v, "snapshot_id").to_string(),
+                        );
                     }
                 }
                 action::SNAPSHOT_COMPLETED => {
-                    state.volumes.entry(volume_id).or_default().completed.insert(stage, snapshot_id);
+                    state
+                        .volumes
+                        .entry(volume_id)
+                        .or_default()
+                        .completed
+                        .insert(stage, snapshot_id);
                 }
                 action::COPY_REQUESTED => {
-                    state.volumes.entry(volume_id).or_default().copy_requested.insert(stage, text(d, "source").to_string());
+                    state
+                        .volumes
+                        .entry(volume_id)
+                        .or_default()
+                        .copy_requested
+                        .insert(stage, text(d, "source").to_string());
                 }
                 action::COPIED => {
                     let volume = state.volumes.entry(volume_id).or_default();
                     volume.copy_requested.remove(&stage);
                     volume.snapshots.insert(stage, snapshot_id);
                 }
-                action::SHARED => state.volumes.entry(volume_id).or_default().shared = Some(snapshot_id),
+                action::SHARED => {
+                    state.volumes.entry(volume_id).or_default().shared = Some(snapshot_id)
+                }
                 action::UNSHARED => state.volumes.entry(volume_id).or_default().shared = None,
-                action::DELETED => state.volumes.entry(volume_id).or_default().intermediate_deleted = true,
+                action::DELETED => {
+                    state
+                        .volumes
+                        .entry(volume_id)
+                        .or_default()
+                        .intermediate_deleted = true
+                }
                 action::COMPLETED => state.completed = true,
                 _ => {}
             }

@@ -22,7 +22,10 @@ impl Backoff {
     /// The wait before poll number `attempt` (0-based): doubling, capped, with full jitter
     /// between half and all of it so many waiters do not poll in step.
     pub fn delay(&self, attempt: u32) -> Duration {
-        let base = self.initial.saturating_mul(1u32 << attempt.min(16)).min(self.max);
+        let base = self
+            .initial
+            .saturating_mul(1u32 << attempt.min(16))
+            .min(self.max);
         let half = base / 2;
         half + Duration::from_nanos(fastrand::u64(0..=half.as_nanos().max(1) as u64))
     }
@@ -49,7 +52,12 @@ pub async fn until_settled<E: Ec2>(
     let started = Instant::now();
     let mut attempt = 0;
     loop {
-        let info = ec2.describe_snapshot(snapshot_id).await.map_err(WaitError::Aws)?.value.ok_or(WaitError::Vanished)?;
+        let info = ec2
+            .describe_snapshot(snapshot_id)
+            .await
+            .map_err(WaitError::Aws)?
+            .value
+            .ok_or(WaitError::Vanished)?;
         progress(&info);
         if info.state != SnapState::Pending {
             return Ok(info);
@@ -68,10 +76,16 @@ mod tests {
 
     #[test]
     fn delays_double_with_jitter_and_stay_capped() {
-        let backoff = Backoff { initial: Duration::from_secs(2), max: Duration::from_secs(30), limit: Duration::MAX };
+        let backoff = Backoff {
+            initial: Duration::from_secs(2),
+            max: Duration::from_secs(30),
+            limit: Duration::MAX,
+        };
         for attempt in 0..20 {
             let d = backoff.delay(attempt);
-            let base = Duration::from_secs(2).saturating_mul(1 << attempt.min(16)).min(Duration::from_secs(30));
+            let base = Duration::from_secs(2)
+                .saturating_mul(1 << attempt.min(16))
+                .min(Duration::from_secs(30));
             assert!(d >= base / 2 && d <= base, "attempt {attempt}: {d:?}");
         }
     }

@@ -1,0 +1,327 @@
+//! In-memory EC2 and evidence store for the unit tests of the preservation run.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+use forensnap_core::sha256_hex;
+
+use crate::ports::{
+    AwsError, BucketLock, Called, Ec2, EvidenceStore, InstanceRecord, SnapState, SnapshotInfo,
+    Stored,
+};
+
+/// One snapshot in the fake cloud.
+#[derive(Debug, Clone)]
+pub struct Snap {
+    pub info: SnapshotInfo,
+    pub shared_with: BTreeSet<String>,
+    pub description: String,
+}
+
+/// Every account's snapshots, one instance, and the knobs tests turn.
+#[derive(Debug, Default)]
+pub struct Cloud {
+    pub snapshots: BTreeMap<String, Snap>,
+    pub next_id: u32,
+    /// instance id -> (device -> (volume id, kms key or None))
+    pub instances: BTreeMap<String, BTreeMap<String, (String, Option<String>)>>,
+    pub aws_managed_keys: BTreeSet<String>,
+    /// key -> accounts (besides its owner) that may use it
+    pub key_users: BTreeMap<String, BTreeSet<String>>,
+    /// operation -> error code to fail with
+    pub failing: BTreeMap<&'static str, String>,
+    /// "account:operation" of every call
+    pub calls: Vec<String>,
+}
+
+pub type Shared = Arc<Mutex<Cloud>>;
+
+fn err(operation: &'static str, code: &str) -> AwsError {
+    AwsError {
+        operation,
+        code: Some(code.to_string()),
+        message: format!("{code} (fake)"),
+        request_id: Some("req-fake".into()),
+    }
+}
+
+fn key_owner(key: &str) -> &str {
+    key.split(':').nth(4).unwrap_or_default()
+}
+
+pub struct FakeEc2 {
+    pub cloud: Shared,
+    pub account: String,
+}
+
+impl FakeEc2 {
+    fn call(&self, operation: &'static str) -> Result<std::sync::MutexGuard<'_, Cloud>, AwsError> {
+        let mut cloud = self.cloud.lock().expect("lock");
+        cloud.calls.push(format!("{}:{operation}", self.account));
+        if let Some(code) = cloud.failing.get(operation).cloned() {
+            return Err(err(operation, &code));
+        }
+        Ok(cloud)
+    }
+
+    fn new_snapshot(
+        &self,
+        cloud: &mut Cloud,
+        volume_id: &str,
+        key: Option<String>,
+        failure: Option<String>,
+        description: &str,
+    ) -> SnapshotInfo {
+        let state = if failure.is_some() {
+            SnapState::Error
+        } else {
+            SnapState::Completed
+        };
+        let message = failure;
+        cloud.next_id += 1;
+        let info = SnapshotInfo {
+            id: format!("snap-{:04}", cloud.next_id),
+            volume_id: volume_id.to_string(),
+            state,
+            progress: Some("100%".into()),
+            message,
+            encrypted: key.is_some(),
+            kms_key_id: key,
+            owner: self.account.clone(),
+            volume_size_gib: 8,
+            start_time: None,
+        };
+        let snap = Snap {
+            info: info.clone(),
+            shared_with: BTreeSet::new(),
+            description: description.to_string(),
+        };
+        cloud.snapshots.insert(info.id.clone(), snap);
+        info
+    }
+}
+
+fn ok<T>(value: T) -> Result<Called<T>, AwsError> {
+    Ok(Called::new(value, Some("req-fake".into())))
+}
+
+impl Ec2 for FakeEc2 {
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn region(&self) -> &str {
+        "us-east-1"
+    }
+    async fn whoami(&self) -> Result<Called<String>, AwsError> {
+        let _cloud = self.call("GetCallerIdentity")?;
+        ok(format!(
+            "arn:aws:sts::{}:assumed-role/Collector/forensnap-test",
+            self.account
+        ))
+    }
+    async fn describe_instance(
+        &self,
+        instance_id: &str,
+    ) -> Result<Called<Option<InstanceRecord>>, AwsError> {
+        let cloud = self.call("DescribeInstances")?;
+        let record = cloud
+            .instances
+            .get(instance_id)
+            .map(|volumes| InstanceRecord {
+                instance_id: instance_id.to_string(),
+                availability_zone: Some("us-east-1a".into()),
+                volumes: volumes
+                    .iter()
+                    .map(|(d, (v, _))| (d.clone(), v.clone()))
+                    .collect(),
+                json: format!("{{\"instance_id\":\"{instance_id}\"}}").into_bytes(),
+            });
+        ok(record)
+    }
+    async fn console_output(&self, _: &str) -> Result<Called<Vec<u8>>, AwsError> {
+        let _cloud = self.call("GetConsoleOutput")?;
+        ok(b"login: ".to_vec())
+    }
+    async fn create_snapshots(
+        &self,
+        instance_id: &str,
+        description: &str,
+        _tags: &BTreeMap<String, String>,
+    ) -> Result<Called<Vec<SnapshotInfo>>, AwsError> {
+        let mut cloud = self.call("CreateSnapshots")?;
+        let volumes = cloud
+            .instances
+            .get(instance_id)
+            .cloned()
+            .unwrap_or_default();
+        let made = volumes
+            .values()
+            .map(|(v, key)| self.new_snapshot(&mut cloud, v, key.clone(), None, description))
+            .collect();
+        ok(made)
+    }
+    async fn describe_snapshot(&self, id: &str) -> Result<Called<Option<SnapshotInfo>>, AwsError> {
+        let cloud = self.call("DescribeSnapshots")?;
+        let found = cloud
+            .snapshots
+            .get(id)
+            .filter(|s| s.info.owner == self.account || s.shared_with.contains(&self.account))
+            .map(|s| s.info.clone());
+        ok(found)
+    }
+    async fn find_snapshots(&self, description: &str) -> Result<Vec<SnapshotInfo>, AwsError> {
+        let cloud = self.call("DescribeSnapshots")?;
+        Ok(cloud
+            .snapshots
+            .values()
+            .filter(|s| s.info.owner == self.account && s.description == description)
+            .map(|s| s.info.clone())
+            .collect())
+    }
+    async fn copy_snapshot(
+        &self,
+        source: &str,
+        _: &str,
+        key: &str,
+        description: &str,
+        _tags: &BTreeMap<String, String>,
+    ) -> Result<Called<String>, AwsError> {
+        let mut cloud = self.call("CopySnapshot")?;
+        let Some(src) = cloud
+            .snapshots
+            .get(source)
+            .filter(|s| s.info.owner == self.account || s.shared_with.contains(&self.account))
+            .cloned()
+        else {
+            return Err(err("CopySnapshot", "InvalidSnapshot.NotFound"));
+        };
+        let usable = |k: &str, cloud: &Cloud| {
+            key_owner(k) == self.account
+                || cloud
+                    .key_users
+                    .get(k)
+                    .is_some_and(|u| u.contains(&self.account))
+        };
+        let failure = match &src.info.kms_key_id {
+            Some(k) if !usable(k, &cloud) => Some("Given key ID is not accessible".to_string()),
+            _ if !usable(key, &cloud) => Some("Given key ID is not accessible".to_string()),
+            _ => None,
+        };
+        let info = self.new_snapshot(
+            &mut cloud,
+            "vol-ffffffff",
+            Some(key.to_string()),
+            failure,
+            description,
+        );
+        ok(info.id)
+    }
+    async fn set_share(
+        &self,
+        id: &str,
+        account: &str,
+        share: bool,
+    ) -> Result<Called<()>, AwsError> {
+        let mut cloud = self.call("ModifySnapshotAttribute")?;
+        let managed = cloud.aws_managed_keys.clone();
+        let snap = cloud
+            .snapshots
+            .get_mut(id)
+            .filter(|s| s.info.owner == self.account)
+            .ok_or_else(|| err("ModifySnapshotAttribute", "InvalidSnapshot.NotFound"))?;
+        if share
+            && snap
+                .info
+                .kms_key_id
+                .as_ref()
+                .is_some_and(|k| managed.contains(k))
+        {
+            return Err(err("ModifySnapshotAttribute", "OperationNotPermitted"));
+        }
+        if share {
+            snap.shared_with.insert(account.to_string());
+        } else {
+            snap.shared_with.remove(account);
+        }
+        ok(())
+    }
+    async fn delete_snapshot(&self, id: &str) -> Result<Called<()>, AwsError> {
+        let mut cloud = self.call("DeleteSnapshot")?;
+        cloud
+            .snapshots
+            .remove(id)
+            .ok_or_else(|| err("DeleteSnapshot", "InvalidSnapshot.NotFound"))?;
+        ok(())
+    }
+    async fn is_aws_managed_key(&self, key: &str) -> Result<bool, AwsError> {
+        let cloud = self.call("DescribeKey")?;
+        Ok(cloud.aws_managed_keys.contains(key))
+    }
+}
+
+/// An in-memory bucket that refuses overwrites.
+pub struct FakeStore {
+    pub objects: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
+    pub lock: BucketLock,
+}
+
+impl FakeStore {
+    pub fn locked() -> Self {
+        FakeStore {
+            objects: Arc::default(),
+            lock: BucketLock {
+                enabled: true,
+                default_mode: Some("COMPLIANCE".into()),
+                default_days: Some(30),
+                versioning: Some("Enabled".into()),
+            },
+        }
+    }
+}
+
+impl EvidenceStore for FakeStore {
+    fn bucket(&self) -> &str {
+        "evidence"
+    }
+    async fn lock_state(&self) -> Result<Called<BucketLock>, AwsError> {
+        ok(self.lock.clone())
+    }
+    async fn put_locked(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _: &str,
+    ) -> Result<Called<Stored>, AwsError> {
+        let mut objects = self.objects.lock().expect("lock");
+        if objects.contains_key(key) {
+            return Err(err("PutObject", "PreconditionFailed"));
+        }
+        let stored = Stored {
+            bucket: "evidence".into(),
+            key: key.into(),
+            version_id: Some("v1".into()),
+            sha256: sha256_hex(&bytes),
+            size: bytes.len() as u64,
+        };
+        objects.insert(key.to_string(), bytes);
+        ok(stored)
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
+        Ok(self
+            .objects
+            .lock()
+            .expect("lock")
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect())
+    }
+    async fn get(&self, key: &str) -> Result<Vec<u8>, AwsError> {
+        self.objects
+            .lock()
+            .expect("lock")
+            .get(key)
+            .cloned()
+            .ok_or_else(|| err("GetObject", "NoSuchKey"))
+    }
+}
