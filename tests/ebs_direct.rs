@@ -4,43 +4,6 @@
 use aws_sdk_ebs::error::ProvideErrorMetadata;
 use forensnap_tests::*;
 
-/// A forensic-account snapshot of a seeded volume (copied the way forensnap does it).
-async fn forensic_snapshot(env: &Env, volume: usize) -> String {
-    let member = aws_sdk_ec2::Client::new(&env.member().await);
-    let forensic = aws_sdk_ec2::Client::new(&env.forensic().await);
-    let volume = &env.seeded.member().instances[0].volumes[volume];
-    let snap = member
-        .create_snapshot()
-        .volume_id(&volume.volume_id)
-        .send()
-        .await
-        .expect("snapshot");
-    let id = snap.snapshot_id().expect("id");
-    member
-        .modify_snapshot_attribute()
-        .snapshot_id(id)
-        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-        .operation_type(aws_sdk_ec2::types::OperationType::Add)
-        .user_ids(&env.seeded.forensic.account)
-        .send()
-        .await
-        .expect("share");
-    let copy = forensic
-        .copy_snapshot()
-        .source_snapshot_id(id)
-        .source_region("us-east-1")
-        .encrypted(true)
-        .kms_key_id(&env.seeded.forensic.ebs_key_arn)
-        .send()
-        .await
-        .expect("copy");
-    wait_snapshot(&forensic, copy.snapshot_id().expect("id"))
-        .await
-        .snapshot_id()
-        .expect("id")
-        .to_string()
-}
-
 fn world() -> String {
     world_toml(
         "ev-ebs",
@@ -55,7 +18,7 @@ fn world() -> String {
 async fn a_volume_larger_than_one_page_reads_back_whole_through_paging() {
     let env = Env::new(&world());
     let volume = env.seeded.member().instances[0].volumes[0].clone();
-    let snapshot = forensic_snapshot(&env, 0).await;
+    let snapshot = forensic_copy(&env, 0).await;
     let ebs = aws_sdk_ebs::Client::new(&env.forensic().await);
     let back = read_snapshot(&ebs, &snapshot, 100).await;
     assert_eq!(back.pages, 3, "250 blocks at 100 a page");
@@ -85,7 +48,7 @@ async fn a_volume_larger_than_one_page_reads_back_whole_through_paging() {
 async fn a_volume_with_data_only_in_its_last_block() {
     let env = Env::new(&world());
     let volume = env.seeded.member().instances[0].volumes[1].clone();
-    let snapshot = forensic_snapshot(&env, 1).await;
+    let snapshot = forensic_copy(&env, 1).await;
     let ebs = aws_sdk_ebs::Client::new(&env.forensic().await);
     let back = read_snapshot(&ebs, &snapshot, 10_000).await;
     assert_eq!(back.indexes, vec![2047]);
@@ -97,7 +60,7 @@ async fn a_volume_with_data_only_in_its_last_block() {
 #[tokio::test]
 async fn errors_are_404_and_400_and_403_not_500() {
     let env = Env::new(&world());
-    let snapshot = forensic_snapshot(&env, 0).await;
+    let snapshot = forensic_copy(&env, 0).await;
     let ebs = ebs_no_retry(&env.forensic().await);
 
     let err = ebs
@@ -154,15 +117,14 @@ async fn errors_are_404_and_400_and_403_not_500() {
         .send()
         .await
         .expect("snapshot");
-    member
-        .modify_snapshot_attribute()
-        .snapshot_id(shared.snapshot_id().expect("id"))
-        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-        .operation_type(aws_sdk_ec2::types::OperationType::Add)
-        .user_ids(&env.seeded.forensic.account)
-        .send()
-        .await
-        .expect("share");
+    set_share(
+        &member,
+        shared.snapshot_id().expect("id"),
+        &env.seeded.forensic.account,
+        true,
+    )
+    .await
+    .expect("share");
     let err = ebs
         .list_snapshot_blocks()
         .snapshot_id(shared.snapshot_id().expect("id"))
@@ -176,7 +138,7 @@ async fn errors_are_404_and_400_and_403_not_500() {
 #[tokio::test]
 async fn a_next_token_lives_sixty_minutes() {
     let env = Env::new(&world());
-    let snapshot = forensic_snapshot(&env, 0).await;
+    let snapshot = forensic_copy(&env, 0).await;
     let ebs = ebs_no_retry(&env.forensic().await);
     let page = ebs
         .list_snapshot_blocks()

@@ -18,32 +18,7 @@ fn env() -> Env {
 
 /// The member snapshot, copied into the forensic account; returns (snapshot id, first block token).
 async fn readable_snapshot(env: &Env) -> (String, String) {
-    let member = aws_sdk_ec2::Client::new(&env.member().await);
-    let forensic = aws_sdk_ec2::Client::new(&env.forensic().await);
-    let volume = &env.seeded.member().instances[0].volumes[0];
-    let snap = member
-        .create_snapshot()
-        .volume_id(&volume.volume_id)
-        .send()
-        .await
-        .expect("snapshot");
-    member
-        .modify_snapshot_attribute()
-        .snapshot_id(snap.snapshot_id().expect("id"))
-        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-        .operation_type(aws_sdk_ec2::types::OperationType::Add)
-        .user_ids(&env.seeded.forensic.account)
-        .send()
-        .await
-        .expect("share");
-    let copy = forensic
-        .copy_snapshot()
-        .source_snapshot_id(snap.snapshot_id().expect("id"))
-        .source_region("us-east-1")
-        .send()
-        .await
-        .expect("copy");
-    let id = copy.snapshot_id().expect("id").to_string();
+    let id = forensic_copy(env, 0).await;
     let ebs = aws_sdk_ebs::Client::new(&env.forensic().await);
     let page = ebs
         .list_snapshot_blocks()
@@ -51,10 +26,8 @@ async fn readable_snapshot(env: &Env) -> (String, String) {
         .send()
         .await
         .expect("list");
-    (
-        id,
-        page.blocks()[0].block_token().expect("token").to_string(),
-    )
+    let token = page.blocks()[0].block_token().expect("token").to_string();
+    (id, token)
 }
 
 async fn get_block(

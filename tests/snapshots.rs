@@ -76,13 +76,7 @@ async fn seeded_images_come_back_byte_for_byte_in_the_forensic_account() {
             assert_eq!(copy.kms_key_id(), Some(forensic_key.as_str()));
             copy.snapshot_id().expect("id").to_string()
         };
-        member_ec2
-            .modify_snapshot_attribute()
-            .snapshot_id(&shareable)
-            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-            .operation_type(aws_sdk_ec2::types::OperationType::Add)
-            .user_ids(&forensic_account)
-            .send()
+        set_share(&member_ec2, &shareable, &forensic_account, true)
             .await
             .expect("share with the forensic account");
 
@@ -139,15 +133,14 @@ async fn a_snapshot_on_the_default_aws_ebs_key_refuses_to_be_shared() {
         .send()
         .await
         .expect("snapshot");
-    let err = member_ec2
-        .modify_snapshot_attribute()
-        .snapshot_id(snap.snapshot_id().expect("id"))
-        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-        .operation_type(aws_sdk_ec2::types::OperationType::Add)
-        .user_ids(&env.seeded.forensic.account)
-        .send()
-        .await
-        .expect_err("aws/ebs snapshots cannot be shared");
+    let err = set_share(
+        &member_ec2,
+        snap.snapshot_id().expect("id"),
+        &env.seeded.forensic.account,
+        true,
+    )
+    .await
+    .expect_err("aws/ebs snapshots cannot be shared");
     assert_eq!(code(&err), "OperationNotPermitted", "{err:?}");
 }
 
@@ -181,27 +174,15 @@ async fn unshared_snapshots_stay_invisible_and_cannot_be_copied() {
     assert_eq!(code(&err), "InvalidSnapshot.NotFound");
 
     // Shared, then unshared again: invisible once more.
-    let share = |op| {
-        member_ec2
-            .modify_snapshot_attribute()
-            .snapshot_id(id)
-            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-            .operation_type(op)
-            .user_ids(&env.seeded.forensic.account)
-            .send()
-    };
-    share(aws_sdk_ec2::types::OperationType::Add)
-        .await
-        .expect("share");
+    let share = |add| set_share(&member_ec2, id, &env.seeded.forensic.account, add);
+    share(true).await.expect("share");
     forensic_ec2
         .describe_snapshots()
         .snapshot_ids(id)
         .send()
         .await
         .expect("visible once shared");
-    share(aws_sdk_ec2::types::OperationType::Remove)
-        .await
-        .expect("unshare");
+    share(false).await.expect("unshare");
     let err = forensic_ec2
         .describe_snapshots()
         .snapshot_ids(id)
@@ -263,13 +244,7 @@ async fn a_copy_to_a_key_that_does_not_exist_or_is_not_shared_ends_in_error() {
     assert_eq!(code(&err), "InvalidParameterValue");
 
     // The member CMK's policy does not admit the forensic account: its copy fails.
-    member_ec2
-        .modify_snapshot_attribute()
-        .snapshot_id(&id)
-        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-        .operation_type(aws_sdk_ec2::types::OperationType::Add)
-        .user_ids(&env.seeded.forensic.account)
-        .send()
+    set_share(&member_ec2, &id, &env.seeded.forensic.account, true)
         .await
         .expect("share a CMK snapshot");
     let copy = forensic_ec2

@@ -169,6 +169,65 @@ pub fn sha256_file(path: &str, size_bytes: u64) -> String {
     sha256_hex(&data)
 }
 
+/// Add (`share = true`) or remove `account`'s createVolumePermission on a snapshot.
+pub async fn set_share(
+    ec2: &aws_sdk_ec2::Client,
+    snapshot_id: &str,
+    account: &str,
+    share: bool,
+) -> Result<
+    (),
+    aws_sdk_ec2::error::SdkError<
+        aws_sdk_ec2::operation::modify_snapshot_attribute::ModifySnapshotAttributeError,
+    >,
+> {
+    let op = if share {
+        aws_sdk_ec2::types::OperationType::Add
+    } else {
+        aws_sdk_ec2::types::OperationType::Remove
+    };
+    ec2.modify_snapshot_attribute()
+        .snapshot_id(snapshot_id)
+        .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+        .operation_type(op)
+        .user_ids(account)
+        .send()
+        .await
+        .map(|_| ())
+}
+
+/// A completed forensic-account copy of seeded volume `volume` of the first instance, made the
+/// way forensnap does it: member snapshot, shared, copied under the forensic key.
+pub async fn forensic_copy(env: &Env, volume: usize) -> String {
+    let member = aws_sdk_ec2::Client::new(&env.member().await);
+    let forensic = aws_sdk_ec2::Client::new(&env.forensic().await);
+    let volume = &env.seeded.member().instances[0].volumes[volume];
+    let snap = member
+        .create_snapshot()
+        .volume_id(&volume.volume_id)
+        .send()
+        .await
+        .expect("snapshot");
+    let id = snap.snapshot_id().expect("id");
+    set_share(&member, id, &env.seeded.forensic.account, true)
+        .await
+        .expect("share");
+    let copy = forensic
+        .copy_snapshot()
+        .source_snapshot_id(id)
+        .source_region("us-east-1")
+        .encrypted(true)
+        .kms_key_id(&env.seeded.forensic.ebs_key_arn)
+        .send()
+        .await
+        .expect("copy");
+    wait_snapshot(&forensic, copy.snapshot_id().expect("id"))
+        .await
+        .snapshot_id()
+        .expect("id")
+        .to_string()
+}
+
 /// Poll DescribeSnapshots until the snapshot leaves `pending`; returns its final state.
 pub async fn wait_snapshot(
     ec2: &aws_sdk_ec2::Client,

@@ -180,8 +180,13 @@ impl Event {
         now: OffsetDateTime,
     ) -> Event {
         // RFC 3339 in UTC with exactly three fraction digits: fixed width, so times sort as text.
-        let format = format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
-        let time = now.to_offset(time::UtcOffset::UTC).format(&format).unwrap_or_default();
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        let time = now
+            .to_offset(time::UtcOffset::UTC)
+            .format(&format)
+            .unwrap_or_default();
         Event {
             schema: EVENT_SCHEMA.to_string(),
             case: case.clone(),

@@ -406,22 +406,14 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         );
         let mut stored = (None, None);
         if !state.instance_recorded {
+            let draft = draft
+                .request_ids(request_ids(&described))
+                .detail("volumes", &record.volumes)
+                .detail("availability_zone", &record.availability_zone);
             let key = format!("{base}describe-instances.json");
             let put = self
-                .put(&key, record.json.clone(), "application/json", draft.clone())
+                .store_evidence(draft, bucket, &key, record.json.clone(), "application/json")
                 .await?;
-            self.record(
-                draft
-                    .after([format!("s3://{bucket}/{key}")])
-                    .request_ids(request_ids(&described))
-                    .detail("key", &key)
-                    .detail("version_id", &put.version_id)
-                    .detail("sha256", &put.sha256)
-                    .detail("size", put.size)
-                    .detail("volumes", &record.volumes)
-                    .detail("availability_zone", &record.availability_zone),
-            )
-            .await?;
             stored.0 = Some(put.into());
         }
         if !state.console_recorded {
@@ -443,24 +435,16 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
                 }
             };
             let key = format!("{base}console-output.txt");
+            let draft = draft.request_ids(request_ids(&console));
             let put = self
-                .put(
+                .store_evidence(
+                    draft,
+                    bucket,
                     &key,
-                    console.value.clone(),
+                    console.value,
                     "text/plain; charset=utf-8",
-                    draft.clone(),
                 )
                 .await?;
-            self.record(
-                draft
-                    .after([format!("s3://{bucket}/{key}")])
-                    .request_ids(request_ids(&console))
-                    .detail("key", &key)
-                    .detail("version_id", &put.version_id)
-                    .detail("sha256", &put.sha256)
-                    .detail("size", put.size),
-            )
-            .await?;
             stored.1 = Some(put.into());
         }
         self.progress.step(&format!(
@@ -469,6 +453,29 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             record.volumes.len()
         ));
         Ok((record.volumes, stored))
+    }
+
+    /// Store an evidence object under Object Lock and record the event with where it went and
+    /// its SHA-256 (`draft` carries the step's own details).
+    async fn store_evidence(
+        &self,
+        draft: EventDraft,
+        bucket: &str,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Stored, PreserveError> {
+        let put = self.put(key, bytes, content_type, draft.clone()).await?;
+        self.record(
+            draft
+                .after([format!("s3://{bucket}/{key}")])
+                .detail("key", key)
+                .detail("version_id", &put.version_id)
+                .detail("sha256", &put.sha256)
+                .detail("size", put.size),
+        )
+        .await?;
+        Ok(put)
     }
 
     async fn put(
