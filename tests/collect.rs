@@ -222,6 +222,28 @@ async fn preserves_an_unencrypted_and_a_default_key_volume_byte_for_byte() {
     }
     nothing_shared(&env).await;
 
+    // The instance was neither stopped nor altered: still running, every volume attached.
+    let instance_id = &env.seeded.member().instances[0].instance_id;
+    let described = member_ec2
+        .describe_instances()
+        .instance_ids(instance_id)
+        .send()
+        .await
+        .expect("instance");
+    let instance = &described.reservations()[0].instances()[0];
+    assert_eq!(
+        instance.state().and_then(|s| s.name()),
+        Some(&aws_sdk_ec2::types::InstanceStateName::Running)
+    );
+    assert_eq!(instance.block_device_mappings().len(), 2);
+    assert!(
+        instance
+            .block_device_mappings()
+            .iter()
+            .all(|b| b.ebs().and_then(|e| e.status())
+                == Some(&aws_sdk_ec2::types::AttachmentStatus::Attached))
+    );
+
     let events = case.events().await;
     let names = actions(&events);
     assert_eq!(
@@ -308,7 +330,11 @@ async fn a_cmk_volume_is_shared_as_it_is_and_a_second_run_snapshots_nothing_twic
         "ev-collect-cmk",
         &[volume("/dev/xvda", "root.img", "cmk", 4, 7)],
     );
-    let case = Case::new(&env, "IR-2026-0002");
+    // Quiet mode: nothing in the member account names forensnap or the case.
+    let case = Case::new(&env, "IR-2026-0002").with_config(
+        "[collect]",
+        "[collect]\nmember_tags = {}\nsnapshot_description = \"daily backup\"",
+    );
     let first = case.collect();
     assert!(first.ok, "{}", first.stderr);
     let out = first.json();
@@ -323,7 +349,14 @@ async fn a_cmk_volume_is_shared_as_it_is_and_a_second_run_snapshots_nothing_twic
         back.sha256,
         env.seeded.member().instances[0].volumes[0].image_sha256
     );
-    let before = member_snapshots(&env).await.len();
+    let originals = member_snapshots(&env).await;
+    let original = originals
+        .iter()
+        .find(|s| s.snapshot_id() == v["member_snapshot_id"].as_str())
+        .expect("original kept");
+    assert!(original.tags().is_empty(), "no tags: {:?}", original.tags());
+    assert_eq!(original.description(), Some("daily backup"));
+    let before = originals.len();
     let events_before = case.events().await.len();
 
     let second = case.collect();

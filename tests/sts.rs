@@ -177,3 +177,38 @@ async fn temporary_credentials_expire_and_need_their_session_token() {
         .expect_err("expired for S3 too");
     assert_eq!(err.code(), Some("ExpiredToken"), "{err:?}");
 }
+
+#[tokio::test]
+async fn the_case_session_carries_the_case_and_renews_itself() {
+    use aws_credential_types::provider::ProvideCredentials;
+    let env = Env::new(&world_toml("ev-sts-session", &ONE_VOLUME));
+    let sts = aws_sdk_sts::Client::new(&env.forensic().await);
+    let case = forensnap_core::CaseId::parse("IR-77").expect("case");
+    let role = &env.seeded.member().role_arn;
+    let ttl = std::time::Duration::from_secs(900);
+    let provider = forensnap_aws::CaseRoleProvider::new(sts.clone(), role, "ext-2026", &case, ttl);
+    let first = provider.provide_credentials().await.expect("assumed");
+    let expiry = first.expiry().expect("temporary credentials expire");
+    let left = expiry
+        .duration_since(std::time::SystemTime::now())
+        .expect("in the future")
+        .as_secs();
+    assert!((880..=900).contains(&left), "{left} s left");
+    // Asked again (as the SDK's identity cache does before expiry), it assumes the role anew.
+    let second = provider.provide_credentials().await.expect("renewed");
+    assert_ne!(first.access_key_id(), second.access_key_id());
+    let member = sdk_config(&env.world, "us-east-1", provider.clone()).await;
+    let who = aws_sdk_sts::Client::new(&member)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("whoami");
+    assert_eq!(
+        who.arn(),
+        Some("arn:aws:sts::111111111111:assumed-role/ForensnapCollector/forensnap-IR-77")
+    );
+
+    let wrong = forensnap_aws::CaseRoleProvider::new(sts, role, "nope", &case, ttl);
+    let err = wrong.provide_credentials().await.expect_err("refused");
+    assert!(format!("{err:?}").contains("AccessDenied"), "{err:?}");
+}

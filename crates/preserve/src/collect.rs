@@ -1212,6 +1212,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_copy_limit_is_waited_out() {
+        let cloud = cloud(true);
+        cloud
+            .lock()
+            .expect("lock")
+            .failing_times
+            .insert("CopySnapshot", ("ResourceLimitExceeded".into(), 3));
+        let (result, _, _) = run(&cloud, FakeStore::locked(), &plan()).await;
+        result.expect("the copies go through once slots free up");
+        let calls = &cloud.lock().expect("lock").calls;
+        assert_eq!(
+            calls.iter().filter(|c| c.ends_with("CopySnapshot")).count(),
+            5 + 3
+        );
+    }
+
+    #[tokio::test]
     async fn an_unlocked_bucket_stops_the_run_before_any_member_call() {
         let cloud = cloud(true);
         let mut store = FakeStore::locked();

@@ -30,6 +30,8 @@ pub struct Cloud {
     pub key_users: BTreeMap<String, BTreeSet<String>>,
     /// operation -> error code to fail with
     pub failing: BTreeMap<&'static str, String>,
+    /// operation -> (error code, how many more calls fail with it)
+    pub failing_times: BTreeMap<&'static str, (String, u32)>,
     /// "account:operation" of every call
     pub calls: Vec<String>,
 }
@@ -59,6 +61,13 @@ impl FakeEc2 {
         let mut cloud = self.cloud.lock().expect("lock");
         cloud.calls.push(format!("{}:{operation}", self.account));
         if let Some(code) = cloud.failing.get(operation).cloned() {
+            return Err(err(operation, &code));
+        }
+        if let Some((code, left)) = cloud.failing_times.get_mut(operation)
+            && *left > 0
+        {
+            *left -= 1;
+            let code = code.clone();
             return Err(err(operation, &code));
         }
         Ok(cloud)
