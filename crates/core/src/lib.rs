@@ -5,9 +5,13 @@
 //!
 //! * [`case`]    -- case ids and the AWS names derived from them (session name, source identity).
 //! * [`custody`] -- custody events, their canonical bytes, and the SHA-256 chain that links them.
+//! * [`hashing`] -- resumable SHA-256 and the full-image hash of a sparse volume.
+//! * [`layout`]  -- EBS block size, multipart part sizing and the block map of stored blocks.
 
 pub mod case;
 pub mod custody;
+pub mod hashing;
+pub mod layout;
 
 pub use case::{CaseId, CaseIdError};
 pub use custody::{Actor, ChainError, ChainHead, Event, EventDraft, Outcome, sha256_hex};
