@@ -1,0 +1,146 @@
+//! An in-memory block source for unit tests: a sparse volume with injectable throttling and
+//! corruption, counting requests and the most that were ever in flight at once.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+use crate::source::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+
+/// A sparse volume held in memory.
+pub struct MemorySource {
+    block_size: u64,
+    volume_blocks: u64,
+    blocks: BTreeMap<u64, Vec<u8>>,
+    faults: Mutex<Faults>,
+    /// GetSnapshotBlock calls made.
+    pub gets: AtomicUsize,
+    in_flight: AtomicUsize,
+    /// Most GetSnapshotBlock calls ever in flight at once.
+    pub peak_in_flight: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Faults {
+    throttles: u32,
+    corrupt: BTreeMap<u64, u32>,
+}
+
+impl MemorySource {
+    /// A volume of `volume_blocks` blocks with data (a recognisable pattern) at `indexes`.
+    pub fn pattern(block_size: u64, volume_blocks: u64, indexes: &[u64]) -> Self {
+        let blocks = indexes
+            .iter()
+            .map(|&i| {
+                (
+                    i,
+                    (0..block_size)
+                        .map(|b| (b as u8) ^ (i as u8).wrapping_mul(41))
+                        .collect(),
+                )
+            })
+            .collect();
+        MemorySource {
+            block_size,
+            volume_blocks,
+            blocks,
+            faults: Mutex::default(),
+            gets: AtomicUsize::new(0),
+            in_flight: AtomicUsize::new(0),
+            peak_in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    /// The bytes of block `index` (zeros when unlisted).
+    pub fn block(&self, index: u64) -> Vec<u8> {
+        self.blocks
+            .get(&index)
+            .cloned()
+            .unwrap_or_else(|| vec![0; self.block_size as usize])
+    }
+
+    /// The token the source accepts for `index`.
+    pub fn token(&self, index: u64) -> String {
+        format!("token-{index}")
+    }
+
+    /// The next `n` reads are throttled.
+    pub fn throttle_next(&self, n: u32) {
+        self.faults.lock().expect("faults").throttles = n;
+    }
+
+    /// The next `n` reads of block `index` come back with one byte flipped.
+    pub fn corrupt(&self, index: u64, n: u32) {
+        self.faults.lock().expect("faults").corrupt.insert(index, n);
+    }
+}
+
+impl BlockSource for MemorySource {
+    async fn list(
+        &self,
+        _: &str,
+        starting_index: u64,
+        _: Option<&str>,
+        max_results: u32,
+    ) -> Result<BlockPage, SourceError> {
+        let mut listed = self.blocks.range(starting_index..).map(|(i, _)| *i);
+        let blocks: Vec<ListedBlock> = listed
+            .by_ref()
+            .take(max_results as usize)
+            .map(|i| ListedBlock {
+                index: i,
+                token: self.token(i),
+            })
+            .collect();
+        let more = listed.next().is_some();
+        Ok(BlockPage {
+            next_token: more.then(|| {
+                format!(
+                    "page-after-{}",
+                    blocks.last().map(|b| b.index).unwrap_or(starting_index)
+                )
+            }),
+            blocks,
+            volume_bytes: self.volume_blocks * self.block_size,
+            block_size: self.block_size,
+        })
+    }
+
+    async fn get(&self, _: &str, index: u64, token: &str) -> Result<FetchedBlock, SourceError> {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        tokio::task::yield_now().await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if token != self.token(index) {
+            return Err(SourceError::Fatal(format!(
+                "ValidationException: bad token for block {index}"
+            )));
+        }
+        let mut data = self.block(index);
+        let checksum = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&data));
+        {
+            let mut faults = self.faults.lock().expect("faults");
+            if faults.throttles > 0 {
+                faults.throttles -= 1;
+                return Err(SourceError::Throttled("RequestThrottledException".into()));
+            }
+            if let Some(left) = faults.corrupt.get_mut(&index)
+                && *left > 0
+            {
+                *left -= 1;
+                let at = (index as usize * 31) % data.len();
+                data[at] ^= 0xff;
+            }
+        }
+        Ok(FetchedBlock {
+            data_length: data.len() as u64,
+            data,
+            checksum,
+            algorithm: "SHA256".into(),
+        })
+    }
+}
