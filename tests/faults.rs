@@ -254,3 +254,84 @@ async fn a_probability_picks_some_requests_repeatably() {
         .add_fault(&FaultRule::new(FaultKind::Corrupt, "s3", "PutObject"));
     assert!(bad.is_err(), "corrupt applies to GetSnapshotBlock only");
 }
+
+#[tokio::test]
+async fn the_acquisition_reader_rides_out_throttling_5xx_and_corruption() {
+    use forensnap_acquire::listing::Lister;
+    use forensnap_acquire::{AdaptiveLimit, FetchPolicy, fetch_verified};
+    use forensnap_core::hashing::ImageHasher;
+    use futures_free::collect_pages;
+
+    let env = Env::new(&world_toml(
+        "ev-acq-faults",
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root.img\"\nbuild = { kind = \"pattern\", blocks = 40, offset_blocks = 5 }",
+        ],
+    ));
+    let snapshot = forensic_copy(&env, 0).await;
+    let source = forensnap_aws::EbsSource::new(&env.forensic().await, None);
+    for rule in [
+        FaultRule::new(FaultKind::Throttle, "ebs", "GetSnapshotBlock").probability(0.2, 1),
+        FaultRule::new(FaultKind::Error, "ebs", "GetSnapshotBlock")
+            .status(503)
+            .probability(0.1, 2),
+        FaultRule::new(FaultKind::Corrupt, "ebs", "GetSnapshotBlock").probability(0.2, 3),
+        FaultRule::new(FaultKind::Throttle, "ebs", "ListSnapshotBlocks").count(1),
+    ] {
+        env.world.add_fault(&rule).expect("fault on");
+    }
+    let limit = AdaptiveLimit::new(4, 16, 1_000.0);
+    let policy = FetchPolicy {
+        max_attempts: 30,
+        corrupt_refetches: 10,
+        ..FetchPolicy::default()
+    };
+    let pages = collect_pages(&mut Lister::new(&snapshot, 0, 100), &source).await;
+    let mut hasher = ImageHasher::new(pages.0);
+    for block in &pages.1 {
+        let got = fetch_verified(&source, &limit, &policy, &snapshot, block)
+            .await
+            .expect("verified despite faults");
+        hasher
+            .block(block.index * forensnap_core::layout::BLOCK_SIZE, &got.data)
+            .expect("in order");
+    }
+    assert_eq!(
+        hasher.finish(),
+        env.seeded.member().instances[0].volumes[0].image_sha256
+    );
+    let stats = env.world.faults().expect("stats");
+    assert!(
+        stats
+            .iter()
+            .filter(|s| s.operation == "GetSnapshotBlock")
+            .all(|s| s.fired > 0),
+        "every fault fired: {stats:?}"
+    );
+}
+
+/// Listing with retries on throttling, as the engine does.
+mod futures_free {
+    use forensnap_acquire::listing::Lister;
+    use forensnap_acquire::{BlockSource, ListedBlock, SourceError};
+
+    pub async fn collect_pages<S: BlockSource>(
+        lister: &mut Lister,
+        source: &S,
+    ) -> (u64, Vec<ListedBlock>) {
+        let mut volume = 0;
+        let mut blocks = Vec::new();
+        for _ in 0..1_000 {
+            match lister.next(source).await {
+                Ok(Some(page)) => {
+                    volume = page.volume_bytes;
+                    blocks.extend(page.blocks);
+                }
+                Ok(None) => return (volume, blocks),
+                Err(SourceError::Throttled(_)) | Err(SourceError::Transient(_)) => continue,
+                Err(e) => panic!("listing failed: {e}"),
+            }
+        }
+        panic!("listing did not end");
+    }
+}

@@ -4,17 +4,20 @@
 //!   timeouts, static credentials for local worlds).
 //! * [`session`] -- the member-account session of a case: AssumeRole with ExternalId, a session
 //!   name and SourceIdentity carrying the case, refreshed by the SDK before it expires.
+//! * [`ebs`]     -- [`forensnap_acquire::BlockSource`] over the EBS direct APIs.
 //! * [`ec2`]     -- [`forensnap_preserve::Ec2`] over EC2, KMS and STS.
 //! * [`s3`]      -- [`forensnap_preserve::EvidenceStore`] over S3 Object Lock.
 //! * [`errors`]  -- SDK errors turned into [`forensnap_preserve::AwsError`] with code and request id.
 
 pub mod clients;
+pub mod ebs;
 pub mod ec2;
 pub mod errors;
 pub mod s3;
 pub mod session;
 
 pub use clients::Clients;
+pub use ebs::EbsSource;
 pub use ec2::SdkEc2;
 pub use s3::S3Evidence;
 pub use session::CaseRoleProvider;

@@ -1,0 +1,156 @@
+//! [`BlockSource`] over the EBS direct APIs (ListSnapshotBlocks, GetSnapshotBlock).
+//!
+//! The SDK's own retries are switched off for this client: the acquisition engine retries
+//! block reads itself, so that throttling also shrinks its concurrency (see
+//! `forensnap_acquire::limit`) instead of being absorbed silently.
+
+use aws_config::SdkConfig;
+use aws_config::retry::RetryConfig;
+use aws_sdk_ebs::error::{ProvideErrorMetadata, SdkError};
+use forensnap_acquire::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+
+/// GetSnapshotBlock and ListSnapshotBlocks of one account.
+#[derive(Debug, Clone)]
+pub struct EbsSource {
+    /// EBS client without SDK retries.
+    ebs: aws_sdk_ebs::Client,
+}
+
+/// Error codes EBS uses to say "slow down".
+const THROTTLING: [&str; 5] = [
+    "RequestThrottledException",
+    "ThrottlingException",
+    "ConcurrentLimitExceededException",
+    "ServiceQuotaExceededException",
+    "TooManyRequestsException",
+];
+
+impl EbsSource {
+    /// A source for the account of `sdk`, with an optional EBS endpoint (VPC endpoint).
+    pub fn new(sdk: &SdkConfig, endpoint: Option<&str>) -> Self {
+        let mut config =
+            aws_sdk_ebs::config::Builder::from(sdk).retry_config(RetryConfig::disabled());
+        if let Some(url) = endpoint {
+            config = config.endpoint_url(url);
+        }
+        EbsSource {
+            ebs: aws_sdk_ebs::Client::from_conf(config.build()),
+        }
+    }
+}
+
+fn classify<E, R>(operation: &str, err: SdkError<E, R>) -> SourceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    match &err {
+        SdkError::ServiceError(service) => {
+            let inner = service.err();
+            let code = inner.code().unwrap_or("Unknown").to_string();
+            let request = inner
+                .meta()
+                .extra("aws_request_id")
+                .map(|r| format!(" (request id {r})"))
+                .unwrap_or_default();
+            let text = format!(
+                "{operation}: {code}: {}{request}",
+                inner.message().unwrap_or_default()
+            );
+            if THROTTLING.contains(&code.as_str()) {
+                SourceError::Throttled(text)
+            } else if code.starts_with("Internal")
+                || code.contains("Unavailable")
+                || code == "Unknown"
+            {
+                SourceError::Transient(text)
+            } else {
+                SourceError::Fatal(text)
+            }
+        }
+        other => SourceError::Transient(format!(
+            "{operation}: {}",
+            aws_smithy_types::error::display::DisplayErrorContext(other)
+        )),
+    }
+}
+
+impl BlockSource for EbsSource {
+    async fn list(
+        &self,
+        snapshot_id: &str,
+        starting_index: u64,
+        page_token: Option<&str>,
+        max_results: u32,
+    ) -> Result<BlockPage, SourceError> {
+        let mut request = self
+            .ebs
+            .list_snapshot_blocks()
+            .snapshot_id(snapshot_id)
+            .max_results(max_results as i32);
+        request = match page_token {
+            Some(token) => request.next_token(token),
+            None => request.starting_block_index(starting_index as i32),
+        };
+        let out = request
+            .send()
+            .await
+            .map_err(|e| classify("ListSnapshotBlocks", e))?;
+        let block_size = out.block_size().unwrap_or_default().max(0) as u64;
+        Ok(BlockPage {
+            blocks: out
+                .blocks()
+                .iter()
+                .filter_map(|b| {
+                    Some(ListedBlock {
+                        index: b.block_index()?.max(0) as u64,
+                        token: b.block_token()?.to_string(),
+                    })
+                })
+                .collect(),
+            next_token: out.next_token().map(str::to_string),
+            volume_bytes: out.volume_size().unwrap_or_default().max(0) as u64 * (1 << 30),
+            block_size,
+        })
+    }
+
+    async fn get(
+        &self,
+        snapshot_id: &str,
+        index: u64,
+        token: &str,
+    ) -> Result<FetchedBlock, SourceError> {
+        let out = self
+            .ebs
+            .get_snapshot_block()
+            .snapshot_id(snapshot_id)
+            .block_index(index as i32)
+            .block_token(token)
+            .send()
+            .await
+            .map_err(|e| classify("GetSnapshotBlock", e))?;
+        let checksum = out.checksum().unwrap_or_default().to_string();
+        let algorithm = out
+            .checksum_algorithm()
+            .map(|a| a.as_str().to_string())
+            .unwrap_or_default();
+        let data_length = out.data_length().unwrap_or_default().max(0) as u64;
+        let data = out
+            .block_data
+            .collect()
+            .await
+            .map_err(|e| {
+                SourceError::Transient(format!(
+                    "GetSnapshotBlock {snapshot_id} block {index}: body: {e}"
+                ))
+            })?
+            .into_bytes()
+            .to_vec();
+        Ok(FetchedBlock {
+            data,
+            checksum,
+            algorithm,
+            data_length,
+        })
+    }
+}
