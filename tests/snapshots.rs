@@ -126,16 +126,10 @@ async fn seeded_images_come_back_byte_for_byte_in_the_forensic_account() {
 async fn a_snapshot_on_the_default_aws_ebs_key_refuses_to_be_shared() {
     let env = Env::new(&world_toml("ev-default-key", &THREE_VOLUMES[..1]));
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
-    let volume = &env.seeded.member().instances[0].volumes[0];
-    let snap = member_ec2
-        .create_snapshot()
-        .volume_id(&volume.volume_id)
-        .send()
-        .await
-        .expect("snapshot");
+    let snapshot_id = member_snapshot(&env, &member_ec2, 0).await;
     let err = set_share(
         &member_ec2,
-        snap.snapshot_id().expect("id"),
+        snapshot_id.as_str(),
         &env.seeded.forensic.account,
         true,
     )
@@ -149,14 +143,8 @@ async fn unshared_snapshots_stay_invisible_and_cannot_be_copied() {
     let env = Env::new(&world_toml("ev-unshared", &THREE_VOLUMES[1..2]));
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic_ec2 = aws_sdk_ec2::Client::new(&env.forensic().await);
-    let volume = &env.seeded.member().instances[0].volumes[0];
-    let snap = member_ec2
-        .create_snapshot()
-        .volume_id(&volume.volume_id)
-        .send()
-        .await
-        .expect("snapshot");
-    let id = snap.snapshot_id().expect("id");
+    let snapshot_id = member_snapshot(&env, &member_ec2, 0).await;
+    let id = snapshot_id.as_str();
     let err = forensic_ec2
         .describe_snapshots()
         .snapshot_ids(id)
@@ -202,14 +190,8 @@ async fn a_copy_to_a_key_that_does_not_exist_or_is_not_shared_ends_in_error() {
     let env = Env::new(&toml);
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic_ec2 = aws_sdk_ec2::Client::new(&env.forensic().await);
-    let volume = &env.seeded.member().instances[0].volumes[0];
-    let snap = member_ec2
-        .create_snapshot()
-        .volume_id(&volume.volume_id)
-        .send()
-        .await
-        .expect("snapshot");
-    let id = snap.snapshot_id().expect("id").to_string();
+    let snapshot_id = member_snapshot(&env, &member_ec2, 0).await;
+    let id = snapshot_id.as_str().to_string();
 
     // A key id that names no key: the copy is accepted and then fails, as in AWS.
     let missing = "arn:aws:kms:us-east-1:111111111111:key/00000000-0000-0000-0000-000000000000";
@@ -270,7 +252,6 @@ async fn a_copy_to_a_key_that_does_not_exist_or_is_not_shared_ends_in_error() {
 async fn snapshots_stay_pending_with_progress_and_copies_are_limited_to_twenty() {
     let env = Env::new(&world_toml("ev-pending", &THREE_VOLUMES[1..2]));
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
-    let volume = &env.seeded.member().instances[0].volumes[0];
     // Timings stay well inside the member session's hour, which the world clock also ages.
     env.world
         .set_settings(localworld::Settings {
@@ -278,13 +259,7 @@ async fn snapshots_stay_pending_with_progress_and_copies_are_limited_to_twenty()
             copy_seconds: 600.0,
         })
         .expect("settings");
-    let snap = member_ec2
-        .create_snapshot()
-        .volume_id(&volume.volume_id)
-        .send()
-        .await
-        .expect("snapshot");
-    let id = snap.snapshot_id().expect("id").to_string();
+    let id = member_snapshot(&env, &member_ec2, 0).await;
     let described = member_ec2
         .describe_snapshots()
         .snapshot_ids(&id)

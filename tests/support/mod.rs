@@ -196,11 +196,8 @@ pub async fn set_share(
         .map(|_| ())
 }
 
-/// A completed forensic-account copy of seeded volume `volume` of the first instance, made the
-/// way forensnap does it: member snapshot, shared, copied under the forensic key.
-pub async fn forensic_copy(env: &Env, volume: usize) -> String {
-    let member = aws_sdk_ec2::Client::new(&env.member().await);
-    let forensic = aws_sdk_ec2::Client::new(&env.forensic().await);
+/// A member-account snapshot (CreateSnapshot) of seeded volume `volume` of the first instance.
+pub async fn member_snapshot(env: &Env, member: &aws_sdk_ec2::Client, volume: usize) -> String {
     let volume = &env.seeded.member().instances[0].volumes[volume];
     let snap = member
         .create_snapshot()
@@ -208,7 +205,16 @@ pub async fn forensic_copy(env: &Env, volume: usize) -> String {
         .send()
         .await
         .expect("snapshot");
-    let id = snap.snapshot_id().expect("id");
+    snap.snapshot_id().expect("id").to_string()
+}
+
+/// A completed forensic-account copy of seeded volume `volume` of the first instance, made the
+/// way forensnap does it: member snapshot, shared, copied under the forensic key.
+pub async fn forensic_copy(env: &Env, volume: usize) -> String {
+    let member = aws_sdk_ec2::Client::new(&env.member().await);
+    let forensic = aws_sdk_ec2::Client::new(&env.forensic().await);
+    let snapshot = member_snapshot(env, &member, volume).await;
+    let id = snapshot.as_str();
     set_share(&member, id, &env.seeded.forensic.account, true)
         .await
         .expect("share");

@@ -9,6 +9,8 @@ use aws_config::retry::RetryConfig;
 use aws_sdk_ebs::error::{ProvideErrorMetadata, SdkError};
 use forensnap_acquire::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
 
+use crate::errors::{describe, service_error};
+
 /// GetSnapshotBlock and ListSnapshotBlocks of one account.
 #[derive(Debug, Clone)]
 pub struct EbsSource {
@@ -44,34 +46,20 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
-    match &err {
-        SdkError::ServiceError(service) => {
-            let inner = service.err();
-            let code = inner.code().unwrap_or("Unknown").to_string();
-            let request = inner
-                .meta()
-                .extra("aws_request_id")
-                .map(|r| format!(" (request id {r})"))
-                .unwrap_or_default();
-            let text = format!(
-                "{operation}: {code}: {}{request}",
-                inner.message().unwrap_or_default()
-            );
-            if THROTTLING.contains(&code.as_str()) {
-                SourceError::Throttled(text)
-            } else if code.starts_with("Internal")
-                || code.contains("Unavailable")
-                || code == "Unknown"
-            {
-                SourceError::Transient(text)
-            } else {
-                SourceError::Fatal(text)
-            }
-        }
-        other => SourceError::Transient(format!(
-            "{operation}: {}",
-            aws_smithy_types::error::display::DisplayErrorContext(other)
-        )),
+    let Some((code, message, request_id)) = service_error(&err) else {
+        return SourceError::Transient(format!("{operation}: {}", describe(&err)));
+    };
+    let code = code.unwrap_or_else(|| "Unknown".to_string());
+    let request = request_id
+        .map(|r| format!(" (request id {r})"))
+        .unwrap_or_default();
+    let text = format!("{operation}: {code}: {message}{request}");
+    if THROTTLING.contains(&code.as_str()) {
+        SourceError::Throttled(text)
+    } else if code.starts_with("Internal") || code.contains("Unavailable") || code == "Unknown" {
+        SourceError::Transient(text)
+    } else {
+        SourceError::Fatal(text)
     }
 }
 

@@ -219,6 +219,20 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             .detail("member_account", &self.plan.member_account)
     }
 
+    /// An event about one volume's snapshot at `stage`, in `ec2`'s account and region.
+    fn volume_draft<E: Ec2>(
+        &self,
+        name: &str,
+        ec2: &E,
+        volume_id: &str,
+        stage: &str,
+    ) -> EventDraft {
+        self.draft(name)
+            .at(ec2.account(), ec2.region())
+            .detail("volume_id", volume_id)
+            .detail("stage", stage)
+    }
+
     async fn record(&self, draft: EventDraft) -> Result<(), PreserveError> {
         self.log.lock().await.record(draft).await.map(|_| ())
     }
@@ -755,10 +769,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         state: &mut VolumeState,
     ) -> Result<SnapshotInfo, PreserveError> {
         let draft = self
-            .draft(action::SNAPSHOT_COMPLETED)
-            .at(ec2.account(), ec2.region())
-            .detail("volume_id", volume_id)
-            .detail("stage", stage)
+            .volume_draft(action::SNAPSHOT_COMPLETED, ec2, volume_id, stage)
             .detail("snapshot_id", snapshot_id)
             .after([snapshot_id.to_string()]);
         let waited = until_settled(ec2, snapshot_id, self.plan.backoff, |info| {
@@ -876,10 +887,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             );
         }
         let draft = self
-            .draft(action::COPIED)
-            .at(ec2.account(), ec2.region())
-            .detail("volume_id", volume_id)
-            .detail("stage", stage)
+            .volume_draft(action::COPIED, ec2, volume_id, stage)
             .detail("source", source)
             .before([source.to_string()]);
         if state.copy_requested.contains_key(stage)
@@ -900,10 +908,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             return Ok(adopted.id.clone());
         }
         self.record(
-            self.draft(action::COPY_REQUESTED)
-                .at(ec2.account(), ec2.region())
-                .detail("volume_id", volume_id)
-                .detail("stage", stage)
+            self.volume_draft(action::COPY_REQUESTED, ec2, volume_id, stage)
                 .detail("source", source)
                 .detail("description", &description),
         )
