@@ -8,14 +8,20 @@
 //!   again and never returned, throttling and 5xx retried with jittered backoff.
 //! * [`listing`] -- paging through a snapshot's blocks, resumable from a block index (a
 //!   NextToken lives only 60 minutes).
-//! * [`memory`]  -- an in-memory block source for unit tests, with injectable faults.
+//! * [`sink`]    -- the evidence sink seam (multipart upload found again after a crash).
+//! * [`engine`]  -- one snapshot into one object, part by part, checkpointed, resumable.
+//! * [`memory`], [`memsink`] -- in-memory source and sink for tests, with injectable faults.
 
+pub mod engine;
 pub mod fetch;
 pub mod limit;
 pub mod listing;
 pub mod memory;
+pub mod memsink;
+pub mod sink;
 pub mod source;
 
+pub use engine::{AcquireError, AcquireOptions, Acquired, acquire};
 pub use fetch::{FetchPolicy, VerifiedBlock, fetch_verified};
 pub use limit::AdaptiveLimit;
 pub use source::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};

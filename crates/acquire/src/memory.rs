@@ -1,7 +1,7 @@
 //! An in-memory block source for unit tests: a sparse volume with injectable throttling and
 //! corruption, counting requests and the most that were ever in flight at once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -14,7 +14,9 @@ use crate::source::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceErr
 pub struct MemorySource {
     block_size: u64,
     volume_blocks: u64,
-    blocks: BTreeMap<u64, Vec<u8>>,
+    /// Listed block indexes; their bytes are generated on demand, so a large volume costs no
+    /// memory (the memory-bound test relies on it).
+    blocks: BTreeSet<u64>,
     faults: Mutex<Faults>,
     /// GetSnapshotBlock calls made.
     pub gets: AtomicUsize,
@@ -32,17 +34,7 @@ struct Faults {
 impl MemorySource {
     /// A volume of `volume_blocks` blocks with data (a recognisable pattern) at `indexes`.
     pub fn pattern(block_size: u64, volume_blocks: u64, indexes: &[u64]) -> Self {
-        let blocks = indexes
-            .iter()
-            .map(|&i| {
-                (
-                    i,
-                    (0..block_size)
-                        .map(|b| (b as u8) ^ (i as u8).wrapping_mul(41))
-                        .collect(),
-                )
-            })
-            .collect();
+        let blocks = indexes.iter().copied().collect();
         MemorySource {
             block_size,
             volume_blocks,
@@ -54,12 +46,21 @@ impl MemorySource {
         }
     }
 
-    /// The bytes of block `index` (zeros when unlisted).
+    /// The bytes of block `index` (zeros when unlisted), generated from the index.
     pub fn block(&self, index: u64) -> Vec<u8> {
-        self.blocks
-            .get(&index)
-            .cloned()
-            .unwrap_or_else(|| vec![0; self.block_size as usize])
+        if !self.blocks.contains(&index) {
+            return vec![0; self.block_size as usize];
+        }
+        (0..self.block_size)
+            .map(|b| (b as u8) ^ (index as u8).wrapping_mul(41) ^ ((b >> 9) as u8))
+            .collect()
+    }
+
+    /// The whole volume as a raw image (for tests of small volumes).
+    pub fn raw_image(&self) -> Vec<u8> {
+        (0..self.volume_blocks)
+            .flat_map(|i| self.block(i))
+            .collect()
     }
 
     /// The token the source accepts for `index`.
@@ -86,7 +87,7 @@ impl BlockSource for MemorySource {
         _: Option<&str>,
         max_results: u32,
     ) -> Result<BlockPage, SourceError> {
-        let mut listed = self.blocks.range(starting_index..).map(|(i, _)| *i);
+        let mut listed = self.blocks.range(starting_index..).copied();
         let blocks: Vec<ListedBlock> = listed
             .by_ref()
             .take(max_results as usize)

@@ -1,0 +1,39 @@
+//! Memory stays bounded whatever the volume size: acquiring 1 GiB of data (and a 2 GiB volume)
+//! allocates at most `window + channel_blocks + a few` blocks of 512 KiB at any moment.
+
+use forensnap_acquire::memory::MemorySource;
+use forensnap_acquire::memsink::MemorySink;
+use forensnap_acquire::{AcquireOptions, AdaptiveLimit, acquire};
+use forensnap_core::layout::BLOCK_SIZE;
+
+#[global_allocator]
+static ALLOCATOR: dhat::Alloc = dhat::Alloc;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acquiring_a_gibibyte_holds_only_the_window_in_memory() {
+    let indexes: Vec<u64> = (0..2048).map(|i| i * 2).collect(); // 1 GiB of data in a 2 GiB volume
+    let source = MemorySource::pattern(BLOCK_SIZE, 4096, &indexes);
+    let sink = MemorySink::discarding();
+    let limit = AdaptiveLimit::new(8, 8, 1_000_000.0);
+    let options = AcquireOptions {
+        window: 8,
+        channel_blocks: 2,
+        list_page: 1_000,
+        ..AcquireOptions::default()
+    };
+    let _profiler = dhat::Profiler::builder().testing().build();
+    let baseline = dhat::HeapStats::get().curr_bytes;
+    let got = acquire(&source, &sink, &limit, &options, "snap-big", "m/")
+        .await
+        .expect("acquired");
+    let peak = dhat::HeapStats::get().max_bytes - baseline;
+    assert_eq!(got.blocks_stored, 2048);
+    eprintln!("peak heap above baseline while acquiring 1 GiB of data: {peak} bytes");
+    // Stated bound: (window + channel + 4) blocks, plus 4 MiB for listings, checkpoints and the
+    // block map text of this volume.
+    let bound = (options.window + options.channel_blocks + 4) as u64 * BLOCK_SIZE + (4 << 20);
+    assert!(
+        (peak as u64) < bound,
+        "peak {peak} bytes above baseline, bound {bound}"
+    );
+}
