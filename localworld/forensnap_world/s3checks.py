@@ -298,6 +298,7 @@ def after(call: Call, status: int, headers: list, body: bytes):
             with _lock:
                 _uploads[match.group(1).decode()] = {"lock": _lock_requested(call), "parts": {}}
     elif op == "CompleteMultipartUpload":
+        body = _add_composite_checksum(call, body)
         _lock_completed_object(call, headers)
     elif op == "UploadPart":
         part = int(call.param("partNumber") or 0)
@@ -313,6 +314,24 @@ def after(call: Call, status: int, headers: list, body: bytes):
         with _lock:
             _uploads.pop(call.param("uploadId"), None)
     return status, headers, body
+
+
+def _add_composite_checksum(call: Call, body: bytes) -> bytes:
+    """AWS answers CompleteMultipartUpload of a SHA-256 upload with the composite checksum
+    (base64 of the SHA-256 of the part digests, then -N); moto leaves it out."""
+    with _lock:
+        entry = _uploads.get(call.param("uploadId") or "")
+        parts = dict(entry["parts"]) if entry else {}
+    try:
+        numbers = [int(n) for n in re.findall(rb"<PartNumber>\s*(\d+)\s*</PartNumber>", call.body)]
+    except ValueError:
+        return body
+    if not numbers or any(not parts.get(n, {}).get("sha256") for n in numbers):
+        return body
+    digests = b"".join(base64.b64decode(parts[n]["sha256"]) for n in numbers)
+    composite = f"{b64(hashlib.sha256(digests).digest())}-{len(numbers)}".encode()
+    extra = b"<ChecksumSHA256>" + composite + b"</ChecksumSHA256><ChecksumType>COMPOSITE</ChecksumType>"
+    return body.replace(b"</CompleteMultipartUploadResult>", extra + b"</CompleteMultipartUploadResult>", 1)
 
 
 def _rename_root(body: bytes, wrong: bytes, right: bytes) -> bytes:

@@ -337,6 +337,19 @@ pub async fn acquire<S: BlockSource, K: EvidenceSink>(
         sink.complete(&data_key, &upload_id, &parts).await
     }
     .map_err(sink_err("the data object", &data_key))?;
+    if let Some(reported) = &completed.composite_sha256 {
+        let ours = composite_sha256(&parts);
+        if reported != &ours {
+            return Err(AcquireError::Sink {
+                snapshot_id: snapshot_id.into(),
+                what: "the data object",
+                key: data_key.clone(),
+                source: SinkError(format!(
+                    "S3 reports composite SHA-256 {reported}, the parts sent make {ours}"
+                )),
+            });
+        }
+    }
     write_block_map(
         sink,
         snapshot_id,
@@ -490,9 +503,21 @@ async fn upload_chunk<K: EvidenceSink>(
     part
 }
 
-/// base64 SHA-256, as S3 reports part checksums.
-pub fn b64_sha256(data: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(Sha256::digest(data))
+/// S3's composite checksum of a multipart object: base64(SHA-256(part digests)) + "-N".
+pub fn composite_sha256(parts: &[StoredPart]) -> String {
+    let mut digests = Vec::with_capacity(parts.len() * 32);
+    for part in parts {
+        digests.extend(
+            base64::engine::general_purpose::STANDARD
+                .decode(&part.sha256)
+                .unwrap_or_default(),
+        );
+    }
+    format!(
+        "{}-{}",
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&digests)),
+        parts.len()
+    )
 }
 
 #[cfg(test)]

@@ -14,6 +14,9 @@ pub struct StoredPart {
     pub size: u64,
     /// SHA-256 of the part, base64 (as S3 reports it).
     pub sha256: String,
+    /// The part's ETag (CompleteMultipartUpload names parts by it).
+    #[serde(default)]
+    pub etag: String,
 }
 
 /// A completed object.

@@ -7,6 +7,7 @@
 //! * [`ebs`]     -- [`forensnap_acquire::BlockSource`] over the EBS direct APIs.
 //! * [`ec2`]     -- [`forensnap_preserve::Ec2`] over EC2, KMS and STS.
 //! * [`s3`]      -- [`forensnap_preserve::EvidenceStore`] over S3 Object Lock.
+//! * [`s3sink`]  -- [`forensnap_acquire::sink::EvidenceSink`]: multipart uploads under Object Lock.
 //! * [`errors`]  -- SDK errors turned into [`forensnap_preserve::AwsError`] with code and request id.
 
 pub mod clients;
@@ -14,10 +15,12 @@ pub mod ebs;
 pub mod ec2;
 pub mod errors;
 pub mod s3;
+pub mod s3sink;
 pub mod session;
 
 pub use clients::Clients;
 pub use ebs::EbsSource;
 pub use ec2::SdkEc2;
 pub use s3::S3Evidence;
+pub use s3sink::S3Sink;
 pub use session::CaseRoleProvider;

@@ -1,0 +1,307 @@
+//! [`EvidenceSink`] over S3 Object Lock: a multipart upload created with COMPLIANCE retention
+//! (and legal hold when configured) and `ChecksumAlgorithm=SHA256`, found again after a crash by
+//! ListMultipartUploads + ListParts, parts streamed from a channel with an exact length so the
+//! SDK sends each part's SHA-256 as a trailer that S3 checks.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockLegalHoldStatus,
+    ObjectLockMode,
+};
+use base64::Engine;
+use bytes::Bytes;
+use forensnap_acquire::sink::{CompletedObject, EvidenceSink, SinkError, StoredPart};
+use http_body::{Body, Frame, SizeHint};
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+
+use crate::errors::aws_error;
+
+/// The evidence bucket as an acquisition sink.
+#[derive(Debug, Clone)]
+pub struct S3Sink {
+    /// S3 client of the forensic account.
+    s3: aws_sdk_s3::Client,
+    /// Bucket.
+    bucket: String,
+    /// Retention of every object, days from its creation.
+    retention_days: u32,
+    /// Legal hold on every object.
+    legal_hold: bool,
+}
+
+impl S3Sink {
+    /// The sink writing into `bucket`.
+    pub fn new(
+        s3: aws_sdk_s3::Client,
+        bucket: &str,
+        retention_days: u32,
+        legal_hold: bool,
+    ) -> Self {
+        S3Sink {
+            s3,
+            bucket: bucket.to_string(),
+            retention_days,
+            legal_hold,
+        }
+    }
+
+    fn retain_until(&self) -> DateTime {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        DateTime::from_secs((now + u64::from(self.retention_days) * 86_400) as i64)
+    }
+
+    async fn parts(&self, key: &str, upload_id: &str) -> Result<Vec<StoredPart>, SinkError> {
+        let mut parts = Vec::new();
+        let mut pages = self
+            .s3
+            .list_parts()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| SinkError(aws_error("ListParts", e).to_string()))?;
+            for part in page.parts() {
+                parts.push(StoredPart {
+                    number: part.part_number().unwrap_or_default().max(0) as u32,
+                    size: part.size().unwrap_or_default().max(0) as u64,
+                    sha256: part.checksum_sha256().unwrap_or_default().to_string(),
+                    etag: part.e_tag().unwrap_or_default().to_string(),
+                });
+            }
+        }
+        Ok(parts)
+    }
+}
+
+/// A part body fed by the acquisition engine, of exactly `remaining` bytes.
+struct ChannelBody {
+    rx: mpsc::Receiver<Vec<u8>>,
+    remaining: u64,
+}
+
+impl Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(chunk)) => {
+                let len = chunk.len() as u64;
+                if len > self.remaining {
+                    return Poll::Ready(Some(Err("part body longer than announced".into())));
+                }
+                self.remaining -= len;
+                Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+            }
+            Poll::Ready(None) if self.remaining == 0 => Poll::Ready(None),
+            Poll::Ready(None) => Poll::Ready(Some(Err(format!(
+                "part body ended {} bytes early",
+                self.remaining
+            )
+            .into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0 && self.rx.is_closed() && self.rx.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl EvidenceSink for S3Sink {
+    async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), SinkError> {
+        let open = self
+            .s3
+            .list_multipart_uploads()
+            .bucket(&self.bucket)
+            .prefix(key)
+            .send()
+            .await
+            .map_err(|e| SinkError(aws_error("ListMultipartUploads", e).to_string()))?;
+        let existing = open
+            .uploads()
+            .iter()
+            .filter(|u| u.key() == Some(key))
+            .filter_map(|u| u.upload_id())
+            .next_back()
+            .map(str::to_string);
+        if let Some(upload_id) = existing {
+            let parts = self.parts(key, &upload_id).await?;
+            return Ok((upload_id, parts));
+        }
+        let mut create = self
+            .s3
+            .create_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(self.retain_until());
+        if self.legal_hold {
+            create = create.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
+        }
+        let created = create
+            .send()
+            .await
+            .map_err(|e| SinkError(aws_error("CreateMultipartUpload", e).to_string()))?;
+        let upload_id = created
+            .upload_id()
+            .ok_or_else(|| SinkError("CreateMultipartUpload: no upload id".into()))?;
+        Ok((upload_id.to_string(), Vec::new()))
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        len: u64,
+        body: mpsc::Receiver<Vec<u8>>,
+    ) -> Result<StoredPart, SinkError> {
+        let body = ByteStream::from_body_1_x(ChannelBody {
+            rx: body,
+            remaining: len,
+        });
+        let out = self
+            .s3
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number as i32)
+            .content_length(len as i64)
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| SinkError(aws_error("UploadPart", e).to_string()))?;
+        let sha256 = match out.checksum_sha256() {
+            Some(sum) => sum.to_string(),
+            // S3 always echoes the checksum it verified; an empty part has the empty digest.
+            None if len == 0 => {
+                base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b""))
+            }
+            None => {
+                return Err(SinkError(format!(
+                    "UploadPart {number}: S3 returned no SHA-256"
+                )));
+            }
+        };
+        Ok(StoredPart {
+            number,
+            size: len,
+            sha256,
+            etag: out.e_tag().unwrap_or_default().to_string(),
+        })
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<CompletedObject, SinkError> {
+        let completed = parts
+            .iter()
+            .map(|p| {
+                CompletedPart::builder()
+                    .part_number(p.number as i32)
+                    .e_tag(&p.etag)
+                    .checksum_sha256(&p.sha256)
+                    .build()
+            })
+            .collect();
+        let out = self
+            .s3
+            .complete_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(completed))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| SinkError(aws_error("CompleteMultipartUpload", e).to_string()))?;
+        Ok(CompletedObject {
+            version_id: out.version_id().map(str::to_string),
+            composite_sha256: out.checksum_sha256().map(str::to_string),
+        })
+    }
+
+    async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
+        self.s3
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| SinkError(aws_error("AbortMultipartUpload", e).to_string()))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
+        let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
+        let mut put = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .checksum_sha256(sha)
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(self.retain_until())
+            .body(ByteStream::from(bytes));
+        if self.legal_hold {
+            put = put.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
+        }
+        put.send()
+            .await
+            .map(|_| ())
+            .map_err(|e| SinkError(aws_error("PutObject", e).to_string()))
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out
+                .body
+                .collect()
+                .await
+                .map(|b| Some(b.into_bytes().to_vec()))
+                .map_err(|e| SinkError(format!("GetObject {key}: {e}"))),
+            Err(e) => {
+                let err = aws_error("GetObject", e);
+                if err.code.as_deref() == Some("NoSuchKey") {
+                    Ok(None)
+                } else {
+                    Err(SinkError(err.to_string()))
+                }
+            }
+        }
+    }
+}
