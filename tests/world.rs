@@ -1,0 +1,43 @@
+//! The local world's seed refuses bad world files with a message that names the key and the fix.
+
+use forensnap_tests::localworld::World;
+
+fn seed_error(toml: &str) -> String {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("world.toml");
+    std::fs::write(&file, toml).expect("write");
+    let world = World::start().expect("start");
+    world.seed(&file).expect_err("a bad world file").to_string()
+}
+
+const HEAD: &str = "region = \"us-east-1\"\n[forensic]\naccount = \"123456789012\"\nevidence_bucket = \"ev-bad\"\n";
+
+#[test]
+fn bad_world_files_name_the_key_and_the_fix() {
+    let err = seed_error("region = \"us-east-1\"\n");
+    assert!(err.contains("missing key 'forensic'"), "{err}");
+
+    let err = seed_error(&format!(
+        "{HEAD}[[members]]\naccount = \"111111111111\"\nexternal_id = \"x\"\n[[members.instances]]\nname = \"a\"\n\
+         [[members.instances.volumes]]\ndevice = \"/dev/xvda\"\nimage = \"a.img\"\nencryption = \"aes\"\nbuild = {{ kind = \"zeros\" }}\n"
+    ));
+    assert!(
+        err.contains("encryption must be one of") && err.contains("'aes'"),
+        "{err}"
+    );
+
+    let err = seed_error(&format!(
+        "{HEAD}[[members]]\naccount = \"111111111111\"\nexternal_id = \"x\"\n[[members.instances]]\nname = \"a\"\n\
+         [[members.instances.volumes]]\ndevice = \"/dev/xvda\"\nimage = \"missing.img\"\n"
+    ));
+    assert!(
+        err.contains("does not exist and the volume has no 'build' table"),
+        "{err}"
+    );
+
+    let err = seed_error(&format!("{HEAD}[[members]]\naccount = \"111111111111\"\n"));
+    assert!(err.contains("missing key 'external_id'"), "{err}");
+
+    let err = seed_error("this is not toml = = \n");
+    assert!(err.contains("is not valid TOML"), "{err}");
+}
