@@ -146,6 +146,21 @@ pub enum AcquireError {
     },
 }
 
+/// Turns a sink failure while storing `what` at `key` into the engine's error.
+fn sink_error(
+    snapshot_id: &str,
+    what: &'static str,
+    key: &str,
+) -> impl FnOnce(SinkError) -> AcquireError + use<> {
+    let (snapshot_id, key) = (snapshot_id.to_string(), key.to_string());
+    move |source| AcquireError::Sink {
+        snapshot_id,
+        what,
+        key,
+        source,
+    }
+}
+
 fn part_key(prefix: &str, part: u32) -> String {
     format!("{prefix}acquisition/parts/{part:05}.json")
 }
@@ -161,15 +176,6 @@ pub async fn acquire<S: BlockSource, K: EvidenceSink>(
 ) -> Result<Acquired, AcquireError> {
     let data_key = format!("{prefix}data/blocks.bin");
     let block_map_key = format!("{prefix}data/blockmap.tsv");
-    let sink_err = |what: &'static str, key: &str| {
-        let (snapshot_id, key) = (snapshot_id.to_string(), key.to_string());
-        move |source| AcquireError::Sink {
-            snapshot_id,
-            what,
-            key,
-            source,
-        }
-    };
 
     let first = Lister::new(snapshot_id, 0, 100)
         .next(source)
@@ -185,10 +191,11 @@ pub async fn acquire<S: BlockSource, K: EvidenceSink>(
         source,
     })?;
 
-    let (upload_id, stored) = sink
-        .open_upload(&data_key)
-        .await
-        .map_err(sink_err("the data upload", &data_key))?;
+    let (upload_id, stored) = sink.open_upload(&data_key).await.map_err(sink_error(
+        snapshot_id,
+        "the data upload",
+        &data_key,
+    ))?;
     let (mut parts, checkpoint) = resume_point(sink, snapshot_id, prefix, &stored).await?;
     let resumed_parts = parts.len() as u32;
     let mut hasher = match &checkpoint {
@@ -282,7 +289,7 @@ pub async fn acquire<S: BlockSource, K: EvidenceSink>(
         };
         let (uploaded, produced) = tokio::join!(upload, produce);
         let (h, entries, part_discarded) = produced?;
-        let part = uploaded.map_err(sink_err("a data part", &data_key))?;
+        let part = uploaded.map_err(sink_error(snapshot_id, "a data part", &data_key))?;
         if part.size != len {
             return Err(AcquireError::Sink {
                 snapshot_id: snapshot_id.into(),
@@ -311,7 +318,7 @@ pub async fn acquire<S: BlockSource, K: EvidenceSink>(
         let bytes = serde_json::to_vec(&checkpoint).unwrap_or_default();
         sink.put(&key, bytes)
             .await
-            .map_err(sink_err("a part checkpoint", &key))?;
+            .map_err(sink_error(snapshot_id, "a part checkpoint", &key))?;
         object_offset += len;
         blocks_stored += checkpoint.blocks.len() as u64;
         parts.push(part);
@@ -330,13 +337,13 @@ pub async fn acquire<S: BlockSource, K: EvidenceSink>(
         let part = sink
             .upload_part(&data_key, &upload_id, 1, 0, rx)
             .await
-            .map_err(sink_err("a data part", &data_key))?;
+            .map_err(sink_error(snapshot_id, "a data part", &data_key))?;
         parts.push(part);
         sink.complete(&data_key, &upload_id, &parts).await
     } else {
         sink.complete(&data_key, &upload_id, &parts).await
     }
-    .map_err(sink_err("the data object", &data_key))?;
+    .map_err(sink_error(snapshot_id, "the data object", &data_key))?;
     if let Some(reported) = &completed.composite_sha256 {
         let ours = composite_sha256(&parts);
         if reported != &ours {
@@ -421,28 +428,21 @@ async fn write_block_map<K: EvidenceSink>(
     key: &str,
     parts: u32,
 ) -> Result<(), AcquireError> {
-    let err = |what: &'static str, key: &str| {
-        let (snapshot_id, key) = (snapshot_id.to_string(), key.to_string());
-        move |source| AcquireError::Sink {
-            snapshot_id,
-            what,
-            key,
-            source,
-        }
-    };
-    let (upload_id, _) = sink
-        .open_upload(key)
-        .await
-        .map_err(err("the block map upload", key))?;
+    let (upload_id, _) = sink.open_upload(key).await.map_err(sink_error(
+        snapshot_id,
+        "the block map upload",
+        key,
+    ))?;
     let mut stored = Vec::new();
     let mut buffer = format!("{BLOCK_MAP_HEADER}\n").into_bytes();
     let mut object_offset = 0;
     for n in 1..=parts {
         let checkpoint_key = part_key(prefix, n);
-        let Some(bytes) = sink
-            .get(&checkpoint_key)
-            .await
-            .map_err(err("the block map", &checkpoint_key))?
+        let Some(bytes) = sink.get(&checkpoint_key).await.map_err(sink_error(
+            snapshot_id,
+            "the block map",
+            &checkpoint_key,
+        ))?
         else {
             continue; // the empty part of an empty volume has no checkpoint
         };
@@ -470,7 +470,7 @@ async fn write_block_map<K: EvidenceSink>(
             stored.push(
                 upload_chunk(sink, key, &upload_id, stored.len() as u32 + 1, chunk)
                     .await
-                    .map_err(err("the block map", key))?,
+                    .map_err(sink_error(snapshot_id, "the block map", key))?,
             );
         }
     }
@@ -478,12 +478,12 @@ async fn write_block_map<K: EvidenceSink>(
         stored.push(
             upload_chunk(sink, key, &upload_id, stored.len() as u32 + 1, buffer)
                 .await
-                .map_err(err("the block map", key))?,
+                .map_err(sink_error(snapshot_id, "the block map", key))?,
         );
     }
     sink.complete(key, &upload_id, &stored)
         .await
-        .map_err(err("the block map", key))?;
+        .map_err(sink_error(snapshot_id, "the block map", key))?;
     Ok(())
 }
 

@@ -41,12 +41,88 @@ impl S3Evidence {
         }
     }
 
-    fn retain_until(&self) -> DateTime {
+    /// Retention date of an object written now.
+    pub(crate) fn retain_until(&self) -> DateTime {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or_default();
         DateTime::from_secs((now + u64::from(self.retention_days) * 86_400) as i64)
+    }
+
+    /// The legal hold every object gets, if configured.
+    pub(crate) fn legal_hold_status(&self) -> Option<ObjectLockLegalHoldStatus> {
+        self.legal_hold.then_some(ObjectLockLegalHoldStatus::On)
+    }
+
+    /// The S3 client.
+    pub(crate) fn client(&self) -> &aws_sdk_s3::Client {
+        &self.s3
+    }
+
+    /// PutObject under COMPLIANCE retention (and legal hold), its SHA-256 checked by S3; with
+    /// `overwrite == false` it carries `If-None-Match: *` and never replaces an existing key.
+    pub(crate) async fn put_object_locked(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+        overwrite: bool,
+    ) -> Result<Called<Stored>, AwsError> {
+        let digest = Sha256::digest(&bytes);
+        let size = bytes.len() as u64;
+        let out = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type(content_type)
+            .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest))
+            .object_lock_mode(ObjectLockMode::Compliance)
+            .object_lock_retain_until_date(self.retain_until())
+            .set_object_lock_legal_hold_status(self.legal_hold_status())
+            .set_if_none_match((!overwrite).then(|| "*".to_string()))
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| aws_error("PutObject", e))?;
+        let stored = Stored {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            version_id: out.version_id().map(str::to_string),
+            sha256: hex::encode(digest),
+            size,
+        };
+        Ok(Called::new(stored, out.request_id().map(str::to_string)))
+    }
+
+    /// An object's bytes, `None` when the key does not exist.
+    pub(crate) async fn get_object(&self, key: &str) -> Result<Option<Vec<u8>>, AwsError> {
+        let out = match self
+            .s3
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let err = aws_error("GetObject", e);
+                return if err.code.as_deref() == Some("NoSuchKey") {
+                    Ok(None)
+                } else {
+                    Err(err)
+                };
+            }
+        };
+        let body = out.body.collect().await.map_err(|e| AwsError {
+            operation: "GetObject",
+            code: None,
+            message: format!("reading the body of {key}: {e}"),
+            request_id: None,
+        })?;
+        Ok(Some(body.into_bytes().to_vec()))
     }
 }
 
@@ -123,31 +199,8 @@ impl EvidenceStore for S3Evidence {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<Called<Stored>, AwsError> {
-        let digest = Sha256::digest(&bytes);
-        let size = bytes.len() as u64;
-        let mut put = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest))
-            .object_lock_mode(ObjectLockMode::Compliance)
-            .object_lock_retain_until_date(self.retain_until())
-            .if_none_match("*")
-            .body(ByteStream::from(bytes));
-        if self.legal_hold {
-            put = put.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
-        }
-        let out = put.send().await.map_err(|e| aws_error("PutObject", e))?;
-        let stored = Stored {
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            version_id: out.version_id().map(str::to_string),
-            sha256: hex::encode(digest),
-            size,
-        };
-        Ok(Called::new(stored, out.request_id().map(str::to_string)))
+        self.put_object_locked(key, bytes, content_type, false)
+            .await
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
@@ -172,20 +225,11 @@ impl EvidenceStore for S3Evidence {
     }
 
     async fn get(&self, key: &str) -> Result<Vec<u8>, AwsError> {
-        let out = self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| aws_error("GetObject", e))?;
-        let body = out.body.collect().await.map_err(|e| AwsError {
+        self.get_object(key).await?.ok_or_else(|| AwsError {
             operation: "GetObject",
-            code: None,
-            message: format!("reading the body of {key}: {e}"),
+            code: Some("NoSuchKey".into()),
+            message: format!("{key} does not exist in bucket {}", self.bucket),
             request_id: None,
-        })?;
-        Ok(body.into_bytes().to_vec())
+        })
     }
 }

@@ -6,10 +6,9 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use aws_sdk_s3::primitives::{ByteStream, DateTime};
+use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockLegalHoldStatus,
-    ObjectLockMode,
+    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
 };
 use base64::Engine;
 use bytes::Bytes;
@@ -18,19 +17,16 @@ use http_body::{Body, Frame, SizeHint};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::S3Evidence;
 use crate::errors::aws_error;
+use forensnap_preserve::EvidenceStore as _;
 
-/// The evidence bucket as an acquisition sink.
+/// The evidence bucket as an acquisition sink (same bucket, retention and legal hold rules as
+/// [`S3Evidence`], whose locked put and get it uses).
 #[derive(Debug, Clone)]
 pub struct S3Sink {
-    /// S3 client of the forensic account.
-    s3: aws_sdk_s3::Client,
-    /// Bucket.
-    bucket: String,
-    /// Retention of every object, days from its creation.
-    retention_days: u32,
-    /// Legal hold on every object.
-    legal_hold: bool,
+    /// The bucket and its Object Lock rules.
+    store: S3Evidence,
 }
 
 impl S3Sink {
@@ -42,27 +38,17 @@ impl S3Sink {
         legal_hold: bool,
     ) -> Self {
         S3Sink {
-            s3,
-            bucket: bucket.to_string(),
-            retention_days,
-            legal_hold,
+            store: S3Evidence::new(s3, bucket, retention_days, legal_hold),
         }
-    }
-
-    fn retain_until(&self) -> DateTime {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        DateTime::from_secs((now + u64::from(self.retention_days) * 86_400) as i64)
     }
 
     async fn parts(&self, key: &str, upload_id: &str) -> Result<Vec<StoredPart>, SinkError> {
         let mut parts = Vec::new();
         let mut pages = self
-            .s3
+            .store
+            .client()
             .list_parts()
-            .bucket(&self.bucket)
+            .bucket(self.store.bucket())
             .key(key)
             .upload_id(upload_id)
             .into_paginator()
@@ -127,9 +113,10 @@ impl Body for ChannelBody {
 impl EvidenceSink for S3Sink {
     async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), SinkError> {
         let open = self
-            .s3
+            .store
+            .client()
             .list_multipart_uploads()
-            .bucket(&self.bucket)
+            .bucket(self.store.bucket())
             .prefix(key)
             .send()
             .await
@@ -145,17 +132,16 @@ impl EvidenceSink for S3Sink {
             let parts = self.parts(key, &upload_id).await?;
             return Ok((upload_id, parts));
         }
-        let mut create = self
-            .s3
+        let create = self
+            .store
+            .client()
             .create_multipart_upload()
-            .bucket(&self.bucket)
+            .bucket(self.store.bucket())
             .key(key)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .object_lock_mode(ObjectLockMode::Compliance)
-            .object_lock_retain_until_date(self.retain_until());
-        if self.legal_hold {
-            create = create.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
-        }
+            .object_lock_retain_until_date(self.store.retain_until())
+            .set_object_lock_legal_hold_status(self.store.legal_hold_status());
         let created = create
             .send()
             .await
@@ -179,9 +165,10 @@ impl EvidenceSink for S3Sink {
             remaining: len,
         });
         let out = self
-            .s3
+            .store
+            .client()
             .upload_part()
-            .bucket(&self.bucket)
+            .bucket(self.store.bucket())
             .key(key)
             .upload_id(upload_id)
             .part_number(number as i32)
@@ -228,9 +215,10 @@ impl EvidenceSink for S3Sink {
             })
             .collect();
         let out = self
-            .s3
+            .store
+            .client()
             .complete_multipart_upload()
-            .bucket(&self.bucket)
+            .bucket(self.store.bucket())
             .key(key)
             .upload_id(upload_id)
             .multipart_upload(
@@ -248,9 +236,10 @@ impl EvidenceSink for S3Sink {
     }
 
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
-        self.s3
+        self.store
+            .client()
             .abort_multipart_upload()
-            .bucket(&self.bucket)
+            .bucket(self.store.bucket())
             .key(key)
             .upload_id(upload_id)
             .send()
@@ -260,48 +249,18 @@ impl EvidenceSink for S3Sink {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
-        let sha = base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&bytes));
-        let mut put = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .checksum_sha256(sha)
-            .object_lock_mode(ObjectLockMode::Compliance)
-            .object_lock_retain_until_date(self.retain_until())
-            .body(ByteStream::from(bytes));
-        if self.legal_hold {
-            put = put.object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On);
-        }
-        put.send()
+        // Checkpoints are rewritten when a part is redone: a new version, the old one stays locked.
+        self.store
+            .put_object_locked(key, bytes, "application/json", true)
             .await
             .map(|_| ())
-            .map_err(|e| SinkError(aws_error("PutObject", e).to_string()))
+            .map_err(|e| SinkError(e.to_string()))
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-        match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
+        self.store
+            .get_object(key)
             .await
-        {
-            Ok(out) => out
-                .body
-                .collect()
-                .await
-                .map(|b| Some(b.into_bytes().to_vec()))
-                .map_err(|e| SinkError(format!("GetObject {key}: {e}"))),
-            Err(e) => {
-                let err = aws_error("GetObject", e);
-                if err.code.as_deref() == Some("NoSuchKey") {
-                    Ok(None)
-                } else {
-                    Err(SinkError(err.to_string()))
-                }
-            }
-        }
+            .map_err(|e| SinkError(e.to_string()))
     }
 }
