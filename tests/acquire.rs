@@ -37,6 +37,7 @@ async fn run(
         &AcquireOptions::default(),
         snapshot,
         prefix,
+        &forensnap_acquire::NoProgress,
     )
     .await
 }

@@ -3,25 +3,35 @@
 //! volume (zero runs included), and a checkpoint written after every part so that a crashed run
 //! resumes from the parts already stored without fetching them again.
 //!
+//! Two layouts ([`Layout`]): `blocks` stores only the listed blocks (`data/blocks.bin`), `raw`
+//! the whole image (`data/disk.raw`, zero runs written). Both give the same image SHA-256 and
+//! the same block map (`data/blockmap.tsv`). When everything is stored, a completion marker
+//! (`acquisition/complete.json`, the [`Acquired`] record) makes a later run of the case return
+//! at once instead of acquiring again; a crash between CompleteMultipartUpload and the marker is
+//! recognised by the completed object's composite checksum matching the part checkpoints.
+//!
 //! Memory is bounded by `window + channel_blocks + 2` blocks whatever the volume size: blocks
 //! are fetched at most `window` at a time (in order), handed to the part upload through a
 //! channel of `channel_blocks`, and nothing else holds block data. See
 //! `docs/acquisition-design.md` for the layout.
 
+use std::collections::VecDeque;
+
 use base64::Engine as _;
-use forensnap_core::hashing::{ImageHasher, Sha256Checkpoint};
+use forensnap_core::hashing::{ImageHasher, ResumableSha256, Sha256Checkpoint};
 use forensnap_core::layout::{
-    BLOCK_MAP_HEADER, BLOCK_SIZE, BlockMapEntry, TooLarge, blocks_per_part,
+    BLOCK_MAP_HEADER, BLOCK_MAP_PATH, BLOCK_SIZE, BlockMapEntry, Layout, TooLarge, blocks_per_part,
 };
-use futures::StreamExt;
+use futures::future::Either;
+use futures::{FutureExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::fetch::{FetchError, FetchPolicy, fetch_verified};
-use crate::limit::AdaptiveLimit;
+use crate::fetch::{FetchError, FetchPolicy, VerifiedBlock, fetch_verified};
+use crate::limit::Limits;
 use crate::listing::Lister;
 use crate::sink::{EvidenceSink, SinkError, StoredPart};
-use crate::source::{BlockSource, ListedBlock, SourceError};
+use crate::source::{BlockPage, BlockSource, ListedBlock, SourceError};
 
 /// Block-map text is uploaded in parts of this size (S3's minimum is 5 MiB).
 const BLOCK_MAP_PART: usize = 8 * 1024 * 1024;
@@ -37,6 +47,8 @@ pub struct AcquireOptions {
     pub list_page: u32,
     /// Block read retries.
     pub policy: FetchPolicy,
+    /// What the data object holds.
+    pub layout: Layout,
 }
 
 impl Default for AcquireOptions {
@@ -46,27 +58,51 @@ impl Default for AcquireOptions {
             channel_blocks: 4,
             list_page: 10_000,
             policy: FetchPolicy::default(),
+            layout: Layout::Blocks,
         }
     }
 }
 
-/// What was acquired.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where an acquisition has got to, for progress bars and lines.
+pub trait AcquireProgress: Send + Sync {
+    /// The volume of `snapshot_id` is read up to byte `position` of `volume_bytes`.
+    fn position(&self, snapshot_id: &str, position: u64, volume_bytes: u64);
+}
+
+/// Progress that reports nothing.
+pub struct NoProgress;
+
+impl AcquireProgress for NoProgress {
+    fn position(&self, _: &str, _: u64, _: u64) {}
+}
+
+/// What was acquired (also the completion marker's content).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Acquired {
     /// Snapshot read.
     pub snapshot_id: String,
     /// Logical volume size.
     pub volume_bytes: u64,
+    /// What the data object holds.
+    pub layout: Layout,
     /// SHA-256 of the whole logical volume (= `sha256sum` of the raw image), hex.
     pub image_sha256: String,
     /// Blocks stored (listed by EBS).
     pub blocks_stored: u64,
     /// Parts of the data object.
     pub parts: u32,
-    /// Key of the data object (listed blocks in index order).
+    /// Key of the data object.
     pub data_key: String,
+    /// Bytes of the data object.
+    pub data_bytes: u64,
+    /// SHA-256 of the data object, hex (the bag manifest's entry).
+    pub data_sha256: String,
     /// Key of the block map.
     pub block_map_key: String,
+    /// Bytes of the block map.
+    pub block_map_bytes: u64,
+    /// SHA-256 of the block map, hex.
+    pub block_map_sha256: String,
     /// Version of the data object.
     pub version_id: Option<String>,
     /// S3's composite checksum of the data object.
@@ -77,6 +113,9 @@ pub struct Acquired {
     pub fetched_now: u64,
     /// Answers discarded for not matching AWS's checksum.
     pub discarded: u64,
+    /// An earlier run had finished: nothing was read or written now.
+    #[serde(default)]
+    pub already_complete: bool,
 }
 
 /// The state after one part, stored beside the data (`acquisition/parts/NNNNN.json`).
@@ -94,7 +133,9 @@ pub struct PartCheckpoint {
     pub next_index: u64,
     /// Image hash state after the part.
     pub image_hash: Sha256Checkpoint,
-    /// The part's blocks: index, our SHA-256 (hex), AWS's checksum (base64).
+    /// Data object hash state after the part.
+    pub object_hash: Sha256Checkpoint,
+    /// The part's listed blocks: index, our SHA-256 (hex), AWS's checksum (base64).
     pub blocks: Vec<(u64, String, String)>,
 }
 
@@ -165,326 +206,639 @@ fn part_key(prefix: &str, part: u32) -> String {
     format!("{prefix}acquisition/parts/{part:05}.json")
 }
 
-/// Acquire `snapshot_id` into `prefix` (`data/blocks.bin`, `data/blockmap.tsv`, checkpoints).
-pub async fn acquire<S: BlockSource, K: EvidenceSink>(
+/// Key of the completion marker of the item at `prefix`.
+pub fn marker_key(prefix: &str) -> String {
+    format!("{prefix}acquisition/complete.json")
+}
+
+/// One block of a part: listed by EBS (fetched) or a zero block of the raw layout.
+enum Slot {
+    Listed(ListedBlock),
+    Zero(u64),
+}
+
+/// A block ready for the part: fetched and verified, or zeros.
+enum Piece {
+    Data(VerifiedBlock),
+    Zero(u64),
+}
+
+/// Hash states carried from part to part.
+#[derive(Clone)]
+struct Hashes {
+    image: ImageHasher,
+    object: ResumableSha256,
+}
+
+/// The state of one acquisition.
+struct Run<'a, S, K> {
+    source: &'a S,
+    sink: &'a K,
+    limits: Limits<'a>,
+    options: &'a AcquireOptions,
+    progress: &'a dyn AcquireProgress,
+    snapshot_id: &'a str,
+    prefix: &'a str,
+    data_key: String,
+    volume_bytes: u64,
+    /// Blocks per part.
+    per_part: u64,
+    /// Blocks in the volume.
+    total_blocks: u64,
+}
+
+/// What the streaming phase ends with.
+struct Streamed {
+    parts: Vec<StoredPart>,
+    hashes: Hashes,
+    blocks_stored: u64,
+    resumed_parts: u32,
+    fetched_now: u64,
+    discarded: u64,
+    version_id: Option<String>,
+    composite_sha256: Option<String>,
+}
+
+/// Acquire `snapshot_id` into the evidence item at `prefix` (`data/blocks.bin` or
+/// `data/disk.raw`, `data/blockmap.tsv`, checkpoints, the completion marker).
+pub async fn acquire<'l, S: BlockSource, K: EvidenceSink>(
     source: &S,
     sink: &K,
-    limit: &AdaptiveLimit,
+    limits: impl Into<Limits<'l>>,
     options: &AcquireOptions,
     snapshot_id: &str,
     prefix: &str,
+    progress: &dyn AcquireProgress,
 ) -> Result<Acquired, AcquireError> {
-    let data_key = format!("{prefix}data/blocks.bin");
-    let block_map_key = format!("{prefix}data/blockmap.tsv");
+    let marker = marker_key(prefix);
+    if let Some(bytes) = sink.get(&marker).await.map_err(sink_error(
+        snapshot_id,
+        "the completion marker",
+        &marker,
+    ))? {
+        let mut done: Acquired =
+            serde_json::from_slice(&bytes).map_err(|e| AcquireError::Checkpoint {
+                snapshot_id: snapshot_id.into(),
+                key: marker.clone(),
+                why: e.to_string(),
+            })?;
+        if done.snapshot_id != snapshot_id || done.layout != options.layout {
+            return Err(AcquireError::Checkpoint {
+                snapshot_id: snapshot_id.into(),
+                key: marker,
+                why: format!(
+                    "it records snapshot {} in the {} layout; this item cannot be acquired again differently",
+                    done.snapshot_id,
+                    done.layout.as_str()
+                ),
+            });
+        }
+        (done.resumed_parts, done.fetched_now, done.discarded) = (done.parts, 0, 0);
+        done.already_complete = true;
+        progress.position(snapshot_id, done.volume_bytes, done.volume_bytes);
+        return Ok(done);
+    }
 
-    let first = Lister::new(snapshot_id, 0, 100)
-        .next(source)
-        .await
-        .map_err(|source| AcquireError::List {
-            snapshot_id: snapshot_id.into(),
-            index: 0,
-            source,
-        })?;
+    let limits = limits.into();
+    let first = list_with_retries(
+        source,
+        &options.policy,
+        snapshot_id,
+        &mut Lister::new(snapshot_id, 0, 100),
+    )
+    .await?;
     let volume_bytes = first.map(|p| p.volume_bytes).unwrap_or_default();
     let per_part = blocks_per_part(volume_bytes).map_err(|source| AcquireError::TooLarge {
         snapshot_id: snapshot_id.into(),
         source,
     })?;
-
-    let (upload_id, stored) = sink.open_upload(&data_key).await.map_err(sink_error(
+    let run = Run {
+        source,
+        sink,
+        limits,
+        options,
+        progress,
         snapshot_id,
-        "the data upload",
-        &data_key,
-    ))?;
-    let (mut parts, checkpoint) = resume_point(sink, snapshot_id, prefix, &stored).await?;
-    let resumed_parts = parts.len() as u32;
-    let mut hasher = match &checkpoint {
-        Some(c) => ImageHasher::resume(volume_bytes, &c.image_hash).map_err(|e| {
-            AcquireError::Checkpoint {
-                snapshot_id: snapshot_id.into(),
-                key: part_key(prefix, c.part),
-                why: e.to_string(),
-            }
-        })?,
-        None => ImageHasher::new(volume_bytes),
+        prefix,
+        data_key: format!("{prefix}{}", options.layout.data_path()),
+        volume_bytes,
+        per_part,
+        total_blocks: volume_bytes.div_ceil(BLOCK_SIZE),
     };
-    let mut next_index = checkpoint.as_ref().map(|c| c.next_index).unwrap_or(0);
-    let mut object_offset = checkpoint
-        .as_ref()
-        .map(|c| c.object_offset + c.size)
-        .unwrap_or(0);
-    let mut blocks_stored = object_offset / BLOCK_SIZE;
-    let mut lister = Lister::new(snapshot_id, next_index, options.list_page);
-    let mut queue: std::collections::VecDeque<ListedBlock> = Default::default();
-    let mut listing_done = false;
-    let (mut fetched_now, mut discarded) = (0u64, 0u64);
+    let streamed = match sink.head(&run.data_key).await.map_err(sink_error(
+        snapshot_id,
+        "the data object",
+        &run.data_key,
+    ))? {
+        Some(object) => run.recover_completed(object).await?,
+        None => run.stream().await?,
+    };
+    let (block_map_sha256, block_map_bytes) =
+        run.write_block_map(streamed.parts.len() as u32).await?;
+    let Streamed {
+        parts,
+        hashes,
+        blocks_stored,
+        resumed_parts,
+        fetched_now,
+        discarded,
+        version_id,
+        composite_sha256,
+    } = streamed;
+    let data_bytes = parts.iter().map(|p| p.size).sum();
+    let acquired = Acquired {
+        snapshot_id: snapshot_id.into(),
+        volume_bytes,
+        layout: options.layout,
+        image_sha256: hashes.image.finish(),
+        blocks_stored,
+        parts: parts.len() as u32,
+        data_key: run.data_key.clone(),
+        data_bytes,
+        data_sha256: hashes.object.finalize_hex(),
+        block_map_key: format!("{prefix}{BLOCK_MAP_PATH}"),
+        block_map_bytes,
+        block_map_sha256,
+        version_id,
+        composite_sha256,
+        resumed_parts,
+        fetched_now,
+        discarded,
+        already_complete: false,
+    };
+    let bytes = serde_json::to_vec_pretty(&acquired).map_err(|e| AcquireError::Checkpoint {
+        snapshot_id: snapshot_id.into(),
+        key: marker.clone(),
+        why: e.to_string(),
+    })?;
+    sink.put(&marker, bytes).await.map_err(sink_error(
+        snapshot_id,
+        "the completion marker",
+        &marker,
+    ))?;
+    Ok(acquired)
+}
 
+/// One listing page, throttling and transient failures retried with jittered backoff (bounded
+/// by the fetch policy's attempts).
+async fn list_with_retries<S: BlockSource>(
+    source: &S,
+    policy: &FetchPolicy,
+    snapshot_id: &str,
+    lister: &mut Lister,
+) -> Result<Option<BlockPage>, AcquireError> {
+    let mut attempts = 0;
     loop {
-        while queue.len() < per_part as usize && !listing_done {
-            match lister.next(source).await {
-                Ok(Some(page)) => queue.extend(page.blocks),
-                Ok(None) => listing_done = true,
-                Err(SourceError::Throttled(_) | SourceError::Transient(_)) => {
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-                }
-                Err(source) => {
-                    return Err(AcquireError::List {
-                        snapshot_id: snapshot_id.into(),
-                        index: lister.position(),
-                        source,
-                    });
-                }
+        attempts += 1;
+        match lister.next(source).await {
+            Ok(page) => return Ok(page),
+            Err(SourceError::Throttled(_) | SourceError::Transient(_))
+                if attempts < policy.max_attempts =>
+            {
+                tokio::time::sleep(policy.delay(attempts)).await;
+            }
+            Err(source) => {
+                return Err(AcquireError::List {
+                    snapshot_id: snapshot_id.into(),
+                    index: lister.position(),
+                    source,
+                });
             }
         }
-        if queue.is_empty() {
-            break;
+    }
+}
+
+impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
+    fn checkpoint_error(&self, key: &str, why: impl ToString) -> AcquireError {
+        AcquireError::Checkpoint {
+            snapshot_id: self.snapshot_id.into(),
+            key: key.into(),
+            why: why.to_string(),
         }
-        let take = queue.len().min(per_part as usize);
-        let blocks: Vec<ListedBlock> = queue.drain(..take).collect();
-        let number = parts.len() as u32 + 1;
-        let len = blocks.len() as u64 * BLOCK_SIZE;
-        let (tx, rx) = mpsc::channel(options.channel_blocks.max(1));
-        let upload = sink.upload_part(&data_key, &upload_id, number, len, rx);
+    }
+
+    async fn read_checkpoint(&self, number: u32) -> Result<Option<PartCheckpoint>, AcquireError> {
+        let key = part_key(self.prefix, number);
+        let Some(bytes) = self.sink.get(&key).await.map_err(sink_error(
+            self.snapshot_id,
+            "a part checkpoint",
+            &key,
+        ))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| self.checkpoint_error(&key, e))
+    }
+
+    fn hashes_after(&self, checkpoint: Option<&PartCheckpoint>) -> Result<Hashes, AcquireError> {
+        let Some(c) = checkpoint else {
+            return Ok(Hashes {
+                image: ImageHasher::new(self.volume_bytes),
+                object: ResumableSha256::new(),
+            });
+        };
+        let key = part_key(self.prefix, c.part);
+        Ok(Hashes {
+            image: ImageHasher::resume(self.volume_bytes, &c.image_hash)
+                .map_err(|e| self.checkpoint_error(&key, e))?,
+            object: ResumableSha256::restore(&c.object_hash)
+                .map_err(|e| self.checkpoint_error(&key, e))?,
+        })
+    }
+
+    /// The data object was completed by an earlier run that stopped before its marker: accept
+    /// it only if its composite checksum is exactly that of the checkpointed parts.
+    async fn recover_completed(
+        &self,
+        object: crate::sink::CompletedObject,
+    ) -> Result<Streamed, AcquireError> {
+        let mut checkpoints = Vec::new();
+        while let Some(c) = self.read_checkpoint(checkpoints.len() as u32 + 1).await? {
+            checkpoints.push(c);
+        }
+        let parts: Vec<StoredPart> = checkpoints
+            .iter()
+            .map(|c| StoredPart {
+                number: c.part,
+                size: c.size,
+                sha256: c.sha256.clone(),
+                etag: String::new(),
+            })
+            .collect();
+        let ours = composite_sha256(&parts);
+        if checkpoints.is_empty() || object.composite_sha256.as_deref() != Some(ours.as_str()) {
+            return Err(self.checkpoint_error(
+                &self.data_key,
+                format!(
+                    "the data object exists (composite SHA-256 {}) but does not match its {} part checkpoints ({ours}); it was not written by this acquisition as recorded: leave it in place, investigate, and collect into a new case",
+                    object.composite_sha256.as_deref().unwrap_or("not reported"),
+                    checkpoints.len()
+                ),
+            ));
+        }
+        let hashes = self.hashes_after(checkpoints.last())?;
+        tracing::info!(
+            snapshot_id = self.snapshot_id,
+            parts = parts.len(),
+            "data object completed by an earlier run"
+        );
+        Ok(Streamed {
+            blocks_stored: checkpoints.iter().map(|c| c.blocks.len() as u64).sum(),
+            resumed_parts: parts.len() as u32,
+            parts,
+            hashes,
+            fetched_now: 0,
+            discarded: 0,
+            version_id: object.version_id,
+            composite_sha256: object.composite_sha256,
+        })
+    }
+
+    /// The longest run of stored parts `1..=n` with a checkpoint for `n`.
+    async fn resume_point(
+        &self,
+        stored: &[StoredPart],
+    ) -> Result<(Vec<StoredPart>, Option<PartCheckpoint>), AcquireError> {
+        let mut sorted = stored.to_vec();
+        sorted.sort_by_key(|p| p.number);
+        let contiguous: Vec<StoredPart> = sorted
+            .into_iter()
+            .enumerate()
+            .take_while(|(i, p)| p.number == *i as u32 + 1)
+            .map(|(_, p)| p)
+            .collect();
+        for n in (1..=contiguous.len()).rev() {
+            let Some(checkpoint) = self.read_checkpoint(n as u32).await? else {
+                continue;
+            };
+            let part = &contiguous[n - 1];
+            if checkpoint.size != part.size || checkpoint.sha256 != part.sha256 {
+                continue; // the part was uploaded again after this checkpoint: not trustworthy
+            }
+            return Ok((contiguous[..n].to_vec(), Some(checkpoint)));
+        }
+        Ok((Vec::new(), None))
+    }
+
+    /// Stream every part not yet stored, then complete the data object.
+    async fn stream(&self) -> Result<Streamed, AcquireError> {
+        let (snapshot_id, sink) = (self.snapshot_id, self.sink);
+        let data_key = &self.data_key;
+        let (upload_id, stored) = sink.open_upload(data_key).await.map_err(sink_error(
+            snapshot_id,
+            "the data upload",
+            data_key,
+        ))?;
+        let (mut parts, checkpoint) = self.resume_point(&stored).await?;
+        let resumed_parts = parts.len() as u32;
+        let mut hashes = self.hashes_after(checkpoint.as_ref())?;
+        let mut next_index = checkpoint.as_ref().map(|c| c.next_index).unwrap_or(0);
+        let mut object_offset = checkpoint
+            .as_ref()
+            .map(|c| c.object_offset + c.size)
+            .unwrap_or(0);
+        let mut blocks_stored = match self.options.layout {
+            Layout::Blocks => object_offset / BLOCK_SIZE,
+            Layout::Raw => 0,
+        };
+        if self.options.layout == Layout::Raw {
+            for n in 1..=resumed_parts {
+                blocks_stored += self
+                    .read_checkpoint(n)
+                    .await?
+                    .map(|c| c.blocks.len() as u64)
+                    .unwrap_or(0);
+            }
+        }
+        self.progress
+            .position(snapshot_id, hashes.image.position(), self.volume_bytes);
+        let mut lister = Lister::new(snapshot_id, next_index, self.options.list_page);
+        let mut queue: VecDeque<ListedBlock> = VecDeque::new();
+        let (mut fetched_now, mut discarded) = (0u64, 0u64);
+
+        while let Some((slots, end_index)) = self
+            .next_part(&mut lister, &mut queue, next_index, parts.is_empty())
+            .await?
+        {
+            let number = parts.len() as u32 + 1;
+            let len = slots.len() as u64 * BLOCK_SIZE;
+            let (part, after, entries, part_discarded) = self
+                .upload_part(&upload_id, number, slots, hashes.clone())
+                .await?;
+            hashes = after;
+            fetched_now += entries.len() as u64;
+            discarded += part_discarded;
+            next_index =
+                end_index.unwrap_or_else(|| entries.last().map(|e| e.0 + 1).unwrap_or(next_index));
+            let checkpoint = PartCheckpoint {
+                part: number,
+                size: len,
+                sha256: part.sha256.clone(),
+                object_offset,
+                next_index,
+                image_hash: hashes.image.checkpoint(),
+                object_hash: hashes.object.checkpoint(),
+                blocks: entries,
+            };
+            let key = part_key(self.prefix, number);
+            let bytes =
+                serde_json::to_vec(&checkpoint).map_err(|e| self.checkpoint_error(&key, e))?;
+            sink.put(&key, bytes).await.map_err(sink_error(
+                snapshot_id,
+                "a part checkpoint",
+                &key,
+            ))?;
+            object_offset += len;
+            blocks_stored += checkpoint.blocks.len() as u64;
+            parts.push(part);
+            tracing::info!(
+                snapshot_id,
+                part = number,
+                blocks = checkpoint.blocks.len(),
+                "part stored"
+            );
+        }
+
+        let completed = sink
+            .complete(data_key, &upload_id, &parts)
+            .await
+            .map_err(sink_error(snapshot_id, "the data object", data_key))?;
+        if let Some(reported) = &completed.composite_sha256 {
+            let ours = composite_sha256(&parts);
+            if reported != &ours {
+                return Err(AcquireError::Sink {
+                    snapshot_id: snapshot_id.into(),
+                    what: "the data object",
+                    key: data_key.clone(),
+                    source: SinkError(format!(
+                        "S3 reports composite SHA-256 {reported}, the parts sent make {ours}"
+                    )),
+                });
+            }
+        }
+        Ok(Streamed {
+            parts,
+            hashes,
+            blocks_stored,
+            resumed_parts,
+            fetched_now,
+            discarded,
+            version_id: completed.version_id,
+            composite_sha256: completed.composite_sha256,
+        })
+    }
+
+    /// The blocks of the next part and, for the raw layout, the index it ends at; `None` when
+    /// every part is stored. A volume with no data still gets one (empty) part: S3 refuses an
+    /// upload with none.
+    async fn next_part(
+        &self,
+        lister: &mut Lister,
+        queue: &mut VecDeque<ListedBlock>,
+        next_index: u64,
+        first: bool,
+    ) -> Result<Option<(Vec<Slot>, Option<u64>)>, AcquireError> {
+        let per_part = self.per_part as usize;
+        match self.options.layout {
+            Layout::Blocks => {
+                while queue.len() < per_part && !lister.is_done() {
+                    if let Some(page) = list_with_retries(
+                        self.source,
+                        &self.options.policy,
+                        self.snapshot_id,
+                        lister,
+                    )
+                    .await?
+                    {
+                        queue.extend(page.blocks);
+                    }
+                }
+                if queue.is_empty() && !first {
+                    return Ok(None);
+                }
+                let take = queue.len().min(per_part);
+                Ok(Some((
+                    queue.drain(..take).map(Slot::Listed).collect(),
+                    None,
+                )))
+            }
+            Layout::Raw => {
+                if next_index >= self.total_blocks && !first {
+                    return Ok(None);
+                }
+                let end = (next_index + self.per_part).min(self.total_blocks);
+                while queue.back().is_none_or(|b| b.index < end) && !lister.is_done() {
+                    if let Some(page) = list_with_retries(
+                        self.source,
+                        &self.options.policy,
+                        self.snapshot_id,
+                        lister,
+                    )
+                    .await?
+                    {
+                        queue.extend(page.blocks);
+                    }
+                }
+                let mut slots = Vec::with_capacity((end - next_index) as usize);
+                for index in next_index..end {
+                    match queue.front() {
+                        Some(b) if b.index == index => {
+                            slots.extend(queue.pop_front().map(Slot::Listed))
+                        }
+                        _ => slots.push(Slot::Zero(index)),
+                    }
+                }
+                Ok(Some((slots, Some(end))))
+            }
+        }
+    }
+
+    /// Fetch, hash and upload one part; returns the stored part, the hash states after it, its
+    /// listed blocks and how many answers were discarded.
+    async fn upload_part(
+        &self,
+        upload_id: &str,
+        number: u32,
+        slots: Vec<Slot>,
+        mut hashes: Hashes,
+    ) -> Result<(StoredPart, Hashes, Vec<(u64, String, String)>, u64), AcquireError> {
+        let snapshot_id = self.snapshot_id;
+        let len = slots.len() as u64 * BLOCK_SIZE;
+        let (tx, rx) = mpsc::channel(self.options.channel_blocks.max(1));
+        let upload = self
+            .sink
+            .upload_part(&self.data_key, upload_id, number, len, rx);
         let produce = async {
-            let mut entries = Vec::with_capacity(blocks.len());
-            let mut reads = futures::stream::iter(
-                blocks
-                    .iter()
-                    .map(|b| fetch_verified(source, limit, &options.policy, snapshot_id, b)),
-            )
-            .buffered(options.window.max(1));
-            let mut h = hasher.clone();
+            let mut entries = Vec::with_capacity(slots.len());
+            let mut reads = futures::stream::iter(slots.iter().map(|slot| {
+                match slot {
+                    Slot::Listed(b) => Either::Left(
+                        fetch_verified(
+                            self.source,
+                            self.limits,
+                            &self.options.policy,
+                            snapshot_id,
+                            b,
+                        )
+                        .map(|r| r.map(Piece::Data)),
+                    ),
+                    Slot::Zero(index) => Either::Right(std::future::ready(Ok(Piece::Zero(*index)))),
+                }
+            }))
+            .buffered(self.options.window.max(1));
             let mut part_discarded = 0;
             while let Some(read) = reads.next().await {
-                let block = read?;
-                part_discarded += u64::from(block.discarded);
-                let offset = block.index * BLOCK_SIZE;
-                let data = block.data;
-                // The image hash is CPU work (zero runs included): off the async runtime.
+                let (index, data, attempts) = match read? {
+                    Piece::Data(block) => {
+                        part_discarded += u64::from(block.discarded);
+                        entries.push((block.index, block.sha256, block.aws_checksum));
+                        (block.index, block.data, block.attempts)
+                    }
+                    Piece::Zero(index) => (index, vec![0; BLOCK_SIZE as usize], 0),
+                };
+                let offset = index * BLOCK_SIZE;
+                // Hashing is CPU work (zero runs included): off the async runtime.
                 let (back, data, ordered) = tokio::task::spawn_blocking(move || {
-                    let ordered = h.block(offset, &data);
-                    (h, data, ordered)
+                    let ordered = hashes.image.block(offset, &data);
+                    hashes.object.update(&data);
+                    (hashes, data, ordered)
                 })
                 .await
                 .map_err(|e| FetchError::Failed {
                     snapshot_id: snapshot_id.into(),
-                    index: block.index,
-                    attempts: block.attempts,
+                    index,
+                    attempts,
                     last: SourceError::Transient(format!("hashing task: {e}")),
                 })?;
-                h = back;
+                hashes = back;
                 ordered.map_err(|e| FetchError::Failed {
                     snapshot_id: snapshot_id.into(),
-                    index: block.index,
-                    attempts: block.attempts,
+                    index,
+                    attempts,
                     last: SourceError::Fatal(format!("blocks listed out of order: {e}")),
                 })?;
-                entries.push((block.index, block.sha256, block.aws_checksum));
+                self.progress
+                    .position(snapshot_id, offset + BLOCK_SIZE, self.volume_bytes);
                 if tx.send(data).await.is_err() {
                     break; // the upload failed; its error is reported below
                 }
             }
             drop(tx);
-            Ok::<_, AcquireError>((h, entries, part_discarded))
+            Ok::<_, AcquireError>((hashes, entries, part_discarded))
         };
         let (uploaded, produced) = tokio::join!(upload, produce);
-        let (h, entries, part_discarded) = produced?;
-        let part = uploaded.map_err(sink_error(snapshot_id, "a data part", &data_key))?;
+        let (hashes, entries, part_discarded) = produced?;
+        let part = uploaded.map_err(sink_error(snapshot_id, "a data part", &self.data_key))?;
         if part.size != len {
             return Err(AcquireError::Sink {
                 snapshot_id: snapshot_id.into(),
                 what: "a data part",
-                key: data_key.clone(),
+                key: self.data_key.clone(),
                 source: SinkError(format!(
                     "part {number} holds {} bytes, {len} were sent",
                     part.size
                 )),
             });
         }
-        hasher = h;
-        fetched_now += entries.len() as u64;
-        discarded += part_discarded;
-        next_index = entries.last().map(|e| e.0 + 1).unwrap_or(next_index);
-        let checkpoint = PartCheckpoint {
-            part: number,
-            size: len,
-            sha256: part.sha256.clone(),
-            object_offset,
-            next_index,
-            image_hash: hasher.checkpoint(),
-            blocks: entries,
-        };
-        let key = part_key(prefix, number);
-        let bytes = serde_json::to_vec(&checkpoint).unwrap_or_default();
-        sink.put(&key, bytes)
-            .await
-            .map_err(sink_error(snapshot_id, "a part checkpoint", &key))?;
-        object_offset += len;
-        blocks_stored += checkpoint.blocks.len() as u64;
-        parts.push(part);
-        tracing::info!(
+        Ok((part, hashes, entries, part_discarded))
+    }
+
+    /// Assemble the block map from the part checkpoints, uploaded in 8 MiB parts (bounded
+    /// memory); returns its SHA-256 (hex) and size.
+    async fn write_block_map(&self, parts: u32) -> Result<(String, u64), AcquireError> {
+        let (snapshot_id, sink) = (self.snapshot_id, self.sink);
+        let key = &format!("{}{BLOCK_MAP_PATH}", self.prefix);
+        let (upload_id, _) = sink.open_upload(key).await.map_err(sink_error(
             snapshot_id,
-            part = number,
-            blocks = checkpoint.blocks.len(),
-            "part stored"
-        );
-    }
-
-    let completed = if parts.is_empty() {
-        // A volume with no data: S3 refuses an upload with no parts, so store an empty one.
-        let (tx, rx) = mpsc::channel(1);
-        drop(tx);
-        let part = sink
-            .upload_part(&data_key, &upload_id, 1, 0, rx)
+            "the block map upload",
+            key,
+        ))?;
+        let mut stored = Vec::new();
+        let mut hash = Sha256::new();
+        let mut size = 0u64;
+        let mut buffer = format!("{BLOCK_MAP_HEADER}\n").into_bytes();
+        let mut object_offset = 0;
+        for n in 1..=parts {
+            let checkpoint = self.read_checkpoint(n).await?.ok_or_else(|| {
+                self.checkpoint_error(
+                    &part_key(self.prefix, n),
+                    "missing: the block map cannot be assembled",
+                )
+            })?;
+            for (index, sha256, aws_checksum) in checkpoint.blocks {
+                let entry = BlockMapEntry {
+                    index,
+                    offset: index * BLOCK_SIZE,
+                    length: BLOCK_SIZE,
+                    object_offset: match self.options.layout {
+                        Layout::Blocks => object_offset,
+                        Layout::Raw => index * BLOCK_SIZE,
+                    },
+                    sha256,
+                    aws_checksum,
+                };
+                object_offset += BLOCK_SIZE;
+                buffer.extend_from_slice(entry.to_line().as_bytes());
+                buffer.push(b'\n');
+            }
+            if buffer.len() >= BLOCK_MAP_PART || n == parts {
+                let chunk = std::mem::take(&mut buffer);
+                hash.update(&chunk);
+                size += chunk.len() as u64;
+                stored.push(
+                    upload_chunk(sink, key, &upload_id, stored.len() as u32 + 1, chunk)
+                        .await
+                        .map_err(sink_error(snapshot_id, "the block map", key))?,
+                );
+            }
+        }
+        sink.complete(key, &upload_id, &stored)
             .await
-            .map_err(sink_error(snapshot_id, "a data part", &data_key))?;
-        parts.push(part);
-        sink.complete(&data_key, &upload_id, &parts).await
-    } else {
-        sink.complete(&data_key, &upload_id, &parts).await
+            .map_err(sink_error(snapshot_id, "the block map", key))?;
+        Ok((hex::encode(hash.finalize()), size))
     }
-    .map_err(sink_error(snapshot_id, "the data object", &data_key))?;
-    if let Some(reported) = &completed.composite_sha256 {
-        let ours = composite_sha256(&parts);
-        if reported != &ours {
-            return Err(AcquireError::Sink {
-                snapshot_id: snapshot_id.into(),
-                what: "the data object",
-                key: data_key.clone(),
-                source: SinkError(format!(
-                    "S3 reports composite SHA-256 {reported}, the parts sent make {ours}"
-                )),
-            });
-        }
-    }
-    write_block_map(
-        sink,
-        snapshot_id,
-        prefix,
-        &block_map_key,
-        parts.len() as u32,
-    )
-    .await?;
-    Ok(Acquired {
-        snapshot_id: snapshot_id.into(),
-        volume_bytes,
-        image_sha256: hasher.finish(),
-        blocks_stored,
-        parts: parts.len() as u32,
-        data_key,
-        block_map_key,
-        version_id: completed.version_id,
-        composite_sha256: completed.composite_sha256,
-        resumed_parts,
-        fetched_now,
-        discarded,
-    })
-}
-
-/// The longest run of stored parts `1..=n` with a checkpoint for `n`.
-async fn resume_point<K: EvidenceSink>(
-    sink: &K,
-    snapshot_id: &str,
-    prefix: &str,
-    stored: &[StoredPart],
-) -> Result<(Vec<StoredPart>, Option<PartCheckpoint>), AcquireError> {
-    let mut sorted = stored.to_vec();
-    sorted.sort_by_key(|p| p.number);
-    let contiguous: Vec<StoredPart> = sorted
-        .into_iter()
-        .enumerate()
-        .take_while(|(i, p)| p.number == *i as u32 + 1)
-        .map(|(_, p)| p)
-        .collect();
-    for n in (1..=contiguous.len()).rev() {
-        let key = part_key(prefix, n as u32);
-        let bytes = sink.get(&key).await.map_err(|source| AcquireError::Sink {
-            snapshot_id: snapshot_id.into(),
-            what: "a part checkpoint",
-            key: key.clone(),
-            source,
-        })?;
-        let Some(bytes) = bytes else { continue };
-        let checkpoint: PartCheckpoint =
-            serde_json::from_slice(&bytes).map_err(|e| AcquireError::Checkpoint {
-                snapshot_id: snapshot_id.into(),
-                key: key.clone(),
-                why: e.to_string(),
-            })?;
-        let part = &contiguous[n - 1];
-        if checkpoint.size != part.size || checkpoint.sha256 != part.sha256 {
-            continue; // the part was uploaded again after this checkpoint: not trustworthy
-        }
-        return Ok((contiguous[..n].to_vec(), Some(checkpoint)));
-    }
-    Ok((Vec::new(), None))
-}
-
-/// Assemble the block map from the part checkpoints, uploaded in 8 MiB parts (bounded memory).
-async fn write_block_map<K: EvidenceSink>(
-    sink: &K,
-    snapshot_id: &str,
-    prefix: &str,
-    key: &str,
-    parts: u32,
-) -> Result<(), AcquireError> {
-    let (upload_id, _) = sink.open_upload(key).await.map_err(sink_error(
-        snapshot_id,
-        "the block map upload",
-        key,
-    ))?;
-    let mut stored = Vec::new();
-    let mut buffer = format!("{BLOCK_MAP_HEADER}\n").into_bytes();
-    let mut object_offset = 0;
-    for n in 1..=parts {
-        let checkpoint_key = part_key(prefix, n);
-        let Some(bytes) = sink.get(&checkpoint_key).await.map_err(sink_error(
-            snapshot_id,
-            "the block map",
-            &checkpoint_key,
-        ))?
-        else {
-            continue; // the empty part of an empty volume has no checkpoint
-        };
-        let checkpoint: PartCheckpoint =
-            serde_json::from_slice(&bytes).map_err(|e| AcquireError::Checkpoint {
-                snapshot_id: snapshot_id.into(),
-                key: checkpoint_key.clone(),
-                why: e.to_string(),
-            })?;
-        for (index, sha256, aws_checksum) in checkpoint.blocks {
-            let entry = BlockMapEntry {
-                index,
-                offset: index * BLOCK_SIZE,
-                length: BLOCK_SIZE,
-                object_offset,
-                sha256,
-                aws_checksum,
-            };
-            object_offset += BLOCK_SIZE;
-            buffer.extend_from_slice(entry.to_line().as_bytes());
-            buffer.push(b'\n');
-        }
-        if buffer.len() >= BLOCK_MAP_PART {
-            let chunk = std::mem::take(&mut buffer);
-            stored.push(
-                upload_chunk(sink, key, &upload_id, stored.len() as u32 + 1, chunk)
-                    .await
-                    .map_err(sink_error(snapshot_id, "the block map", key))?,
-            );
-        }
-    }
-    if !buffer.is_empty() || stored.is_empty() {
-        stored.push(
-            upload_chunk(sink, key, &upload_id, stored.len() as u32 + 1, buffer)
-                .await
-                .map_err(sink_error(snapshot_id, "the block map", key))?,
-        );
-    }
-    sink.complete(key, &upload_id, &stored)
-        .await
-        .map_err(sink_error(snapshot_id, "the block map", key))?;
-    Ok(())
 }
 
 async fn upload_chunk<K: EvidenceSink>(
@@ -525,6 +879,7 @@ mod tests {
     use sha2::{Digest, Sha256};
 
     use super::*;
+    use crate::limit::AdaptiveLimit;
     use crate::memory::MemorySource;
     use crate::memsink::MemorySink;
 
@@ -538,6 +893,7 @@ mod tests {
                 max_delay: std::time::Duration::from_millis(2),
                 ..FetchPolicy::default()
             },
+            layout: Layout::Blocks,
         }
     }
 
@@ -560,6 +916,7 @@ mod tests {
             &options(),
             "snap-1",
             "cases/C/evidence/v1/",
+            &NoProgress,
         )
         .await
         .expect("acquired");
@@ -602,16 +959,32 @@ mod tests {
         let uninterrupted = {
             let sink = MemorySink::default();
             let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-            acquire(&source, &sink, &limit, &options(), "snap-1", "p/")
-                .await
-                .expect("acquired")
+            acquire(
+                &source,
+                &sink,
+                &limit,
+                &options(),
+                "snap-1",
+                "p/",
+                &NoProgress,
+            )
+            .await
+            .expect("acquired")
         };
         let sink = MemorySink::default();
         sink.fail_part_once(3);
         let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-        let err = acquire(&source, &sink, &limit, &options(), "snap-1", "p/")
-            .await
-            .expect_err("part 3 fails");
+        let err = acquire(
+            &source,
+            &sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "p/",
+            &NoProgress,
+        )
+        .await
+        .expect_err("part 3 fails");
         assert!(
             err.to_string().contains("snap-1") && err.to_string().contains("UploadPart 3"),
             "{err}"
@@ -623,9 +996,17 @@ mod tests {
         );
 
         let before = source.gets.load(std::sync::atomic::Ordering::SeqCst);
-        let resumed = acquire(&source, &sink, &limit, &options(), "snap-1", "p/")
-            .await
-            .expect("resumed");
+        let resumed = acquire(
+            &source,
+            &sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "p/",
+            &NoProgress,
+        )
+        .await
+        .expect("resumed");
         let fetched = source.gets.load(std::sync::atomic::Ordering::SeqCst) - before;
         assert_eq!(resumed.resumed_parts, 2);
         assert_eq!(
@@ -647,22 +1028,230 @@ mod tests {
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[2047]);
         let sink = MemorySink::default();
         let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-        let got = acquire(&source, &sink, &limit, &options(), "snap-1", "a/")
-            .await
-            .expect("acquired");
+        let got = acquire(
+            &source,
+            &sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "a/",
+            &NoProgress,
+        )
+        .await
+        .expect("acquired");
         assert_eq!(
             got.image_sha256,
             hex::encode(Sha256::digest(source.raw_image()))
         );
 
         let empty = MemorySource::pattern(BLOCK_SIZE, 16, &[]);
-        let got = acquire(&empty, &sink, &limit, &options(), "snap-2", "b/")
-            .await
-            .expect("acquired");
+        let got = acquire(
+            &empty,
+            &sink,
+            &limit,
+            &options(),
+            "snap-2",
+            "b/",
+            &NoProgress,
+        )
+        .await
+        .expect("acquired");
         assert_eq!(
             got.image_sha256,
             hex::encode(Sha256::digest(vec![0u8; 16 * BLOCK_SIZE as usize]))
         );
         assert_eq!(got.blocks_stored, 0);
+    }
+
+    #[tokio::test]
+    async fn the_raw_layout_stores_the_whole_image_with_the_same_hashes() {
+        let indexes: Vec<u64> = vec![0, 1, 9, 10, 11, 30, 2047];
+        let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
+        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
+        let blocks_sink = MemorySink::default();
+        let blocks = acquire(
+            &source,
+            &blocks_sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "b/",
+            &NoProgress,
+        )
+        .await
+        .expect("blocks layout");
+        let raw_sink = MemorySink::default();
+        let raw_options = AcquireOptions {
+            layout: Layout::Raw,
+            ..options()
+        };
+        let raw = acquire(
+            &source,
+            &raw_sink,
+            &limit,
+            &raw_options,
+            "snap-1",
+            "r/",
+            &NoProgress,
+        )
+        .await
+        .expect("raw layout");
+        let image = source.raw_image();
+        assert_eq!(
+            raw_sink.object("r/data/disk.raw").expect("raw object"),
+            image
+        );
+        assert_eq!(raw.image_sha256, blocks.image_sha256);
+        assert_eq!(raw.image_sha256, hex::encode(Sha256::digest(&image)));
+        assert_eq!(
+            raw.data_sha256, raw.image_sha256,
+            "the raw object is the image"
+        );
+        assert_eq!((raw.data_bytes, raw.parts), (2048 * BLOCK_SIZE, 205));
+        assert_eq!(raw.blocks_stored, indexes.len() as u64);
+        let stored = blocks_sink
+            .object("b/data/blocks.bin")
+            .expect("blocks object");
+        assert_eq!(blocks.data_sha256, hex::encode(Sha256::digest(&stored)));
+        let map = raw_sink.object("r/data/blockmap.tsv").expect("map");
+        assert_eq!(raw.block_map_sha256, hex::encode(Sha256::digest(&map)));
+        let entries: Vec<BlockMapEntry> = String::from_utf8(map)
+            .expect("utf8")
+            .lines()
+            .skip(1)
+            .map(|l| BlockMapEntry::from_line(l).expect("line"))
+            .collect();
+        assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), indexes);
+        assert!(
+            entries.iter().all(|e| e.object_offset == e.offset),
+            "raw: object offset = volume offset"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_finished_item_is_not_acquired_again_and_a_crash_before_the_marker_is_recovered() {
+        let indexes: Vec<u64> = (0..25).map(|i| i * 3).collect();
+        let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
+        let sink = MemorySink::default();
+        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
+        let first = acquire(
+            &source,
+            &sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "p/",
+            &NoProgress,
+        )
+        .await
+        .expect("acquired");
+        let gets = || source.gets.load(std::sync::atomic::Ordering::SeqCst);
+        let before = gets();
+        let again = acquire(
+            &source,
+            &sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "p/",
+            &NoProgress,
+        )
+        .await
+        .expect("marker");
+        assert!(again.already_complete);
+        assert_eq!(
+            (again.image_sha256.as_str(), gets()),
+            (first.image_sha256.as_str(), before),
+            "nothing read again"
+        );
+
+        // Crash after CompleteMultipartUpload, before the block map and the marker.
+        sink.remove(&marker_key("p/"));
+        sink.remove("p/data/blockmap.tsv");
+        let recovered = acquire(
+            &source,
+            &sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "p/",
+            &NoProgress,
+        )
+        .await
+        .expect("recovered");
+        assert!(!recovered.already_complete);
+        assert_eq!(recovered.fetched_now, 0, "no block fetched again");
+        assert_eq!(
+            (
+                recovered.image_sha256,
+                recovered.data_sha256,
+                recovered.block_map_sha256
+            ),
+            (
+                first.image_sha256,
+                first.data_sha256,
+                first.block_map_sha256
+            )
+        );
+        assert_eq!(sink.open_uploads(), 0);
+
+        let other = acquire(
+            &source,
+            &sink,
+            &limit,
+            &AcquireOptions {
+                layout: Layout::Raw,
+                ..options()
+            },
+            "snap-1",
+            "p/",
+            &NoProgress,
+        )
+        .await
+        .expect_err("a finished item is not acquired again differently");
+        assert!(
+            err_names(&other, "raw") || err_names(&other, "blocks layout"),
+            "{other}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_data_object_that_does_not_match_its_checkpoints_is_never_overwritten() {
+        let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[1, 2, 3]);
+        let sink = MemorySink::default();
+        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
+        acquire(
+            &source,
+            &sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "p/",
+            &NoProgress,
+        )
+        .await
+        .expect("acquired");
+        sink.remove(&marker_key("p/"));
+        sink.remove(&part_key("p/", 1));
+        let err = acquire(
+            &source,
+            &sink,
+            &limit,
+            &options(),
+            "snap-1",
+            "p/",
+            &NoProgress,
+        )
+        .await
+        .expect_err("refused");
+        assert!(
+            err_names(&err, "does not match its 0 part checkpoints")
+                && err_names(&err, "p/data/blocks.bin"),
+            "{err}"
+        );
+    }
+
+    fn err_names(err: &AcquireError, what: &str) -> bool {
+        err.to_string().contains(what)
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::limit::AdaptiveLimit;
+use crate::limit::Limits;
 use crate::source::{BlockSource, ListedBlock, SourceError};
 
 /// Retry rules for block reads.
@@ -40,7 +40,7 @@ impl Default for FetchPolicy {
 
 impl FetchPolicy {
     /// Full-jitter exponential backoff before attempt `attempt` (1-based retry count).
-    fn delay(&self, attempt: u32) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32) -> Duration {
         let cap = self
             .base_delay
             .saturating_mul(1 << attempt.min(20))
@@ -100,19 +100,20 @@ pub enum FetchError {
 }
 
 /// Read and verify one block.
-pub async fn fetch_verified<S: BlockSource>(
+pub async fn fetch_verified<'l, S: BlockSource>(
     source: &S,
-    limit: &AdaptiveLimit,
+    limits: impl Into<Limits<'l>>,
     policy: &FetchPolicy,
     snapshot_id: &str,
     block: &ListedBlock,
 ) -> Result<VerifiedBlock, FetchError> {
+    let limits = limits.into();
     let mut attempts = 0;
     let mut discarded = 0;
     let mut retries = 0;
     loop {
         attempts += 1;
-        let permit = limit.acquire().await;
+        let permit = limits.acquire().await;
         let answer = source.get(snapshot_id, block.index, &block.token).await;
         let fetched = match answer {
             Ok(fetched) => {
@@ -196,6 +197,7 @@ pub async fn fetch_verified<S: BlockSource>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::limit::AdaptiveLimit;
     use crate::memory::MemorySource;
 
     fn policy() -> FetchPolicy {

@@ -1,4 +1,4 @@
-//! forensnap's acquisition engine (in progress): reading every block of a forensic-account
+//! forensnap's acquisition engine: reading every block of a forensic-account
 //! snapshot through the EBS direct APIs, verified, with bounded and adaptive concurrency.
 //!
 //! * [`source`]  -- the block source seam (ListSnapshotBlocks / GetSnapshotBlock) and its errors.
@@ -10,10 +10,14 @@
 //!   NextToken lives only 60 minutes).
 //! * [`sink`]    -- the evidence sink seam (multipart upload found again after a crash).
 //! * [`engine`]  -- one snapshot into one object, part by part, checkpointed, resumable.
+//! * [`export`]  -- a volume item streamed back into a raw image, every hash checked.
+//! * [`item`]    -- evidence items as BagIt bags: payload manifest, tag files, sealing.
 //! * [`memory`], [`memsink`] -- in-memory source and sink for tests, with injectable faults.
 
 pub mod engine;
+pub mod export;
 pub mod fetch;
+pub mod item;
 pub mod limit;
 pub mod listing;
 pub mod memory;
@@ -21,7 +25,9 @@ pub mod memsink;
 pub mod sink;
 pub mod source;
 
-pub use engine::{AcquireError, AcquireOptions, Acquired, acquire};
+pub use engine::{
+    AcquireError, AcquireOptions, AcquireProgress, Acquired, NoProgress, acquire, marker_key,
+};
 pub use fetch::{FetchPolicy, VerifiedBlock, fetch_verified};
-pub use limit::AdaptiveLimit;
+pub use limit::{AdaptiveLimit, Limits};
 pub use source::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};

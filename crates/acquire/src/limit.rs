@@ -145,6 +145,77 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// The limits one block read passes: its snapshot's own (1,000 requests/s per snapshot, not
+/// adjustable) and, when several snapshots are read at once, the account's shared one (1,000
+/// requests/s per account by default). A throttle slows both: AWS does not always say which.
+#[derive(Clone, Copy)]
+pub struct Limits<'a> {
+    /// The snapshot's limiter.
+    pub snapshot: &'a AdaptiveLimit,
+    /// The account's limiter, shared by every snapshot read at the same time.
+    pub account: Option<&'a AdaptiveLimit>,
+}
+
+impl<'a> From<&'a AdaptiveLimit> for Limits<'a> {
+    fn from(snapshot: &'a AdaptiveLimit) -> Self {
+        Limits::single(snapshot)
+    }
+}
+
+/// Permits of [`Limits`]: the account's (when shared) and the snapshot's.
+pub struct Permits<'a> {
+    account: Option<Permit<'a>>,
+    snapshot: Permit<'a>,
+}
+
+impl<'a> Limits<'a> {
+    /// Only the snapshot's own limiter.
+    pub fn single(snapshot: &'a AdaptiveLimit) -> Self {
+        Limits {
+            snapshot,
+            account: None,
+        }
+    }
+
+    /// The snapshot's limiter under the account's shared one.
+    pub fn shared(snapshot: &'a AdaptiveLimit, account: &'a AdaptiveLimit) -> Self {
+        Limits {
+            snapshot,
+            account: Some(account),
+        }
+    }
+
+    /// Wait for the account's slot first (the scarcer one), then the snapshot's.
+    pub async fn acquire(&self) -> Permits<'a> {
+        let account = match self.account {
+            Some(limit) => Some(limit.acquire().await),
+            None => None,
+        };
+        Permits {
+            account,
+            snapshot: self.snapshot.acquire().await,
+        }
+    }
+}
+
+impl Permits<'_> {
+    /// The request succeeded without throttling.
+    pub fn calm(self) {
+        if let Some(account) = self.account {
+            account.calm();
+        }
+        self.snapshot.calm();
+    }
+
+    /// The request was throttled.
+    pub fn throttled(self) {
+        if let Some(account) = self.account {
+            account.throttled();
+        }
+        self.snapshot.throttled();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +262,32 @@ mod tests {
             "{:?}",
             started.elapsed()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_account_limit_bounds_every_snapshot_read_under_it() {
+        let account = AdaptiveLimit::new(2, 2, 10_000.0);
+        let (a, b) = (
+            AdaptiveLimit::new(4, 4, 10_000.0),
+            AdaptiveLimit::new(4, 4, 10_000.0),
+        );
+        let first = Limits::shared(&a, &account).acquire().await;
+        let second = Limits::shared(&b, &account).acquire().await;
+        let third = tokio::time::timeout(
+            Duration::from_secs(5),
+            Limits::shared(&a, &account).acquire(),
+        )
+        .await;
+        assert!(
+            third.is_err(),
+            "two snapshots share the account's two slots"
+        );
+        second.throttled();
+        assert_eq!(
+            (account.allowed(), b.allowed()),
+            (1, 2),
+            "a throttle slows both"
+        );
+        first.calm();
     }
 }

@@ -43,6 +43,11 @@ impl Lister {
         self.next_index
     }
 
+    /// Whether the last page has been listed.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
     /// The next page, or `None` after the last.
     pub async fn next<S: BlockSource>(
         &mut self,

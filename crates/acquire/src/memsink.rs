@@ -21,6 +21,8 @@ struct Upload {
 pub struct MemorySink {
     uploads: Mutex<BTreeMap<String, Upload>>,
     objects: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// Multipart objects as completed (what HeadObject reports).
+    completed: Mutex<BTreeMap<String, CompletedObject>>,
     next: Mutex<u32>,
     /// Part numbers of `blocks.bin` uploads that fail once each.
     fail_parts: Mutex<Vec<u32>>,
@@ -44,6 +46,14 @@ impl MemorySink {
     /// A completed object's bytes.
     pub fn object(&self, key: &str) -> Option<Vec<u8>> {
         self.objects.lock().expect("lock").get(key).cloned()
+    }
+    /// Remove an object (a test that simulates a crash before a later write).
+    pub fn remove(&self, key: &str) {
+        self.objects.lock().expect("lock").remove(key);
+    }
+    /// Replace an object's bytes (a test that tampers with stored evidence).
+    pub fn replace(&self, key: &str, bytes: Vec<u8>) {
+        self.objects.lock().expect("lock").insert(key.into(), bytes);
     }
     /// Uploads still open.
     pub fn open_uploads(&self) -> usize {
@@ -161,10 +171,29 @@ impl EvidenceSink for MemorySink {
             .lock()
             .expect("lock")
             .insert(key.into(), object);
-        Ok(CompletedObject {
+        let completed = CompletedObject {
             version_id: Some("v1".into()),
             composite_sha256: Some(composite),
-        })
+        };
+        self.completed
+            .lock()
+            .expect("lock")
+            .insert(key.into(), completed.clone());
+        Ok(completed)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<CompletedObject>, SinkError> {
+        Ok(self.completed.lock().expect("lock").get(key).cloned())
+    }
+
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+        let objects = self.objects.lock().expect("lock");
+        let object = objects
+            .get(key)
+            .ok_or_else(|| SinkError(format!("NoSuchKey {key}")))?;
+        let start = (start as usize).min(object.len());
+        let end = start.saturating_add(len as usize).min(object.len());
+        Ok(object[start..end].to_vec())
     }
 
     async fn abort(&self, _: &str, upload_id: &str) -> Result<(), SinkError> {

@@ -57,6 +57,18 @@ pub trait EvidenceSink: Send + Sync {
         upload_id: &str,
         parts: &[StoredPart],
     ) -> impl Future<Output = Result<CompletedObject, SinkError>> + Send;
+    /// The completed object at `key` (version and composite checksum), `None` when absent.
+    fn head(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<CompletedObject>, SinkError>> + Send;
+    /// `len` bytes of the object at `key` from byte `start` (export reads in bounded ranges).
+    fn get_range(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, SinkError>> + Send;
     /// Abort the upload (nothing half-written is left behind).
     fn abort(
         &self,

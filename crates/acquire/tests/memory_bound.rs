@@ -23,9 +23,17 @@ async fn acquiring_a_gibibyte_holds_only_the_window_in_memory() {
     };
     let _profiler = dhat::Profiler::builder().testing().build();
     let baseline = dhat::HeapStats::get().curr_bytes;
-    let got = acquire(&source, &sink, &limit, &options, "snap-big", "m/")
-        .await
-        .expect("acquired");
+    let got = acquire(
+        &source,
+        &sink,
+        &limit,
+        &options,
+        "snap-big",
+        "m/",
+        &forensnap_acquire::NoProgress,
+    )
+    .await
+    .expect("acquired");
     let peak = dhat::HeapStats::get().max_bytes - baseline;
     assert_eq!(got.blocks_stored, 2048);
     eprintln!("peak heap above baseline while acquiring 1 GiB of data: {peak} bytes");

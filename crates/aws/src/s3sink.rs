@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
+    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
 };
 use base64::Engine;
 use bytes::Bytes;
@@ -233,6 +233,50 @@ impl EvidenceSink for S3Sink {
             version_id: out.version_id().map(str::to_string),
             composite_sha256: out.checksum_sha256().map(str::to_string),
         })
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<CompletedObject>, SinkError> {
+        let out = match self
+            .store
+            .client()
+            .head_object()
+            .bucket(self.store.bucket())
+            .key(key)
+            .checksum_mode(ChecksumMode::Enabled)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            // HEAD has no body: a missing key is the modelled NotFound of a bare 404.
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_not_found()) => return Ok(None),
+            Err(e) => return Err(SinkError(aws_error("HeadObject", e).to_string())),
+        };
+        Ok(Some(CompletedObject {
+            version_id: out.version_id().map(str::to_string),
+            composite_sha256: out.checksum_sha256().map(str::to_string),
+        }))
+    }
+
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .store
+            .client()
+            .get_object()
+            .bucket(self.store.bucket())
+            .key(key)
+            .range(format!("bytes={start}-{}", start + len - 1))
+            .send()
+            .await
+            .map_err(|e| SinkError(aws_error("GetObject", e).to_string()))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| SinkError(format!("GetObject {key} bytes {start}+{len}: {e}")))?;
+        Ok(body.into_bytes().to_vec())
     }
 
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {

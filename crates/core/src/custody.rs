@@ -241,6 +241,29 @@ pub fn events_prefix(prefix: &str, case: &CaseId) -> String {
     format!("{}cases/{case}/custody/events/", normalise_prefix(prefix))
 }
 
+/// The S3 prefix of one evidence item of `case` (a BagIt bag: `bagit.txt`, `data/...`).
+pub fn item_prefix(prefix: &str, case: &CaseId, item_id: &str) -> String {
+    format!(
+        "{}cases/{case}/evidence/{item_id}/",
+        normalise_prefix(prefix)
+    )
+}
+
+/// The S3 prefix of every evidence item of `case`.
+pub fn items_prefix(prefix: &str, case: &CaseId) -> String {
+    format!("{}cases/{case}/evidence/", normalise_prefix(prefix))
+}
+
+/// Evidence item id of an instance's DescribeInstances record.
+pub fn instance_record_item(instance_id: &str) -> String {
+    format!("{instance_id}-instance-record")
+}
+
+/// Evidence item id of an instance's console output.
+pub fn console_output_item(instance_id: &str) -> String {
+    format!("{instance_id}-console-output")
+}
+
 fn normalise_prefix(prefix: &str) -> String {
     let trimmed = prefix.trim_matches('/');
     if trimmed.is_empty() {

@@ -15,6 +15,41 @@ pub const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 /// S3: parts are at most 5 GiB.
 pub const MAX_PART_BYTES: u64 = 5 * 1024 * 1024 * 1024;
 
+/// How a volume's data object holds the image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Only the blocks EBS lists, concatenated in index order (`data/blocks.bin`), plus the
+    /// block map: storage proportional to data, the raw image rebuilt with sh + dd.
+    #[default]
+    Blocks,
+    /// The whole raw image, zero runs included, as one object (`data/disk.raw`).
+    Raw,
+}
+
+impl Layout {
+    /// The data object's path inside the bag.
+    pub fn data_path(self) -> &'static str {
+        match self {
+            Layout::Blocks => "data/blocks.bin",
+            Layout::Raw => "data/disk.raw",
+        }
+    }
+
+    /// Its name in configs and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layout::Blocks => "blocks",
+            Layout::Raw => "raw",
+        }
+    }
+}
+
+/// Path of the block map inside the bag.
+pub const BLOCK_MAP_PATH: &str = "data/blockmap.tsv";
+/// Path of the image's `sha256sum` line inside the bag.
+pub const IMAGE_SHA256_PATH: &str = "data/image.sha256";
+
 /// A volume too large for one S3 object.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(

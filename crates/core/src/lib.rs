@@ -3,11 +3,13 @@
 //! Nothing here performs I/O, spawns tasks or knows about the AWS SDK: the same code runs in
 //! the collector, in `forensnap verify` and in unit tests. Modules:
 //!
+//! * [`bag`]     -- BagIt 1.0 tag files (manifests, bag-info, tag manifest) and `rebuild.sh`.
 //! * [`case`]    -- case ids and the AWS names derived from them (session name, source identity).
 //! * [`custody`] -- custody events, their canonical bytes, and the SHA-256 chain that links them.
 //! * [`hashing`] -- resumable SHA-256 and the full-image hash of a sparse volume.
 //! * [`layout`]  -- EBS block size, multipart part sizing and the block map of stored blocks.
 
+pub mod bag;
 pub mod case;
 pub mod custody;
 pub mod hashing;

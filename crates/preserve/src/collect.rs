@@ -12,6 +12,7 @@
 
 use std::collections::BTreeMap;
 
+use forensnap_core::custody::{console_output_item, instance_record_item, item_prefix};
 use forensnap_core::{CaseId, ChainHead, EventDraft};
 use futures::StreamExt;
 use tokio::sync::Mutex;
@@ -408,23 +409,16 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         if record.volumes.is_empty() {
             return Err(self.fail(draft, "describe the instance", &plan.instance_id, "the instance has no attached EBS volume", "nothing to snapshot; collect memory or instance-store evidence with other tools").await);
         }
-        let base = format!(
-            "{}cases/{}/instances/{}/",
-            if prefix.is_empty() {
-                String::new()
-            } else {
-                format!("{}/", prefix.trim_matches('/'))
-            },
-            plan.case,
-            plan.instance_id
-        );
         let mut stored = (None, None);
         if !state.instance_recorded {
             let draft = draft
                 .request_ids(request_ids(&described))
                 .detail("volumes", &record.volumes)
                 .detail("availability_zone", &record.availability_zone);
-            let key = format!("{base}describe-instances.json");
+            let key = format!(
+                "{}data/describe-instances.json",
+                item_prefix(prefix, &plan.case, &instance_record_item(&plan.instance_id))
+            );
             let put = self
                 .store_evidence(draft, bucket, &key, record.json.clone(), "application/json")
                 .await?;
@@ -448,7 +442,10 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
                         .await);
                 }
             };
-            let key = format!("{base}console-output.txt");
+            let key = format!(
+                "{}data/console-output.txt",
+                item_prefix(prefix, &plan.case, &console_output_item(&plan.instance_id))
+            );
             let draft = draft.request_ids(request_ids(&console));
             let put = self
                 .store_evidence(

@@ -37,8 +37,8 @@ pub mod action {
     pub const UNSHARED: &str = "snapshot.unshared";
     /// Intermediate copy deleted.
     pub const DELETED: &str = "snapshot.deleted";
-    /// The run finished.
-    pub const COMPLETED: &str = "collection.completed";
+    /// Preservation finished (the evidence snapshots are in the forensic account).
+    pub const COMPLETED: &str = "preservation.completed";
     /// The run stopped on an error.
     pub const FAILED: &str = "collection.failed";
 }

@@ -1,0 +1,523 @@
+//! Exporting a volume item: its bag read back from the evidence store and streamed into a raw
+//! (sparse) image file, every hash checked on the way: the tag manifest, the payload manifest,
+//! each stored block against the block map, the data object and block map against the
+//! manifest, and the image SHA-256 against `data/image.sha256`.
+//!
+//! The image is written to `<out>.partial` and renamed only when every check holds; on any
+//! failure the partial file is removed, so an image at `<out>` is always a verified one.
+//! Memory is bounded by one read chunk of the data object and one of the block map.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use forensnap_core::bag::{parse_bag_info, parse_manifest};
+use forensnap_core::hashing::{ImageHasher, ResumableSha256};
+use forensnap_core::layout::{
+    BLOCK_MAP_PATH, BLOCK_SIZE, BlockMapEntry, IMAGE_SHA256_PATH, Layout,
+};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
+
+use crate::engine::AcquireProgress;
+use crate::item::{TAG_MANIFEST, field};
+use crate::sink::{EvidenceSink, SinkError};
+
+/// Bytes of the data object read per request (16 blocks).
+const DATA_CHUNK: u64 = 16 * BLOCK_SIZE;
+/// Bytes of the block map read per request.
+const MAP_CHUNK: u64 = 4 * 1024 * 1024;
+
+/// What an export wrote.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Exported {
+    /// The image file.
+    pub path: PathBuf,
+    /// Its size (the volume size).
+    pub volume_bytes: u64,
+    /// Its SHA-256, hex, equal to the bag's `data/image.sha256`.
+    pub image_sha256: String,
+    /// Stored blocks checked against the block map.
+    pub blocks_checked: u64,
+    /// The item's layout.
+    pub layout: Layout,
+}
+
+/// Why an export failed; the partial image was removed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The store failed.
+    #[error("reading {key}: {source}")]
+    Read {
+        /// The object.
+        key: String,
+        /// Cause.
+        source: SinkError,
+    },
+    /// The bag is not what it says it is: evidence does not match its record.
+    #[error("evidence item at {prefix}: {file}: {problem}")]
+    Mismatch {
+        /// The item.
+        prefix: String,
+        /// The file of the bag (and block index, when a block).
+        file: String,
+        /// What does not match.
+        problem: String,
+    },
+    /// The output file.
+    #[error("{path}: {problem}")]
+    Output {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong and what to do.
+        problem: String,
+    },
+}
+
+struct Bag<'a, K> {
+    sink: &'a K,
+    prefix: &'a str,
+}
+
+impl<K: EvidenceSink> Bag<'_, K> {
+    fn mismatch(&self, file: impl ToString, problem: impl ToString) -> ExportError {
+        ExportError::Mismatch {
+            prefix: self.prefix.into(),
+            file: file.to_string(),
+            problem: problem.to_string(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> Result<Vec<u8>, ExportError> {
+        let key = format!("{}{path}", self.prefix);
+        self.sink
+            .get(&key)
+            .await
+            .map_err(|source| ExportError::Read {
+                key: key.clone(),
+                source,
+            })?
+            .ok_or_else(|| self.mismatch(path, "missing from the bag"))
+    }
+
+    async fn range(&self, path: &str, start: u64, len: u64) -> Result<Vec<u8>, ExportError> {
+        let key = format!("{}{path}", self.prefix);
+        let bytes = self
+            .sink
+            .get_range(&key, start, len)
+            .await
+            .map_err(|source| ExportError::Read {
+                key: key.clone(),
+                source,
+            })?;
+        if bytes.len() as u64 != len {
+            return Err(self.mismatch(
+                path,
+                format!("{} bytes at offset {start}, {len} expected", bytes.len()),
+            ));
+        }
+        Ok(bytes)
+    }
+
+    /// A manifest's entries, each file checked against the digest `listed` gives for it.
+    async fn checked_text(
+        &self,
+        path: &str,
+        expected: Option<&str>,
+    ) -> Result<String, ExportError> {
+        let bytes = self.get(path).await?;
+        if let Some(expected) = expected {
+            let actual = hex::encode(Sha256::digest(&bytes));
+            if actual != expected {
+                return Err(self.mismatch(
+                    path,
+                    format!("SHA-256 {actual}, the manifest says {expected}"),
+                ));
+            }
+        }
+        String::from_utf8(bytes).map_err(|e| self.mismatch(path, format!("not UTF-8: {e}")))
+    }
+}
+
+/// Stream the volume item at `prefix` into a raw image at `out` (see the module docs).
+pub async fn export<K: EvidenceSink>(
+    sink: &K,
+    prefix: &str,
+    out: &Path,
+    progress: &dyn AcquireProgress,
+) -> Result<Exported, ExportError> {
+    if tokio::fs::try_exists(out).await.unwrap_or(true) {
+        return Err(ExportError::Output {
+            path: out.into(),
+            problem: "already exists (or cannot be checked); choose another --out or remove it"
+                .into(),
+        });
+    }
+    let partial = PathBuf::from(format!("{}.partial", out.display()));
+    let result = write_image(&Bag { sink, prefix }, out, &partial, progress).await;
+    match result {
+        Ok(exported) => {
+            tokio::fs::rename(&partial, out)
+                .await
+                .map_err(|e| ExportError::Output {
+                    path: out.into(),
+                    problem: format!(
+                        "renaming the verified {} into place: {e}",
+                        partial.display()
+                    ),
+                })?;
+            Ok(exported)
+        }
+        Err(err) => {
+            let _ = tokio::fs::remove_file(&partial).await;
+            Err(err)
+        }
+    }
+}
+
+async fn write_image<K: EvidenceSink>(
+    bag: &Bag<'_, K>,
+    out: &Path,
+    partial: &Path,
+    progress: &dyn AcquireProgress,
+) -> Result<Exported, ExportError> {
+    // Tag files first: the tag manifest vouches for bag-info.txt and manifest-sha256.txt.
+    let tag_manifest = bag.checked_text(TAG_MANIFEST, None).await?;
+    let tags: BTreeMap<String, String> = parse_manifest(&tag_manifest)
+        .map_err(|e| bag.mismatch(TAG_MANIFEST, e))?
+        .into_iter()
+        .collect();
+    for path in ["bag-info.txt", "manifest-sha256.txt"] {
+        if !tags.contains_key(path) {
+            return Err(bag.mismatch(TAG_MANIFEST, format!("does not list {path}")));
+        }
+    }
+    for (path, digest) in &tags {
+        bag.checked_text(path, Some(digest)).await?;
+    }
+    let info = parse_bag_info(
+        &bag.checked_text("bag-info.txt", tags.get("bag-info.txt").map(String::as_str))
+            .await?,
+    )
+    .map_err(|e| bag.mismatch("bag-info.txt", e))?;
+    let manifest: BTreeMap<String, String> = parse_manifest(
+        &bag.checked_text(
+            "manifest-sha256.txt",
+            tags.get("manifest-sha256.txt").map(String::as_str),
+        )
+        .await?,
+    )
+    .map_err(|e| bag.mismatch("manifest-sha256.txt", e))?
+    .into_iter()
+    .collect();
+    let number = |label: &str| -> Result<u64, ExportError> {
+        field(&info, label)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| {
+                bag.mismatch(
+                    "bag-info.txt",
+                    format!("no numeric {label}: not a volume item"),
+                )
+            })
+    };
+    let volume_bytes = number("Volume-Bytes")?;
+    let data_bytes = number("Data-Bytes")?;
+    let map_bytes = number("Block-Map-Bytes")?;
+    let layout = match field(&info, "Layout") {
+        Some("blocks") => Layout::Blocks,
+        Some("raw") => Layout::Raw,
+        other => {
+            return Err(bag.mismatch(
+                "bag-info.txt",
+                format!("Layout {other:?} is neither blocks nor raw"),
+            ));
+        }
+    };
+    let listed = |path: &str| -> Result<String, ExportError> {
+        manifest
+            .get(path)
+            .cloned()
+            .ok_or_else(|| bag.mismatch("manifest-sha256.txt", format!("does not list {path}")))
+    };
+    let data_path = layout.data_path();
+    let (data_sha256, map_sha256) = (listed(data_path)?, listed(BLOCK_MAP_PATH)?);
+    let image_line = bag
+        .checked_text(IMAGE_SHA256_PATH, Some(&listed(IMAGE_SHA256_PATH)?))
+        .await?;
+    let expected_image = image_line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+
+    let mut file = tokio::fs::File::create(partial)
+        .await
+        .map_err(|e| ExportError::Output {
+            path: partial.into(),
+            problem: format!("cannot create it: {e}"),
+        })?;
+    let io = |e: std::io::Error| ExportError::Output {
+        path: partial.into(),
+        problem: format!("writing the image: {e}"),
+    };
+    let mut map = MapReader::new(bag, map_bytes);
+    let mut image = ImageHasher::new(volume_bytes);
+    let mut object = ResumableSha256::new();
+    let mut pending = map.next().await?;
+    let mut blocks_checked = 0u64;
+    let mut offset = 0u64;
+    while offset < data_bytes {
+        let len = DATA_CHUNK.min(data_bytes - offset);
+        let chunk = bag.range(data_path, offset, len).await?;
+        let (chunk, hashed) = tokio::task::spawn_blocking(move || {
+            let mut object = object;
+            object.update(&chunk);
+            (chunk, object)
+        })
+        .await
+        .map_err(|e| bag.mismatch(data_path, format!("hashing task: {e}")))?;
+        object = hashed;
+        for (n, block) in chunk.chunks(BLOCK_SIZE as usize).enumerate() {
+            let at = offset + n as u64 * BLOCK_SIZE;
+            // Which volume block these bytes are: the block map says so for the blocks layout;
+            // in the raw layout the object is the volume.
+            let entry = match &pending {
+                Some(e) if e.object_offset == at => Some(e.clone()),
+                _ => None,
+            };
+            let volume_offset = match (layout, &entry) {
+                (Layout::Raw, _) => at,
+                (Layout::Blocks, Some(e)) => e.offset,
+                (Layout::Blocks, None) => {
+                    return Err(bag.mismatch(
+                        BLOCK_MAP_PATH,
+                        format!("no entry for byte {at} of {data_path}"),
+                    ));
+                }
+            };
+            if let Some(e) = &entry {
+                let actual = hex::encode(Sha256::digest(block));
+                if actual != e.sha256 {
+                    return Err(bag.mismatch(
+                        format!("{data_path} block {}", e.index),
+                        format!("SHA-256 {actual}, the block map says {}", e.sha256),
+                    ));
+                }
+                blocks_checked += 1;
+                pending = map.next().await?;
+            }
+            image
+                .block(volume_offset, block)
+                .map_err(|e| bag.mismatch(BLOCK_MAP_PATH, e))?;
+            if entry.is_some() || block.iter().any(|&b| b != 0) {
+                file.seek(std::io::SeekFrom::Start(volume_offset))
+                    .await
+                    .map_err(io)?;
+                file.write_all(block).await.map_err(io)?;
+            }
+            progress.position(bag.prefix, volume_offset + block.len() as u64, volume_bytes);
+        }
+        offset += len;
+    }
+    if let Some(e) = pending {
+        return Err(bag.mismatch(
+            BLOCK_MAP_PATH,
+            format!("block {} is listed but not in {data_path}", e.index),
+        ));
+    }
+    file.set_len(volume_bytes).await.map_err(io)?;
+    file.sync_all().await.map_err(io)?;
+    let checks = [
+        (data_path, object.finalize_hex(), data_sha256),
+        (BLOCK_MAP_PATH, map.finish(), map_sha256),
+        (IMAGE_SHA256_PATH, image.finish(), expected_image),
+    ];
+    let mut image_sha256 = String::new();
+    for (path, actual, expected) in checks {
+        if actual != expected {
+            return Err(bag.mismatch(
+                path,
+                format!("SHA-256 {actual}, the bag records {expected}"),
+            ));
+        }
+        image_sha256 = actual;
+    }
+    if let Some(recorded) = field(&info, "Image-SHA256").filter(|r| *r != image_sha256) {
+        return Err(bag.mismatch(
+            "bag-info.txt",
+            format!("Image-SHA256 {recorded}, the image is {image_sha256}"),
+        ));
+    }
+    Ok(Exported {
+        path: out.into(),
+        volume_bytes,
+        image_sha256,
+        blocks_checked,
+        layout,
+    })
+}
+
+/// The block map read in bounded ranges, hashed as it goes.
+struct MapReader<'a, 'b, K> {
+    bag: &'a Bag<'b, K>,
+    size: u64,
+    read: u64,
+    text: String,
+    lines: std::collections::VecDeque<String>,
+    hash: Sha256,
+    line_number: u64,
+}
+
+impl<'a, 'b, K: EvidenceSink> MapReader<'a, 'b, K> {
+    fn new(bag: &'a Bag<'b, K>, size: u64) -> Self {
+        MapReader {
+            bag,
+            size,
+            read: 0,
+            text: String::new(),
+            lines: Default::default(),
+            hash: Sha256::new(),
+            line_number: 0,
+        }
+    }
+
+    /// The next entry, in order.
+    async fn next(&mut self) -> Result<Option<BlockMapEntry>, ExportError> {
+        loop {
+            if let Some(line) = self.lines.pop_front() {
+                self.line_number += 1;
+                if line.starts_with('#') || line.is_empty() {
+                    continue;
+                }
+                return BlockMapEntry::from_line(&line).map(Some).ok_or_else(|| {
+                    self.bag.mismatch(
+                        BLOCK_MAP_PATH,
+                        format!("line {} is not a block map entry", self.line_number),
+                    )
+                });
+            }
+            if self.read >= self.size {
+                if !self.text.is_empty() {
+                    self.lines.push_back(std::mem::take(&mut self.text));
+                    continue;
+                }
+                return Ok(None);
+            }
+            let len = MAP_CHUNK.min(self.size - self.read);
+            let bytes = self.bag.range(BLOCK_MAP_PATH, self.read, len).await?;
+            self.read += len;
+            self.hash.update(&bytes);
+            self.text.push_str(
+                &String::from_utf8(bytes)
+                    .map_err(|e| self.bag.mismatch(BLOCK_MAP_PATH, format!("not UTF-8: {e}")))?,
+            );
+            if let Some(end) = self.text.rfind('\n') {
+                let rest = self.text.split_off(end + 1);
+                self.lines.extend(self.text.lines().map(str::to_string));
+                self.text = rest;
+            }
+        }
+    }
+
+    /// The block map's SHA-256 (after every entry was read).
+    fn finish(self) -> String {
+        hex::encode(self.hash.finalize())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{AcquireOptions, NoProgress, acquire};
+    use crate::item::seal_volume;
+    use crate::limit::AdaptiveLimit;
+    use crate::memory::MemorySource;
+    use crate::memsink::MemorySink;
+
+    async fn sealed_item(layout: Layout, indexes: &[u64]) -> (MemorySource, MemorySink) {
+        let source = MemorySource::pattern(BLOCK_SIZE, 64, indexes);
+        let sink = MemorySink::default();
+        let limit = AdaptiveLimit::new(4, 8, 100_000.0);
+        let options = AcquireOptions {
+            layout,
+            ..AcquireOptions::default()
+        };
+        let got = acquire(
+            &source,
+            &sink,
+            &limit,
+            &options,
+            "snap-1",
+            "i/",
+            &NoProgress,
+        )
+        .await
+        .expect("acquired");
+        seal_volume(&sink, "i/", &got, &[("Case-Id".into(), "C-1".into())])
+            .await
+            .expect("sealed");
+        (source, sink)
+    }
+
+    #[tokio::test]
+    async fn both_layouts_export_the_raw_image_and_a_tampered_block_is_named() {
+        let dir = std::env::temp_dir().join(format!("forensnap-export-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        for layout in [Layout::Blocks, Layout::Raw] {
+            let (source, sink) = sealed_item(layout, &[0, 5, 6, 63]).await;
+            let out = dir.join(format!("{}.raw", layout.as_str()));
+            let got = export(&sink, "i/", &out, &NoProgress)
+                .await
+                .expect("exported");
+            let image = source.raw_image();
+            assert_eq!(std::fs::read(&out).expect("image"), image);
+            assert_eq!(got.image_sha256, hex::encode(Sha256::digest(&image)));
+            assert_eq!(got.blocks_checked, 4);
+            let again = export(&sink, "i/", &out, &NoProgress)
+                .await
+                .expect_err("exists");
+            assert!(again.to_string().contains("already exists"), "{again}");
+
+            // One flipped byte in block 6.
+            let key = format!("i/{}", layout.data_path());
+            let mut data = sink.object(&key).expect("data");
+            let at = match layout {
+                Layout::Blocks => 2 * BLOCK_SIZE as usize + 7,
+                Layout::Raw => 6 * BLOCK_SIZE as usize + 7,
+            };
+            data[at] ^= 1;
+            sink.replace(&key, data);
+            let tampered = dir.join(format!("{}-tampered.raw", layout.as_str()));
+            let err = export(&sink, "i/", &tampered, &NoProgress)
+                .await
+                .expect_err("tampering is caught");
+            assert!(
+                err.to_string()
+                    .contains(&format!("{} block 6", layout.data_path())),
+                "{err}"
+            );
+            assert!(!tampered.exists(), "no unverified image left behind");
+            assert!(!PathBuf::from(format!("{}.partial", tampered.display())).exists());
+        }
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    #[tokio::test]
+    async fn an_edited_bag_info_is_caught_by_the_tag_manifest() {
+        let (_, sink) = sealed_item(Layout::Blocks, &[1]).await;
+        let info = String::from_utf8(sink.object("i/bag-info.txt").expect("info")).expect("utf8");
+        sink.replace(
+            "i/bag-info.txt",
+            info.replace("Case-Id: C-1", "Case-Id: C-2").into_bytes(),
+        );
+        let out =
+            std::env::temp_dir().join(format!("forensnap-export-info-{}.raw", std::process::id()));
+        let err = export(&sink, "i/", &out, &NoProgress)
+            .await
+            .expect_err("caught");
+        assert!(
+            err.to_string().contains("bag-info.txt") && err.to_string().contains("SHA-256"),
+            "{err}"
+        );
+        assert!(!out.exists());
+    }
+}

@@ -1,0 +1,246 @@
+//! Evidence items as BagIt 1.0 bags in the evidence store: after an item's payload is stored
+//! (`data/...`), its tag files are written, `tagmanifest-sha256.txt` last, so a bag with a tag
+//! manifest is complete and a bag without one is sealed again by the next run.
+//!
+//! A volume's bag holds the data object (`data/blocks.bin` or `data/disk.raw`), the block map
+//! (`data/blockmap.tsv`), the image's `sha256sum` line (`data/image.sha256`) and, for the blocks
+//! layout, `rebuild.sh` (POSIX sh + dd) that rebuilds or streams the raw image. Auditors check a
+//! downloaded bag with `sha256sum -c` and `bagit.py --validate` alone.
+
+use forensnap_core::bag::{PayloadFile, TagFile, parse_manifest, rebuild_script, sha256sum_line};
+use forensnap_core::layout::{BLOCK_MAP_PATH, IMAGE_SHA256_PATH, Layout};
+use sha2::{Digest, Sha256};
+
+use crate::engine::Acquired;
+use crate::sink::{EvidenceSink, SinkError};
+
+/// Path of the tag manifest, the last file of a bag written.
+pub const TAG_MANIFEST: &str = "tagmanifest-sha256.txt";
+
+/// What kind of evidence an item holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ItemKind {
+    /// A volume's image, from a forensic-account snapshot.
+    Volume,
+    /// The DescribeInstances record of the instance.
+    InstanceRecord,
+    /// The instance's console output.
+    ConsoleOutput,
+}
+
+impl ItemKind {
+    /// The name used in reports and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemKind::Volume => "volume",
+            ItemKind::InstanceRecord => "instance-record",
+            ItemKind::ConsoleOutput => "console-output",
+        }
+    }
+}
+
+/// A failure while sealing a bag.
+#[derive(Debug, thiserror::Error)]
+pub enum ItemError {
+    /// The store failed.
+    #[error("evidence item at {prefix}: {what}: {source}")]
+    Sink {
+        /// The item's prefix.
+        prefix: String,
+        /// What was being read or written.
+        what: String,
+        /// Cause.
+        source: SinkError,
+    },
+    /// The bag's contents are not valid.
+    #[error("evidence item at {prefix}: {why}")]
+    Invalid {
+        /// The item's prefix.
+        prefix: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+fn sink_failed(prefix: &str, what: &str) -> impl FnOnce(SinkError) -> ItemError + use<> {
+    let (prefix, what) = (prefix.to_string(), what.to_string());
+    move |source| ItemError::Sink {
+        prefix,
+        what,
+        source,
+    }
+}
+
+/// The value of `label` in parsed bag-info fields.
+pub fn field<'a>(info: &'a [(String, String)], label: &str) -> Option<&'a str> {
+    info.iter()
+        .find(|(l, _)| l.eq_ignore_ascii_case(label))
+        .map(|(_, v)| v.as_str())
+}
+
+/// The bag-info fields every volume bag carries (export and verify read them), before the
+/// caller's own.
+pub fn volume_fields(acquired: &Acquired) -> Vec<(String, String)> {
+    [
+        ("Evidence-Kind", ItemKind::Volume.as_str().to_string()),
+        ("Snapshot-Id", acquired.snapshot_id.clone()),
+        ("Layout", acquired.layout.as_str().to_string()),
+        ("Volume-Bytes", acquired.volume_bytes.to_string()),
+        ("Image-SHA256", acquired.image_sha256.clone()),
+        ("Blocks-Stored", acquired.blocks_stored.to_string()),
+        (
+            "AWS-Block-Checksums-Matched",
+            acquired.blocks_stored.to_string(),
+        ),
+        ("Data-Bytes", acquired.data_bytes.to_string()),
+        ("Block-Map-Bytes", acquired.block_map_bytes.to_string()),
+        (
+            "Data-Composite-SHA256",
+            acquired.composite_sha256.clone().unwrap_or_default(),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty())
+    .map(|(l, v)| (l.to_string(), v))
+    .collect()
+}
+
+/// The payload files of a sealed bag as its `manifest-sha256.txt` lists them, or `None` when the
+/// bag is not sealed yet.
+pub async fn sealed<K: EvidenceSink>(
+    sink: &K,
+    prefix: &str,
+) -> Result<Option<Vec<(String, String)>>, ItemError> {
+    let key = format!("{prefix}{TAG_MANIFEST}");
+    if sink
+        .get(&key)
+        .await
+        .map_err(sink_failed(prefix, TAG_MANIFEST))?
+        .is_none()
+    {
+        return Ok(None);
+    }
+    let key = format!("{prefix}manifest-sha256.txt");
+    let text = sink
+        .get(&key)
+        .await
+        .map_err(sink_failed(prefix, "manifest-sha256.txt"))?
+        .ok_or_else(|| ItemError::Invalid {
+            prefix: prefix.into(),
+            why: "the bag has a tag manifest but no manifest-sha256.txt".into(),
+        })?;
+    let text = String::from_utf8(text).map_err(|e| ItemError::Invalid {
+        prefix: prefix.into(),
+        why: format!("manifest-sha256.txt is not UTF-8: {e}"),
+    })?;
+    parse_manifest(&text)
+        .map(Some)
+        .map_err(|e| ItemError::Invalid {
+            prefix: prefix.into(),
+            why: e.to_string(),
+        })
+}
+
+/// Write the tag files of the bag at `prefix` whose payload (`data/...`) is already stored.
+pub async fn seal<K: EvidenceSink>(
+    sink: &K,
+    prefix: &str,
+    payload: &[PayloadFile],
+    info: &[(String, String)],
+    extra: Vec<TagFile>,
+) -> Result<(), ItemError> {
+    let files =
+        forensnap_core::bag::tag_files(info, payload, extra).map_err(|e| ItemError::Invalid {
+            prefix: prefix.into(),
+            why: e.to_string(),
+        })?;
+    for file in files {
+        let key = format!("{prefix}{}", file.path);
+        sink.put(&key, file.bytes)
+            .await
+            .map_err(sink_failed(prefix, &file.path))?;
+    }
+    Ok(())
+}
+
+/// Store `data/image.sha256` and seal the bag of an acquired volume; returns the payload files.
+pub async fn seal_volume<K: EvidenceSink>(
+    sink: &K,
+    prefix: &str,
+    acquired: &Acquired,
+    info: &[(String, String)],
+) -> Result<Vec<PayloadFile>, ItemError> {
+    // The rebuilt image is `disk.raw` in the bag root (blocks layout) or the stored object itself
+    // (raw layout): either way `sha256sum -c data/image.sha256` from the bag root checks it.
+    let image_name = match acquired.layout {
+        Layout::Blocks => "disk.raw",
+        Layout::Raw => Layout::Raw.data_path(),
+    };
+    let image_line = sha256sum_line(&acquired.image_sha256, image_name).into_bytes();
+    let payload = vec![
+        PayloadFile {
+            path: acquired.layout.data_path().into(),
+            sha256: acquired.data_sha256.clone(),
+            size: acquired.data_bytes,
+        },
+        PayloadFile {
+            path: BLOCK_MAP_PATH.into(),
+            sha256: acquired.block_map_sha256.clone(),
+            size: acquired.block_map_bytes,
+        },
+        PayloadFile {
+            path: IMAGE_SHA256_PATH.into(),
+            sha256: hex::encode(Sha256::digest(&image_line)),
+            size: image_line.len() as u64,
+        },
+    ];
+    sink.put(&format!("{prefix}{IMAGE_SHA256_PATH}"), image_line)
+        .await
+        .map_err(sink_failed(prefix, IMAGE_SHA256_PATH))?;
+    let extra = match acquired.layout {
+        Layout::Blocks => vec![TagFile {
+            path: "rebuild.sh".into(),
+            bytes: rebuild_script(
+                acquired.volume_bytes,
+                Layout::Blocks.data_path(),
+                BLOCK_MAP_PATH,
+                &acquired.image_sha256,
+            )
+            .into_bytes(),
+        }],
+        Layout::Raw => Vec::new(),
+    };
+    let mut fields = volume_fields(acquired);
+    fields.extend(info.iter().cloned());
+    seal(sink, prefix, &payload, &fields, extra).await?;
+    Ok(payload)
+}
+
+/// Seal the bag of a small item whose payload objects (`paths`, under `data/`) are stored:
+/// each is read back and hashed, so the manifest states what S3 holds.
+pub async fn seal_stored<K: EvidenceSink>(
+    sink: &K,
+    prefix: &str,
+    paths: &[&str],
+    info: &[(String, String)],
+) -> Result<Vec<PayloadFile>, ItemError> {
+    let mut payload = Vec::with_capacity(paths.len());
+    for path in paths {
+        let bytes = sink
+            .get(&format!("{prefix}{path}"))
+            .await
+            .map_err(sink_failed(prefix, path))?
+            .ok_or_else(|| ItemError::Invalid {
+                prefix: prefix.into(),
+                why: format!("{path} is not stored; run the collection again to store it"),
+            })?;
+        payload.push(PayloadFile {
+            path: (*path).into(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+        });
+    }
+    seal(sink, prefix, &payload, info, Vec::new()).await?;
+    Ok(payload)
+}

@@ -1,0 +1,456 @@
+//! forensnap's collection of one case and instance: preservation ([`forensnap_preserve`]), then
+//! every evidence snapshot acquired through the block source into an evidence item
+//! ([`forensnap_acquire`]), and every item sealed as a BagIt bag: the volumes, the
+//! DescribeInstances record and the console output. Each step is a custody event.
+//!
+//! Volumes are acquired at most `concurrent_volumes` at a time, every block read passing the
+//! account's shared limiter as well as its snapshot's own. A volume that fails does not stop the
+//! others; the run then ends with `collection.failed`, and running it again resumes: sealed items
+//! are left alone, a finished acquisition is not read again, a partial one continues from its
+//! stored parts.
+//!
+//! Generic over the seams (EC2, evidence store, evidence sink, block source) so that the same
+//! orchestration runs on the AWS adapters and, in unit tests, on in-memory fakes.
+
+use forensnap_acquire::item::{self, ItemKind};
+use forensnap_acquire::{
+    AcquireOptions, AcquireProgress, Acquired, AdaptiveLimit, BlockSource, Limits, acquire,
+    sink::EvidenceSink,
+};
+use forensnap_core::EventDraft;
+use forensnap_core::custody::{console_output_item, instance_record_item, item_prefix};
+use forensnap_preserve::{
+    CustodyLog, Ec2, EvidenceStore, Plan, PreserveError, Preserved, PreservedVolume, Progress,
+    preserve,
+};
+use futures::StreamExt;
+use tokio::sync::Mutex;
+
+/// Custody actions of the acquisition and sealing steps.
+pub mod action {
+    /// A volume's acquisition started (or resumed).
+    pub const ACQUISITION_STARTED: &str = "acquisition.started";
+    /// A volume's data, block map and hashes are stored.
+    pub const ACQUISITION_COMPLETED: &str = "acquisition.completed";
+    /// An evidence item's bag is complete (tag manifest written).
+    pub const ITEM_SEALED: &str = "evidence.sealed";
+    /// The whole collection finished.
+    pub const COMPLETED: &str = "collection.completed";
+    /// The collection stopped on an error.
+    pub const FAILED: &str = "collection.failed";
+}
+
+/// How volumes are acquired.
+#[derive(Debug, Clone)]
+pub struct AcquirePlan {
+    /// Engine tuning (window, layout, retries).
+    pub options: AcquireOptions,
+    /// Volumes acquired at once.
+    pub concurrent_volumes: usize,
+    /// Block reads in flight per snapshot: start and ceiling.
+    pub initial_reads: usize,
+    /// Ceiling of block reads in flight per snapshot.
+    pub max_reads: usize,
+    /// GetSnapshotBlock requests per second per snapshot (AWS: 1,000, not adjustable).
+    pub snapshot_rps: f64,
+    /// GetSnapshotBlock requests per second for the whole account (AWS default: 1,000).
+    pub account_rps: f64,
+    /// Name and version of the tool, for bag-info.txt.
+    pub tool: String,
+}
+
+/// One evidence item of the case, as `collect --output json` prints it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EvidenceItem {
+    /// Item id, unique in the case (`forensnap export --evidence` takes it).
+    pub id: String,
+    /// What it holds.
+    pub kind: ItemKind,
+    /// Bucket.
+    pub bucket: String,
+    /// Key prefix of the item's BagIt bag.
+    pub prefix: String,
+    /// Volume id (volumes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_id: Option<String>,
+    /// Device name on the instance (volumes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// The forensic-account snapshot read (volumes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot_id: Option<String>,
+    /// SHA-256 of the whole raw image (volumes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_sha256: Option<String>,
+    /// Volume size in bytes (volumes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub volume_bytes: Option<u64>,
+    /// Blocks stored, each matching AWS's checksum (volumes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blocks_stored: Option<u64>,
+    /// Payload files with their SHA-256 (as `manifest-sha256.txt` lists them).
+    pub files: Vec<(String, String)>,
+}
+
+/// What a collection produced.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Collected {
+    /// The preservation step's result.
+    #[serde(flatten)]
+    pub preserved: Preserved,
+    /// Every evidence item of the instance.
+    pub evidence: Vec<EvidenceItem>,
+}
+
+/// Why a collection stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectError {
+    /// Preservation failed (nothing was acquired).
+    #[error(transparent)]
+    Preserve(#[from] PreserveError),
+    /// One or more evidence items failed; the others are stored.
+    #[error(
+        "{failed} of {total} evidence items could not be completed; the others are stored. First: {first}. Next: fix the cause and run the same command again: stored parts are kept and not read again"
+    )]
+    Items {
+        /// Items that failed.
+        failed: usize,
+        /// Items in all.
+        total: usize,
+        /// The first failure, naming the item, snapshot and step.
+        first: String,
+    },
+}
+
+/// Progress of a collection: preservation's, plus acquisition positions.
+pub trait CollectProgress: Progress + AcquireProgress {}
+impl<T: Progress + AcquireProgress> CollectProgress for T {}
+
+struct Run<'a, S, K, B> {
+    plan: &'a Plan,
+    acquire: &'a AcquirePlan,
+    log: Mutex<&'a mut CustodyLog<S>>,
+    sink: &'a K,
+    source: &'a B,
+    account: AdaptiveLimit,
+    progress: &'a dyn CollectProgress,
+    bucket: String,
+    prefix: String,
+}
+
+/// Preserve the instance, then acquire and seal every evidence item (see the module docs).
+#[allow(clippy::too_many_arguments)]
+pub async fn collect<M: Ec2, F: Ec2, S: EvidenceStore, K: EvidenceSink, B: BlockSource>(
+    plan: &Plan,
+    acquire_plan: &AcquirePlan,
+    member: &M,
+    forensic: &F,
+    log: &mut CustodyLog<S>,
+    sink: &K,
+    source: &B,
+    progress: &dyn CollectProgress,
+) -> Result<Collected, CollectError> {
+    let preserved = preserve(plan, member, forensic, log, progress).await?;
+    let (bucket, prefix) = (log.store().bucket().to_string(), log.prefix().to_string());
+    let run = Run {
+        plan,
+        acquire: acquire_plan,
+        log: Mutex::new(log),
+        sink,
+        source,
+        account: AdaptiveLimit::new(
+            acquire_plan.initial_reads,
+            acquire_plan.max_reads.max(1) * acquire_plan.concurrent_volumes.max(1),
+            acquire_plan.account_rps,
+        ),
+        progress,
+        bucket,
+        prefix,
+    };
+    let mut results = vec![run.small_item(ItemKind::InstanceRecord).await];
+    results.push(run.small_item(ItemKind::ConsoleOutput).await);
+    let volumes: Vec<Result<EvidenceItem, String>> =
+        futures::stream::iter(preserved.volumes.iter().map(|v| run.volume(v)))
+            .buffered(acquire_plan.concurrent_volumes.max(1))
+            .collect()
+            .await;
+    results.extend(volumes);
+    let total = results.len();
+    let (items, errors): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
+    let items: Vec<EvidenceItem> = items.into_iter().filter_map(Result::ok).collect();
+    let errors: Vec<String> = errors.into_iter().filter_map(Result::err).collect();
+    if let Some(first) = errors.first() {
+        let draft = run
+            .draft(action::FAILED)
+            .failed(first.clone())
+            .detail("failed_items", errors.len());
+        let _ = run.record(draft).await;
+        return Err(CollectError::Items {
+            failed: errors.len(),
+            total,
+            first: first.clone(),
+        });
+    }
+    let draft = run
+        .draft(action::COMPLETED)
+        .after(items.iter().map(|i| format!("s3://{}/{}", i.bucket, i.prefix)))
+        .detail(
+            "evidence",
+            items
+                .iter()
+                .map(|i| serde_json::json!({"id": i.id, "kind": i.kind, "image_sha256": i.image_sha256}))
+                .collect::<Vec<_>>(),
+        );
+    run.record(draft).await.map_err(CollectError::Preserve)?;
+    let log = run.log.into_inner();
+    let mut preserved = preserved;
+    (preserved.custody_events, preserved.custody_head_sha256) =
+        (log.head().seq, log.head().sha256.clone());
+    Ok(Collected {
+        preserved,
+        evidence: items,
+    })
+}
+
+impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource> Run<'_, S, K, B> {
+    fn draft(&self, name: &str) -> EventDraft {
+        EventDraft::new(name)
+            .at(&self.plan.forensic_account, &self.plan.member_region)
+            .detail("instance", &self.plan.instance_id)
+            .detail("member_account", &self.plan.member_account)
+    }
+
+    async fn record(&self, draft: EventDraft) -> Result<(), PreserveError> {
+        self.log.lock().await.record(draft).await.map(|_| ())
+    }
+
+    /// bag-info.txt fields every item of the instance shares.
+    fn common_fields(&self, id: &str, kind: ItemKind) -> Vec<(String, String)> {
+        let plan = self.plan;
+        let date = time::OffsetDateTime::now_utc().date();
+        let mut fields = vec![
+            ("External-Identifier", id.to_string()),
+            ("Internal-Sender-Identifier", plan.case.to_string()),
+            (
+                "Bagging-Date",
+                format!(
+                    "{:04}-{:02}-{:02}",
+                    date.year(),
+                    u8::from(date.month()),
+                    date.day()
+                ),
+            ),
+            ("Bag-Software-Agent", self.acquire.tool.clone()),
+            ("Case-Id", plan.case.to_string()),
+            ("Source-Account", plan.member_account.clone()),
+            ("Source-Region", plan.member_region.clone()),
+            ("Instance-Id", plan.instance_id.clone()),
+            ("Forensic-Account", plan.forensic_account.clone()),
+        ];
+        if kind != ItemKind::Volume {
+            fields.insert(0, ("Evidence-Kind", kind.as_str().to_string()));
+        }
+        fields
+            .into_iter()
+            .map(|(l, v)| (l.to_string(), v))
+            .collect()
+    }
+
+    fn item(&self, id: &str, kind: ItemKind, files: Vec<(String, String)>) -> EvidenceItem {
+        EvidenceItem {
+            id: id.into(),
+            kind,
+            bucket: self.bucket.clone(),
+            prefix: item_prefix(&self.prefix, &self.plan.case, id),
+            volume_id: None,
+            device: None,
+            snapshot_id: None,
+            image_sha256: None,
+            volume_bytes: None,
+            blocks_stored: None,
+            files,
+        }
+    }
+
+    /// The instance record or console output (stored by preservation) sealed as a bag.
+    async fn small_item(&self, kind: ItemKind) -> Result<EvidenceItem, String> {
+        let (id, path) = match kind {
+            ItemKind::InstanceRecord => (
+                instance_record_item(&self.plan.instance_id),
+                "data/describe-instances.json",
+            ),
+            _ => (
+                console_output_item(&self.plan.instance_id),
+                "data/console-output.txt",
+            ),
+        };
+        let prefix = item_prefix(&self.prefix, &self.plan.case, &id);
+        let sealed = item::sealed(self.sink, &prefix)
+            .await
+            .map_err(|e| e.to_string())?;
+        let files = match sealed {
+            Some(files) => files,
+            None => {
+                let payload =
+                    item::seal_stored(self.sink, &prefix, &[path], &self.common_fields(&id, kind))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                let files: Vec<(String, String)> = payload
+                    .iter()
+                    .map(|p| (p.path.clone(), p.sha256.clone()))
+                    .collect();
+                self.sealed_event(&id, kind, &prefix, &files).await?;
+                files
+            }
+        };
+        Ok(self.item(&id, kind, files))
+    }
+
+    async fn sealed_event(
+        &self,
+        id: &str,
+        kind: ItemKind,
+        prefix: &str,
+        files: &[(String, String)],
+    ) -> Result<(), String> {
+        let draft = self
+            .draft(action::ITEM_SEALED)
+            .after([format!("s3://{}/{prefix}", self.bucket)])
+            .detail("item", id)
+            .detail("kind", kind)
+            .detail("prefix", prefix)
+            .detail("payload_sha256", files);
+        self.record(draft).await.map_err(|e| e.to_string())
+    }
+
+    /// One volume: acquired (or found acquired) and sealed.
+    async fn volume(&self, volume: &PreservedVolume) -> Result<EvidenceItem, String> {
+        let id = volume.volume_id.clone();
+        let prefix = item_prefix(&self.prefix, &self.plan.case, &id);
+        let snapshot_id = volume.snapshot_id.as_str();
+        let limit = AdaptiveLimit::new(
+            self.acquire.initial_reads,
+            self.acquire.max_reads,
+            self.acquire.snapshot_rps,
+        );
+        let failed = |step: &str, e: &dyn std::fmt::Display| {
+            format!(
+                "volume {id} ({}) snapshot {snapshot_id}: {step}: {e}",
+                volume.device
+            )
+        };
+        let record =
+            |draft: EventDraft| async move { self.record(draft).await.map_err(|e| e.to_string()) };
+        let draft = self
+            .draft(action::ACQUISITION_STARTED)
+            .before([snapshot_id.to_string()])
+            .detail("item", &id)
+            .detail("volume_id", &id)
+            .detail("layout", self.acquire.options.layout.as_str());
+        let sealed = item::sealed(self.sink, &prefix)
+            .await
+            .map_err(|e| failed("reading the bag", &e))?;
+        let acquired = match sealed {
+            Some(_) => None,
+            None => {
+                record(draft.clone()).await?;
+                let got = acquire(
+                    self.source,
+                    self.sink,
+                    Limits::shared(&limit, &self.account),
+                    &self.acquire.options,
+                    snapshot_id,
+                    &prefix,
+                    self.progress,
+                )
+                .await;
+                match got {
+                    Ok(got) => Some(got),
+                    Err(e) => {
+                        let message = failed("acquisition", &e);
+                        record(
+                            self.draft(action::ACQUISITION_COMPLETED)
+                                .before([snapshot_id.to_string()])
+                                .detail("item", &id)
+                                .failed(message.clone()),
+                        )
+                        .await?;
+                        return Err(message);
+                    }
+                }
+            }
+        };
+        let acquired: Acquired = match acquired {
+            Some(a) => a,
+            None => {
+                // Sealed by an earlier run: its completion marker says what it holds.
+                let bytes = self
+                    .sink
+                    .get(&forensnap_acquire::marker_key(&prefix))
+                    .await
+                    .map_err(|e| failed("reading the completion marker", &e))?
+                    .ok_or_else(|| {
+                        failed(
+                            "reading the completion marker",
+                            &"missing from a sealed bag",
+                        )
+                    })?;
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| failed("reading the completion marker", &e))?
+            }
+        };
+        let mut files = Vec::new();
+        if sealed.is_none() {
+            if !acquired.already_complete {
+                record(
+                    self.draft(action::ACQUISITION_COMPLETED)
+                        .before([snapshot_id.to_string()])
+                        .after([format!("s3://{}/{}", self.bucket, acquired.data_key)])
+                        .detail("item", &id)
+                        .detail("volume_id", &id)
+                        .detail("key", &acquired.data_key)
+                        .detail("version_id", &acquired.version_id)
+                        .detail("image_sha256", &acquired.image_sha256)
+                        .detail("data_sha256", &acquired.data_sha256)
+                        .detail("composite_sha256", &acquired.composite_sha256)
+                        .detail("block_map_sha256", &acquired.block_map_sha256)
+                        .detail("blocks_stored", acquired.blocks_stored)
+                        .detail("aws_checksums_matched", acquired.blocks_stored)
+                        .detail("answers_discarded", acquired.discarded)
+                        .detail("resumed_parts", acquired.resumed_parts),
+                )
+                .await?;
+            }
+            let mut fields = self.common_fields(&id, ItemKind::Volume);
+            fields.extend([
+                ("Volume-Id".to_string(), id.clone()),
+                ("Device".to_string(), volume.device.clone()),
+                (
+                    "Member-Snapshot-Id".to_string(),
+                    volume.member_snapshot_id.clone(),
+                ),
+                ("Snapshot-KMS-Key".to_string(), volume.kms_key_id.clone()),
+            ]);
+            let payload = item::seal_volume(self.sink, &prefix, &acquired, &fields)
+                .await
+                .map_err(|e| failed("sealing the bag", &e))?;
+            files = payload
+                .iter()
+                .map(|p| (p.path.clone(), p.sha256.clone()))
+                .collect();
+            self.sealed_event(&id, ItemKind::Volume, &prefix, &files)
+                .await?;
+        } else if let Some(listed) = sealed {
+            files = listed;
+        }
+        Ok(EvidenceItem {
+            volume_id: Some(id.clone()),
+            device: Some(volume.device.clone()),
+            snapshot_id: Some(snapshot_id.to_string()),
+            image_sha256: Some(acquired.image_sha256.clone()),
+            volume_bytes: Some(acquired.volume_bytes),
+            blocks_stored: Some(acquired.blocks_stored),
+            ..self.item(&id, ItemKind::Volume, files)
+        })
+    }
+}
