@@ -3,12 +3,15 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use forensnap_acquire::{AcquireOptions, FetchPolicy};
 use forensnap_aws::clients::forensic_sdk_config;
-use forensnap_aws::{CaseRoleProvider, Clients, S3Evidence, SdkEc2};
+use forensnap_aws::{CaseRoleProvider, Clients, EbsSource, S3Evidence, S3Sink, SdkEc2};
+use forensnap_collect::{AcquirePlan, Collected, collect};
 use forensnap_config::{Config, Reencrypt};
+use forensnap_core::layout::Layout;
 use forensnap_core::{Actor, CaseId};
 use forensnap_preserve::wait::Backoff;
-use forensnap_preserve::{CustodyLog, Plan, Preserved, preserve};
+use forensnap_preserve::{CustodyLog, Plan};
 
 use crate::progress::TermProgress;
 use crate::{Common, Output};
@@ -89,6 +92,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         arn: caller.arn().unwrap_or_default().to_string(),
         operator,
     };
+    let forensic_s3 = forensic_clients.s3.clone();
     let store = S3Evidence::new(
         forensic_clients.s3.clone(),
         &config.forensic.evidence_bucket,
@@ -151,17 +155,59 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         },
         tool: format!("forensnap {}", env!("CARGO_PKG_VERSION")),
     };
+    let acquire_plan = acquire_plan(&config);
+    let sink = S3Sink::new(
+        forensic_s3,
+        &config.forensic.evidence_bucket,
+        config.forensic.retention_days,
+        config.forensic.legal_hold,
+    );
+    let source = EbsSource::new(&forensic_sdk, config.aws.endpoints.ebs.as_deref());
     let progress = TermProgress::new(args.common.output == Output::Json);
-    let result = preserve(&plan, &member_ec2, &forensic_ec2, &mut log, &progress).await;
+    let result = collect(
+        &plan,
+        &acquire_plan,
+        &member_ec2,
+        &forensic_ec2,
+        &mut log,
+        &sink,
+        &source,
+        &progress,
+    )
+    .await;
     progress.finish();
-    let preserved = result?;
-    print(&preserved, args.common.output, &config)
+    let collected = result?;
+    print(&collected, args.common.output, &config)
 }
 
-fn print(preserved: &Preserved, output: Output, config: &Config) -> anyhow::Result<()> {
+/// Acquisition settings from the config's `[acquire]` table.
+fn acquire_plan(config: &Config) -> AcquirePlan {
+    let a = &config.acquire;
+    AcquirePlan {
+        options: AcquireOptions {
+            window: a.window_blocks as usize,
+            channel_blocks: 4,
+            list_page: 10_000,
+            policy: FetchPolicy::default(),
+            layout: match a.layout {
+                forensnap_config::Layout::Blocks => Layout::Blocks,
+                forensnap_config::Layout::Raw => Layout::Raw,
+            },
+        },
+        concurrent_volumes: a.concurrent_volumes as usize,
+        initial_reads: (a.max_reads_per_volume as usize).min(16),
+        max_reads: a.max_reads_per_volume as usize,
+        snapshot_rps: f64::from(a.requests_per_second_per_snapshot),
+        account_rps: f64::from(a.requests_per_second_per_account),
+        tool: format!("forensnap {}", env!("CARGO_PKG_VERSION")),
+    }
+}
+
+fn print(collected: &Collected, output: Output, config: &Config) -> anyhow::Result<()> {
+    let preserved = &collected.preserved;
     match output {
         Output::Json => {
-            println!("{}", serde_json::to_string_pretty(preserved)?);
+            println!("{}", serde_json::to_string_pretty(collected)?);
         }
         Output::Text => {
             println!(
@@ -179,13 +225,23 @@ fn print(preserved: &Preserved, output: Output, config: &Config) -> anyhow::Resu
                     v.kms_key_id
                 );
             }
-            for (what, stored) in [
-                ("instance record", &preserved.instance_record),
-                ("console output", &preserved.console_output),
-            ] {
-                if let Some(s) = stored {
-                    println!("  {what}: s3://{}/{} sha256 {}", s.bucket, s.key, s.sha256);
-                }
+            println!("  evidence items (BagIt bags, Object Lock COMPLIANCE):");
+            for item in &collected.evidence {
+                let hash = match &item.image_sha256 {
+                    Some(image) => format!("image sha256 {image}"),
+                    None => item
+                        .files
+                        .first()
+                        .map(|(path, sha)| format!("{path} sha256 {sha}"))
+                        .unwrap_or_default(),
+                };
+                println!(
+                    "    {:<34} {:<16} s3://{}/{}  {hash}",
+                    item.id,
+                    item.kind.as_str(),
+                    item.bucket,
+                    item.prefix
+                );
             }
             println!(
                 "  custody: {} events in s3://{}/{}cases/{}/custody/events/, head sha256 {}",

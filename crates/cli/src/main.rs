@@ -2,6 +2,7 @@
 //! from the config, runs the library crates and prints results; all logic lives in the crates.
 
 mod collect;
+mod export;
 mod progress;
 
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-/// Preserve AWS EC2 evidence into an Object Lock bucket with a chain of custody.
+/// Preserve AWS EC2 evidence into an Object Lock bucket, hashed, with a chain of custody.
 #[derive(Debug, Parser)]
 #[command(name = "forensnap", version, about, long_about = None)]
 struct Cli {
@@ -41,6 +42,9 @@ enum Command {
     /// into the forensic account, with a custody event for every step. Safe to run again: it
     /// resumes the case.
     Collect(collect::Args),
+    /// Stream a volume evidence item out of S3 into a raw (sparse) image file, checking every
+    /// hash (tag manifest, manifest, each block, block map, image); recorded in the custody log.
+    Export(export::Args),
 }
 
 /// Shared by every subcommand.
@@ -73,6 +77,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Collect(args) => collect::run(args).await,
+            Command::Export(args) => export::run(args).await,
         }
     });
     match result {

@@ -5,6 +5,9 @@ use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
+use std::time::{Duration, Instant};
+
+use forensnap_acquire::AcquireProgress;
 use forensnap_preserve::{Progress, SnapshotInfo};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -18,7 +21,14 @@ pub struct TermProgress {
     last: Mutex<HashMap<(String, String), String>>,
     /// Print JSON lines instead of text lines.
     json: bool,
+    /// Byte bars of acquisitions and exports, one per snapshot (or item).
+    byte_bars: Mutex<HashMap<String, ProgressBar>>,
+    /// When a line was last printed per snapshot, and when it started (not a terminal).
+    lines: Mutex<HashMap<String, (Instant, Instant)>>,
 }
+
+/// Plain progress lines are printed at most this often per volume.
+const LINE_EVERY: Duration = Duration::from_secs(5);
 
 impl TermProgress {
     /// Bars on a terminal, lines elsewhere.
@@ -31,12 +41,19 @@ impl TermProgress {
             bars: Mutex::new(HashMap::new()),
             last: Mutex::new(HashMap::new()),
             json,
+            byte_bars: Mutex::new(HashMap::new()),
+            lines: Mutex::new(HashMap::new()),
         }
     }
 
     /// Clear the bars.
     pub fn finish(&self) {
         if let Ok(bars) = self.bars.lock() {
+            for bar in bars.values() {
+                bar.finish();
+            }
+        }
+        if let Ok(bars) = self.byte_bars.lock() {
             for bar in bars.values() {
                 bar.finish();
             }
@@ -105,6 +122,56 @@ impl Progress for TermProgress {
             );
         } else {
             self.line(format!("- {message}"));
+        }
+    }
+}
+
+impl AcquireProgress for TermProgress {
+    fn position(&self, snapshot_id: &str, position: u64, volume_bytes: u64) {
+        if let Some(multi) = &self.multi {
+            let Ok(mut bars) = self.byte_bars.lock() else {
+                return;
+            };
+            let bar = bars.entry(snapshot_id.to_string()).or_insert_with(|| {
+                let bar = multi.add(ProgressBar::new(volume_bytes));
+                bar.set_style(
+                    ProgressStyle::with_template(
+                        "{prefix:>22} {bar:30} {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} ETA {eta}",
+                    )
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                );
+                bar.set_prefix(snapshot_id.to_string());
+                bar
+            });
+            bar.set_position(position);
+            return;
+        }
+        let Ok(mut lines) = self.lines.lock() else {
+            return;
+        };
+        let now = Instant::now();
+        let (last, started) = lines
+            .entry(snapshot_id.to_string())
+            .or_insert((now - LINE_EVERY, now));
+        let done = position >= volume_bytes;
+        if now.duration_since(*last) < LINE_EVERY && !done {
+            return;
+        }
+        *last = now;
+        let seconds = now.duration_since(*started).as_secs_f64().max(0.001);
+        let rate = position as f64 / seconds / 1_048_576.0;
+        let percent = (position * 100).checked_div(volume_bytes).unwrap_or(100);
+        if self.json {
+            eprintln!(
+                "{}",
+                serde_json::json!({"progress": "blocks", "snapshot_id": snapshot_id, "position": position, "volume_bytes": volume_bytes, "percent": percent, "mib_per_second": (rate * 10.0).round() / 10.0})
+            );
+        } else {
+            eprintln!(
+                "  {snapshot_id} read {} of {} MiB ({percent}%), {rate:.1} MiB/s",
+                position >> 20,
+                volume_bytes >> 20
+            );
         }
     }
 }

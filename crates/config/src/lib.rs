@@ -27,6 +27,71 @@ pub struct Config {
     /// Collection behaviour.
     #[serde(default)]
     pub collect: Collect,
+    /// Block acquisition through the EBS direct APIs.
+    #[serde(default)]
+    pub acquire: Acquire,
+}
+
+/// How a volume's data object holds the image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Layout {
+    /// Only the blocks EBS lists, plus the block map (the raw image rebuilt with sh + dd).
+    #[default]
+    Blocks,
+    /// The whole raw image, zero runs included, as one object.
+    Raw,
+}
+
+/// Block acquisition.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Acquire {
+    /// Storage layout of volume images.
+    #[serde(default)]
+    pub layout: Layout,
+    /// Volumes read at the same time.
+    #[serde(default = "default_concurrent_volumes")]
+    pub concurrent_volumes: u32,
+    /// Block reads in flight per snapshot at most (grows to it when calm, halves on throttling).
+    #[serde(default = "default_max_reads")]
+    pub max_reads_per_volume: u32,
+    /// GetSnapshotBlock requests per second per snapshot (AWS: 1,000, not adjustable).
+    #[serde(default = "default_rps")]
+    pub requests_per_second_per_snapshot: u32,
+    /// GetSnapshotBlock requests per second for the forensic account (AWS default 1,000;
+    /// raise it only with the quota).
+    #[serde(default = "default_rps")]
+    pub requests_per_second_per_account: u32,
+    /// Blocks read ahead of the upload per volume (memory: this many x 512 KiB per volume).
+    #[serde(default = "default_window")]
+    pub window_blocks: u32,
+}
+
+fn default_concurrent_volumes() -> u32 {
+    4
+}
+fn default_max_reads() -> u32 {
+    64
+}
+fn default_rps() -> u32 {
+    1_000
+}
+fn default_window() -> u32 {
+    64
+}
+
+impl Default for Acquire {
+    fn default() -> Self {
+        Acquire {
+            layout: Layout::default(),
+            concurrent_volumes: default_concurrent_volumes(),
+            max_reads_per_volume: default_max_reads(),
+            requests_per_second_per_snapshot: default_rps(),
+            requests_per_second_per_account: default_rps(),
+            window_blocks: default_window(),
+        }
+    }
 }
 
 /// The forensic account.
@@ -388,6 +453,37 @@ impl Config {
                 "collect.session_seconds",
                 "must be 900..=43200 (STS limits)".into(),
             ));
+        }
+        let a = &self.acquire;
+        for (key, value, range) in [
+            ("acquire.concurrent_volumes", a.concurrent_volumes, 1..=64),
+            (
+                "acquire.max_reads_per_volume",
+                a.max_reads_per_volume,
+                1..=1_000,
+            ),
+            ("acquire.window_blocks", a.window_blocks, 1..=4_096),
+            (
+                "acquire.requests_per_second_per_snapshot",
+                a.requests_per_second_per_snapshot,
+                1..=1_000,
+            ),
+            (
+                "acquire.requests_per_second_per_account",
+                a.requests_per_second_per_account,
+                1..=100_000,
+            ),
+        ] {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!(
+                        "must be {}..={} (AWS allows 1,000 GetSnapshotBlock requests/s per snapshot)",
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
         }
         Ok(())
     }

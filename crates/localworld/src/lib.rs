@@ -15,6 +15,6 @@ mod sdk;
 mod seeded;
 
 pub use control::{FaultKind, FaultRule, FaultStats, Settings};
-pub use process::{World, WorldError};
+pub use process::{World, WorldError, world_python};
 pub use sdk::{forensic_credentials, sdk_config};
 pub use seeded::{Forensic, Instance, Member, Seeded, Volume};

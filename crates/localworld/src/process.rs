@@ -134,6 +134,11 @@ fn repo_root() -> PathBuf {
         .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
+/// The local world's Python (its venv also holds the auditors' tools, such as `bagit.py`).
+pub fn world_python() -> Result<PathBuf, WorldError> {
+    python_path(&repo_root())
+}
+
 /// `FORENSNAP_WORLD_PYTHON`, else whatever `scripts/emulator python-path` installs and prints
 /// (asked once per process).
 fn python_path(repo: &Path) -> Result<PathBuf, WorldError> {

@@ -1,0 +1,387 @@
+//! `forensnap collect` (preservation + acquisition) and `forensnap export` end to end against
+//! the local AWS world: the real binary, the real SDK, over HTTP. Every volume ends as a sealed
+//! BagIt bag in the Object Lock bucket whose image SHA-256 equals the seeded image's, checked by
+//! forensnap export and by the auditors' own tools (sha256sum, sh + dd, bagit.py).
+
+use std::path::Path;
+use std::process::Command;
+
+use forensnap_tests::localworld::{FaultKind, FaultRule, world_python};
+use forensnap_tests::*;
+
+fn env(bucket: &str) -> Env {
+    Env::new(&world_toml(
+        bucket,
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root.img\"\nencryption = \"default\"\nbuild = { kind = \"pattern\", blocks = 23, offset_blocks = 5 }",
+            "device = \"/dev/xvdf\"\nimage = \"last.img\"\nsize_gib = 1\nencryption = \"none\"\nbuild = { kind = \"pattern\", blocks = 1, offset_blocks = 2047 }",
+        ],
+    ))
+}
+
+fn collect(env: &Env, case: &str) -> Run {
+    let config = env.seeded.config.clone().expect("seed writes a config");
+    forensnap(&[
+        "collect",
+        "--config",
+        &config,
+        "--case",
+        case,
+        "--account",
+        "111111111111",
+        "--instance",
+        &env.seeded.member().instances[0].instance_id,
+        "--output",
+        "json",
+    ])
+}
+
+fn export(env: &Env, case: &str, id: &str, out: &Path) -> Run {
+    let config = env.seeded.config.clone().expect("config");
+    forensnap(&[
+        "export",
+        "--config",
+        &config,
+        "--case",
+        case,
+        "--evidence",
+        id,
+        "--out",
+        &out.display().to_string(),
+        "--output",
+        "json",
+    ])
+}
+
+fn items<'a>(out: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Value> {
+    out["evidence"]
+        .as_array()
+        .expect("evidence array")
+        .iter()
+        .filter(|i| i["kind"] == kind)
+        .collect()
+}
+
+/// Download every object under `prefix` into `dir` (the bag as an auditor receives it).
+async fn download(env: &Env, prefix: &str, dir: &Path) {
+    let s3 = s3(&env.forensic().await);
+    let bucket = &env.seeded.forensic.evidence_bucket;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list");
+    for object in listed.contents() {
+        let key = object.key().expect("key");
+        let path = dir.join(key.strip_prefix(prefix).expect("under prefix"));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("body");
+        std::fs::write(&path, body.into_bytes()).expect("write");
+    }
+}
+
+/// `sha256sum` of an image file, which must be exactly `size` bytes (streamed: images are GiBs).
+fn image_sha256(path: &Path, size: u64) -> String {
+    use sha2::Digest;
+    let mut file = std::fs::File::open(path).expect("image");
+    assert_eq!(
+        file.metadata().expect("meta").len(),
+        size,
+        "{}",
+        path.display()
+    );
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut file, &mut hasher).expect("hash");
+    hex::encode(hasher.finalize())
+}
+
+fn sh(dir: &Path, script: &str) -> (bool, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .expect("sh");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+async fn open_uploads(env: &Env) -> usize {
+    s3(&env.forensic().await)
+        .list_multipart_uploads()
+        .bucket(&env.seeded.forensic.evidence_bucket)
+        .send()
+        .await
+        .expect("uploads")
+        .uploads()
+        .len()
+}
+
+#[tokio::test]
+async fn collect_stores_every_volume_as_a_sealed_bag_that_exports_and_verifies_with_standard_tools()
+{
+    let env = env("ev-evidence");
+    let run = collect(&env, "IR-E-1");
+    assert!(run.ok, "collect failed: {}", run.stderr);
+    let out = run.json();
+    let seeded = env.seeded.member().instances[0].volumes.clone();
+    let volumes = items(&out, "volume");
+    assert_eq!(volumes.len(), 2);
+    assert_eq!(items(&out, "instance-record").len(), 1);
+    assert_eq!(items(&out, "console-output").len(), 1);
+    let dir = tempfile::tempdir().expect("dir");
+    for volume in &seeded {
+        let item = volumes
+            .iter()
+            .find(|i| i["volume_id"] == volume.volume_id.as_str())
+            .expect("item per volume");
+        assert_eq!(item["image_sha256"], volume.image_sha256.as_str());
+        let preserved = out["volumes"]
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["volume_id"] == volume.volume_id.as_str())
+            .expect("preserved");
+        assert_eq!(
+            item["snapshot_id"], preserved["snapshot_id"],
+            "read from the forensic copy"
+        );
+        assert_eq!(item["bucket"], env.seeded.forensic.evidence_bucket.as_str());
+        let id = item["id"].as_str().expect("id");
+
+        // forensnap export: a sparse raw image equal to the seeded one.
+        let raw = dir.path().join(format!("{id}.raw"));
+        let exported = export(&env, "IR-E-1", id, &raw);
+        assert!(exported.ok, "export failed: {}", exported.stderr);
+        assert_eq!(
+            exported.json()["image_sha256"],
+            volume.image_sha256.as_str()
+        );
+        assert_eq!(
+            image_sha256(&raw, volume.size_gib << 30),
+            volume.image_sha256
+        );
+
+        // The bag, downloaded, checked with standard tools alone.
+        let bag = dir.path().join(id);
+        download(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
+        for check in [
+            "sha256sum --strict -c manifest-sha256.txt",
+            "sha256sum --strict -c tagmanifest-sha256.txt",
+            "sh rebuild.sh disk.raw && sha256sum --strict -c data/image.sha256",
+            "sh rebuild.sh - | sha256sum",
+        ] {
+            let (ok, text) = sh(&bag, check);
+            assert!(ok, "{check}: {text}");
+            if check.ends_with("| sha256sum") {
+                assert!(text.starts_with(&volume.image_sha256), "{check}: {text}");
+            }
+        }
+        let python = world_python().expect("world python");
+        let bagit = python.parent().expect("venv bin").join("bagit.py");
+        let validated = Command::new(&python)
+            .arg(&bagit)
+            .arg("--validate")
+            .arg(&bag)
+            .output()
+            .expect("bagit.py");
+        assert!(
+            validated.status.success(),
+            "bagit.py --validate: {}",
+            String::from_utf8_lossy(&validated.stderr)
+        );
+    }
+
+    // Every object of the bags is locked: the data object cannot be deleted.
+    let s3 = s3(&env.forensic().await);
+    let bucket = &env.seeded.forensic.evidence_bucket;
+    let key = format!(
+        "{}data/blocks.bin",
+        volumes[0]["prefix"].as_str().expect("p")
+    );
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(&key)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("COMPLIANCE")
+    );
+    let err = s3
+        .delete_object()
+        .bucket(bucket)
+        .key(&key)
+        .version_id(head.version_id().expect("version"))
+        .send()
+        .await
+        .expect_err("locked");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
+        Some("AccessDenied")
+    );
+    assert_eq!(open_uploads(&env).await, 0, "no multipart upload left open");
+
+    // The small items are bags too, with the stored bytes' hashes.
+    for kind in ["instance-record", "console-output"] {
+        let item = items(&out, kind)[0];
+        let bag = dir.path().join(kind);
+        download(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
+        let (ok, text) = sh(
+            &bag,
+            "sha256sum --strict -c manifest-sha256.txt && sha256sum --strict -c tagmanifest-sha256.txt",
+        );
+        assert!(ok, "{kind}: {text}");
+    }
+
+    // A second run finds everything sealed: same hashes, nothing acquired again.
+    let again = collect(&env, "IR-E-1");
+    assert!(again.ok, "second run: {}", again.stderr);
+    let again = again.json();
+    for item in items(&again, "volume") {
+        let first = volumes
+            .iter()
+            .find(|v| v["id"] == item["id"])
+            .expect("same item");
+        assert_eq!(item["image_sha256"], first["image_sha256"]);
+    }
+    let events = custody_actions(&env, "IR-E-1").await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|a| *a == "acquisition.completed")
+            .count(),
+        2,
+        "{events:?}"
+    );
+    assert_eq!(events.iter().filter(|a| *a == "evidence.sealed").count(), 4);
+    assert_eq!(
+        events.last().map(String::as_str),
+        Some("collection.completed")
+    );
+}
+
+async fn custody_actions(env: &Env, case: &str) -> Vec<String> {
+    let s3 = s3(&env.forensic().await);
+    let bucket = &env.seeded.forensic.evidence_bucket;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("cases/{case}/custody/events/"))
+        .send()
+        .await
+        .expect("list");
+    let mut actions = Vec::new();
+    for object in listed.contents() {
+        let body = s3
+            .get_object()
+            .bucket(bucket)
+            .key(object.key().expect("key"))
+            .send()
+            .await
+            .expect("get")
+            .body
+            .collect()
+            .await
+            .expect("body");
+        let event: serde_json::Value = serde_json::from_slice(&body.into_bytes()).expect("json");
+        actions.push(event["action"].as_str().expect("action").to_string());
+    }
+    actions
+}
+
+#[tokio::test]
+async fn a_collection_killed_during_acquisition_resumes_with_identical_hashes() {
+    let env = env("ev-evidence-kill");
+    // 23 blocks of the root volume, 10 per part: the second data part upload fails, for good.
+    env.world
+        .add_fault(
+            &FaultRule::new(FaultKind::Error, "s3", "UploadPart")
+                .after(1)
+                .count(1_000),
+        )
+        .expect("fault");
+    let run = collect(&env, "IR-E-2");
+    assert!(!run.ok, "the run fails while S3 refuses parts");
+    assert!(
+        run.stderr.contains("UploadPart") && run.stderr.contains("run the same command again"),
+        "{}",
+        run.stderr
+    );
+    let actions = custody_actions(&env, "IR-E-2").await;
+    assert_eq!(
+        actions.last().map(String::as_str),
+        Some("collection.failed")
+    );
+    env.world.clear_faults().expect("clear");
+
+    let run = collect(&env, "IR-E-2");
+    assert!(run.ok, "resumed: {}", run.stderr);
+    let out = run.json();
+    for volume in &env.seeded.member().instances[0].volumes {
+        let item = items(&out, "volume")
+            .into_iter()
+            .find(|i| i["volume_id"] == volume.volume_id.as_str())
+            .expect("item");
+        assert_eq!(item["image_sha256"], volume.image_sha256.as_str());
+        let dir = tempfile::tempdir().expect("dir");
+        let raw = dir.path().join("disk.raw");
+        let exported = export(&env, "IR-E-2", item["id"].as_str().expect("id"), &raw);
+        assert!(exported.ok, "{}", exported.stderr);
+        assert_eq!(
+            image_sha256(&raw, volume.size_gib << 30),
+            volume.image_sha256
+        );
+    }
+    assert_eq!(open_uploads(&env).await, 0, "no multipart upload left open");
+}
+
+#[tokio::test]
+async fn export_refuses_an_unknown_item_and_an_existing_file_and_leaves_nothing() {
+    let env = env("ev-evidence-export");
+    let run = collect(&env, "IR-E-3");
+    assert!(run.ok, "{}", run.stderr);
+    let dir = tempfile::tempdir().expect("dir");
+    let out = dir.path().join("x.raw");
+    let unknown = export(&env, "IR-E-3", "vol-0000nothere", &out);
+    assert!(!unknown.ok);
+    assert!(
+        unknown.stderr.contains("vol-0000nothere") && unknown.stderr.contains("--output json"),
+        "{}",
+        unknown.stderr
+    );
+    assert!(!out.exists());
+    std::fs::write(&out, b"keep me").expect("write");
+    let id = items(&run.json(), "volume")[0]["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let existing = export(&env, "IR-E-3", &id, &out);
+    assert!(!existing.ok);
+    assert!(
+        existing.stderr.contains("already exists"),
+        "{}",
+        existing.stderr
+    );
+    assert_eq!(std::fs::read(&out).expect("kept"), b"keep me");
+}
