@@ -216,3 +216,38 @@ async fn a_run_killed_part_way_resumes_with_identical_hashes_and_no_open_upload(
         .expect("uploads");
     assert!(open.uploads().is_empty(), "no multipart upload left open");
 }
+
+#[tokio::test]
+async fn a_volume_listed_over_several_pages_comes_back_whole() {
+    // 130 data blocks listed 100 per page: the lister continues by block index over two pages.
+    let env = Env::new(&world_toml(
+        "ev-acquire-pages",
+        &[
+            "device = \"/dev/xvda\"\nimage = \"paged.img\"\nbuild = { kind = \"pattern\", blocks = 130, offset_blocks = 7 }",
+        ],
+    ));
+    let snapshot = forensic_copy(&env, 0).await;
+    let volume = env.seeded.member().instances[0].volumes[0].clone();
+    let cfg = env.forensic().await;
+    let source = EbsSource::new(&cfg, None);
+    let sink = S3Sink::new(s3(&cfg), &env.seeded.forensic.evidence_bucket, 30, false);
+    let limit = AdaptiveLimit::new(4, 16, 1_000.0);
+    let options = AcquireOptions {
+        list_page: 100,
+        ..AcquireOptions::default()
+    };
+    let got = acquire(
+        &source,
+        &sink,
+        &limit,
+        &options,
+        &snapshot,
+        "cases/IR-P/evidence/paged/",
+        &forensnap_acquire::NoProgress,
+    )
+    .await
+    .expect("acquired");
+    assert_eq!(got.blocks_stored, 130);
+    assert_eq!(got.image_sha256, volume.image_sha256);
+    assert_eq!(rebuilt_sha256(&env, &got).await, volume.image_sha256);
+}

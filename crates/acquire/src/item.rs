@@ -7,7 +7,10 @@
 //! layout, `rebuild.sh` (POSIX sh + dd) that rebuilds or streams the raw image. Auditors check a
 //! downloaded bag with `sha256sum -c` and `bagit.py --validate` alone.
 
-use forensnap_core::bag::{PayloadFile, TagFile, parse_manifest, rebuild_script, sha256sum_line};
+use forensnap_core::bag::{
+    IMAGE_NAME, MANIFEST_PATH, PayloadFile, REBUILD_SCRIPT_PATH, TagFile, parse_manifest,
+    rebuild_script, sha256sum_line,
+};
 use forensnap_core::layout::{BLOCK_MAP_PATH, IMAGE_SHA256_PATH, Layout};
 use sha2::{Digest, Sha256};
 
@@ -15,7 +18,7 @@ use crate::engine::Acquired;
 use crate::sink::{EvidenceSink, SinkError};
 
 /// Path of the tag manifest, the last file of a bag written.
-pub const TAG_MANIFEST: &str = "tagmanifest-sha256.txt";
+pub use forensnap_core::bag::TAG_MANIFEST_PATH as TAG_MANIFEST;
 
 /// What kind of evidence an item holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -121,7 +124,7 @@ pub async fn sealed<K: EvidenceSink>(
     {
         return Ok(None);
     }
-    let key = format!("{prefix}manifest-sha256.txt");
+    let key = format!("{prefix}{MANIFEST_PATH}");
     let text = sink
         .get(&key)
         .await
@@ -174,7 +177,7 @@ pub async fn seal_volume<K: EvidenceSink>(
     // The rebuilt image is `disk.raw` in the bag root (blocks layout) or the stored object itself
     // (raw layout): either way `sha256sum -c data/image.sha256` from the bag root checks it.
     let image_name = match acquired.layout {
-        Layout::Blocks => "disk.raw",
+        Layout::Blocks => IMAGE_NAME,
         Layout::Raw => Layout::Raw.data_path(),
     };
     let image_line = sha256sum_line(&acquired.image_sha256, image_name).into_bytes();
@@ -200,7 +203,7 @@ pub async fn seal_volume<K: EvidenceSink>(
         .map_err(sink_failed(prefix, IMAGE_SHA256_PATH))?;
     let extra = match acquired.layout {
         Layout::Blocks => vec![TagFile {
-            path: "rebuild.sh".into(),
+            path: REBUILD_SCRIPT_PATH.into(),
             bytes: rebuild_script(
                 acquired.volume_bytes,
                 Layout::Blocks.data_path(),

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 
 use crate::custody::sha256_hex;
-use crate::layout::BLOCK_SIZE;
+use crate::layout::{BLOCK_SIZE, IMAGE_SHA256_PATH};
 
 /// Content of `bagit.txt` (the bag declaration).
 pub const BAGIT_TXT: &str = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n";
@@ -29,8 +29,6 @@ pub const TAG_MANIFEST_PATH: &str = "tagmanifest-sha256.txt";
 pub const REBUILD_SCRIPT_PATH: &str = "rebuild.sh";
 /// File name of the rebuilt image, as named in `data/image.sha256`.
 pub const IMAGE_NAME: &str = "disk.raw";
-/// Payload file holding [`sha256sum_line`] for the rebuilt image; `rebuild.sh` points to it.
-const IMAGE_SHA256_PATH: &str = "data/image.sha256";
 
 /// bag-info label computed by [`bag_info`] from the payload.
 const PAYLOAD_OXUM: &str = "Payload-Oxum";
