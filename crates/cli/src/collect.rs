@@ -4,15 +4,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use forensnap_acquire::{AcquireOptions, FetchPolicy};
-use forensnap_aws::clients::forensic_sdk_config;
-use forensnap_aws::{CaseRoleProvider, Clients, EbsSource, S3Evidence, S3Sink, SdkEc2};
+use forensnap_aws::{CaseRoleProvider, Clients, EbsSource, S3Sink, SdkEc2};
 use forensnap_collect::{AcquirePlan, Collected, collect};
 use forensnap_config::{Config, Reencrypt};
+use forensnap_core::CaseId;
 use forensnap_core::layout::Layout;
-use forensnap_core::{Actor, CaseId};
+use forensnap_preserve::Plan;
 use forensnap_preserve::wait::Backoff;
-use forensnap_preserve::{CustodyLog, Plan};
 
+use crate::forensic::{Attribution, Forensic};
 use crate::progress::TermProgress;
 use crate::{Common, Output};
 
@@ -30,12 +30,8 @@ pub struct Args {
     /// Region of the instance (default: the forensic region).
     #[arg(long)]
     region: Option<String>,
-    /// Your name, recorded in every custody event (default: config `operator`, then $USER).
-    #[arg(long, env = "FORENSNAP_OPERATOR")]
-    operator: Option<String>,
-    /// Purpose or authority of the collection (ticket, warrant), recorded in every event.
-    #[arg(long)]
-    purpose: Option<String>,
+    #[command(flatten)]
+    who: Attribution,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -54,21 +50,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| config.forensic.region.clone());
 
-    let forensic_sdk = forensic_sdk_config(&config).await;
-    let forensic_clients = Clients::new(&forensic_sdk, &config.aws.endpoints);
-    let caller = forensic_clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .context("cannot identify the forensic credentials (sts:GetCallerIdentity); check [aws] in the config or the AWS credential chain")?;
-    if caller.account() != Some(config.forensic.account.as_str()) {
-        bail!(
-            "the credentials act in account {:?}, but the config's forensic.account is {}; use the forensic account's credentials",
-            caller.account(),
-            config.forensic.account
-        );
-    }
+    let forensic = Forensic::connect(&config, &args.who).await?;
+    let forensic_sdk = forensic.sdk.clone();
+    let forensic_clients = forensic.clients.clone();
     let key = forensic_clients
         .kms
         .describe_key()
@@ -82,31 +66,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(&config.forensic.ebs_key_arn)
         .to_string();
 
-    let operator = args
-        .operator
-        .clone()
-        .or_else(|| config.operator.clone())
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".to_string());
-    let actor = Actor {
-        arn: caller.arn().unwrap_or_default().to_string(),
-        operator,
-    };
     let forensic_s3 = forensic_clients.s3.clone();
-    let store = S3Evidence::new(
-        forensic_clients.s3.clone(),
-        &config.forensic.evidence_bucket,
-        config.forensic.retention_days,
-        config.forensic.legal_hold,
-    );
-    let mut log = CustodyLog::open(
-        store,
-        &config.forensic.evidence_prefix,
-        &case,
-        actor,
-        args.purpose.clone(),
-    )
-    .await?;
+    let mut log = forensic.custody_log(&config, &case, &args.who).await?;
 
     let role_arn = member.role_arn();
     let session = CaseRoleProvider::new(

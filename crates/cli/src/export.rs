@@ -6,13 +6,12 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use forensnap_acquire::export::export;
 use forensnap_acquire::item;
-use forensnap_aws::clients::forensic_sdk_config;
-use forensnap_aws::{Clients, S3Evidence, S3Sink};
+use forensnap_aws::S3Sink;
 use forensnap_config::Config;
 use forensnap_core::custody::item_prefix;
-use forensnap_core::{Actor, CaseId, EventDraft};
-use forensnap_preserve::CustodyLog;
+use forensnap_core::{CaseId, EventDraft};
 
+use crate::forensic::{Attribution, Forensic};
 use crate::progress::TermProgress;
 use crate::{Common, Output};
 
@@ -27,12 +26,8 @@ pub struct Args {
     /// Raw image file to write (must not exist; written as <out>.partial until verified).
     #[arg(long)]
     out: PathBuf,
-    /// Your name, recorded in the export's custody event (default: config `operator`, then $USER).
-    #[arg(long, env = "FORENSNAP_OPERATOR")]
-    operator: Option<String>,
-    /// Why the image is exported (ticket, examination), recorded in the custody event.
-    #[arg(long)]
-    purpose: Option<String>,
+    #[command(flatten)]
+    who: Attribution,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
@@ -45,17 +40,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.evidence
         );
     }
-    let sdk = forensic_sdk_config(&config).await;
-    let clients = Clients::new(&sdk, &config.aws.endpoints);
-    let caller = clients
-        .sts
-        .get_caller_identity()
-        .send()
-        .await
-        .context("cannot identify the forensic credentials (sts:GetCallerIdentity); check [aws] in the config or the AWS credential chain")?;
+    let forensic = Forensic::connect(&config, &args.who).await?;
     let bucket = &config.forensic.evidence_bucket;
     let sink = S3Sink::new(
-        clients.s3.clone(),
+        forensic.clients.s3.clone(),
         bucket,
         config.forensic.retention_days,
         config.forensic.legal_hold,
@@ -67,30 +55,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             args.evidence
         );
     }
-    let operator = args
-        .operator
-        .clone()
-        .or_else(|| config.operator.clone())
-        .or_else(|| std::env::var("USER").ok())
-        .unwrap_or_else(|| "unknown".to_string());
-    let actor = Actor {
-        arn: caller.arn().unwrap_or_default().to_string(),
-        operator,
-    };
-    let store = S3Evidence::new(
-        clients.s3.clone(),
-        bucket,
-        config.forensic.retention_days,
-        config.forensic.legal_hold,
-    );
-    let mut log = CustodyLog::open(
-        store,
-        &config.forensic.evidence_prefix,
-        &case,
-        actor,
-        args.purpose.clone(),
-    )
-    .await?;
+    let mut log = forensic.custody_log(&config, &case, &args.who).await?;
 
     let progress = TermProgress::new(args.common.output == Output::Json);
     let result = export(&sink, &prefix, &args.out, &progress).await;

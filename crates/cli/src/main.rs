@@ -3,6 +3,7 @@
 
 mod collect;
 mod export;
+mod forensic;
 mod progress;
 
 use std::path::PathBuf;
