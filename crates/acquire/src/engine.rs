@@ -376,6 +376,7 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceSink>(
         "the completion marker",
         &marker,
     ))?;
+    progress.position(snapshot_id, volume_bytes, volume_bytes);
     Ok(acquired)
 }
 

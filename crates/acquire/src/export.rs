@@ -325,6 +325,7 @@ async fn write_image<K: EvidenceSink>(
         ));
     }
     file.set_len(volume_bytes).await.map_err(io)?;
+    progress.position(bag.prefix, volume_bytes, volume_bytes);
     file.sync_all().await.map_err(io)?;
     let checks = [
         (data_path, object.finalize_hex(), data_sha256),

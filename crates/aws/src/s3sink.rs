@@ -6,6 +6,7 @@
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
@@ -268,6 +269,13 @@ impl EvidenceSink for S3Sink {
             .bucket(self.store.bucket())
             .key(key)
             .range(format!("bytes={start}-{}", start + len - 1))
+            // A range of a multipart object only has part-level checksums, which the SDK cannot
+            // check; export checks every block and the whole object's SHA-256 itself.
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default()
+                    .response_checksum_validation(ResponseChecksumValidation::WhenRequired),
+            )
             .send()
             .await
             .map_err(|e| SinkError(aws_error("GetObject", e).to_string()))?;

@@ -158,7 +158,8 @@ impl AcquireProgress for TermProgress {
             return;
         }
         *last = now;
-        let seconds = now.duration_since(*started).as_secs_f64().max(0.001);
+        // A rate over less than a second says nothing.
+        let seconds = now.duration_since(*started).as_secs_f64().max(1.0);
         let rate = position as f64 / seconds / 1_048_576.0;
         let percent = (position * 100).checked_div(volume_bytes).unwrap_or(100);
         if self.json {
