@@ -55,6 +55,16 @@ impl MemorySink {
     pub fn replace(&self, key: &str, bytes: Vec<u8>) {
         self.objects.lock().expect("lock").insert(key.into(), bytes);
     }
+    /// Keys of completed and small objects under `prefix`, sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        self.objects
+            .lock()
+            .expect("lock")
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
     /// Uploads still open.
     pub fn open_uploads(&self) -> usize {
         self.uploads.lock().expect("lock").len()

@@ -122,6 +122,16 @@ pub enum CollectError {
     },
 }
 
+/// Payload files as the bag's manifest lists them: (path, SHA-256), sorted by path.
+fn listed(payload: &[forensnap_core::bag::PayloadFile]) -> Vec<(String, String)> {
+    let mut files: Vec<(String, String)> = payload
+        .iter()
+        .map(|p| (p.path.clone(), p.sha256.clone()))
+        .collect();
+    files.sort();
+    files
+}
+
 /// Progress of a collection: preservation's, plus acquisition positions.
 pub trait CollectProgress: Progress + AcquireProgress {}
 impl<T: Progress + AcquireProgress> CollectProgress for T {}
@@ -295,10 +305,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource> Run<'_, S, K, B> {
                     item::seal_stored(self.sink, &prefix, &[path], &self.common_fields(&id, kind))
                         .await
                         .map_err(|e| e.to_string())?;
-                let files: Vec<(String, String)> = payload
-                    .iter()
-                    .map(|p| (p.path.clone(), p.sha256.clone()))
-                    .collect();
+                let files = listed(&payload);
                 self.sealed_event(&id, kind, &prefix, &files).await?;
                 files
             }
@@ -434,10 +441,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource> Run<'_, S, K, B> {
             let payload = item::seal_volume(self.sink, &prefix, &acquired, &fields)
                 .await
                 .map_err(|e| failed("sealing the bag", &e))?;
-            files = payload
-                .iter()
-                .map(|p| (p.path.clone(), p.sha256.clone()))
-                .collect();
+            files = listed(&payload);
             self.sealed_event(&id, ItemKind::Volume, &prefix, &files)
                 .await?;
         } else if let Some(listed) = sealed {
@@ -452,5 +456,382 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource> Run<'_, S, K, B> {
             blocks_stored: Some(acquired.blocks_stored),
             ..self.item(&id, ItemKind::Volume, files)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use forensnap_acquire::memory::MemorySource;
+    use forensnap_acquire::memsink::MemorySink;
+    use forensnap_acquire::sink::{CompletedObject, SinkError, StoredPart};
+    use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, NoProgress, SourceError};
+    use forensnap_core::layout::BLOCK_SIZE;
+    use forensnap_core::{Actor, CaseId, Event, Outcome};
+    use forensnap_preserve::fake::{Cloud, FakeEc2, Shared};
+    use forensnap_preserve::ports::BucketLock;
+    use forensnap_preserve::wait::Backoff;
+    use forensnap_preserve::{AwsError, Called, SnapshotInfo, Stored};
+    use sha2::{Digest, Sha256};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    const MEMBER: &str = "111111111111";
+    const FORENSIC: &str = "123456789012";
+    const FORENSIC_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/forensic";
+
+    /// One in-memory bucket serving both seams, as the real bucket does.
+    #[derive(Clone, Default)]
+    struct Bucket(Arc<MemorySink>);
+
+    fn aws(operation: &'static str, code: &str) -> AwsError {
+        AwsError {
+            operation,
+            code: Some(code.into()),
+            message: code.into(),
+            request_id: None,
+        }
+    }
+
+    impl EvidenceStore for Bucket {
+        fn bucket(&self) -> &str {
+            "evidence"
+        }
+        async fn lock_state(&self) -> Result<Called<BucketLock>, AwsError> {
+            Ok(Called::new(
+                BucketLock {
+                    enabled: true,
+                    default_mode: Some("COMPLIANCE".into()),
+                    default_days: Some(30),
+                    versioning: Some("Enabled".into()),
+                },
+                None,
+            ))
+        }
+        async fn put_locked(
+            &self,
+            key: &str,
+            bytes: Vec<u8>,
+            _: &str,
+        ) -> Result<Called<Stored>, AwsError> {
+            if self.0.object(key).is_some() {
+                return Err(aws("PutObject", "PreconditionFailed"));
+            }
+            let stored = Stored {
+                bucket: "evidence".into(),
+                key: key.into(),
+                version_id: Some("v1".into()),
+                sha256: hex::encode(Sha256::digest(&bytes)),
+                size: bytes.len() as u64,
+            };
+            self.0.replace(key, bytes);
+            Ok(Called::new(stored, None))
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
+            Ok(self.0.keys(prefix))
+        }
+        async fn get(&self, key: &str) -> Result<Vec<u8>, AwsError> {
+            self.0
+                .object(key)
+                .ok_or_else(|| aws("GetObject", "NoSuchKey"))
+        }
+    }
+
+    impl EvidenceSink for Bucket {
+        async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), SinkError> {
+            self.0.open_upload(key).await
+        }
+        async fn upload_part(
+            &self,
+            key: &str,
+            upload_id: &str,
+            number: u32,
+            len: u64,
+            body: mpsc::Receiver<Vec<u8>>,
+        ) -> Result<StoredPart, SinkError> {
+            self.0.upload_part(key, upload_id, number, len, body).await
+        }
+        async fn complete(
+            &self,
+            key: &str,
+            upload_id: &str,
+            parts: &[StoredPart],
+        ) -> Result<CompletedObject, SinkError> {
+            self.0.complete(key, upload_id, parts).await
+        }
+        async fn head(&self, key: &str) -> Result<Option<CompletedObject>, SinkError> {
+            self.0.head(key).await
+        }
+        async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+            self.0.get_range(key, start, len).await
+        }
+        async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
+            self.0.abort(key, upload_id).await
+        }
+        async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
+            self.0.put(key, bytes).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+            EvidenceSink::get(&*self.0, key).await
+        }
+    }
+
+    /// Every snapshot holds the same pattern; when armed, the first snapshot read fails for good.
+    struct Snapshots {
+        pattern: MemorySource,
+        armed: AtomicBool,
+        failing: Mutex<Option<String>>,
+    }
+
+    impl BlockSource for Snapshots {
+        async fn list(
+            &self,
+            snapshot_id: &str,
+            start: u64,
+            token: Option<&str>,
+            max: u32,
+        ) -> Result<BlockPage, SourceError> {
+            self.pattern.list(snapshot_id, start, token, max).await
+        }
+        async fn get(
+            &self,
+            snapshot_id: &str,
+            index: u64,
+            token: &str,
+        ) -> Result<FetchedBlock, SourceError> {
+            {
+                let mut failing = self.failing.lock().expect("lock");
+                if self.armed.swap(false, Ordering::SeqCst) {
+                    *failing = Some(snapshot_id.to_string());
+                }
+                if failing.as_deref() == Some(snapshot_id) {
+                    return Err(SourceError::Fatal(
+                        "AccessDeniedException: kms:Decrypt (fake)".into(),
+                    ));
+                }
+            }
+            self.pattern.get(snapshot_id, index, token).await
+        }
+    }
+
+    fn cloud() -> Shared {
+        let mut cloud = Cloud::default();
+        let volumes = ["a", "f", "g"].map(|d| (format!("/dev/xvd{d}"), (format!("vol-{d}"), None)));
+        cloud
+            .instances
+            .insert("i-1".into(), BTreeMap::from(volumes));
+        cloud
+            .key_users
+            .insert(FORENSIC_KEY.into(), [MEMBER.to_string()].into());
+        Shared::new(std::sync::Mutex::new(cloud))
+    }
+
+    fn plan() -> Plan {
+        Plan {
+            case: CaseId::parse("IR-1").expect("case"),
+            member_account: MEMBER.into(),
+            member_region: "us-east-1".into(),
+            instance_id: "i-1".into(),
+            forensic_account: FORENSIC.into(),
+            forensic_key_arn: FORENSIC_KEY.into(),
+            role_arn: "arn:aws:iam::111111111111:role/Collector".into(),
+            session_name: "forensnap-IR-1".into(),
+            source_identity: "IR-1".into(),
+            member_tags: BTreeMap::new(),
+            description: "forensnap IR-1".into(),
+            reencrypt_always: false,
+            max_concurrent_copies: 2,
+            backoff: Backoff {
+                initial: Duration::from_millis(1),
+                max: Duration::from_millis(2),
+                limit: Duration::from_secs(5),
+            },
+            tool: "test".into(),
+        }
+    }
+
+    fn acquire_plan() -> AcquirePlan {
+        AcquirePlan {
+            options: AcquireOptions {
+                window: 4,
+                channel_blocks: 2,
+                list_page: 100,
+                policy: FetchPolicy {
+                    base_delay: Duration::from_millis(1),
+                    max_delay: Duration::from_millis(2),
+                    ..FetchPolicy::default()
+                },
+                layout: forensnap_core::layout::Layout::Blocks,
+            },
+            concurrent_volumes: 2,
+            initial_reads: 2,
+            max_reads: 4,
+            snapshot_rps: 100_000.0,
+            account_rps: 100_000.0,
+            tool: "forensnap test".into(),
+        }
+    }
+
+    struct Quiet;
+    impl Progress for Quiet {
+        fn snapshot(&self, _: &str, _: &str, _: &SnapshotInfo) {}
+        fn step(&self, _: &str) {}
+    }
+    impl AcquireProgress for Quiet {
+        fn position(&self, s: &str, p: u64, v: u64) {
+            NoProgress.position(s, p, v)
+        }
+    }
+
+    async fn run(
+        cloud: &Shared,
+        bucket: &Bucket,
+        source: &Snapshots,
+    ) -> (Result<Collected, CollectError>, Vec<Event>) {
+        let member = FakeEc2 {
+            cloud: cloud.clone(),
+            account: MEMBER.into(),
+        };
+        let forensic = FakeEc2 {
+            cloud: cloud.clone(),
+            account: FORENSIC.into(),
+        };
+        let actor = Actor {
+            arn: "arn:aws:iam::123456789012:user/op".into(),
+            operator: "op".into(),
+        };
+        let plan = plan();
+        let mut log = CustodyLog::open(bucket.clone(), "", &plan.case, actor, None)
+            .await
+            .expect("open log");
+        let result = collect(
+            &plan,
+            &acquire_plan(),
+            &member,
+            &forensic,
+            &mut log,
+            bucket,
+            source,
+            &Quiet,
+        )
+        .await;
+        (result, log.events().to_vec())
+    }
+
+    fn count(events: &[Event], action: &str) -> usize {
+        events.iter().filter(|e| e.action == action).count()
+    }
+
+    fn source() -> Snapshots {
+        Snapshots {
+            pattern: MemorySource::pattern(BLOCK_SIZE, 64, &[0, 1, 17, 63]),
+            armed: AtomicBool::new(false),
+            failing: Mutex::new(None),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_volume_and_record_becomes_a_sealed_item_and_a_rerun_reads_nothing() {
+        let (cloud, bucket, source) = (cloud(), Bucket::default(), source());
+        let (result, events) = run(&cloud, &bucket, &source).await;
+        let collected = result.expect("collected");
+        let image = hex::encode(Sha256::digest(source.pattern.raw_image()));
+        let volumes: Vec<&EvidenceItem> = collected
+            .evidence
+            .iter()
+            .filter(|i| i.kind == ItemKind::Volume)
+            .collect();
+        assert_eq!((collected.evidence.len(), volumes.len()), (5, 3));
+        for item in &collected.evidence {
+            assert!(
+                bucket
+                    .0
+                    .object(&format!("{}tagmanifest-sha256.txt", item.prefix))
+                    .is_some(),
+                "{} sealed",
+                item.id
+            );
+        }
+        for item in &volumes {
+            assert_eq!(item.image_sha256.as_deref(), Some(image.as_str()));
+            assert_eq!(item.blocks_stored, Some(4));
+            let preserved = collected
+                .preserved
+                .volumes
+                .iter()
+                .find(|v| Some(&v.volume_id) == item.volume_id.as_ref())
+                .expect("preserved");
+            assert_eq!(item.snapshot_id.as_ref(), Some(&preserved.snapshot_id));
+        }
+        assert_eq!(count(&events, action::ACQUISITION_COMPLETED), 3);
+        assert_eq!(count(&events, action::ITEM_SEALED), 5);
+        assert_eq!(
+            events.last().map(|e| e.action.as_str()),
+            Some(action::COMPLETED)
+        );
+        assert_eq!(collected.preserved.custody_events, events.len() as u64);
+
+        let gets = source.pattern.gets.load(Ordering::SeqCst);
+        let (again, events) = run(&cloud, &bucket, &source).await;
+        let again = again.expect("second run");
+        assert_eq!(
+            source.pattern.gets.load(Ordering::SeqCst),
+            gets,
+            "nothing read again"
+        );
+        assert_eq!(count(&events, action::ACQUISITION_COMPLETED), 3);
+        assert_eq!(count(&events, action::ITEM_SEALED), 5);
+        assert_eq!(again.evidence, collected.evidence);
+    }
+
+    #[tokio::test]
+    async fn a_failing_volume_does_not_stop_the_others_and_a_rerun_finishes_it() {
+        let (cloud, bucket, source) = (cloud(), Bucket::default(), source());
+        source.armed.store(true, Ordering::SeqCst);
+        let (result, events) = run(&cloud, &bucket, &source).await;
+        let err = result.expect_err("one volume fails");
+        let failing = source
+            .failing
+            .lock()
+            .expect("lock")
+            .clone()
+            .expect("a snapshot failed");
+        let text = err.to_string();
+        assert!(
+            text.contains("1 of 5") && text.contains(&failing) && text.contains("block 0"),
+            "{text}"
+        );
+        let last = events.last().expect("events");
+        assert_eq!(
+            (last.action.as_str(), last.outcome),
+            (action::FAILED, Outcome::Failed)
+        );
+        assert_eq!(
+            count(&events, action::ITEM_SEALED),
+            4,
+            "the other items are sealed"
+        );
+
+        *source.failing.lock().expect("lock") = None;
+        let (result, events) = run(&cloud, &bucket, &source).await;
+        let collected = result.expect("resumed");
+        let image = hex::encode(Sha256::digest(source.pattern.raw_image()));
+        assert!(
+            collected
+                .evidence
+                .iter()
+                .filter(|i| i.kind == ItemKind::Volume)
+                .all(|i| i.image_sha256.as_deref() == Some(image.as_str()))
+        );
+        assert_eq!(count(&events, action::ITEM_SEALED), 5);
+        assert_eq!(
+            events.last().map(|e| e.action.as_str()),
+            Some(action::COMPLETED)
+        );
     }
 }

@@ -21,8 +21,11 @@ pub mod ports;
 pub mod state;
 pub mod wait;
 
-#[cfg(test)]
-mod fake;
+/// In-memory EC2 and evidence store for unit tests (here and, with the `fakes` feature, in the
+/// crates that orchestrate preservation).
+#[cfg(any(test, feature = "fakes"))]
+#[allow(missing_docs)]
+pub mod fake;
 
 pub use collect::{Plan, Preserved, PreservedVolume, Progress, SilentProgress, preserve};
 pub use custody::CustodyLog;
