@@ -385,3 +385,71 @@ async fn export_refuses_an_unknown_item_and_an_existing_file_and_leaves_nothing(
     );
     assert_eq!(std::fs::read(&out).expect("kept"), b"keep me");
 }
+
+#[tokio::test]
+async fn the_raw_layout_stores_the_whole_image_with_the_same_hash() {
+    let env = Env::new(&world_toml(
+        "ev-evidence-raw",
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root.img\"\nencryption = \"none\"\nbuild = { kind = \"pattern\", blocks = 9, offset_blocks = 100 }",
+        ],
+    ));
+    let generated = env.seeded.config.clone().expect("config");
+    let config = env.path("raw.forensnap.toml");
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&generated).expect("config") + "\n[acquire]\nlayout = \"raw\"\n",
+    )
+    .expect("write config");
+    let run = forensnap(&[
+        "collect",
+        "--config",
+        &config.display().to_string(),
+        "--case",
+        "IR-E-4",
+        "--account",
+        "111111111111",
+        "--instance",
+        &env.seeded.member().instances[0].instance_id,
+        "--output",
+        "json",
+    ]);
+    assert!(run.ok, "collect failed: {}", run.stderr);
+    let out = run.json();
+    let volume = &env.seeded.member().instances[0].volumes[0];
+    let item = items(&out, "volume")[0].clone();
+    assert_eq!(item["image_sha256"], volume.image_sha256.as_str());
+
+    // The stored object is the raw image itself; the bag checks with standard tools.
+    let dir = tempfile::tempdir().expect("dir");
+    let bag = dir.path().join("bag");
+    download(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
+    assert_eq!(
+        image_sha256(&bag.join("data/disk.raw"), volume.size_gib << 30),
+        volume.image_sha256
+    );
+    let (ok, text) = sh(
+        &bag,
+        "sha256sum --strict -c manifest-sha256.txt && sha256sum --strict -c tagmanifest-sha256.txt && sha256sum --strict -c data/image.sha256",
+    );
+    assert!(ok, "{text}");
+    assert!(!bag.join("rebuild.sh").exists(), "nothing to rebuild");
+
+    let raw = dir.path().join("export.raw");
+    let exported = forensnap(&[
+        "export",
+        "--config",
+        &config.display().to_string(),
+        "--case",
+        "IR-E-4",
+        "--evidence",
+        item["id"].as_str().expect("id"),
+        "--out",
+        &raw.display().to_string(),
+    ]);
+    assert!(exported.ok, "{}", exported.stderr);
+    assert_eq!(
+        image_sha256(&raw, volume.size_gib << 30),
+        volume.image_sha256
+    );
+}
