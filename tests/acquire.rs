@@ -44,19 +44,7 @@ async fn run(
 
 async fn object(env: &Env, key: &str) -> Vec<u8> {
     let s3 = s3(&env.forensic().await);
-    let out = s3
-        .get_object()
-        .bucket(&env.seeded.forensic.evidence_bucket)
-        .key(key)
-        .send()
-        .await
-        .expect("object");
-    out.body
-        .collect()
-        .await
-        .expect("body")
-        .into_bytes()
-        .to_vec()
+    get_bytes(&s3, &env.seeded.forensic.evidence_bucket, key).await
 }
 
 /// Rebuild the raw image from the stored blocks and the block map (as an auditor would with

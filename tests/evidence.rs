@@ -77,18 +77,7 @@ async fn download(env: &Env, prefix: &str, dir: &Path) {
         let key = object.key().expect("key");
         let path = dir.join(key.strip_prefix(prefix).expect("under prefix"));
         std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(key)
-            .send()
-            .await
-            .expect("get")
-            .body
-            .collect()
-            .await
-            .expect("body");
-        std::fs::write(&path, body.into_bytes()).expect("write");
+        std::fs::write(&path, get_bytes(&s3, bucket, key).await).expect("write");
     }
 }
 
@@ -293,18 +282,8 @@ async fn custody_actions(env: &Env, case: &str) -> Vec<String> {
         .expect("list");
     let mut actions = Vec::new();
     for object in listed.contents() {
-        let body = s3
-            .get_object()
-            .bucket(bucket)
-            .key(object.key().expect("key"))
-            .send()
-            .await
-            .expect("get")
-            .body
-            .collect()
-            .await
-            .expect("body");
-        let event: serde_json::Value = serde_json::from_slice(&body.into_bytes()).expect("json");
+        let body = get_bytes(&s3, bucket, object.key().expect("key")).await;
+        let event: serde_json::Value = serde_json::from_slice(&body).expect("json");
         actions.push(event["action"].as_str().expect("action").to_string());
     }
     actions

@@ -898,6 +898,27 @@ mod tests {
         }
     }
 
+    /// Acquire with a generous limit and no progress reports.
+    async fn run_on(
+        source: &MemorySource,
+        sink: &MemorySink,
+        options: &AcquireOptions,
+        snapshot_id: &str,
+        prefix: &str,
+    ) -> Result<Acquired, AcquireError> {
+        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
+        acquire(
+            source,
+            sink,
+            &limit,
+            options,
+            snapshot_id,
+            prefix,
+            &NoProgress,
+        )
+        .await
+    }
+
     fn expected_object(source: &MemorySource, indexes: &[u64]) -> Vec<u8> {
         indexes.iter().flat_map(|&i| source.block(i)).collect()
     }
@@ -909,18 +930,9 @@ mod tests {
         source.corrupt(5, 2);
         source.throttle_next(3);
         let sink = MemorySink::default();
-        let limit = AdaptiveLimit::new(2, 8, 10_000.0);
-        let got = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "cases/C/evidence/v1/",
-            &NoProgress,
-        )
-        .await
-        .expect("acquired");
+        let got = run_on(&source, &sink, &options(), "snap-1", "cases/C/evidence/v1/")
+            .await
+            .expect("acquired");
         assert_eq!(
             got.image_sha256,
             hex::encode(Sha256::digest(source.raw_image()))
@@ -959,33 +971,15 @@ mod tests {
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
         let uninterrupted = {
             let sink = MemorySink::default();
-            let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-            acquire(
-                &source,
-                &sink,
-                &limit,
-                &options(),
-                "snap-1",
-                "p/",
-                &NoProgress,
-            )
-            .await
-            .expect("acquired")
+            run_on(&source, &sink, &options(), "snap-1", "p/")
+                .await
+                .expect("acquired")
         };
         let sink = MemorySink::default();
         sink.fail_part_once(3);
-        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-        let err = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "p/",
-            &NoProgress,
-        )
-        .await
-        .expect_err("part 3 fails");
+        let err = run_on(&source, &sink, &options(), "snap-1", "p/")
+            .await
+            .expect_err("part 3 fails");
         assert!(
             err.to_string().contains("snap-1") && err.to_string().contains("UploadPart 3"),
             "{err}"
@@ -997,17 +991,9 @@ mod tests {
         );
 
         let before = source.gets.load(std::sync::atomic::Ordering::SeqCst);
-        let resumed = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "p/",
-            &NoProgress,
-        )
-        .await
-        .expect("resumed");
+        let resumed = run_on(&source, &sink, &options(), "snap-1", "p/")
+            .await
+            .expect("resumed");
         let fetched = source.gets.load(std::sync::atomic::Ordering::SeqCst) - before;
         assert_eq!(resumed.resumed_parts, 2);
         assert_eq!(
@@ -1028,35 +1014,18 @@ mod tests {
     async fn a_volume_with_data_only_in_its_last_block_and_an_empty_one() {
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[2047]);
         let sink = MemorySink::default();
-        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-        let got = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "a/",
-            &NoProgress,
-        )
-        .await
-        .expect("acquired");
+        let got = run_on(&source, &sink, &options(), "snap-1", "a/")
+            .await
+            .expect("acquired");
         assert_eq!(
             got.image_sha256,
             hex::encode(Sha256::digest(source.raw_image()))
         );
 
         let empty = MemorySource::pattern(BLOCK_SIZE, 16, &[]);
-        let got = acquire(
-            &empty,
-            &sink,
-            &limit,
-            &options(),
-            "snap-2",
-            "b/",
-            &NoProgress,
-        )
-        .await
-        .expect("acquired");
+        let got = run_on(&empty, &sink, &options(), "snap-2", "b/")
+            .await
+            .expect("acquired");
         assert_eq!(
             got.image_sha256,
             hex::encode(Sha256::digest(vec![0u8; 16 * BLOCK_SIZE as usize]))
@@ -1068,35 +1037,18 @@ mod tests {
     async fn the_raw_layout_stores_the_whole_image_with_the_same_hashes() {
         let indexes: Vec<u64> = vec![0, 1, 9, 10, 11, 30, 2047];
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
-        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
         let blocks_sink = MemorySink::default();
-        let blocks = acquire(
-            &source,
-            &blocks_sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "b/",
-            &NoProgress,
-        )
-        .await
-        .expect("blocks layout");
+        let blocks = run_on(&source, &blocks_sink, &options(), "snap-1", "b/")
+            .await
+            .expect("blocks layout");
         let raw_sink = MemorySink::default();
         let raw_options = AcquireOptions {
             layout: Layout::Raw,
             ..options()
         };
-        let raw = acquire(
-            &source,
-            &raw_sink,
-            &limit,
-            &raw_options,
-            "snap-1",
-            "r/",
-            &NoProgress,
-        )
-        .await
-        .expect("raw layout");
+        let raw = run_on(&source, &raw_sink, &raw_options, "snap-1", "r/")
+            .await
+            .expect("raw layout");
         let image = source.raw_image();
         assert_eq!(
             raw_sink.object("r/data/disk.raw").expect("raw object"),
@@ -1134,31 +1086,14 @@ mod tests {
         let indexes: Vec<u64> = (0..25).map(|i| i * 3).collect();
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
         let sink = MemorySink::default();
-        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-        let first = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "p/",
-            &NoProgress,
-        )
-        .await
-        .expect("acquired");
+        let first = run_on(&source, &sink, &options(), "snap-1", "p/")
+            .await
+            .expect("acquired");
         let gets = || source.gets.load(std::sync::atomic::Ordering::SeqCst);
         let before = gets();
-        let again = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "p/",
-            &NoProgress,
-        )
-        .await
-        .expect("marker");
+        let again = run_on(&source, &sink, &options(), "snap-1", "p/")
+            .await
+            .expect("marker");
         assert!(again.already_complete);
         assert_eq!(
             (again.image_sha256.as_str(), gets()),
@@ -1169,17 +1104,9 @@ mod tests {
         // Crash after CompleteMultipartUpload, before the block map and the marker.
         sink.remove(&marker_key("p/"));
         sink.remove("p/data/blockmap.tsv");
-        let recovered = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "p/",
-            &NoProgress,
-        )
-        .await
-        .expect("recovered");
+        let recovered = run_on(&source, &sink, &options(), "snap-1", "p/")
+            .await
+            .expect("recovered");
         assert!(!recovered.already_complete);
         assert_eq!(recovered.fetched_now, 0, "no block fetched again");
         assert_eq!(
@@ -1196,17 +1123,15 @@ mod tests {
         );
         assert_eq!(sink.open_uploads(), 0);
 
-        let other = acquire(
+        let other = run_on(
             &source,
             &sink,
-            &limit,
             &AcquireOptions {
                 layout: Layout::Raw,
                 ..options()
             },
             "snap-1",
             "p/",
-            &NoProgress,
         )
         .await
         .expect_err("a finished item is not acquired again differently");
@@ -1220,31 +1145,14 @@ mod tests {
     async fn a_data_object_that_does_not_match_its_checkpoints_is_never_overwritten() {
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[1, 2, 3]);
         let sink = MemorySink::default();
-        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-        acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "p/",
-            &NoProgress,
-        )
-        .await
-        .expect("acquired");
+        run_on(&source, &sink, &options(), "snap-1", "p/")
+            .await
+            .expect("acquired");
         sink.remove(&marker_key("p/"));
         sink.remove(&part_key("p/", 1));
-        let err = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options(),
-            "snap-1",
-            "p/",
-            &NoProgress,
-        )
-        .await
-        .expect_err("refused");
+        let err = run_on(&source, &sink, &options(), "snap-1", "p/")
+            .await
+            .expect_err("refused");
         assert!(
             err_names(&err, "does not match its 0 part checkpoints")
                 && err_names(&err, "p/data/blocks.bin"),

@@ -471,19 +471,14 @@ mod tests {
     use forensnap_acquire::sink::{CompletedObject, SinkError, StoredPart};
     use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, NoProgress, SourceError};
     use forensnap_core::layout::BLOCK_SIZE;
-    use forensnap_core::{Actor, CaseId, Event, Outcome};
-    use forensnap_preserve::fake::{Cloud, FakeEc2, Shared};
+    use forensnap_core::{Actor, Event, Outcome};
+    use forensnap_preserve::fake::{Cloud, FORENSIC, FORENSIC_KEY, FakeEc2, MEMBER, Shared, plan};
     use forensnap_preserve::ports::BucketLock;
-    use forensnap_preserve::wait::Backoff;
     use forensnap_preserve::{AwsError, Called, SnapshotInfo, Stored};
     use sha2::{Digest, Sha256};
     use tokio::sync::mpsc;
 
     use super::*;
-
-    const MEMBER: &str = "111111111111";
-    const FORENSIC: &str = "123456789012";
-    const FORENSIC_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/forensic";
 
     /// One in-memory bucket serving both seams, as the real bucket does.
     #[derive(Clone, Default)]
@@ -629,30 +624,6 @@ mod tests {
             .key_users
             .insert(FORENSIC_KEY.into(), [MEMBER.to_string()].into());
         Shared::new(std::sync::Mutex::new(cloud))
-    }
-
-    fn plan() -> Plan {
-        Plan {
-            case: CaseId::parse("IR-1").expect("case"),
-            member_account: MEMBER.into(),
-            member_region: "us-east-1".into(),
-            instance_id: "i-1".into(),
-            forensic_account: FORENSIC.into(),
-            forensic_key_arn: FORENSIC_KEY.into(),
-            role_arn: "arn:aws:iam::111111111111:role/Collector".into(),
-            session_name: "forensnap-IR-1".into(),
-            source_identity: "IR-1".into(),
-            member_tags: BTreeMap::new(),
-            description: "forensnap IR-1".into(),
-            reencrypt_always: false,
-            max_concurrent_copies: 2,
-            backoff: Backoff {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(2),
-                limit: Duration::from_secs(5),
-            },
-            tool: "test".into(),
-        }
     }
 
     fn acquire_plan() -> AcquirePlan {

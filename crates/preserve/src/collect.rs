@@ -1040,16 +1040,12 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::time::Duration;
 
-    use forensnap_core::{Actor, CaseId, Outcome};
+    use forensnap_core::{Actor, Outcome};
 
     use super::*;
-    use crate::fake::{Cloud, FakeEc2, FakeStore, Shared};
+    use crate::fake::{Cloud, FORENSIC, FORENSIC_KEY, FakeEc2, FakeStore, MEMBER, Shared, plan};
 
-    const MEMBER: &str = "111111111111";
-    const FORENSIC: &str = "123456789012";
-    const FORENSIC_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/forensic";
     const AWS_EBS: &str = "arn:aws:kms:us-east-1:111111111111:key/aws-ebs";
     const MEMBER_CMK: &str = "arn:aws:kms:us-east-1:111111111111:key/cmk";
 
@@ -1077,30 +1073,6 @@ mod tests {
                 .insert(MEMBER_CMK.into(), [FORENSIC.to_string()].into());
         }
         Shared::new(std::sync::Mutex::new(cloud))
-    }
-
-    fn plan() -> Plan {
-        Plan {
-            case: CaseId::parse("IR-1").expect("case"),
-            member_account: MEMBER.into(),
-            member_region: "us-east-1".into(),
-            instance_id: "i-1".into(),
-            forensic_account: FORENSIC.into(),
-            forensic_key_arn: FORENSIC_KEY.into(),
-            role_arn: "arn:aws:iam::111111111111:role/Collector".into(),
-            session_name: "forensnap-IR-1".into(),
-            source_identity: "IR-1".into(),
-            member_tags: BTreeMap::new(),
-            description: "forensnap IR-1".into(),
-            reencrypt_always: false,
-            max_concurrent_copies: 2,
-            backoff: Backoff {
-                initial: Duration::from_millis(1),
-                max: Duration::from_millis(2),
-                limit: Duration::from_secs(5),
-            },
-            tool: "test".into(),
-        }
     }
 
     async fn run(

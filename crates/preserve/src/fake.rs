@@ -38,6 +38,38 @@ pub struct Cloud {
 
 pub type Shared = Arc<Mutex<Cloud>>;
 
+/// The member account of the fake cloud's instance.
+pub const MEMBER: &str = "111111111111";
+/// The forensic account.
+pub const FORENSIC: &str = "123456789012";
+/// The forensic EBS key.
+pub const FORENSIC_KEY: &str = "arn:aws:kms:us-east-1:123456789012:key/forensic";
+
+/// A plan for instance `i-1` of [`MEMBER`], case IR-1, with millisecond polling.
+pub fn plan() -> crate::Plan {
+    crate::Plan {
+        case: forensnap_core::CaseId::parse("IR-1").expect("case"),
+        member_account: MEMBER.into(),
+        member_region: "us-east-1".into(),
+        instance_id: "i-1".into(),
+        forensic_account: FORENSIC.into(),
+        forensic_key_arn: FORENSIC_KEY.into(),
+        role_arn: "arn:aws:iam::111111111111:role/Collector".into(),
+        session_name: "forensnap-IR-1".into(),
+        source_identity: "IR-1".into(),
+        member_tags: BTreeMap::new(),
+        description: "forensnap IR-1".into(),
+        reencrypt_always: false,
+        max_concurrent_copies: 2,
+        backoff: crate::wait::Backoff {
+            initial: std::time::Duration::from_millis(1),
+            max: std::time::Duration::from_millis(2),
+            limit: std::time::Duration::from_secs(5),
+        },
+        tool: "test".into(),
+    }
+}
+
 fn err(operation: &'static str, code: &str) -> AwsError {
     AwsError {
         operation,
