@@ -113,6 +113,18 @@ fn sh(dir: &Path, script: &str) -> (bool, String) {
     )
 }
 
+/// `sha256sum` of the DER public key of the forensic signing key, as KMS returns it.
+async fn kms_fingerprint(env: &Env) -> String {
+    let kms = aws_sdk_kms::Client::new(&env.forensic().await);
+    let key = kms
+        .get_public_key()
+        .key_id(&env.seeded.forensic.signing_key_arn)
+        .send()
+        .await
+        .expect("public key");
+    sha256_hex(key.public_key().expect("der").as_ref())
+}
+
 async fn open_uploads(env: &Env) -> usize {
     s3(&env.forensic().await)
         .list_multipart_uploads()
@@ -175,6 +187,7 @@ async fn collect_stores_every_volume_as_a_sealed_bag_that_exports_and_verifies_w
         for check in [
             "sha256sum --strict -c manifest-sha256.txt",
             "sha256sum --strict -c tagmanifest-sha256.txt",
+            "openssl dgst -sha256 -verify signing-key.pem -signature tagmanifest-sha256.txt.sig tagmanifest-sha256.txt",
             "sh rebuild.sh disk.raw && sha256sum --strict -c data/image.sha256",
             "sh rebuild.sh - | sha256sum",
         ] {
@@ -184,6 +197,18 @@ async fn collect_stores_every_volume_as_a_sealed_bag_that_exports_and_verifies_w
                 assert!(text.starts_with(&volume.image_sha256), "{check}: {text}");
             }
         }
+        // The key in the bag is the KMS key's, and VERIFY.md names its fingerprint and the hash.
+        let (ok, fingerprint) = sh(
+            &bag,
+            "openssl pkey -pubin -in signing-key.pem -outform DER | sha256sum | cut -c1-64",
+        );
+        assert!(ok, "{fingerprint}");
+        assert_eq!(fingerprint.trim(), kms_fingerprint(&env).await);
+        let guide = std::fs::read_to_string(bag.join("VERIFY.md")).expect("VERIFY.md");
+        assert!(
+            guide.contains(fingerprint.trim()) && guide.contains(&volume.image_sha256),
+            "{guide}"
+        );
         let python = world_python().expect("world python");
         let bagit = python.parent().expect("venv bin").join("bagit.py");
         let validated = Command::new(&python)
@@ -268,6 +293,59 @@ async fn collect_stores_every_volume_as_a_sealed_bag_that_exports_and_verifies_w
         events.last().map(String::as_str),
         Some("collection.completed")
     );
+    assert_eq!(
+        checkpoint_findings(&env, "IR-E-1").await,
+        Vec::<String>::new(),
+        "every event is covered by a checkpoint signed with the KMS key"
+    );
+}
+
+/// What the signed checkpoints say is wrong with the case's custody chain, checked with the
+/// public key KMS returns.
+async fn checkpoint_findings(env: &Env, case: &str) -> Vec<String> {
+    let s3 = s3(&env.forensic().await);
+    let bucket = &env.seeded.forensic.evidence_bucket;
+    let mut events = Vec::new();
+    let mut checkpoints = Vec::new();
+    for (prefix, is_event) in [("events", true), ("checkpoints", false)] {
+        let listed = s3
+            .list_objects_v2()
+            .bucket(bucket)
+            .prefix(format!("cases/{case}/custody/{prefix}/"))
+            .send()
+            .await
+            .expect("list");
+        for key in listed.contents().iter().filter_map(|o| o.key()) {
+            if is_event {
+                events.push((key.to_string(), get_bytes(&s3, bucket, key).await));
+            } else if key.ends_with(".json") {
+                let signature = get_bytes(&s3, bucket, &format!("{key}.sig")).await;
+                checkpoints.push((
+                    key.to_string(),
+                    get_bytes(&s3, bucket, key).await,
+                    Some(signature),
+                ));
+            }
+        }
+    }
+    assert!(!checkpoints.is_empty(), "no checkpoint");
+    let kms = aws_sdk_kms::Client::new(&env.forensic().await);
+    let public = kms
+        .get_public_key()
+        .key_id(&env.seeded.forensic.signing_key_arn)
+        .send()
+        .await
+        .expect("public key");
+    let case = forensnap_core::CaseId::parse(case).expect("case");
+    forensnap_core::seal::verify_checkpoints(
+        &case,
+        &events,
+        &checkpoints,
+        public.public_key().expect("der").as_ref(),
+    )
+    .into_iter()
+    .map(|f| f.to_string())
+    .collect()
 }
 
 async fn custody_actions(env: &Env, case: &str) -> Vec<String> {
@@ -431,4 +509,49 @@ async fn the_raw_layout_stores_the_whole_image_with_the_same_hash() {
         image_sha256(&raw, volume.size_gib << 30),
         volume.image_sha256
     );
+}
+
+#[tokio::test]
+async fn a_missing_or_unfit_signing_key_is_refused_before_anything_is_done() {
+    let env = env("ev-evidence-key");
+    let generated =
+        std::fs::read_to_string(env.seeded.config.clone().expect("config")).expect("read");
+    let signing = &env.seeded.forensic.signing_key_arn;
+    let line = generated
+        .lines()
+        .find(|l| l.starts_with("signing_key_arn"))
+        .expect("the generated config names the signing key")
+        .to_string();
+    for (name, text, expected) in [
+        (
+            "none.toml",
+            generated.replace(&line, ""),
+            "forensic.signing_key_arn is not set",
+        ),
+        (
+            "symmetric.toml",
+            generated.replace(signing.as_str(), &env.seeded.forensic.ebs_key_arn),
+            "not ECC_NIST_P256 SIGN_VERIFY",
+        ),
+    ] {
+        let config = env.path(name);
+        std::fs::write(&config, text).expect("write");
+        let run = forensnap(&[
+            "collect",
+            "--config",
+            &config.display().to_string(),
+            "--case",
+            "IR-E-5",
+            "--account",
+            "111111111111",
+            "--instance",
+            &env.seeded.member().instances[0].instance_id,
+        ]);
+        assert!(!run.ok, "{name} accepted");
+        assert!(run.stderr.contains(expected), "{name}: {}", run.stderr);
+        assert!(
+            custody_actions(&env, "IR-E-5").await.is_empty(),
+            "{name}: nothing recorded, nothing done"
+        );
+    }
 }

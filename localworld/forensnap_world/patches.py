@@ -54,6 +54,7 @@ def apply() -> None:
         _patch_describe_snapshots()
         _patch_copy_snapshot()
         _patch_share_snapshot()
+        _patch_kms_digest()
         _applied = True
 
 
@@ -387,3 +388,85 @@ def _patch_share_snapshot() -> None:
         return original(self, snapshot_id, user_ids, groups)
 
     EBSBackend.add_create_volume_permission = add_create_volume_permission
+
+
+# --- kms: Sign/Verify with MessageType=DIGEST, and the RAW message limit ------------------------
+
+RAW_MESSAGE_LIMIT = 4096
+"""AWS: a RAW Sign/Verify message is at most 4,096 bytes; larger ones are signed as a DIGEST."""
+
+
+def _patch_kms_digest() -> None:
+    """moto ignores MessageType and hashes a DIGEST again; AWS signs the given digest as is, which
+    is what lets a signature over a large file be made from its SHA-256 and still verify with
+    ``openssl dgst -sha256 -verify`` over the file itself."""
+    import base64
+
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import Prehashed
+    from moto.kms.exceptions import ValidationException
+    from moto.kms.responses import KmsResponse
+
+    original_sign, original_verify = KmsResponse.sign, KmsResponse.verify
+    hash_of = {"ECDSA_SHA_256": hashes.SHA256, "ECDSA_SHA_384": hashes.SHA384, "ECDSA_SHA_512": hashes.SHA512}
+
+    def checked(self):
+        """(message type, message) after AWS's size rules."""
+        message_type = self._get_param("MessageType") or "RAW"
+        message = self._get_param("Message") or b""
+        if message_type == "RAW" and len(message) > RAW_MESSAGE_LIMIT:
+            raise ValidationException(
+                f"1 validation error detected: Value at 'Message' failed to satisfy constraint: "
+                f"Member must have length less than or equal to {RAW_MESSAGE_LIMIT}")
+        return message_type, message
+
+    def prehashed(self, digest):
+        algorithm = self._get_param("SigningAlgorithm")
+        if algorithm not in hash_of:
+            raise ValidationException(f"MessageType DIGEST with {algorithm} is not emulated by the local world")
+        if len(digest) != hash_of[algorithm].digest_size:
+            raise ValidationException(f"Digest is invalid length for algorithm {algorithm}.")
+        key = self.kms_backend.describe_key(self._get_param("KeyId"))
+        private = getattr(key.private_key, "private_key", None)
+        if key.key_usage != "SIGN_VERIFY" or not isinstance(private, ec.EllipticCurvePrivateKey):
+            raise ValidationException(f"{key.arn} key usage is {key.key_usage}, not an ECC SIGN_VERIFY key")
+        return key, private, ec.ECDSA(Prehashed(hash_of[algorithm]()))
+
+    def sign(self):
+        message_type, message = checked(self)
+        if message_type != "DIGEST":
+            return original_sign(self)
+        key, private, scheme = prehashed(self, message)
+        signature = private.sign(message, scheme)
+        return json.dumps({"KeyId": key.arn, "Signature": base64.b64encode(signature).decode(),
+                           "SigningAlgorithm": self._get_param("SigningAlgorithm")})
+
+    def verify(self):
+        message_type, message = checked(self)
+        if message_type != "DIGEST":
+            return original_verify(self)
+        key, private, scheme = prehashed(self, message)
+        signature = base64.b64decode(self._get_param("Signature"))
+        try:
+            private.public_key().verify(signature, message, scheme)
+            valid = True
+        except InvalidSignature:
+            valid = False
+        return json.dumps({"KeyId": key.arn, "SignatureValid": valid,
+                           "SigningAlgorithm": self._get_param("SigningAlgorithm")})
+
+    original_get_public_key = KmsResponse.get_public_key
+
+    def get_public_key(self):
+        """AWS answers with the key's ARN and ``KeySpec``; moto with its bare id and only the
+        deprecated ``CustomerMasterKeySpec``."""
+        answer = json.loads(original_get_public_key(self))
+        key = self.kms_backend.describe_key(self._get_param("KeyId"))
+        answer["KeyId"] = key.arn
+        answer["KeySpec"] = key.key_spec
+        return json.dumps(answer)
+
+    KmsResponse.sign, KmsResponse.verify = sign, verify
+    KmsResponse.get_public_key = get_public_key

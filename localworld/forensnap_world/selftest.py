@@ -37,6 +37,10 @@ STRUCTURE = [
     ("moto.iam.models", "get_account_id_from"),
     ("moto.iam.models", "iam_backends"),
     ("moto.kms.models", "kms_backends"),
+    ("moto.kms.responses", "KmsResponse.sign"),
+    ("moto.kms.responses", "KmsResponse.verify"),
+    ("moto.kms.responses", "KmsResponse.get_public_key"),
+    ("moto.kms.exceptions", "ValidationException"),
     ("moto.s3.models", "s3_backends"),
     ("moto.s3.models", "FakeBucket.default_retention"),
     ("moto.s3.models", "FakeBucket.has_default_lock"),
@@ -212,6 +216,27 @@ def _behaviour(checks: Checks, endpoint: str, world: dict) -> None:
         assert code(lambda: s3.put_object_retention(Bucket=bucket, Key="k", VersionId=version, Retention=shorter)) == "AccessDenied"
 
     checks.run("s3: multipart keeps COMPLIANCE lock; checksums and retention enforced", s3_lock)
+
+    def kms_digest():
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        kms = client("kms")
+        key = forensic["signing_key_arn"]
+        big = b"x" * 5000
+        assert code(lambda: kms.sign(KeyId=key, Message=big, MessageType="RAW",
+                                     SigningAlgorithm="ECDSA_SHA_256")) == "ValidationException"
+        digest = hashlib.sha256(big).digest()
+        signature = kms.sign(KeyId=key, Message=digest, MessageType="DIGEST",
+                             SigningAlgorithm="ECDSA_SHA_256")["Signature"]
+        answer = kms.get_public_key(KeyId=key)
+        assert answer["KeySpec"] == "ECC_NIST_P256" and answer["KeyId"] == key, answer
+        public = serialization.load_der_public_key(answer["PublicKey"])
+        public.verify(signature, big, ec.ECDSA(hashes.SHA256()))  # raises when it does not verify
+        assert kms.verify(KeyId=key, Message=digest, MessageType="DIGEST", Signature=signature,
+                          SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"]
+
+    checks.run("kms: DIGEST signatures verify over the message; RAW limited to 4096 bytes; GetPublicKey names KeySpec", kms_digest)
 
 
 def main_selftest(argv) -> None:

@@ -453,9 +453,22 @@ mod tests {
         )
         .await
         .expect("acquired");
-        seal_volume(&sink, "i/", &got, &[("Case-Id".into(), "C-1".into())])
-            .await
-            .expect("sealed");
+        let signer = forensnap_core::seal::MemorySigner::from_seed(7, "arn:aws:kms:test:1:key/k");
+        let guide = crate::item::Guide {
+            id: "vol-1",
+            case: "C-1",
+            kind: crate::item::ItemKind::Volume,
+        };
+        seal_volume(
+            &sink,
+            "i/",
+            &got,
+            &[("Case-Id".into(), "C-1".into())],
+            &signer,
+            guide,
+        )
+        .await
+        .expect("sealed");
         (source, sink)
     }
 

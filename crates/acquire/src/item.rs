@@ -14,6 +14,11 @@ use forensnap_core::bag::{
 use forensnap_core::layout::{BLOCK_MAP_PATH, IMAGE_SHA256_PATH, Layout};
 use sha2::{Digest, Sha256};
 
+use forensnap_core::seal::{
+    PUBLIC_KEY_PATH, SIGNATURE_SUFFIX, SignError, Signer, VERIFY_PATH, VerifyGuide, fingerprint,
+    public_key_pem, verify_md,
+};
+
 use crate::engine::Acquired;
 use crate::sink::{EvidenceSink, SinkError};
 
@@ -55,6 +60,16 @@ pub enum ItemError {
         what: String,
         /// Cause.
         source: SinkError,
+    },
+    /// The signing key refused.
+    #[error("evidence item at {prefix}: signing its tag manifest with {key}: {source}")]
+    Sign {
+        /// The item's prefix.
+        prefix: String,
+        /// The signing key.
+        key: String,
+        /// Cause.
+        source: SignError,
     },
     /// The bag's contents are not valid.
     #[error("evidence item at {prefix}: {why}")]
@@ -110,16 +125,17 @@ pub fn volume_fields(acquired: &Acquired) -> Vec<(String, String)> {
 }
 
 /// The payload files of a sealed bag as its `manifest-sha256.txt` lists them, or `None` when the
-/// bag is not sealed yet.
+/// bag is not sealed yet (no signed tag manifest).
 pub async fn sealed<K: EvidenceSink>(
     sink: &K,
     prefix: &str,
 ) -> Result<Option<Vec<(String, String)>>, ItemError> {
-    let key = format!("{prefix}{TAG_MANIFEST}");
+    // The signature is written last: without it the bag is sealed again (and signed).
+    let key = format!("{prefix}{TAG_MANIFEST}{SIGNATURE_SUFFIX}");
     if sink
         .get(&key)
         .await
-        .map_err(sink_failed(prefix, TAG_MANIFEST))?
+        .map_err(sink_failed(prefix, "the tag manifest's signature"))?
         .is_none()
     {
         return Ok(None);
@@ -145,34 +161,80 @@ pub async fn sealed<K: EvidenceSink>(
         })
 }
 
-/// Write the tag files of the bag at `prefix` whose payload (`data/...`) is already stored.
-pub async fn seal<K: EvidenceSink>(
+/// What `VERIFY.md` needs to know of an item besides its bag.
+#[derive(Debug, Clone, Copy)]
+pub struct Guide<'a> {
+    /// Item id.
+    pub id: &'a str,
+    /// Case id.
+    pub case: &'a str,
+    /// What the item holds.
+    pub kind: ItemKind,
+}
+
+/// Write the tag files of the bag at `prefix` whose payload (`data/...`) is already stored,
+/// `VERIFY.md` among them, then the public key (`signing-key.pem`) and last the signature of the
+/// tag manifest (`tagmanifest-sha256.txt.sig`, DER ECDSA P-256 over its bytes).
+pub async fn seal<K: EvidenceSink, G: Signer>(
     sink: &K,
     prefix: &str,
     payload: &[PayloadFile],
     info: &[(String, String)],
-    extra: Vec<TagFile>,
+    mut extra: Vec<TagFile>,
+    signer: &G,
+    guide: VerifyGuide<'_>,
 ) -> Result<(), ItemError> {
+    let public_key = signer.public_key_der();
+    extra.push(TagFile {
+        path: VERIFY_PATH.into(),
+        bytes: verify_md(&guide).into_bytes(),
+    });
     let files =
         forensnap_core::bag::tag_files(info, payload, extra).map_err(|e| ItemError::Invalid {
             prefix: prefix.into(),
             why: e.to_string(),
         })?;
+    let mut tag_manifest = Vec::new();
     for file in files {
         let key = format!("{prefix}{}", file.path);
+        if file.path == TAG_MANIFEST {
+            tag_manifest = file.bytes.clone();
+        }
         sink.put(&key, file.bytes)
             .await
             .map_err(sink_failed(prefix, &file.path))?;
     }
+    let signature = signer
+        .sign(&tag_manifest)
+        .await
+        .map_err(|e| ItemError::Sign {
+            prefix: prefix.into(),
+            key: signer.key_id().into(),
+            source: e,
+        })?;
+    sink.put(
+        &format!("{prefix}{PUBLIC_KEY_PATH}"),
+        public_key_pem(public_key).into_bytes(),
+    )
+    .await
+    .map_err(sink_failed(prefix, PUBLIC_KEY_PATH))?;
+    sink.put(
+        &format!("{prefix}{TAG_MANIFEST}{SIGNATURE_SUFFIX}"),
+        signature,
+    )
+    .await
+    .map_err(sink_failed(prefix, "the tag manifest's signature"))?;
     Ok(())
 }
 
 /// Store `data/image.sha256` and seal the bag of an acquired volume; returns the payload files.
-pub async fn seal_volume<K: EvidenceSink>(
+pub async fn seal_volume<K: EvidenceSink, G: Signer>(
     sink: &K,
     prefix: &str,
     acquired: &Acquired,
     info: &[(String, String)],
+    signer: &G,
+    guide: Guide<'_>,
 ) -> Result<Vec<PayloadFile>, ItemError> {
     // The rebuilt image is `disk.raw` in the bag root (blocks layout) or the stored object itself
     // (raw layout): either way `sha256sum -c data/image.sha256` from the bag root checks it.
@@ -216,17 +278,30 @@ pub async fn seal_volume<K: EvidenceSink>(
     };
     let mut fields = volume_fields(acquired);
     fields.extend(info.iter().cloned());
-    seal(sink, prefix, &payload, &fields, extra).await?;
+    let fingerprint = fingerprint(signer.public_key_der());
+    let verify = VerifyGuide {
+        item_id: guide.id,
+        case: guide.case,
+        kind: guide.kind.as_str(),
+        signing_key_arn: signer.key_id(),
+        public_key_sha256: &fingerprint,
+        image_sha256: Some(&acquired.image_sha256),
+        rebuild: acquired.layout == Layout::Blocks,
+        raw_image_path: (acquired.layout == Layout::Raw).then_some(Layout::Raw.data_path()),
+    };
+    seal(sink, prefix, &payload, &fields, extra, signer, verify).await?;
     Ok(payload)
 }
 
 /// Seal the bag of a small item whose payload objects (`paths`, under `data/`) are stored:
 /// each is read back and hashed, so the manifest states what S3 holds.
-pub async fn seal_stored<K: EvidenceSink>(
+pub async fn seal_stored<K: EvidenceSink, G: Signer>(
     sink: &K,
     prefix: &str,
     paths: &[&str],
     info: &[(String, String)],
+    signer: &G,
+    guide: Guide<'_>,
 ) -> Result<Vec<PayloadFile>, ItemError> {
     let mut payload = Vec::with_capacity(paths.len());
     for path in paths {
@@ -244,6 +319,17 @@ pub async fn seal_stored<K: EvidenceSink>(
             size: bytes.len() as u64,
         });
     }
-    seal(sink, prefix, &payload, info, Vec::new()).await?;
+    let fingerprint = fingerprint(signer.public_key_der());
+    let verify = VerifyGuide {
+        item_id: guide.id,
+        case: guide.case,
+        kind: guide.kind.as_str(),
+        signing_key_arn: signer.key_id(),
+        public_key_sha256: &fingerprint,
+        image_sha256: None,
+        rebuild: false,
+        raw_image_path: None,
+    };
+    seal(sink, prefix, &payload, info, Vec::new(), signer, verify).await?;
     Ok(payload)
 }

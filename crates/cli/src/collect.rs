@@ -51,6 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| config.forensic.region.clone());
 
     let forensic = Forensic::connect(&config, &args.who).await?;
+    let signer = forensic.signer(&config).await?;
     let forensic_sdk = forensic.sdk.clone();
     let forensic_clients = forensic.clients.clone();
     let key = forensic_clients
@@ -133,6 +134,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &mut log,
         &sink,
         &source,
+        &signer,
         &progress,
     )
     .await;

@@ -41,6 +41,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let forensic = Forensic::connect(&config, &args.who).await?;
+    let signer = forensic.signer(&config).await?;
     let bucket = &config.forensic.evidence_bucket;
     let sink = S3Sink::new(
         forensic.clients.s3.clone(),
@@ -75,12 +76,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                     .detail("result", "match"),
             )
             .await?;
+            log.checkpoint(&signer, Vec::new()).await?;
             exported
         }
         Err(err) => {
             let _ = log
                 .record(draft.detail("result", "mismatch").failed(err.to_string()))
                 .await;
+            let _ = log.checkpoint(&signer, Vec::new()).await;
             return Err(err).context(format!(
                 "exporting evidence item {} of case {case}: nothing was left at {}",
                 args.evidence,

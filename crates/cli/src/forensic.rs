@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use aws_config::SdkConfig;
 use forensnap_aws::clients::forensic_sdk_config;
-use forensnap_aws::{Clients, S3Evidence};
+use forensnap_aws::{Clients, KmsSigner, S3Evidence};
 use forensnap_config::Config;
 use forensnap_core::{Actor, CaseId};
 use forensnap_preserve::CustodyLog;
@@ -64,6 +64,17 @@ impl Forensic {
             clients,
             actor,
         })
+    }
+
+    /// The signing key (`forensic.signing_key_arn`), checked before anything is done: every
+    /// evidence bag and custody checkpoint is signed with it.
+    pub async fn signer(&self, config: &Config) -> anyhow::Result<KmsSigner> {
+        let Some(key) = &config.forensic.signing_key_arn else {
+            bail!(
+                "forensic.signing_key_arn is not set: forensnap signs every evidence bag and custody checkpoint with the forensic account's ECC_NIST_P256 KMS key; set it to that key's ARN (forensic-vpc/forensic-account.yaml creates one)"
+            );
+        };
+        Ok(KmsSigner::new(self.clients.kms.clone(), key).await?)
     }
 
     /// The case's custody log (earlier events read and verified).

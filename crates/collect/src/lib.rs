@@ -19,6 +19,7 @@ use forensnap_acquire::{
 };
 use forensnap_core::EventDraft;
 use forensnap_core::custody::{console_output_item, instance_record_item, item_prefix};
+use forensnap_core::seal::{SealedItem, Signer};
 use forensnap_preserve::{
     CustodyLog, Ec2, EvidenceStore, Plan, PreserveError, Preserved, PreservedVolume, Progress,
     preserve,
@@ -136,8 +137,9 @@ fn listed(payload: &[forensnap_core::bag::PayloadFile]) -> Vec<(String, String)>
 pub trait CollectProgress: Progress + AcquireProgress {}
 impl<T: Progress + AcquireProgress> CollectProgress for T {}
 
-struct Run<'a, S, K, B> {
+struct Run<'a, S, K, B, G> {
     plan: &'a Plan,
+    signer: &'a G,
     acquire: &'a AcquirePlan,
     log: Mutex<&'a mut CustodyLog<S>>,
     sink: &'a K,
@@ -150,7 +152,14 @@ struct Run<'a, S, K, B> {
 
 /// Preserve the instance, then acquire and seal every evidence item (see the module docs).
 #[allow(clippy::too_many_arguments)]
-pub async fn collect<M: Ec2, F: Ec2, S: EvidenceStore, K: EvidenceSink, B: BlockSource>(
+pub async fn collect<
+    M: Ec2,
+    F: Ec2,
+    S: EvidenceStore,
+    K: EvidenceSink,
+    B: BlockSource,
+    G: Signer,
+>(
     plan: &Plan,
     acquire_plan: &AcquirePlan,
     member: &M,
@@ -158,12 +167,23 @@ pub async fn collect<M: Ec2, F: Ec2, S: EvidenceStore, K: EvidenceSink, B: Block
     log: &mut CustodyLog<S>,
     sink: &K,
     source: &B,
+    signer: &G,
     progress: &dyn CollectProgress,
 ) -> Result<Collected, CollectError> {
-    let preserved = preserve(plan, member, forensic, log, progress).await?;
+    let preserved = match preserve(plan, member, forensic, log, progress).await {
+        Ok(preserved) => preserved,
+        Err(err) => {
+            // The failed run's events are sealed too: a later reader sees they were not cut.
+            if let Err(e) = log.checkpoint(signer, Vec::new()).await {
+                tracing::warn!(error = %e, "the failed run's events could not be sealed");
+            }
+            return Err(err.into());
+        }
+    };
     let (bucket, prefix) = (log.store().bucket().to_string(), log.prefix().to_string());
     let run = Run {
         plan,
+        signer,
         acquire: acquire_plan,
         log: Mutex::new(log),
         sink,
@@ -195,6 +215,9 @@ pub async fn collect<M: Ec2, F: Ec2, S: EvidenceStore, K: EvidenceSink, B: Block
             .failed(first.clone())
             .detail("failed_items", errors.len());
         let _ = run.record(draft).await;
+        if let Err(e) = run.seal_chain(&items).await {
+            tracing::warn!(error = %e, "the failed run's events could not be sealed");
+        }
         return Err(CollectError::Items {
             failed: errors.len(),
             total,
@@ -212,6 +235,9 @@ pub async fn collect<M: Ec2, F: Ec2, S: EvidenceStore, K: EvidenceSink, B: Block
                 .collect::<Vec<_>>(),
         );
     run.record(draft).await.map_err(CollectError::Preserve)?;
+    run.seal_chain(&items)
+        .await
+        .map_err(CollectError::Preserve)?;
     let log = run.log.into_inner();
     let mut preserved = preserved;
     (preserved.custody_events, preserved.custody_head_sha256) =
@@ -222,7 +248,31 @@ pub async fn collect<M: Ec2, F: Ec2, S: EvidenceStore, K: EvidenceSink, B: Block
     })
 }
 
-impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource> Run<'_, S, K, B> {
+impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K, B, G> {
+    /// A signed checkpoint over the chain so far, naming the items sealed.
+    async fn seal_chain(&self, items: &[EvidenceItem]) -> Result<(), PreserveError> {
+        let mut sealed = Vec::with_capacity(items.len());
+        for item in items {
+            let key = format!("{}{}", item.prefix, item::TAG_MANIFEST);
+            let bytes = EvidenceSink::get(self.sink, &key)
+                .await
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            sealed.push(SealedItem {
+                id: item.id.clone(),
+                prefix: item.prefix.clone(),
+                tagmanifest_sha256: forensnap_core::sha256_hex(&bytes),
+            });
+        }
+        self.log
+            .lock()
+            .await
+            .checkpoint(self.signer, sealed)
+            .await
+            .map(|_| ())
+    }
+
     fn draft(&self, name: &str) -> EventDraft {
         EventDraft::new(name)
             .at(&self.plan.forensic_account, &self.plan.member_region)
@@ -301,10 +351,20 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource> Run<'_, S, K, B> {
         let files = match sealed {
             Some(files) => files,
             None => {
-                let payload =
-                    item::seal_stored(self.sink, &prefix, &[path], &self.common_fields(&id, kind))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                let payload = item::seal_stored(
+                    self.sink,
+                    &prefix,
+                    &[path],
+                    &self.common_fields(&id, kind),
+                    self.signer,
+                    item::Guide {
+                        id: &id,
+                        case: self.plan.case.as_str(),
+                        kind,
+                    },
+                )
+                .await
+                .map_err(|e| e.to_string())?;
                 let files = listed(&payload);
                 self.sealed_event(&id, kind, &prefix, &files).await?;
                 files
@@ -438,9 +498,20 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource> Run<'_, S, K, B> {
                 ),
                 ("Snapshot-KMS-Key".to_string(), volume.kms_key_id.clone()),
             ]);
-            let payload = item::seal_volume(self.sink, &prefix, &acquired, &fields)
-                .await
-                .map_err(|e| failed("sealing the bag", &e))?;
+            let payload = item::seal_volume(
+                self.sink,
+                &prefix,
+                &acquired,
+                &fields,
+                self.signer,
+                item::Guide {
+                    id: &id,
+                    case: self.plan.case.as_str(),
+                    kind: ItemKind::Volume,
+                },
+            )
+            .await
+            .map_err(|e| failed("sealing the bag", &e))?;
             files = listed(&payload);
             self.sealed_event(&id, ItemKind::Volume, &prefix, &files)
                 .await?;
@@ -688,10 +759,52 @@ mod tests {
             &mut log,
             bucket,
             source,
+            &signer(),
             &Quiet,
         )
         .await;
         (result, log.events().to_vec())
+    }
+
+    fn signer() -> forensnap_core::seal::MemorySigner {
+        forensnap_core::seal::MemorySigner::from_seed(
+            3,
+            "arn:aws:kms:us-east-1:123456789012:key/sign",
+        )
+    }
+
+    /// What `verify_checkpoints` finds wrong with the case's stored events and checkpoints.
+    fn sealed_findings(
+        bucket: &Bucket,
+        signer: &forensnap_core::seal::MemorySigner,
+    ) -> Vec<String> {
+        let case = forensnap_core::CaseId::parse("IR-1").expect("case");
+        let events: Vec<(String, Vec<u8>)> = bucket
+            .0
+            .keys("cases/IR-1/custody/events/")
+            .into_iter()
+            .map(|k| (k.clone(), bucket.0.object(&k).expect("event")))
+            .collect();
+        let checkpoints: Vec<forensnap_core::seal::CheckpointObject> = bucket
+            .0
+            .keys("cases/IR-1/custody/checkpoints/")
+            .into_iter()
+            .filter(|k| k.ends_with(".json"))
+            .map(|k| {
+                let sig = bucket.0.object(&format!("{k}.sig"));
+                (k.clone(), bucket.0.object(&k).expect("checkpoint"), sig)
+            })
+            .collect();
+        assert!(!checkpoints.is_empty(), "no checkpoint written");
+        forensnap_core::seal::verify_checkpoints(
+            &case,
+            &events,
+            &checkpoints,
+            signer.public_key_der(),
+        )
+        .into_iter()
+        .map(|f| f.to_string())
+        .collect()
     }
 
     fn count(events: &[Event], action: &str) -> usize {
@@ -746,6 +859,24 @@ mod tests {
             Some(action::COMPLETED)
         );
         assert_eq!(collected.preserved.custody_events, events.len() as u64);
+        let signer = signer();
+        assert_eq!(
+            sealed_findings(&bucket, &signer),
+            Vec::<String>::new(),
+            "the chain is sealed by a valid checkpoint"
+        );
+        for item in &collected.evidence {
+            let manifest = bucket
+                .0
+                .object(&format!("{}tagmanifest-sha256.txt", item.prefix))
+                .expect("tm");
+            let signature = bucket
+                .0
+                .object(&format!("{}tagmanifest-sha256.txt.sig", item.prefix))
+                .expect("sig");
+            forensnap_core::seal::verify_signature(signer.public_key_der(), &manifest, &signature)
+                .expect("the tag manifest's signature verifies");
+        }
 
         let gets = source.pattern.gets.load(Ordering::SeqCst);
         let (again, events) = run(&cloud, &bucket, &source).await;
@@ -803,6 +934,11 @@ mod tests {
         assert_eq!(
             events.last().map(|e| e.action.as_str()),
             Some(action::COMPLETED)
+        );
+        assert_eq!(
+            sealed_findings(&bucket, &signer()),
+            Vec::<String>::new(),
+            "both runs sealed, the failed one included"
         );
     }
 }

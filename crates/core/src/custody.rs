@@ -169,6 +169,16 @@ impl ChainHead {
     }
 }
 
+/// A time as custody records write it: RFC 3339 in UTC with exactly three fraction digits
+/// (fixed width, so times sort as text), e.g. `2026-11-23T20:35:48.360Z`.
+pub fn utc_time(now: OffsetDateTime) -> String {
+    let format =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+    now.to_offset(time::UtcOffset::UTC)
+        .format(&format)
+        .unwrap_or_default()
+}
+
 impl Event {
     /// The next event after `head`, finished at `now`.
     pub fn next(
@@ -179,14 +189,7 @@ impl Event {
         purpose: Option<&str>,
         now: OffsetDateTime,
     ) -> Event {
-        // RFC 3339 in UTC with exactly three fraction digits: fixed width, so times sort as text.
-        let format = format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
-        let time = now
-            .to_offset(time::UtcOffset::UTC)
-            .format(&format)
-            .unwrap_or_default();
+        let time = utc_time(now);
         Event {
             schema: EVENT_SCHEMA.to_string(),
             case: case.clone(),

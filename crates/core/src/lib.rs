@@ -8,12 +8,14 @@
 //! * [`custody`] -- custody events, their canonical bytes, and the SHA-256 chain that links them.
 //! * [`hashing`] -- resumable SHA-256 and the full-image hash of a sparse volume.
 //! * [`layout`]  -- EBS block size, multipart part sizing and the block map of stored blocks.
+//! * [`seal`]    -- KMS ECDSA P-256 signatures over bags and signed custody checkpoints; VERIFY.md.
 
 pub mod bag;
 pub mod case;
 pub mod custody;
 pub mod hashing;
 pub mod layout;
+pub mod seal;
 
 pub use case::{CaseId, CaseIdError};
 pub use custody::{Actor, ChainError, ChainHead, Event, EventDraft, Outcome, sha256_hex};

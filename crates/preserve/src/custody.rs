@@ -3,7 +3,14 @@
 //! Opening the log reads and verifies every earlier event of the case, so a run continues the
 //! chain of the runs before it (and refuses to write after a broken chain).
 
-use forensnap_core::custody::{event_key, events_prefix, verify_chain};
+use base64::Engine as _;
+use forensnap_core::custody::{event_key, events_prefix, utc_time, verify_chain};
+use forensnap_core::seal::{
+    CHECKPOINT_SCHEMA, ChainPosition, Checkpoint, PUBLIC_KEY_PATH, PreviousCheckpoint,
+    SIGNATURE_SUFFIX, SealedItem, Signer, checkpoint_key, checkpoints_prefix, fingerprint,
+    public_key_pem,
+};
+use forensnap_core::sha256_hex;
 use forensnap_core::{Actor, CaseId, ChainHead, Event, EventDraft};
 use time::OffsetDateTime;
 
@@ -87,6 +94,127 @@ impl<S: EvidenceStore> CustodyLog<S> {
         self.head = event.head();
         self.events.push(event.clone());
         Ok((event, stored))
+    }
+
+    /// Seal the chain so far with a signed checkpoint (`custody/checkpoints/NNNNNNNN.json` and
+    /// its DER signature `.sig`), in the manner of CloudTrail's digest files: it names its own
+    /// location, the chain head, the previous checkpoint (key, SHA-256, signature) and every
+    /// evidence item sealed so far (`items` replace earlier entries with the same id).
+    pub async fn checkpoint<G: Signer>(
+        &mut self,
+        signer: &G,
+        items: Vec<SealedItem>,
+    ) -> Result<Checkpoint, PreserveError> {
+        let bucket = self.store.bucket().to_string();
+        let listing = checkpoints_prefix(&self.prefix, &self.case);
+        let keys = self
+            .store
+            .list(&listing)
+            .await
+            .map_err(|e| PreserveError::custody(&bucket, &listing, e))?;
+        let (number, previous, mut sealed) = match keys.iter().rfind(|k| k.ends_with(".json")) {
+            None => (1, None, Vec::new()),
+            Some(key) => {
+                let bytes = self
+                    .store
+                    .get(key)
+                    .await
+                    .map_err(|e| PreserveError::custody(&bucket, key, e))?;
+                let signature_key = format!("{key}{SIGNATURE_SUFFIX}");
+                let signature = match self.store.get(&signature_key).await {
+                    Ok(signature) => signature,
+                    // A run stopped between a checkpoint and its signature: sign it now.
+                    Err(e) if e.is_not_found() => {
+                        let signature = self.sign(signer, key, &bytes).await?;
+                        self.store
+                            .put_locked(
+                                &signature_key,
+                                signature.clone(),
+                                "application/octet-stream",
+                            )
+                            .await
+                            .map_err(|e| PreserveError::custody(&bucket, &signature_key, e))?;
+                        signature
+                    }
+                    Err(e) => return Err(PreserveError::custody(&bucket, &signature_key, e)),
+                };
+                let last = Checkpoint::from_bytes(&bytes).map_err(|e| PreserveError::Seal {
+                        case: self.case.to_string(),
+                        key: key.clone(),
+                        message: e.to_string(),
+                        next: "run `forensnap verify` on the case and escalate; forensnap does not continue a checkpoint chain it cannot read",
+                    })?;
+                let previous = PreviousCheckpoint {
+                    key: key.clone(),
+                    sha256: sha256_hex(&bytes),
+                    signature: base64::engine::general_purpose::STANDARD.encode(&signature),
+                };
+                (last.number + 1, Some(previous), last.items)
+            }
+        };
+        for item in items {
+            sealed.retain(|s| s.id != item.id);
+            sealed.push(item);
+        }
+        sealed.sort_by(|a, b| a.id.cmp(&b.id));
+        let key = checkpoint_key(&self.prefix, &self.case, number);
+        let checkpoint = Checkpoint {
+            schema: CHECKPOINT_SCHEMA.to_string(),
+            case: self.case.to_string(),
+            number,
+            time: utc_time(OffsetDateTime::now_utc()),
+            bucket: bucket.clone(),
+            key: key.clone(),
+            chain: ChainPosition {
+                seq: self.head.seq,
+                sha256: self.head.sha256.clone(),
+            },
+            previous,
+            items: sealed,
+            signing_key_arn: signer.key_id().to_string(),
+            public_key_sha256: fingerprint(signer.public_key_der()),
+        };
+        if number == 1 {
+            // The key beside the checkpoints, for offline verification (auditors compare its
+            // fingerprint with `aws kms get-public-key` before trusting it).
+            let key_path = format!("{listing}{PUBLIC_KEY_PATH}");
+            let pem = public_key_pem(signer.public_key_der()).into_bytes();
+            if let Err(e) = self
+                .store
+                .put_locked(&key_path, pem, "application/x-pem-file")
+                .await
+                && e.code.as_deref() != Some("PreconditionFailed")
+            {
+                return Err(PreserveError::custody(&bucket, &key_path, e));
+            }
+        }
+        let bytes = checkpoint.to_bytes();
+        let signature = self.sign(signer, &key, &bytes).await?;
+        self.store
+            .put_locked(&key, bytes, "application/json")
+            .await
+            .map_err(|e| PreserveError::custody(&bucket, &key, e))?;
+        let signature_key = format!("{key}{SIGNATURE_SUFFIX}");
+        self.store
+            .put_locked(&signature_key, signature, "application/octet-stream")
+            .await
+            .map_err(|e| PreserveError::custody(&bucket, &signature_key, e))?;
+        tracing::info!(case = %self.case, number, seq = self.head.seq, "custody chain sealed by a signed checkpoint");
+        Ok(checkpoint)
+    }
+
+    async fn sign<G: Signer>(
+        &self,
+        signer: &G,
+        key: &str,
+        bytes: &[u8],
+    ) -> Result<Vec<u8>, PreserveError> {
+        signer.sign(bytes).await.map_err(|e| PreserveError::Seal {
+            case: self.case.to_string(),
+            key: key.to_string(),
+            message: format!("signing with {}: {e}", signer.key_id()),
+            next: "check that the forensic role may call kms:Sign on forensic.signing_key_arn, then run the same command again",
+        })
     }
 
     /// Every event of the case, earlier runs included.

@@ -42,6 +42,20 @@ pub enum PreserveError {
         /// What is broken.
         message: String,
     },
+    /// Sealing the chain with a signed checkpoint failed.
+    #[error(
+        "sealing the custody chain of case {case} with a signed checkpoint ({key}): {message}. Next: {next}"
+    )]
+    Seal {
+        /// Case.
+        case: String,
+        /// The checkpoint's key.
+        key: String,
+        /// What happened.
+        message: String,
+        /// What to do.
+        next: &'static str,
+    },
     /// A step in an account failed.
     #[error("{step} failed in account {account} for {resource}: {message}. Next: {next}")]
     Step {
