@@ -20,7 +20,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::engine::AcquireProgress;
 use crate::item::{TAG_MANIFEST, field};
-use crate::sink::{EvidenceSink, SinkError};
+use crate::sink::{EvidenceReader, SinkError};
 
 /// Bytes of the data object read per request (16 blocks).
 const DATA_CHUNK: u64 = 16 * BLOCK_SIZE;
@@ -78,7 +78,7 @@ struct Bag<'a, K> {
     prefix: &'a str,
 }
 
-impl<K: EvidenceSink> Bag<'_, K> {
+impl<K: EvidenceReader> Bag<'_, K> {
     fn mismatch(&self, file: impl ToString, problem: impl ToString) -> ExportError {
         ExportError::Mismatch {
             prefix: self.prefix.into(),
@@ -118,6 +118,23 @@ impl<K: EvidenceSink> Bag<'_, K> {
         Ok(bytes)
     }
 
+    /// A payload file's bytes, checked against `expected`.
+    async fn checked_text_or_bytes(
+        &self,
+        path: &str,
+        expected: &str,
+    ) -> Result<Vec<u8>, ExportError> {
+        let bytes = self.get(path).await?;
+        let actual = hex::encode(Sha256::digest(&bytes));
+        if actual != expected {
+            return Err(self.mismatch(
+                path,
+                format!("SHA-256 {actual}, the manifest says {expected}"),
+            ));
+        }
+        Ok(bytes)
+    }
+
     /// A manifest's entries, each file checked against the digest `listed` gives for it.
     async fn checked_text(
         &self,
@@ -139,7 +156,7 @@ impl<K: EvidenceSink> Bag<'_, K> {
 }
 
 /// Stream the volume item at `prefix` into a raw image at `out` (see the module docs).
-pub async fn export<K: EvidenceSink>(
+pub async fn export<K: EvidenceReader>(
     sink: &K,
     prefix: &str,
     out: &Path,
@@ -153,7 +170,26 @@ pub async fn export<K: EvidenceSink>(
         });
     }
     let partial = PathBuf::from(format!("{}.partial", out.display()));
-    let result = write_image(&Bag { sink, prefix }, out, &partial, progress).await;
+    let bag = Bag { sink, prefix };
+    let result = async {
+        let view = open_bag(&bag).await?;
+        let mut file =
+            tokio::fs::File::create(&partial)
+                .await
+                .map_err(|e| ExportError::Output {
+                    path: partial.clone(),
+                    problem: format!("cannot create it: {e}"),
+                })?;
+        let checked = check_volume(&bag, &view, Some((&mut file, &partial)), progress).await?;
+        Ok(Exported {
+            path: out.into(),
+            volume_bytes: checked.volume_bytes,
+            image_sha256: checked.image_sha256,
+            blocks_checked: checked.blocks_checked,
+            layout: checked.layout,
+        })
+    }
+    .await;
     match result {
         Ok(exported) => {
             tokio::fs::rename(&partial, out)
@@ -174,12 +210,62 @@ pub async fn export<K: EvidenceSink>(
     }
 }
 
-async fn write_image<K: EvidenceSink>(
-    bag: &Bag<'_, K>,
-    out: &Path,
-    partial: &Path,
+/// A bag's tag files, each checked against the tag manifest.
+#[derive(Debug, Clone)]
+pub struct BagView {
+    /// The tag manifest's entries: path -> SHA-256.
+    pub tags: BTreeMap<String, String>,
+    /// bag-info.txt fields.
+    pub info: Vec<(String, String)>,
+    /// The payload manifest's entries: path -> SHA-256.
+    pub manifest: BTreeMap<String, String>,
+}
+
+/// What checking a volume's payload found (every hash matched).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VolumeChecked {
+    /// The image's size.
+    pub volume_bytes: u64,
+    /// Its SHA-256, hex.
+    pub image_sha256: String,
+    /// Stored blocks checked against the block map.
+    pub blocks_checked: u64,
+    /// The item's layout.
+    pub layout: Layout,
+}
+
+/// Read the bag at `prefix`: the tag manifest, and every tag file it lists checked against it.
+pub async fn read_bag<K: EvidenceReader>(reader: &K, prefix: &str) -> Result<BagView, ExportError> {
+    open_bag(&Bag {
+        sink: reader,
+        prefix,
+    })
+    .await
+}
+
+/// Check every payload file of the bag at `prefix` against its manifest: a volume's data
+/// object block by block against the block map and as a whole, its block map and image hash;
+/// any other item's files by their SHA-256.
+pub async fn check_payload<K: EvidenceReader>(
+    reader: &K,
+    prefix: &str,
+    view: &BagView,
     progress: &dyn AcquireProgress,
-) -> Result<Exported, ExportError> {
+) -> Result<Option<VolumeChecked>, ExportError> {
+    let bag = Bag {
+        sink: reader,
+        prefix,
+    };
+    if field(&view.info, "Volume-Bytes").is_some() {
+        return check_volume(&bag, view, None, progress).await.map(Some);
+    }
+    for (path, expected) in &view.manifest {
+        bag.checked_text_or_bytes(path, expected).await?;
+    }
+    Ok(None)
+}
+
+async fn open_bag<K: EvidenceReader>(bag: &Bag<'_, K>) -> Result<BagView, ExportError> {
     // Tag files first: the tag manifest vouches for bag-info.txt and manifest-sha256.txt.
     let tag_manifest = bag.checked_text(TAG_MANIFEST, None).await?;
     let tags: BTreeMap<String, String> = parse_manifest(&tag_manifest)
@@ -209,8 +295,23 @@ async fn write_image<K: EvidenceSink>(
     .map_err(|e| bag.mismatch("manifest-sha256.txt", e))?
     .into_iter()
     .collect();
+    Ok(BagView {
+        tags,
+        info,
+        manifest,
+    })
+}
+
+/// Stream a volume's data object, checking every hash, writing the image to `out` if given.
+async fn check_volume<K: EvidenceReader>(
+    bag: &Bag<'_, K>,
+    view: &BagView,
+    mut out: Option<(&mut tokio::fs::File, &Path)>,
+    progress: &dyn AcquireProgress,
+) -> Result<VolumeChecked, ExportError> {
+    let (info, manifest) = (&view.info, &view.manifest);
     let number = |label: &str| -> Result<u64, ExportError> {
-        field(&info, label)
+        field(info, label)
             .and_then(|v| v.parse().ok())
             .ok_or_else(|| {
                 bag.mismatch(
@@ -222,7 +323,7 @@ async fn write_image<K: EvidenceSink>(
     let volume_bytes = number("Volume-Bytes")?;
     let data_bytes = number("Data-Bytes")?;
     let map_bytes = number("Block-Map-Bytes")?;
-    let layout = match field(&info, "Layout") {
+    let layout = match field(info, "Layout") {
         Some("blocks") => Layout::Blocks,
         Some("raw") => Layout::Raw,
         other => {
@@ -249,14 +350,8 @@ async fn write_image<K: EvidenceSink>(
         .unwrap_or_default()
         .to_string();
 
-    let mut file = tokio::fs::File::create(partial)
-        .await
-        .map_err(|e| ExportError::Output {
-            path: partial.into(),
-            problem: format!("cannot create it: {e}"),
-        })?;
-    let io = |e: std::io::Error| ExportError::Output {
-        path: partial.into(),
+    let io = |path: &Path, e: std::io::Error| ExportError::Output {
+        path: path.into(),
         problem: format!("writing the image: {e}"),
     };
     let mut map = MapReader::new(bag, map_bytes);
@@ -308,11 +403,13 @@ async fn write_image<K: EvidenceSink>(
             image
                 .block(volume_offset, block)
                 .map_err(|e| bag.mismatch(BLOCK_MAP_PATH, e))?;
-            if entry.is_some() || block.iter().any(|&b| b != 0) {
+            if let Some((file, path)) = out.as_mut()
+                && (entry.is_some() || block.iter().any(|&b| b != 0))
+            {
                 file.seek(std::io::SeekFrom::Start(volume_offset))
                     .await
-                    .map_err(io)?;
-                file.write_all(block).await.map_err(io)?;
+                    .map_err(|e| io(path, e))?;
+                file.write_all(block).await.map_err(|e| io(path, e))?;
             }
             progress.position(bag.prefix, volume_offset + block.len() as u64, volume_bytes);
         }
@@ -324,9 +421,11 @@ async fn write_image<K: EvidenceSink>(
             format!("block {} is listed but not in {data_path}", e.index),
         ));
     }
-    file.set_len(volume_bytes).await.map_err(io)?;
+    if let Some((file, path)) = out.as_mut() {
+        file.set_len(volume_bytes).await.map_err(|e| io(path, e))?;
+        file.sync_all().await.map_err(|e| io(path, e))?;
+    }
     progress.position(bag.prefix, volume_bytes, volume_bytes);
-    file.sync_all().await.map_err(io)?;
     let checks = [
         (data_path, object.finalize_hex(), data_sha256),
         (BLOCK_MAP_PATH, map.finish(), map_sha256),
@@ -342,14 +441,13 @@ async fn write_image<K: EvidenceSink>(
         }
         image_sha256 = actual;
     }
-    if let Some(recorded) = field(&info, "Image-SHA256").filter(|r| *r != image_sha256) {
+    if let Some(recorded) = field(info, "Image-SHA256").filter(|r| *r != image_sha256) {
         return Err(bag.mismatch(
             "bag-info.txt",
             format!("Image-SHA256 {recorded}, the image is {image_sha256}"),
         ));
     }
-    Ok(Exported {
-        path: out.into(),
+    Ok(VolumeChecked {
         volume_bytes,
         image_sha256,
         blocks_checked,
@@ -368,7 +466,7 @@ struct MapReader<'a, 'b, K> {
     line_number: u64,
 }
 
-impl<'a, 'b, K: EvidenceSink> MapReader<'a, 'b, K> {
+impl<'a, 'b, K: EvidenceReader> MapReader<'a, 'b, K> {
     fn new(bag: &'a Bag<'b, K>, size: u64) -> Self {
         MapReader {
             bag,

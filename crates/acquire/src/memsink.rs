@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::sink::{CompletedObject, EvidenceSink, SinkError, StoredPart};
+use crate::sink::{CompletedObject, EvidenceReader, EvidenceSink, SinkError, StoredPart};
 
 #[derive(Default)]
 struct Upload {
@@ -68,6 +68,22 @@ impl MemorySink {
     /// Uploads still open.
     pub fn open_uploads(&self) -> usize {
         self.uploads.lock().expect("lock").len()
+    }
+}
+
+impl EvidenceReader for MemorySink {
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+        let objects = self.objects.lock().expect("lock");
+        let object = objects
+            .get(key)
+            .ok_or_else(|| SinkError(format!("NoSuchKey {key}")))?;
+        let start = (start as usize).min(object.len());
+        let end = start.saturating_add(len as usize).min(object.len());
+        Ok(object[start..end].to_vec())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        Ok(self.objects.lock().expect("lock").get(key).cloned())
     }
 }
 
@@ -196,16 +212,6 @@ impl EvidenceSink for MemorySink {
         Ok(self.completed.lock().expect("lock").get(key).cloned())
     }
 
-    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
-        let objects = self.objects.lock().expect("lock");
-        let object = objects
-            .get(key)
-            .ok_or_else(|| SinkError(format!("NoSuchKey {key}")))?;
-        let start = (start as usize).min(object.len());
-        let end = start.saturating_add(len as usize).min(object.len());
-        Ok(object[start..end].to_vec())
-    }
-
     async fn abort(&self, _: &str, upload_id: &str) -> Result<(), SinkError> {
         self.uploads.lock().expect("lock").remove(upload_id);
         Ok(())
@@ -214,9 +220,5 @@ impl EvidenceSink for MemorySink {
     async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
         self.objects.lock().expect("lock").insert(key.into(), bytes);
         Ok(())
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-        Ok(self.objects.lock().expect("lock").get(key).cloned())
     }
 }

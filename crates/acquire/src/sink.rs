@@ -33,8 +33,21 @@ pub struct CompletedObject {
 #[error("{0}")]
 pub struct SinkError(pub String);
 
+/// Reading stored evidence (S3, memory, or a downloaded case folder).
+pub trait EvidenceReader: Send + Sync {
+    /// `len` bytes of the object at `key` from byte `start` (export reads in bounded ranges).
+    fn get_range(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, SinkError>> + Send;
+    /// Read a small object, `None` when absent.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, SinkError>> + Send;
+}
+
 /// Where acquired data goes (S3 Object Lock in production, memory in tests).
-pub trait EvidenceSink: Send + Sync {
+pub trait EvidenceSink: EvidenceReader {
     /// The open multipart upload for `key` and the parts it holds, creating the upload (with
     /// its Object Lock retention) when there is none.
     fn open_upload(
@@ -62,13 +75,6 @@ pub trait EvidenceSink: Send + Sync {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<Option<CompletedObject>, SinkError>> + Send;
-    /// `len` bytes of the object at `key` from byte `start` (export reads in bounded ranges).
-    fn get_range(
-        &self,
-        key: &str,
-        start: u64,
-        len: u64,
-    ) -> impl Future<Output = Result<Vec<u8>, SinkError>> + Send;
     /// Abort the upload (nothing half-written is left behind).
     fn abort(
         &self,
@@ -77,6 +83,4 @@ pub trait EvidenceSink: Send + Sync {
     ) -> impl Future<Output = Result<(), SinkError>> + Send;
     /// Store a small object (checkpoint, block map chunk) under Object Lock.
     fn put(&self, key: &str, bytes: Vec<u8>) -> impl Future<Output = Result<(), SinkError>> + Send;
-    /// Read a small object, `None` when absent.
-    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, SinkError>> + Send;
 }

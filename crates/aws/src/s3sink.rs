@@ -13,7 +13,9 @@ use aws_sdk_s3::types::{
 };
 use base64::Engine;
 use bytes::Bytes;
-use forensnap_acquire::sink::{CompletedObject, EvidenceSink, SinkError, StoredPart};
+use forensnap_acquire::sink::{
+    CompletedObject, EvidenceReader, EvidenceSink, SinkError, StoredPart,
+};
 use http_body::{Body, Frame, SizeHint};
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
@@ -108,6 +110,44 @@ impl Body for ChannelBody {
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
+    }
+}
+
+impl EvidenceReader for S3Sink {
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let out = self
+            .store
+            .client()
+            .get_object()
+            .bucket(self.store.bucket())
+            .key(key)
+            .range(format!("bytes={start}-{}", start + len - 1))
+            // A range of a multipart object only has part-level checksums, which the SDK cannot
+            // check; export checks every block and the whole object's SHA-256 itself.
+            .customize()
+            .config_override(
+                aws_sdk_s3::config::Builder::default()
+                    .response_checksum_validation(ResponseChecksumValidation::WhenRequired),
+            )
+            .send()
+            .await
+            .map_err(|e| SinkError(aws_error("GetObject", e).to_string()))?;
+        let body = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| SinkError(format!("GetObject {key} bytes {start}+{len}: {e}")))?;
+        Ok(body.into_bytes().to_vec())
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        self.store
+            .get_object(key)
+            .await
+            .map_err(|e| SinkError(e.to_string()))
     }
 }
 
@@ -258,35 +298,6 @@ impl EvidenceSink for S3Sink {
         }))
     }
 
-    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
-        if len == 0 {
-            return Ok(Vec::new());
-        }
-        let out = self
-            .store
-            .client()
-            .get_object()
-            .bucket(self.store.bucket())
-            .key(key)
-            .range(format!("bytes={start}-{}", start + len - 1))
-            // A range of a multipart object only has part-level checksums, which the SDK cannot
-            // check; export checks every block and the whole object's SHA-256 itself.
-            .customize()
-            .config_override(
-                aws_sdk_s3::config::Builder::default()
-                    .response_checksum_validation(ResponseChecksumValidation::WhenRequired),
-            )
-            .send()
-            .await
-            .map_err(|e| SinkError(aws_error("GetObject", e).to_string()))?;
-        let body = out
-            .body
-            .collect()
-            .await
-            .map_err(|e| SinkError(format!("GetObject {key} bytes {start}+{len}: {e}")))?;
-        Ok(body.into_bytes().to_vec())
-    }
-
     async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
         self.store
             .client()
@@ -306,13 +317,6 @@ impl EvidenceSink for S3Sink {
             .put_object_locked(key, bytes, "application/json", true)
             .await
             .map(|_| ())
-            .map_err(|e| SinkError(e.to_string()))
-    }
-
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-        self.store
-            .get_object(key)
-            .await
             .map_err(|e| SinkError(e.to_string()))
     }
 }

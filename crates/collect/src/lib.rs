@@ -15,7 +15,7 @@
 use forensnap_acquire::item::{self, ItemKind};
 use forensnap_acquire::{
     AcquireOptions, AcquireProgress, Acquired, AdaptiveLimit, BlockSource, Limits, acquire,
-    sink::EvidenceSink,
+    sink::{EvidenceReader, EvidenceSink},
 };
 use forensnap_core::EventDraft;
 use forensnap_core::custody::{console_output_item, instance_record_item, item_prefix};
@@ -254,7 +254,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
         let mut sealed = Vec::with_capacity(items.len());
         for item in items {
             let key = format!("{}{}", item.prefix, item::TAG_MANIFEST);
-            let bytes = EvidenceSink::get(self.sink, &key)
+            let bytes = EvidenceReader::get(self.sink, &key)
                 .await
                 .ok()
                 .flatten()
@@ -539,7 +539,7 @@ mod tests {
 
     use forensnap_acquire::memory::MemorySource;
     use forensnap_acquire::memsink::MemorySink;
-    use forensnap_acquire::sink::{CompletedObject, SinkError, StoredPart};
+    use forensnap_acquire::sink::{CompletedObject, EvidenceReader, SinkError, StoredPart};
     use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, NoProgress, SourceError};
     use forensnap_core::layout::BLOCK_SIZE;
     use forensnap_core::{Actor, Event, Outcome};
@@ -608,6 +608,15 @@ mod tests {
         }
     }
 
+    impl EvidenceReader for Bucket {
+        async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
+            self.0.get_range(key, start, len).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
+            EvidenceReader::get(&*self.0, key).await
+        }
+    }
+
     impl EvidenceSink for Bucket {
         async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), SinkError> {
             self.0.open_upload(key).await
@@ -633,17 +642,11 @@ mod tests {
         async fn head(&self, key: &str) -> Result<Option<CompletedObject>, SinkError> {
             self.0.head(key).await
         }
-        async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
-            self.0.get_range(key, start, len).await
-        }
         async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
             self.0.abort(key, upload_id).await
         }
         async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
             self.0.put(key, bytes).await
-        }
-        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-            EvidenceSink::get(&*self.0, key).await
         }
     }
 
