@@ -320,3 +320,32 @@ impl EvidenceSink for S3Sink {
             .map_err(|e| SinkError(e.to_string()))
     }
 }
+
+impl forensnap_verify::CaseFiles for S3Sink {
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, SinkError> {
+        self.store
+            .list(prefix)
+            .await
+            .map_err(|e| SinkError(e.to_string()))
+    }
+
+    async fn lock(&self, key: &str) -> Result<Option<forensnap_verify::LockState>, SinkError> {
+        let out = self
+            .store
+            .client()
+            .head_object()
+            .bucket(self.store.bucket())
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| SinkError(aws_error("HeadObject", e).to_string()))?;
+        Ok(Some(forensnap_verify::LockState {
+            mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
+            retain_until: out.object_lock_retain_until_date().map(|d| d.secs()),
+            legal_hold: out
+                .object_lock_legal_hold_status()
+                .is_some_and(|s| s.as_str() == "ON"),
+            last_modified: out.last_modified().map(|d| d.secs()),
+        }))
+    }
+}

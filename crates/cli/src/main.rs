@@ -5,6 +5,7 @@ mod collect;
 mod export;
 mod forensic;
 mod progress;
+mod verify;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,10 @@ enum Command {
     /// Stream a volume evidence item out of S3 into a raw (sparse) image file, checking every
     /// hash (tag manifest, manifest, each block, block map, image); recorded in the custody log.
     Export(export::Args),
+    /// Check a case end to end: every object re-read and re-hashed, block maps, the custody chain,
+    /// signed checkpoints and signatures, Object Lock retention. Online (S3, recorded in the
+    /// custody log) or --offline on a downloaded case folder. Exit status 0 only when all holds.
+    Verify(verify::Args),
 }
 
 /// Shared by every subcommand.
@@ -79,6 +84,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Collect(args) => collect::run(args).await,
             Command::Export(args) => export::run(args).await,
+            Command::Verify(args) => verify::run(args).await,
         }
     });
     match result {

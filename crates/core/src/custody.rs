@@ -244,6 +244,11 @@ pub fn events_prefix(prefix: &str, case: &CaseId) -> String {
     format!("{}cases/{case}/custody/events/", normalise_prefix(prefix))
 }
 
+/// The S3 prefix of everything of `case` (`custody/`, `evidence/`).
+pub fn case_prefix(prefix: &str, case: &CaseId) -> String {
+    format!("{}cases/{case}/", normalise_prefix(prefix))
+}
+
 /// The S3 prefix of one evidence item of `case` (a BagIt bag: `bagit.txt`, `data/...`).
 pub fn item_prefix(prefix: &str, case: &CaseId, item_id: &str) -> String {
     format!(

@@ -1,0 +1,197 @@
+//! `forensnap verify`: a case checked end to end, online against S3 (Object Lock included, the
+//! result recorded as a custody event and sealed by a checkpoint) or offline on a downloaded
+//! case folder with no AWS access at all.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use forensnap_aws::S3Sink;
+use forensnap_config::Config;
+use forensnap_core::custody::case_prefix;
+use forensnap_core::seal::{PUBLIC_KEY_PATH, Signer, fingerprint, parse_public_key_pem};
+use forensnap_core::{CaseId, EventDraft};
+use forensnap_verify::dir::CaseDir;
+use forensnap_verify::{Expected, Report, verify};
+
+use crate::Output;
+use crate::forensic::{Attribution, Forensic};
+use crate::progress::TermProgress;
+
+/// Arguments of `forensnap verify`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// forensnap config file (online verification).
+    #[arg(long, env = "FORENSNAP_CONFIG", required_unless_present = "offline")]
+    config: Option<PathBuf>,
+    /// Case id, e.g. IR-2026-0042.
+    #[arg(long)]
+    case: String,
+    /// Verify a downloaded case folder instead (`aws s3 sync s3://BUCKET/cases/CASE/ DIR`), with
+    /// no AWS access.
+    #[arg(long, value_name = "DIR", conflicts_with = "config")]
+    offline: Option<PathBuf>,
+    /// The public key to trust (PEM), e.g. from `aws kms get-public-key`; offline only. Default:
+    /// custody/signing-key.pem in the folder, whose fingerprint is printed for you to compare.
+    #[arg(long, requires = "offline")]
+    public_key: Option<PathBuf>,
+    /// Result format.
+    #[arg(long, value_enum, default_value_t = Output::Text)]
+    output: Output,
+    #[command(flatten)]
+    who: Attribution,
+}
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let case = CaseId::parse(&args.case)?;
+    let progress = TermProgress::new(args.output == Output::Json);
+    let report = match &args.offline {
+        Some(dir) => offline(&args, &case, dir, &progress).await?,
+        None => online(&args, &case, &progress).await?,
+    };
+    progress.finish();
+    print(&report, args.output)?;
+    if !report.passed() {
+        bail!(
+            "case {case}: {} of {} checks failed (see the table); the evidence does not match its record",
+            report.rows.iter().filter(|r| !r.ok).count(),
+            report.rows.len()
+        );
+    }
+    Ok(())
+}
+
+async fn offline(
+    args: &Args,
+    case: &CaseId,
+    dir: &std::path::Path,
+    progress: &TermProgress,
+) -> anyhow::Result<Report> {
+    if !dir.join("custody").is_dir() {
+        bail!(
+            "{} has no custody/ folder: download the case with `aws s3 sync s3://BUCKET/cases/{case}/ {}`",
+            dir.display(),
+            dir.display()
+        );
+    }
+    let (pem_path, stored) = match &args.public_key {
+        Some(path) => (path.clone(), false),
+        None => (dir.join("custody/checkpoints").join(PUBLIC_KEY_PATH), true),
+    };
+    let pem = std::fs::read_to_string(&pem_path)
+        .with_context(|| format!("reading the public key {}", pem_path.display()))?;
+    let public_key = parse_public_key_pem(&pem)
+        .with_context(|| format!("the public key {}", pem_path.display()))?;
+    if stored {
+        eprintln!(
+            "note: trusting the key stored with the case ({}), fingerprint {}; compare it with `aws kms get-public-key --key-id <signing key> --query PublicKey --output text | base64 -d | sha256sum`, or pass --public-key",
+            pem_path.display(),
+            fingerprint(&public_key)
+        );
+    }
+    Ok(verify(&CaseDir::new(dir), case, "", &public_key, None, progress).await?)
+}
+
+async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::Result<Report> {
+    let Some(path) = &args.config else {
+        bail!("--config FILE or --offline DIR is needed");
+    };
+    let config = Config::load(path)?;
+    let forensic = Forensic::connect(&config, &args.who).await?;
+    let signer = forensic.signer(&config).await?;
+    let sink = S3Sink::new(
+        forensic.clients.s3.clone(),
+        &config.forensic.evidence_bucket,
+        config.forensic.retention_days,
+        config.forensic.legal_hold,
+    );
+    let mut log = forensic.custody_log(&config, case, &args.who).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let expected = Expected {
+        retention_days: config.forensic.retention_days,
+        legal_hold: config.forensic.legal_hold,
+        now,
+    };
+    let root = case_prefix(&config.forensic.evidence_prefix, case);
+    let report = verify(
+        &sink,
+        case,
+        &root,
+        signer.public_key_der(),
+        Some(expected),
+        progress,
+    )
+    .await?;
+    // The verification is itself a custody event, sealed like every run. A chain that does not
+    // verify is not written after (CustodyLog refuses), and the report says why.
+    match log.as_mut() {
+        Ok(log) => {
+            let failed: Vec<String> = report
+                .rows
+                .iter()
+                .filter(|r| !r.ok)
+                .map(|r| format!("{} {}: {}", r.check, r.subject, r.detail))
+                .collect();
+            let mut draft = EventDraft::new("case.verified")
+                .at(&config.forensic.account, &config.forensic.region)
+                .before([format!("s3://{}/{root}", config.forensic.evidence_bucket)])
+                .detail("checks", report.rows.len())
+                .detail("failed", failed.len())
+                .detail("items", report.items)
+                .detail("objects_locked", report.objects_locked)
+                .detail("public_key_sha256", &report.public_key_sha256)
+                .detail("result", if report.passed() { "pass" } else { "fail" });
+            if !failed.is_empty() {
+                draft = draft.failed(failed.join("; "));
+            }
+            log.record(draft).await?;
+            log.checkpoint(&signer, Vec::new()).await?;
+        }
+        Err(e) => eprintln!("note: the verification is not recorded in the custody log: {e:#}"),
+    }
+    Ok(report)
+}
+
+fn print(report: &Report, output: Output) -> anyhow::Result<()> {
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+        return Ok(());
+    }
+    println!(
+        "case {}: {} events, {} checkpoints, {} evidence items, {} locked objects; signatures checked with key sha256 {}",
+        report.case,
+        report.events,
+        report.checkpoints,
+        report.items,
+        report.objects_locked,
+        report.public_key_sha256
+    );
+    let width = report
+        .rows
+        .iter()
+        .map(|r| r.subject.len())
+        .max()
+        .unwrap_or(7)
+        .min(60);
+    println!(
+        "{:<14} {:<width$} {:<6} DETAIL",
+        "CHECK", "SUBJECT", "RESULT"
+    );
+    for row in &report.rows {
+        println!(
+            "{:<14} {:<width$} {:<6} {}",
+            row.check,
+            row.subject,
+            if row.ok { "PASS" } else { "FAIL" },
+            row.detail
+        );
+    }
+    println!(
+        "{}",
+        if report.passed() {
+            "RESULT: PASS (every check holds)"
+        } else {
+            "RESULT: FAIL"
+        }
+    );
+    Ok(())
+}

@@ -1,0 +1,507 @@
+//! `forensnap verify`: everything of one case re-read and checked, by someone who need not
+//! trust forensnap's earlier runs.
+//!
+//! * the custody chain: every event's link to the previous one's SHA-256;
+//! * the signed checkpoints (CloudTrail-digest style): each signature against the trusted
+//!   public key, their own locations, their links, the chain heads they vouch for, and events not
+//!   yet covered by one;
+//! * every evidence item: its tag manifest's signature, its tag manifest against the one the
+//!   latest checkpoint recorded, every tag file, every payload file (a volume's data object block
+//!   by block against the block map, the block map, the image SHA-256), and no payload file that
+//!   the manifest does not list;
+//! * online only: every object still under COMPLIANCE retention, not shorter than configured,
+//!   with its legal hold as configured.
+//!
+//! The store is a seam ([`CaseFiles`]): S3 online, a downloaded folder offline
+//! (`aws s3 sync s3://BUCKET/cases/CASE/ DIR`, see [`dir::CaseDir`]). Nothing is written here;
+//! the caller records the result as a custody event.
+
+pub mod dir;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use forensnap_acquire::export::{check_payload, read_bag};
+use forensnap_acquire::item::TAG_MANIFEST;
+use forensnap_acquire::sink::{EvidenceReader, SinkError};
+use forensnap_acquire::{AcquireProgress, NoProgress};
+use forensnap_core::CaseId;
+use forensnap_core::seal::{
+    Checkpoint, CheckpointObject, SIGNATURE_SUFFIX, fingerprint, verify_checkpoints,
+    verify_signature,
+};
+
+/// The Object Lock state of one stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockState {
+    /// Retention mode (`COMPLIANCE`, `GOVERNANCE`), if any.
+    pub mode: Option<String>,
+    /// Retain-until, seconds since the epoch.
+    pub retain_until: Option<i64>,
+    /// Legal hold on.
+    pub legal_hold: bool,
+    /// When the object was written, seconds since the epoch.
+    pub last_modified: Option<i64>,
+}
+
+/// A case's stored objects, listed and read (S3 online, a folder offline).
+pub trait CaseFiles: EvidenceReader {
+    /// Every key under `prefix`, sorted.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
+    /// The Object Lock state of `key`; `None` where there is none to ask (a folder).
+    fn lock(&self, key: &str) -> impl Future<Output = Result<Option<LockState>, SinkError>> + Send;
+}
+
+/// What the Object Lock rules should be (online).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// Retention configured, in days from upload.
+    pub retention_days: u32,
+    /// Legal hold configured.
+    pub legal_hold: bool,
+    /// Now, seconds since the epoch.
+    pub now: i64,
+}
+
+/// One line of the verification table.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Row {
+    /// What was checked (`custody chain`, `checkpoints`, `signature`, `payload`, ...).
+    pub check: String,
+    /// What it was checked on (an item, a key, a block).
+    pub subject: String,
+    /// Whether it holds.
+    pub ok: bool,
+    /// What was found.
+    pub detail: String,
+}
+
+/// The whole verification.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    /// The case.
+    pub case: String,
+    /// Fingerprint (SHA-256 of the DER) of the public key signatures were checked with.
+    pub public_key_sha256: String,
+    /// Custody events read.
+    pub events: usize,
+    /// Checkpoints read.
+    pub checkpoints: usize,
+    /// Evidence items checked.
+    pub items: usize,
+    /// Objects whose retention was checked (online).
+    pub objects_locked: usize,
+    /// Every check.
+    pub rows: Vec<Row>,
+}
+
+impl Report {
+    /// Whether every check holds.
+    pub fn passed(&self) -> bool {
+        self.rows.iter().all(|r| r.ok)
+    }
+
+    fn push(
+        &mut self,
+        check: &str,
+        subject: impl Into<String>,
+        ok: bool,
+        detail: impl Into<String>,
+    ) {
+        self.rows.push(Row {
+            check: check.into(),
+            subject: subject.into(),
+            ok,
+            detail: detail.into(),
+        });
+    }
+}
+
+/// Why verification could not run at all (a failed check is a [`Row`], not an error).
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Reading the store failed.
+    #[error(
+        "reading {what}: {source}. Next: check access to the case's objects and run verify again"
+    )]
+    Read {
+        /// What was being read.
+        what: String,
+        /// Cause.
+        source: SinkError,
+    },
+    /// The case has nothing stored.
+    #[error(
+        "case {case} has no custody events under {root}: wrong case id, evidence prefix or folder?"
+    )]
+    Empty {
+        /// Case.
+        case: String,
+        /// Where it looked.
+        root: String,
+    },
+}
+
+fn read(what: impl Into<String>) -> impl FnOnce(SinkError) -> VerifyError {
+    let what = what.into();
+    move |source| VerifyError::Read { what, source }
+}
+
+/// Verify the case whose objects live under `root` (`<prefix>cases/<case>/` in S3, `""` in a
+/// folder), trusting `public_key` (DER SPKI); with `expected`, check Object Lock too.
+pub async fn verify<F: CaseFiles>(
+    files: &F,
+    case: &CaseId,
+    root: &str,
+    public_key: &[u8],
+    expected: Option<Expected>,
+    progress: &dyn AcquireProgress,
+) -> Result<Report, VerifyError> {
+    let keys = files
+        .list(root)
+        .await
+        .map_err(read(format!("the list of {root}")))?;
+    let mut report = Report {
+        case: case.to_string(),
+        public_key_sha256: fingerprint(public_key),
+        events: 0,
+        checkpoints: 0,
+        items: 0,
+        objects_locked: 0,
+        rows: Vec::new(),
+    };
+    let relative: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(root)).collect();
+
+    // Custody events, in key order (zero-padded sequence numbers).
+    let mut events = Vec::new();
+    for rel in relative
+        .iter()
+        .filter(|k| k.starts_with("custody/events/") && k.ends_with(".json"))
+    {
+        let key = format!("{root}{rel}");
+        let bytes = files
+            .get(&key)
+            .await
+            .map_err(read(&key))?
+            .unwrap_or_default();
+        events.push((key, bytes));
+    }
+    if events.is_empty() {
+        return Err(VerifyError::Empty {
+            case: case.to_string(),
+            root: root.to_string(),
+        });
+    }
+    report.events = events.len();
+    match forensnap_core::custody::verify_chain(case, &events) {
+        Ok((_, head)) => report.push(
+            "custody chain",
+            format!("{} events", events.len()),
+            true,
+            format!(
+                "each event links to the previous one's SHA-256; head seq {} sha256 {}",
+                head.seq, head.sha256
+            ),
+        ),
+        Err(e) => report.push(
+            "custody chain",
+            format!("{} events", events.len()),
+            false,
+            e.to_string(),
+        ),
+    }
+
+    // Checkpoints. Their recorded keys are S3 keys; a folder holds them relative to the case, so
+    // the S3 root is taken from the first checkpoint (a moved one still shows as moved).
+    let mut checkpoints: Vec<CheckpointObject> = Vec::new();
+    for rel in relative
+        .iter()
+        .filter(|k| k.starts_with("custody/checkpoints/") && k.ends_with(".json"))
+    {
+        let key = format!("{root}{rel}");
+        let bytes = files
+            .get(&key)
+            .await
+            .map_err(read(&key))?
+            .unwrap_or_default();
+        let signature = files
+            .get(&format!("{key}{SIGNATURE_SUFFIX}"))
+            .await
+            .map_err(read(format!("{key}{SIGNATURE_SUFFIX}")))?;
+        checkpoints.push((key, bytes, signature));
+    }
+    report.checkpoints = checkpoints.len();
+    let recorded_root = checkpoints
+        .first()
+        .and_then(|(key, bytes, _)| {
+            let rel = key.strip_prefix(root)?;
+            let recorded = Checkpoint::from_bytes(bytes).ok()?.key;
+            recorded.strip_suffix(rel).map(str::to_string)
+        })
+        .unwrap_or_else(|| root.to_string());
+    let as_recorded =
+        |key: &str| format!("{recorded_root}{}", key.strip_prefix(root).unwrap_or(key));
+    let events_as_recorded: Vec<(String, Vec<u8>)> = events
+        .iter()
+        .map(|(k, b)| (as_recorded(k), b.clone()))
+        .collect();
+    let checkpoints_as_recorded: Vec<CheckpointObject> = checkpoints
+        .iter()
+        .map(|(k, b, s)| (as_recorded(k), b.clone(), s.clone()))
+        .collect();
+    let findings = verify_checkpoints(
+        case,
+        &events_as_recorded,
+        &checkpoints_as_recorded,
+        public_key,
+    );
+    if findings.is_empty() {
+        report.push(
+            "checkpoints",
+            format!("{} checkpoints", checkpoints.len()),
+            true,
+            "every signature verifies, links hold, every event is covered",
+        );
+    }
+    for finding in findings {
+        report.push("checkpoints", finding.what, false, finding.problem);
+    }
+
+    // The latest checkpoint whose signature verifies: what it says each item's tag manifest is.
+    let sealed: BTreeMap<String, String> = checkpoints
+        .iter()
+        .rev()
+        .find_map(|(_, bytes, signature)| {
+            let signature = signature.as_ref()?;
+            verify_signature(public_key, bytes, signature).ok()?;
+            Checkpoint::from_bytes(bytes).ok()
+        })
+        .map(|c| {
+            c.items
+                .into_iter()
+                .map(|i| (i.id, i.tagmanifest_sha256))
+                .collect()
+        })
+        .unwrap_or_default();
+
+    // Evidence items: every folder under evidence/, and every item a checkpoint names.
+    let mut ids: BTreeSet<String> = relative
+        .iter()
+        .filter_map(|k| k.strip_prefix("evidence/"))
+        .filter_map(|k| k.split_once('/').map(|(id, _)| id.to_string()))
+        .collect();
+    ids.extend(sealed.keys().cloned());
+    report.items = ids.len();
+    for id in &ids {
+        let prefix = format!("{root}evidence/{id}/");
+        let present: Vec<&str> = relative
+            .iter()
+            .filter_map(|k| {
+                k.strip_prefix("evidence/")?
+                    .strip_prefix(id.as_str())?
+                    .strip_prefix('/')
+            })
+            .collect();
+        check_item(
+            files,
+            &mut report,
+            id,
+            &prefix,
+            &present,
+            sealed.get(id),
+            public_key,
+            progress,
+        )
+        .await?;
+    }
+
+    if let Some(expected) = expected {
+        check_locks(files, &mut report, &keys, expected).await?;
+    }
+    Ok(report)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn check_item<F: CaseFiles>(
+    files: &F,
+    report: &mut Report,
+    id: &str,
+    prefix: &str,
+    present: &[&str],
+    sealed: Option<&String>,
+    public_key: &[u8],
+    progress: &dyn AcquireProgress,
+) -> Result<(), VerifyError> {
+    let subject = |what: &str| format!("{id} {what}");
+    let tag_manifest = files
+        .get(&format!("{prefix}{TAG_MANIFEST}"))
+        .await
+        .map_err(read(format!("{prefix}{TAG_MANIFEST}")))?;
+    let Some(tag_manifest) = tag_manifest else {
+        report.push(
+            "item",
+            id,
+            false,
+            format!("{TAG_MANIFEST} is missing: the item is not sealed or was deleted"),
+        );
+        return Ok(());
+    };
+    let signature_key = format!("{prefix}{TAG_MANIFEST}{SIGNATURE_SUFFIX}");
+    match files
+        .get(&signature_key)
+        .await
+        .map_err(read(&signature_key))?
+    {
+        None => report.push(
+            "signature",
+            subject(TAG_MANIFEST),
+            false,
+            "no signature (tagmanifest-sha256.txt.sig is missing)",
+        ),
+        Some(signature) => match verify_signature(public_key, &tag_manifest, &signature) {
+            Ok(()) => report.push(
+                "signature",
+                subject(TAG_MANIFEST),
+                true,
+                "signed by the trusted key",
+            ),
+            Err(e) => report.push("signature", subject(TAG_MANIFEST), false, e.to_string()),
+        },
+    }
+    let digest = forensnap_core::sha256_hex(&tag_manifest);
+    match sealed {
+        Some(recorded) if *recorded == digest => report.push(
+            "sealed",
+            subject(TAG_MANIFEST),
+            true,
+            "as the latest signed checkpoint records",
+        ),
+        Some(recorded) => report.push(
+            "sealed",
+            subject(TAG_MANIFEST),
+            false,
+            format!("SHA-256 {digest}, the latest signed checkpoint records {recorded}"),
+        ),
+        None => report.push(
+            "sealed",
+            subject(TAG_MANIFEST),
+            false,
+            "no signed checkpoint names this item",
+        ),
+    }
+    let view = match read_bag(files, prefix).await {
+        Ok(view) => {
+            report.push(
+                "bag",
+                subject("tag files"),
+                true,
+                format!("{} tag files match the tag manifest", view.tags.len()),
+            );
+            view
+        }
+        Err(e) => {
+            report.push("bag", subject("tag files"), false, e.to_string());
+            return Ok(());
+        }
+    };
+    let unlisted: Vec<&&str> = present
+        .iter()
+        .filter(|p| p.starts_with("data/") && !view.manifest.contains_key(**p))
+        .collect();
+    if !unlisted.is_empty() {
+        report.push(
+            "payload",
+            subject("data/"),
+            false,
+            format!("files the manifest does not list: {unlisted:?}"),
+        );
+    }
+    match check_payload(files, prefix, &view, progress).await {
+        Ok(Some(volume)) => report.push(
+            "payload",
+            subject("image"),
+            true,
+            format!(
+                "image sha256 {} ({} bytes, {} stored blocks each matching the block map)",
+                volume.image_sha256, volume.volume_bytes, volume.blocks_checked
+            ),
+        ),
+        Ok(None) => report.push(
+            "payload",
+            subject("data/"),
+            true,
+            format!("{} files match the manifest", view.manifest.len()),
+        ),
+        Err(e) => report.push("payload", subject("data/"), false, e.to_string()),
+    }
+    Ok(())
+}
+
+async fn check_locks<F: CaseFiles>(
+    files: &F,
+    report: &mut Report,
+    keys: &[String],
+    expected: Expected,
+) -> Result<(), VerifyError> {
+    const DAY: i64 = 86_400;
+    let mut earliest: Option<i64> = None;
+    let mut failures = 0;
+    for key in keys {
+        let Some(lock) = files
+            .lock(key)
+            .await
+            .map_err(read(format!("the retention of {key}")))?
+        else {
+            continue;
+        };
+        report.objects_locked += 1;
+        let problem = if lock.mode.as_deref() != Some("COMPLIANCE") {
+            Some(format!("retention mode {:?}, not COMPLIANCE", lock.mode))
+        } else if lock.retain_until.is_none_or(|until| until <= expected.now) {
+            Some("retention has expired or is missing".to_string())
+        } else if let (Some(until), Some(written)) = (lock.retain_until, lock.last_modified)
+            && until < written + i64::from(expected.retention_days) * DAY - DAY
+        {
+            Some(format!(
+                "retained only {} days from upload, {} configured: shortened",
+                (until - written) / DAY,
+                expected.retention_days
+            ))
+        } else if expected.legal_hold && !lock.legal_hold {
+            Some("the legal hold was removed".to_string())
+        } else {
+            None
+        };
+        match problem {
+            Some(problem) => {
+                failures += 1;
+                report.push("retention", key.clone(), false, problem);
+            }
+            None => {
+                earliest = Some(
+                    earliest.map_or(lock.retain_until.unwrap_or_default(), |e: i64| {
+                        e.min(lock.retain_until.unwrap_or(e))
+                    }),
+                )
+            }
+        }
+    }
+    if failures == 0 {
+        let until = earliest
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .map(|t| t.date().to_string())
+            .unwrap_or_default();
+        report.push(
+            "retention",
+            format!("{} objects", report.objects_locked),
+            true,
+            format!("all under COMPLIANCE retention, the earliest until {until}"),
+        );
+    }
+    Ok(())
+}
+
+/// Progress that reports nothing (verification of small cases).
+pub fn quiet() -> &'static dyn AcquireProgress {
+    &NoProgress
+}
