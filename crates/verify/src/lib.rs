@@ -505,3 +505,112 @@ async fn check_locks<F: CaseFiles>(
 pub fn quiet() -> &'static dyn AcquireProgress {
     &NoProgress
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const DAY: i64 = 86_400;
+    const NOW: i64 = 1_800_000_000;
+
+    /// Objects with given lock states (nothing to read: only retention is checked here).
+    struct Locks(BTreeMap<String, LockState>);
+
+    impl EvidenceReader for Locks {
+        async fn get_range(&self, key: &str, _: u64, _: u64) -> Result<Vec<u8>, SinkError> {
+            Err(SinkError(format!("{key}: not stored in this fake")))
+        }
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, SinkError> {
+            Ok(None)
+        }
+    }
+
+    impl CaseFiles for Locks {
+        async fn list(&self, _: &str) -> Result<Vec<String>, SinkError> {
+            Ok(self.0.keys().cloned().collect())
+        }
+        async fn lock(&self, key: &str) -> Result<Option<LockState>, SinkError> {
+            Ok(self.0.get(key).cloned())
+        }
+    }
+
+    fn locked(days: i64, hold: bool) -> LockState {
+        LockState {
+            mode: Some("COMPLIANCE".into()),
+            retain_until: Some(NOW - DAY + days * DAY),
+            legal_hold: hold,
+            last_modified: Some(NOW - DAY),
+        }
+    }
+
+    async fn retention_rows(objects: &[(&str, LockState)], legal_hold: bool) -> Vec<Row> {
+        let files = Locks(
+            objects
+                .iter()
+                .map(|(k, l)| (k.to_string(), l.clone()))
+                .collect(),
+        );
+        let mut report = Report {
+            case: "C".into(),
+            public_key_sha256: String::new(),
+            events: 0,
+            checkpoints: 0,
+            items: 0,
+            objects_locked: 0,
+            rows: Vec::new(),
+        };
+        let keys = files.list("").await.expect("keys");
+        let expected = Expected {
+            retention_days: 30,
+            legal_hold,
+            now: NOW,
+        };
+        check_locks(&files, &mut report, &keys, expected)
+            .await
+            .expect("checked");
+        report.rows
+    }
+
+    #[tokio::test]
+    async fn retention_is_checked_per_object_and_each_weakening_is_named() {
+        let good = retention_rows(&[("a", locked(30, true)), ("b", locked(400, true))], true).await;
+        assert_eq!(good.len(), 1);
+        assert!(good[0].ok && good[0].subject == "2 objects", "{good:?}");
+
+        let governance = LockState {
+            mode: Some("GOVERNANCE".into()),
+            ..locked(30, false)
+        };
+        let expired = LockState {
+            retain_until: Some(NOW - 1),
+            ..locked(30, false)
+        };
+        let bad = retention_rows(
+            &[
+                ("ok", locked(30, true)),
+                ("shortened", locked(10, true)),
+                ("governance", governance),
+                ("expired", expired),
+                ("no-hold", locked(30, false)),
+            ],
+            true,
+        )
+        .await;
+        let failed: BTreeMap<&str, &str> = bad
+            .iter()
+            .filter(|r| !r.ok)
+            .map(|r| (r.subject.as_str(), r.detail.as_str()))
+            .collect();
+        assert_eq!(failed.len(), 4, "{bad:?}");
+        assert!(failed["shortened"].contains("shortened"));
+        assert!(failed["governance"].contains("GOVERNANCE"));
+        assert!(failed["expired"].contains("expired"));
+        assert!(failed["no-hold"].contains("legal hold"));
+        assert!(
+            !bad.iter().any(|r| r.ok),
+            "no summary pass row when one fails"
+        );
+    }
+}
