@@ -266,29 +266,99 @@ async fn a_collected_case_verifies_online_and_offline_with_standard_tools_and_ta
         }
     }
 
-    // Online: S3 keeps every locked version, but a new current version of an event is an edit
-    // (someone with s3:PutObject); verify reads what S3 serves and names it.
+    // Online: S3 keeps every locked version, but whoever may s3:PutObject can make a new current
+    // version, and s3:DeleteObject without a version id leaves a delete marker. verify reads what
+    // S3 serves now and names each; putting the original bytes back makes the case whole again.
     let s3 = s3(&env.forensic().await);
     let bucket = &env.seeded.forensic.evidence_bucket;
-    let key = format!("cases/IR-V-1/custody/events/{middle}");
-    let edited = String::from_utf8(get_bytes(&s3, bucket, &key).await)
+    let put = |key: String, bytes: Vec<u8>| {
+        let s3 = s3.clone();
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(&key)
+                .checksum_sha256(b64_sha256(&bytes))
+                .body(bytes.into())
+                .send()
+                .await
+                .expect("a new version");
+        }
+    };
+    let item_prefix = volume["prefix"].as_str().expect("prefix").to_string();
+    let other_prefix = out["evidence"][0]["prefix"]
+        .as_str()
+        .expect("prefix")
+        .to_string();
+    let event_key = format!("cases/IR-V-1/custody/events/{middle}");
+    let blocks_key = format!("{item_prefix}data/blocks.bin");
+    let signature_key = format!("{item_prefix}tagmanifest-sha256.txt.sig");
+    let original_blocks = get_bytes(&s3, bucket, &blocks_key).await;
+    let original_event = get_bytes(&s3, bucket, &event_key).await;
+    let original_signature = get_bytes(&s3, bucket, &signature_key).await;
+    let mut flipped = original_blocks.clone();
+    flipped[2 * BLOCK + 100] ^= 1;
+    let edited = String::from_utf8(original_event.clone())
         .expect("utf8")
-        .replacen("Test Responder", "Someone Else", 1);
-    let sha = b64_sha256(edited.as_bytes());
-    s3.put_object()
+        .replacen("Test Responder", "Someone Else", 1)
+        .into_bytes();
+    let swapped = get_bytes(
+        &s3,
+        bucket,
+        &format!("{other_prefix}tagmanifest-sha256.txt.sig"),
+    )
+    .await;
+    let online_cases: Vec<(&str, String, Vec<u8>, Vec<u8>, (&str, String))> = vec![
+        (
+            "a flipped byte in a stored block",
+            blocks_key,
+            flipped,
+            original_blocks,
+            ("payload", "data/blocks.bin block 5".into()),
+        ),
+        (
+            "an edited event",
+            event_key.clone(),
+            edited,
+            original_event,
+            ("custody chain", format!("event {}", seq(&middle))),
+        ),
+        (
+            "a swapped signature",
+            signature_key,
+            swapped,
+            original_signature,
+            ("signature", format!("{id} tagmanifest-sha256.txt")),
+        ),
+    ];
+    for (what, key, tampered, original, (check, needle)) in online_cases {
+        put(key.clone(), tampered).await;
+        let run = verify_online(&env, "IR-V-1");
+        assert!(!run.ok, "online, {what}: verify passed");
+        let failed = failures(&run);
+        assert!(
+            named(&failed, check, &needle),
+            "online, {what}: {failed:#?}"
+        );
+        put(key, original).await;
+    }
+    let restored = verify_online(&env, "IR-V-1");
+    assert!(restored.ok, "original bytes back: {}", restored.stdout);
+    s3.delete_object()
         .bucket(bucket)
-        .key(&key)
-        .checksum_sha256(sha)
-        .body(edited.into_bytes().into())
+        .key(&event_key)
         .send()
         .await
-        .expect("a new version");
-    let tampered = verify_online(&env, "IR-V-1");
-    assert!(!tampered.ok, "edited event passed online");
-    let failed = failures(&tampered);
+        .expect("a delete marker (COMPLIANCE protects versions, not the current name)");
+    let deleted = verify_online(&env, "IR-V-1");
+    assert!(!deleted.ok, "online, a deleted event: verify passed");
+    let failed = failures(&deleted);
     assert!(
-        named(&failed, "custody chain", &format!("event {}", seq(&middle))),
-        "{failed:#?}"
+        named(
+            &failed,
+            "custody chain",
+            &format!("expected event {}", seq(&middle))
+        ),
+        "online, a deleted event: {failed:#?}"
     );
 
     // A shortened retention is refused by S3 (COMPLIANCE), so the data object keeps its date.
