@@ -116,6 +116,11 @@ async fn download(env: &Env, case: &str, dir: &Path) {
     }
 }
 
+/// How a tampering must be named: a failed row of this check whose text contains this.
+type Named = (&'static str, String);
+/// A key's tampered bytes and its original bytes.
+type Replaced = (Vec<u8>, Vec<u8>);
+
 fn copy_dir(from: &Path, to: &Path) {
     let status = std::process::Command::new("cp")
         .arg("-a")
@@ -182,7 +187,7 @@ async fn a_collected_case_verifies_online_and_offline_with_standard_tools_and_ta
             .trim_start_matches('0')
             .to_string()
     };
-    let cases: Vec<(&str, Tamper, Vec<(&str, String)>)> = vec![
+    let cases: Vec<(&str, Tamper, Vec<Named>)> = vec![
         (
             "a flipped byte in a stored block",
             Box::new({
@@ -307,30 +312,27 @@ async fn a_collected_case_verifies_online_and_offline_with_standard_tools_and_ta
         &format!("{other_prefix}tagmanifest-sha256.txt.sig"),
     )
     .await;
-    let online_cases: Vec<(&str, String, Vec<u8>, Vec<u8>, (&str, String))> = vec![
+    let online_cases: Vec<(&str, String, Replaced, Named)> = vec![
         (
             "a flipped byte in a stored block",
             blocks_key,
-            flipped,
-            original_blocks,
+            (flipped, original_blocks),
             ("payload", "data/blocks.bin block 5".into()),
         ),
         (
             "an edited event",
             event_key.clone(),
-            edited,
-            original_event,
+            (edited, original_event),
             ("custody chain", format!("event {}", seq(&middle))),
         ),
         (
             "a swapped signature",
             signature_key,
-            swapped,
-            original_signature,
+            (swapped, original_signature),
             ("signature", format!("{id} tagmanifest-sha256.txt")),
         ),
     ];
-    for (what, key, tampered, original, (check, needle)) in online_cases {
+    for (what, key, (tampered, original), (check, needle)) in online_cases {
         put(key.clone(), tampered).await;
         let run = verify_online(&env, "IR-V-1");
         assert!(!run.ok, "online, {what}: verify passed");
