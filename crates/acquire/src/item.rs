@@ -189,8 +189,12 @@ pub async fn seal<K: EvidenceSink, G: Signer>(
         path: VERIFY_PATH.into(),
         bytes: verify_md(&guide).into_bytes(),
     });
+    // The key that signs the tag manifest, named inside what it signs.
+    let mut info = info.to_vec();
+    info.push(("Signing-Key-Arn".into(), signer.key_id().into()));
+    info.push(("Signing-Key-SHA256".into(), fingerprint(public_key)));
     let files =
-        forensnap_core::bag::tag_files(info, payload, extra).map_err(|e| ItemError::Invalid {
+        forensnap_core::bag::tag_files(&info, payload, extra).map_err(|e| ItemError::Invalid {
             prefix: prefix.into(),
             why: e.to_string(),
         })?;

@@ -329,23 +329,69 @@ impl forensnap_verify::CaseFiles for S3Sink {
             .map_err(|e| SinkError(e.to_string()))
     }
 
-    async fn lock(&self, key: &str) -> Result<Option<forensnap_verify::LockState>, SinkError> {
+    async fn versions(&self, prefix: &str) -> Result<Vec<forensnap_verify::Version>, SinkError> {
+        let mut versions = Vec::new();
+        let (mut key_marker, mut version_marker) = (None, None);
+        loop {
+            let page = self
+                .store
+                .client()
+                .list_object_versions()
+                .bucket(self.store.bucket())
+                .prefix(prefix)
+                .set_key_marker(key_marker)
+                .set_version_id_marker(version_marker)
+                .send()
+                .await
+                .map_err(|e| SinkError(aws_error("ListObjectVersions", e).to_string()))?;
+            let version =
+                |key: Option<&str>, id: Option<&str>, delete_marker| forensnap_verify::Version {
+                    key: key.unwrap_or_default().to_string(),
+                    version_id: id.unwrap_or("null").to_string(),
+                    delete_marker,
+                };
+            versions.extend(
+                page.versions()
+                    .iter()
+                    .map(|v| version(v.key(), v.version_id(), false)),
+            );
+            versions.extend(
+                page.delete_markers()
+                    .iter()
+                    .map(|d| version(d.key(), d.version_id(), true)),
+            );
+            if page.is_truncated() != Some(true) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            version_marker = page.next_version_id_marker().map(str::to_string);
+        }
+        versions.sort_by(|a, b| (&a.key, &a.version_id).cmp(&(&b.key, &b.version_id)));
+        Ok(versions)
+    }
+
+    async fn lock(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> Result<forensnap_verify::LockState, SinkError> {
         let out = self
             .store
             .client()
             .head_object()
             .bucket(self.store.bucket())
             .key(key)
+            .version_id(version_id)
             .send()
             .await
             .map_err(|e| SinkError(aws_error("HeadObject", e).to_string()))?;
-        Ok(Some(forensnap_verify::LockState {
+        Ok(forensnap_verify::LockState {
             mode: out.object_lock_mode().map(|m| m.as_str().to_string()),
             retain_until: out.object_lock_retain_until_date().map(|d| d.secs()),
             legal_hold: out
                 .object_lock_legal_hold_status()
                 .is_some_and(|s| s.as_str() == "ON"),
             last_modified: out.last_modified().map(|d| d.secs()),
-        }))
+        })
     }
 }

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use forensnap_acquire::sink::{EvidenceReader, SinkError};
 
-use crate::{CaseFiles, LockState};
+use crate::{CaseFiles, LockState, Version};
 
 /// A downloaded case folder.
 #[derive(Debug, Clone)]
@@ -98,7 +98,12 @@ impl CaseFiles for CaseDir {
         .await
     }
 
-    async fn lock(&self, _: &str) -> Result<Option<LockState>, SinkError> {
-        Ok(None)
+    /// A folder has no versions and no Object Lock: offline verification skips retention.
+    async fn versions(&self, _: &str) -> Result<Vec<Version>, SinkError> {
+        Ok(Vec::new())
+    }
+
+    async fn lock(&self, key: &str, _: &str) -> Result<LockState, SinkError> {
+        Err(SinkError(format!("{key}: a folder has no Object Lock")))
     }
 }

@@ -44,12 +44,33 @@ pub struct LockState {
     pub last_modified: Option<i64>,
 }
 
+/// One stored version of an object (or a delete marker hiding the object's name).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Key.
+    pub key: String,
+    /// Version id.
+    pub version_id: String,
+    /// A delete marker, not data.
+    pub delete_marker: bool,
+}
+
 /// A case's stored objects, listed and read (S3 online, a folder offline).
 pub trait CaseFiles: EvidenceReader {
     /// Every key under `prefix`, sorted.
     fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
-    /// The Object Lock state of `key`; `None` where there is none to ask (a folder).
-    fn lock(&self, key: &str) -> impl Future<Output = Result<Option<LockState>, SinkError>> + Send;
+    /// Every stored version under `prefix`, delete markers included (S3 ListObjectVersions);
+    /// empty where there are no versions to ask about (a folder).
+    fn versions(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Version>, SinkError>> + Send;
+    /// The Object Lock state of one version.
+    fn lock(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<LockState, SinkError>> + Send;
 }
 
 /// What the Object Lock rules should be (online).
@@ -316,7 +337,7 @@ pub async fn verify<F: CaseFiles>(
     }
 
     if let Some(expected) = expected {
-        check_locks(files, &mut report, &keys, expected).await?;
+        check_locks(files, &mut report, root, expected).await?;
     }
     Ok(report)
 }
@@ -437,29 +458,46 @@ async fn check_item<F: CaseFiles>(
     Ok(())
 }
 
+/// Every stored version under `root`, noncurrent ones included, must be under COMPLIANCE
+/// retention not shorter than configured (S3 refuses to shorten COMPLIANCE; a version that is
+/// shorter was never locked as configured), with the legal hold if configured; a delete marker
+/// means someone deleted a name (the locked versions stay, but the case is no longer whole).
 async fn check_locks<F: CaseFiles>(
     files: &F,
     report: &mut Report,
-    keys: &[String],
+    root: &str,
     expected: Expected,
 ) -> Result<(), VerifyError> {
     const DAY: i64 = 86_400;
+    let versions = files
+        .versions(root)
+        .await
+        .map_err(read(format!("the versions under {root}")))?;
     let mut earliest: Option<i64> = None;
     let mut failures = 0;
-    for key in keys {
-        let Some(lock) = files
-            .lock(key)
-            .await
-            .map_err(read(format!("the retention of {key}")))?
-        else {
+    for version in versions {
+        let subject = format!("{} (version {})", version.key, version.version_id);
+        if version.delete_marker {
+            failures += 1;
+            report.push(
+                "retention",
+                subject,
+                false,
+                "a delete marker hides this key: someone deleted it (its locked versions remain)",
+            );
             continue;
-        };
+        }
+        let lock = files
+            .lock(&version.key, &version.version_id)
+            .await
+            .map_err(read(format!("the retention of {subject}")))?;
         report.objects_locked += 1;
+        let until = lock.retain_until.unwrap_or_default();
         let problem = if lock.mode.as_deref() != Some("COMPLIANCE") {
             Some(format!("retention mode {:?}, not COMPLIANCE", lock.mode))
-        } else if lock.retain_until.is_none_or(|until| until <= expected.now) {
+        } else if until <= expected.now {
             Some("retention has expired or is missing".to_string())
-        } else if let (Some(until), Some(written)) = (lock.retain_until, lock.last_modified)
+        } else if let Some(written) = lock.last_modified
             && until < written + i64::from(expected.retention_days) * DAY - DAY
         {
             Some(format!(
@@ -475,15 +513,9 @@ async fn check_locks<F: CaseFiles>(
         match problem {
             Some(problem) => {
                 failures += 1;
-                report.push("retention", key.clone(), false, problem);
+                report.push("retention", subject, false, problem);
             }
-            None => {
-                earliest = Some(
-                    earliest.map_or(lock.retain_until.unwrap_or_default(), |e: i64| {
-                        e.min(lock.retain_until.unwrap_or(e))
-                    }),
-                )
-            }
+            None => earliest = Some(earliest.map_or(until, |e| e.min(until))),
         }
     }
     if failures == 0 {
@@ -493,7 +525,7 @@ async fn check_locks<F: CaseFiles>(
             .unwrap_or_default();
         report.push(
             "retention",
-            format!("{} objects", report.objects_locked),
+            format!("{} object versions", report.objects_locked),
             true,
             format!("all under COMPLIANCE retention, the earliest until {until}"),
         );
@@ -515,8 +547,8 @@ mod tests {
     const DAY: i64 = 86_400;
     const NOW: i64 = 1_800_000_000;
 
-    /// Objects with given lock states (nothing to read: only retention is checked here).
-    struct Locks(BTreeMap<String, LockState>);
+    /// Object versions with given lock states (`None`: a delete marker); nothing to read.
+    struct Locks(BTreeMap<String, Option<LockState>>);
 
     impl EvidenceReader for Locks {
         async fn get_range(&self, key: &str, _: u64, _: u64) -> Result<Vec<u8>, SinkError> {
@@ -531,8 +563,23 @@ mod tests {
         async fn list(&self, _: &str) -> Result<Vec<String>, SinkError> {
             Ok(self.0.keys().cloned().collect())
         }
-        async fn lock(&self, key: &str) -> Result<Option<LockState>, SinkError> {
-            Ok(self.0.get(key).cloned())
+        async fn versions(&self, _: &str) -> Result<Vec<Version>, SinkError> {
+            Ok(self
+                .0
+                .iter()
+                .map(|(key, lock)| Version {
+                    key: key.clone(),
+                    version_id: "v1".into(),
+                    delete_marker: lock.is_none(),
+                })
+                .collect())
+        }
+        async fn lock(&self, key: &str, _: &str) -> Result<LockState, SinkError> {
+            self.0
+                .get(key)
+                .cloned()
+                .flatten()
+                .ok_or_else(|| SinkError(format!("{key}: no such version")))
         }
     }
 
@@ -545,7 +592,7 @@ mod tests {
         }
     }
 
-    async fn retention_rows(objects: &[(&str, LockState)], legal_hold: bool) -> Vec<Row> {
+    async fn retention_rows(objects: &[(&str, Option<LockState>)], legal_hold: bool) -> Vec<Row> {
         let files = Locks(
             objects
                 .iter()
@@ -561,23 +608,32 @@ mod tests {
             objects_locked: 0,
             rows: Vec::new(),
         };
-        let keys = files.list("").await.expect("keys");
         let expected = Expected {
             retention_days: 30,
             legal_hold,
             now: NOW,
         };
-        check_locks(&files, &mut report, &keys, expected)
+        check_locks(&files, &mut report, "", expected)
             .await
             .expect("checked");
         report.rows
     }
 
     #[tokio::test]
-    async fn retention_is_checked_per_object_and_each_weakening_is_named() {
-        let good = retention_rows(&[("a", locked(30, true)), ("b", locked(400, true))], true).await;
+    async fn retention_is_checked_per_version_and_each_weakening_is_named() {
+        let good = retention_rows(
+            &[
+                ("a", Some(locked(30, true))),
+                ("b", Some(locked(400, true))),
+            ],
+            true,
+        )
+        .await;
         assert_eq!(good.len(), 1);
-        assert!(good[0].ok && good[0].subject == "2 objects", "{good:?}");
+        assert!(
+            good[0].ok && good[0].subject == "2 object versions",
+            "{good:?}"
+        );
 
         let governance = LockState {
             mode: Some("GOVERNANCE".into()),
@@ -589,11 +645,12 @@ mod tests {
         };
         let bad = retention_rows(
             &[
-                ("ok", locked(30, true)),
-                ("shortened", locked(10, true)),
-                ("governance", governance),
-                ("expired", expired),
-                ("no-hold", locked(30, false)),
+                ("ok", Some(locked(30, true))),
+                ("shortened", Some(locked(10, true))),
+                ("governance", Some(governance)),
+                ("expired", Some(expired)),
+                ("no-hold", Some(locked(30, false))),
+                ("deleted", None),
             ],
             true,
         )
@@ -601,13 +658,19 @@ mod tests {
         let failed: BTreeMap<&str, &str> = bad
             .iter()
             .filter(|r| !r.ok)
-            .map(|r| (r.subject.as_str(), r.detail.as_str()))
+            .map(|r| {
+                (
+                    r.subject.split(' ').next().unwrap_or_default(),
+                    r.detail.as_str(),
+                )
+            })
             .collect();
-        assert_eq!(failed.len(), 4, "{bad:?}");
+        assert_eq!(failed.len(), 5, "{bad:?}");
         assert!(failed["shortened"].contains("shortened"));
         assert!(failed["governance"].contains("GOVERNANCE"));
         assert!(failed["expired"].contains("expired"));
         assert!(failed["no-hold"].contains("legal hold"));
+        assert!(failed["deleted"].contains("delete marker"));
         assert!(
             !bad.iter().any(|r| r.ok),
             "no summary pass row when one fails"
