@@ -20,20 +20,7 @@ fn env(bucket: &str) -> Env {
 }
 
 fn collect(env: &Env, case: &str) -> Run {
-    let config = env.seeded.config.clone().expect("seed writes a config");
-    forensnap(&[
-        "collect",
-        "--config",
-        &config,
-        "--case",
-        case,
-        "--account",
-        "111111111111",
-        "--instance",
-        &env.seeded.member().instances[0].instance_id,
-        "--output",
-        "json",
-    ])
+    collect_json(env, case)
 }
 
 fn export(env: &Env, case: &str, id: &str, out: &Path) -> Run {
@@ -155,14 +142,7 @@ fn run_verify_md(bag: &Path) -> Vec<(String, String)> {
 
 /// `sha256sum` of the DER public key of the forensic signing key, as KMS returns it.
 async fn kms_fingerprint(env: &Env) -> String {
-    let kms = aws_sdk_kms::Client::new(&env.forensic().await);
-    let key = kms
-        .get_public_key()
-        .key_id(&env.seeded.forensic.signing_key_arn)
-        .send()
-        .await
-        .expect("public key");
-    sha256_hex(key.public_key().expect("der").as_ref())
+    sha256_hex(&kms_public_key(env).await)
 }
 
 async fn open_uploads(env: &Env) -> usize {
@@ -356,23 +336,12 @@ async fn checkpoint_findings(env: &Env, case: &str) -> Vec<String> {
         }
     }
     assert!(!checkpoints.is_empty(), "no checkpoint");
-    let kms = aws_sdk_kms::Client::new(&env.forensic().await);
-    let public = kms
-        .get_public_key()
-        .key_id(&env.seeded.forensic.signing_key_arn)
-        .send()
-        .await
-        .expect("public key");
+    let public = kms_public_key(env).await;
     let case = forensnap_core::CaseId::parse(case).expect("case");
-    forensnap_core::seal::verify_checkpoints(
-        &case,
-        &events,
-        &checkpoints,
-        public.public_key().expect("der").as_ref(),
-    )
-    .into_iter()
-    .map(|f| f.to_string())
-    .collect()
+    forensnap_core::seal::verify_checkpoints(&case, &events, &checkpoints, &public)
+        .into_iter()
+        .map(|f| f.to_string())
+        .collect()
 }
 
 async fn custody_actions(env: &Env, case: &str) -> Vec<String> {

@@ -21,19 +21,7 @@ fn config(env: &Env) -> String {
 }
 
 fn collect(env: &Env, case: &str) -> serde_json::Value {
-    let run = forensnap(&[
-        "collect",
-        "--config",
-        &config(env),
-        "--case",
-        case,
-        "--account",
-        "111111111111",
-        "--instance",
-        &env.seeded.member().instances[0].instance_id,
-        "--output",
-        "json",
-    ]);
+    let run = collect_json(env, case);
     assert!(run.ok, "collect failed: {}", run.stderr);
     run.json()
 }

@@ -114,6 +114,39 @@ pub fn forensnap(args: &[&str]) -> Run {
     }
 }
 
+/// `forensnap collect --output json` of the seeded world's first instance with its generated
+/// config.
+pub fn collect_json(env: &Env, case: &str) -> Run {
+    let config = env.seeded.config.clone().expect("seed writes a config");
+    forensnap(&[
+        "collect",
+        "--config",
+        &config,
+        "--case",
+        case,
+        "--account",
+        "111111111111",
+        "--instance",
+        &env.seeded.member().instances[0].instance_id,
+        "--output",
+        "json",
+    ])
+}
+
+/// The DER public key of the forensic signing key, as KMS returns it.
+pub async fn kms_public_key(env: &Env) -> Vec<u8> {
+    let kms = aws_sdk_kms::Client::new(&env.forensic().await);
+    kms.get_public_key()
+        .key_id(&env.seeded.forensic.signing_key_arn)
+        .send()
+        .await
+        .expect("public key")
+        .public_key()
+        .expect("der")
+        .as_ref()
+        .to_vec()
+}
+
 /// A one-member world with one instance whose volumes are given as TOML tables.
 pub fn world_toml(bucket: &str, volumes: &[&str]) -> String {
     let mut text = format!(

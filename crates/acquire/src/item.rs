@@ -173,8 +173,9 @@ pub struct Guide<'a> {
 }
 
 /// Write the tag files of the bag at `prefix` whose payload (`data/...`) is already stored,
-/// `VERIFY.md` among them, then the public key (`signing-key.pem`) and last the signature of the
+/// `VERIFY.md` among them (with the image's SHA-256 and layout for a volume), then the public key (`signing-key.pem`) and last the signature of the
 /// tag manifest (`tagmanifest-sha256.txt.sig`, DER ECDSA P-256 over its bytes).
+#[allow(clippy::too_many_arguments)]
 pub async fn seal<K: EvidenceSink, G: Signer>(
     sink: &K,
     prefix: &str,
@@ -182,9 +183,21 @@ pub async fn seal<K: EvidenceSink, G: Signer>(
     info: &[(String, String)],
     mut extra: Vec<TagFile>,
     signer: &G,
-    guide: VerifyGuide<'_>,
+    guide: Guide<'_>,
+    image: Option<(&str, Layout)>,
 ) -> Result<(), ItemError> {
     let public_key = signer.public_key_der();
+    let fingerprint = fingerprint(public_key);
+    let guide = VerifyGuide {
+        item_id: guide.id,
+        case: guide.case,
+        kind: guide.kind.as_str(),
+        signing_key_arn: signer.key_id(),
+        public_key_sha256: &fingerprint,
+        image_sha256: image.map(|(hash, _)| hash),
+        rebuild: matches!(image, Some((_, Layout::Blocks))),
+        raw_image_path: matches!(image, Some((_, Layout::Raw))).then_some(Layout::Raw.data_path()),
+    };
     extra.push(TagFile {
         path: VERIFY_PATH.into(),
         bytes: verify_md(&guide).into_bytes(),
@@ -192,7 +205,7 @@ pub async fn seal<K: EvidenceSink, G: Signer>(
     // The key that signs the tag manifest, named inside what it signs.
     let mut info = info.to_vec();
     info.push(("Signing-Key-Arn".into(), signer.key_id().into()));
-    info.push(("Signing-Key-SHA256".into(), fingerprint(public_key)));
+    info.push(("Signing-Key-SHA256".into(), fingerprint.clone()));
     let files =
         forensnap_core::bag::tag_files(&info, payload, extra).map_err(|e| ItemError::Invalid {
             prefix: prefix.into(),
@@ -282,18 +295,8 @@ pub async fn seal_volume<K: EvidenceSink, G: Signer>(
     };
     let mut fields = volume_fields(acquired);
     fields.extend(info.iter().cloned());
-    let fingerprint = fingerprint(signer.public_key_der());
-    let verify = VerifyGuide {
-        item_id: guide.id,
-        case: guide.case,
-        kind: guide.kind.as_str(),
-        signing_key_arn: signer.key_id(),
-        public_key_sha256: &fingerprint,
-        image_sha256: Some(&acquired.image_sha256),
-        rebuild: acquired.layout == Layout::Blocks,
-        raw_image_path: (acquired.layout == Layout::Raw).then_some(Layout::Raw.data_path()),
-    };
-    seal(sink, prefix, &payload, &fields, extra, signer, verify).await?;
+    let image = Some((acquired.image_sha256.as_str(), acquired.layout));
+    seal(sink, prefix, &payload, &fields, extra, signer, guide, image).await?;
     Ok(payload)
 }
 
@@ -323,17 +326,16 @@ pub async fn seal_stored<K: EvidenceSink, G: Signer>(
             size: bytes.len() as u64,
         });
     }
-    let fingerprint = fingerprint(signer.public_key_der());
-    let verify = VerifyGuide {
-        item_id: guide.id,
-        case: guide.case,
-        kind: guide.kind.as_str(),
-        signing_key_arn: signer.key_id(),
-        public_key_sha256: &fingerprint,
-        image_sha256: None,
-        rebuild: false,
-        raw_image_path: None,
-    };
-    seal(sink, prefix, &payload, info, Vec::new(), signer, verify).await?;
+    seal(
+        sink,
+        prefix,
+        &payload,
+        info,
+        Vec::new(),
+        signer,
+        guide,
+        None,
+    )
+    .await?;
     Ok(payload)
 }
