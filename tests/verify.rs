@@ -399,3 +399,38 @@ async fn a_collected_case_verifies_online_and_offline_with_standard_tools_and_ta
         "every stored version keeps its retention: {after:#?}"
     );
 }
+
+#[test]
+fn offline_verification_refuses_a_folder_that_is_not_a_case_and_a_key_that_is_not_p256() {
+    let dir = tempfile::tempdir().expect("dir");
+    let run = verify_offline(dir.path(), "IR-V-2");
+    assert!(!run.ok);
+    assert!(
+        run.stderr.contains("has no custody/ folder") && run.stderr.contains("aws s3 sync"),
+        "{}",
+        run.stderr
+    );
+    std::fs::create_dir_all(dir.path().join("custody/events")).expect("dirs");
+    let key = dir.path().join("key.pem");
+    std::fs::write(
+        &key,
+        "-----BEGIN PUBLIC KEY-----\nnot base64!\n-----END PUBLIC KEY-----\n",
+    )
+    .expect("write");
+    let run = forensnap(&[
+        "verify",
+        "--offline",
+        &dir.path().display().to_string(),
+        "--case",
+        "IR-V-2",
+        "--public-key",
+        &key.display().to_string(),
+    ]);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("key.pem"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_dir(dir.path()).expect("dir").count(),
+        2,
+        "nothing written into the case folder"
+    );
+}

@@ -558,6 +558,33 @@ external_id = "x"
     }
 
     #[test]
+    fn acquisition_settings_default_and_out_of_range_ones_are_named() {
+        let config = parse(MINIMAL).expect("minimal config");
+        assert_eq!(config.acquire.layout, Layout::Blocks);
+        assert_eq!(
+            (
+                config.acquire.concurrent_volumes,
+                config.acquire.requests_per_second_per_snapshot
+            ),
+            (4, 1_000)
+        );
+        let raw = parse(&format!("{MINIMAL}[acquire]\nlayout = \"raw\"\n")).expect("raw");
+        assert_eq!(raw.acquire.layout, Layout::Raw);
+        for (key, value) in [
+            ("concurrent_volumes", "0"),
+            ("requests_per_second_per_snapshot", "1001"),
+            ("window_blocks", "0"),
+        ] {
+            let err =
+                parse(&format!("{MINIMAL}[acquire]\n{key} = {value}\n")).expect_err("out of range");
+            assert!(err.to_string().contains(&format!("acquire.{key}")), "{err}");
+        }
+        let err = parse(&format!("{MINIMAL}[acquire]\nlayout = \"sparse\"\n"))
+            .expect_err("unknown layout");
+        assert!(err.to_string().contains("sparse"), "{err}");
+    }
+
+    #[test]
     fn every_file_in_config_parses() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config");
         let mut seen = 0;
