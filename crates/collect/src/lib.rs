@@ -254,11 +254,17 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
         let mut sealed = Vec::with_capacity(items.len());
         for item in items {
             let key = format!("{}{}", item.prefix, item::TAG_MANIFEST);
+            // A checkpoint must name what is stored: an unreadable tag manifest stops it.
+            let unreadable = |why: String| PreserveError::Seal {
+                case: self.plan.case.to_string(),
+                key: key.clone(),
+                message: format!("reading the tag manifest of item {}: {why}", item.id),
+                next: "check the forensic credentials' s3:GetObject right and run the same command again",
+            };
             let bytes = EvidenceReader::get(self.sink, &key)
                 .await
-                .ok()
-                .flatten()
-                .unwrap_or_default();
+                .map_err(|e| unreadable(e.to_string()))?
+                .ok_or_else(|| unreadable("it is missing".into()))?;
             sealed.push(SealedItem {
                 id: item.id.clone(),
                 prefix: item.prefix.clone(),
