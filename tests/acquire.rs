@@ -105,28 +105,10 @@ async fn a_seeded_image_comes_back_from_s3_with_its_sha256() {
 
         let s3 = s3(&env.forensic().await);
         let bucket = &env.seeded.forensic.evidence_bucket;
-        let head = s3
-            .head_object()
-            .bucket(bucket)
-            .key(&got.data_key)
-            .send()
-            .await
-            .expect("head");
         assert_eq!(
-            head.object_lock_mode().map(|m| m.as_str()),
-            Some("COMPLIANCE")
-        );
-        let err = s3
-            .delete_object()
-            .bucket(bucket)
-            .key(&got.data_key)
-            .version_id(got.version_id.clone().expect("version"))
-            .send()
-            .await
-            .expect_err("locked");
-        assert_eq!(
-            aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
-            Some("AccessDenied")
+            Some(assert_locked(&s3, bucket, &got.data_key).await),
+            got.version_id,
+            "the version acquired is the one locked"
         );
         let open = s3
             .list_multipart_uploads()

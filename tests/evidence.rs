@@ -236,29 +236,7 @@ async fn collect_stores_every_volume_as_a_sealed_bag_that_exports_and_verifies_w
         "{}data/blocks.bin",
         volumes[0]["prefix"].as_str().expect("p")
     );
-    let head = s3
-        .head_object()
-        .bucket(bucket)
-        .key(&key)
-        .send()
-        .await
-        .expect("head");
-    assert_eq!(
-        head.object_lock_mode().map(|m| m.as_str()),
-        Some("COMPLIANCE")
-    );
-    let err = s3
-        .delete_object()
-        .bucket(bucket)
-        .key(&key)
-        .version_id(head.version_id().expect("version"))
-        .send()
-        .await
-        .expect_err("locked");
-    assert_eq!(
-        aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
-        Some("AccessDenied")
-    );
+    assert_locked(&s3, bucket, &key).await;
     assert_eq!(open_uploads(&env).await, 0, "no multipart upload left open");
 
     // The small items are bags too, with the stored bytes' hashes.

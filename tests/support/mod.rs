@@ -204,6 +204,38 @@ pub async fn get_bytes(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Vec<
         .to_vec()
 }
 
+/// The current version of `key` is under COMPLIANCE retention and deleting that version is
+/// refused; returns its version id.
+pub async fn assert_locked(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> String {
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.object_lock_mode().map(|m| m.as_str()),
+        Some("COMPLIANCE"),
+        "{key}"
+    );
+    let version = head.version_id().expect("version").to_string();
+    let err = s3
+        .delete_object()
+        .bucket(bucket)
+        .key(key)
+        .version_id(&version)
+        .send()
+        .await
+        .expect_err("locked");
+    assert_eq!(
+        aws_sdk_s3::error::ProvideErrorMetadata::code(&err),
+        Some("AccessDenied"),
+        "{key}"
+    );
+    version
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }

@@ -631,6 +631,18 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
         })
     }
 
+    /// One more listing page into `queue`.
+    async fn list_more(
+        &self,
+        lister: &mut Lister,
+        queue: &mut VecDeque<ListedBlock>,
+    ) -> Result<(), AcquireError> {
+        let page =
+            list_with_retries(self.source, &self.options.policy, self.snapshot_id, lister).await?;
+        queue.extend(page.into_iter().flat_map(|p| p.blocks));
+        Ok(())
+    }
+
     /// The blocks of the next part and, for the raw layout, the index it ends at; `None` when
     /// every part is stored. A volume with no data still gets one (empty) part: S3 refuses an
     /// upload with none.
@@ -645,16 +657,7 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
         match self.options.layout {
             Layout::Blocks => {
                 while queue.len() < per_part && !lister.is_done() {
-                    if let Some(page) = list_with_retries(
-                        self.source,
-                        &self.options.policy,
-                        self.snapshot_id,
-                        lister,
-                    )
-                    .await?
-                    {
-                        queue.extend(page.blocks);
-                    }
+                    self.list_more(lister, queue).await?;
                 }
                 if queue.is_empty() && !first {
                     return Ok(None);
@@ -671,16 +674,7 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
                 }
                 let end = (next_index + self.per_part).min(self.total_blocks);
                 while queue.back().is_none_or(|b| b.index < end) && !lister.is_done() {
-                    if let Some(page) = list_with_retries(
-                        self.source,
-                        &self.options.policy,
-                        self.snapshot_id,
-                        lister,
-                    )
-                    .await?
-                    {
-                        queue.extend(page.blocks);
-                    }
+                    self.list_more(lister, queue).await?;
                 }
                 let mut slots = Vec::with_capacity((end - next_index) as usize);
                 for index in next_index..end {

@@ -277,24 +277,21 @@ async fn open_bag<K: EvidenceReader>(bag: &Bag<'_, K>) -> Result<BagView, Export
             return Err(bag.mismatch(TAG_MANIFEST, format!("does not list {path}")));
         }
     }
+    // Each tag file is read once: checked, and kept when it is one parsed below.
+    let (mut info_text, mut manifest_text) = (String::new(), String::new());
     for (path, digest) in &tags {
-        bag.checked_text(path, Some(digest)).await?;
+        let text = bag.checked_text(path, Some(digest)).await?;
+        match path.as_str() {
+            "bag-info.txt" => info_text = text,
+            "manifest-sha256.txt" => manifest_text = text,
+            _ => {}
+        }
     }
-    let info = parse_bag_info(
-        &bag.checked_text("bag-info.txt", tags.get("bag-info.txt").map(String::as_str))
-            .await?,
-    )
-    .map_err(|e| bag.mismatch("bag-info.txt", e))?;
-    let manifest: BTreeMap<String, String> = parse_manifest(
-        &bag.checked_text(
-            "manifest-sha256.txt",
-            tags.get("manifest-sha256.txt").map(String::as_str),
-        )
-        .await?,
-    )
-    .map_err(|e| bag.mismatch("manifest-sha256.txt", e))?
-    .into_iter()
-    .collect();
+    let info = parse_bag_info(&info_text).map_err(|e| bag.mismatch("bag-info.txt", e))?;
+    let manifest: BTreeMap<String, String> = parse_manifest(&manifest_text)
+        .map_err(|e| bag.mismatch("manifest-sha256.txt", e))?
+        .into_iter()
+        .collect();
     Ok(BagView {
         tags,
         info,

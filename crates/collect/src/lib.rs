@@ -548,8 +548,8 @@ mod tests {
     use forensnap_acquire::sink::{CompletedObject, EvidenceReader, SinkError, StoredPart};
     use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, NoProgress, SourceError};
     use forensnap_core::layout::BLOCK_SIZE;
-    use forensnap_core::{Actor, Event, Outcome};
-    use forensnap_preserve::fake::{Cloud, FORENSIC, FORENSIC_KEY, FakeEc2, MEMBER, Shared, plan};
+    use forensnap_core::{Event, Outcome};
+    use forensnap_preserve::fake::{Cloud, FORENSIC_KEY, MEMBER, Shared, accounts, plan};
     use forensnap_preserve::ports::BucketLock;
     use forensnap_preserve::{AwsError, Called, SnapshotInfo, Stored};
     use sha2::{Digest, Sha256};
@@ -744,18 +744,7 @@ mod tests {
         bucket: &Bucket,
         source: &Snapshots,
     ) -> (Result<Collected, CollectError>, Vec<Event>) {
-        let member = FakeEc2 {
-            cloud: cloud.clone(),
-            account: MEMBER.into(),
-        };
-        let forensic = FakeEc2 {
-            cloud: cloud.clone(),
-            account: FORENSIC.into(),
-        };
-        let actor = Actor {
-            arn: "arn:aws:iam::123456789012:user/op".into(),
-            operator: "op".into(),
-        };
+        let (member, forensic, actor) = accounts(cloud);
         let plan = plan();
         let mut log = CustodyLog::open(bucket.clone(), "", &plan.case, actor, None)
             .await

@@ -1041,10 +1041,10 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
 mod tests {
     use std::collections::BTreeMap;
 
-    use forensnap_core::{Actor, Outcome};
+    use forensnap_core::Outcome;
 
     use super::*;
-    use crate::fake::{Cloud, FORENSIC, FORENSIC_KEY, FakeEc2, FakeStore, MEMBER, Shared, plan};
+    use crate::fake::{Cloud, FORENSIC, FORENSIC_KEY, FakeStore, MEMBER, Shared, accounts, plan};
 
     const AWS_EBS: &str = "arn:aws:kms:us-east-1:111111111111:key/aws-ebs";
     const MEMBER_CMK: &str = "arn:aws:kms:us-east-1:111111111111:key/cmk";
@@ -1084,18 +1084,7 @@ mod tests {
         Vec<forensnap_core::Event>,
         FakeStore,
     ) {
-        let member = FakeEc2 {
-            cloud: cloud.clone(),
-            account: MEMBER.into(),
-        };
-        let forensic = FakeEc2 {
-            cloud: cloud.clone(),
-            account: FORENSIC.into(),
-        };
-        let actor = Actor {
-            arn: "arn:aws:iam::123456789012:user/op".into(),
-            operator: "op".into(),
-        };
+        let (member, forensic, actor) = accounts(cloud);
         let mut log = CustodyLog::open(store, "", &plan.case, actor, None)
             .await
             .expect("open log");

@@ -70,6 +70,19 @@ pub fn plan() -> crate::Plan {
     }
 }
 
+/// The fake cloud's member and forensic accounts, and the actor their tests record.
+pub fn accounts(cloud: &Shared) -> (FakeEc2, FakeEc2, forensnap_core::Actor) {
+    let account = |id: &str| FakeEc2 {
+        cloud: cloud.clone(),
+        account: id.into(),
+    };
+    let actor = forensnap_core::Actor {
+        arn: "arn:aws:iam::123456789012:user/op".into(),
+        operator: "op".into(),
+    };
+    (account(MEMBER), account(FORENSIC), actor)
+}
+
 fn err(operation: &'static str, code: &str) -> AwsError {
     AwsError {
         operation,

@@ -194,19 +194,7 @@ pub async fn verify<F: CaseFiles>(
     let relative: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(root)).collect();
 
     // Custody events, in key order (zero-padded sequence numbers).
-    let mut events = Vec::new();
-    for rel in relative
-        .iter()
-        .filter(|k| k.starts_with("custody/events/") && k.ends_with(".json"))
-    {
-        let key = format!("{root}{rel}");
-        let bytes = files
-            .get(&key)
-            .await
-            .map_err(read(&key))?
-            .unwrap_or_default();
-        events.push((key, bytes));
-    }
+    let events = read_json(files, root, &relative, "custody/events/").await?;
     if events.is_empty() {
         return Err(VerifyError::Empty {
             case: case.to_string(),
@@ -235,16 +223,7 @@ pub async fn verify<F: CaseFiles>(
     // Checkpoints. Their recorded keys are S3 keys; a folder holds them relative to the case, so
     // the S3 root is taken from the first checkpoint (a moved one still shows as moved).
     let mut checkpoints: Vec<CheckpointObject> = Vec::new();
-    for rel in relative
-        .iter()
-        .filter(|k| k.starts_with("custody/checkpoints/") && k.ends_with(".json"))
-    {
-        let key = format!("{root}{rel}");
-        let bytes = files
-            .get(&key)
-            .await
-            .map_err(read(&key))?
-            .unwrap_or_default();
+    for (key, bytes) in read_json(files, root, &relative, "custody/checkpoints/").await? {
         let signature = files
             .get(&format!("{key}{SIGNATURE_SUFFIX}"))
             .await
@@ -340,6 +319,30 @@ pub async fn verify<F: CaseFiles>(
         check_locks(files, &mut report, root, expected).await?;
     }
     Ok(report)
+}
+
+/// The `.json` objects of one custody folder (`folder` relative to the case), with their bytes,
+/// in key order (zero-padded sequence numbers).
+async fn read_json<F: CaseFiles>(
+    files: &F,
+    root: &str,
+    relative: &[&str],
+    folder: &str,
+) -> Result<Vec<(String, Vec<u8>)>, VerifyError> {
+    let mut objects = Vec::new();
+    for rel in relative
+        .iter()
+        .filter(|k| k.starts_with(folder) && k.ends_with(".json"))
+    {
+        let key = format!("{root}{rel}");
+        let bytes = files
+            .get(&key)
+            .await
+            .map_err(read(&key))?
+            .unwrap_or_default();
+        objects.push((key, bytes));
+    }
+    Ok(objects)
 }
 
 #[allow(clippy::too_many_arguments)]
