@@ -17,7 +17,7 @@
 
 use std::collections::VecDeque;
 
-use base64::Engine as _;
+use forensnap_core::ItemLayout;
 use forensnap_core::hashing::{ImageHasher, ResumableSha256, Sha256Checkpoint};
 use forensnap_core::layout::{
     BLOCK_MAP_HEADER, BLOCK_MAP_PATH, BLOCK_SIZE, BlockMapEntry, Layout, TooLarge, blocks_per_part,
@@ -30,11 +30,14 @@ use tokio::sync::mpsc;
 use crate::fetch::{FetchError, FetchPolicy, VerifiedBlock, fetch_verified};
 use crate::limit::Limits;
 use crate::listing::Lister;
-use crate::sink::{EvidenceSink, SinkError, StoredPart};
 use crate::source::{BlockPage, BlockSource, ListedBlock, SourceError};
+use forensnap_store::{CloudError, ErrorKind, EvidenceWrite, StoredPart, composite_sha256};
 
 /// Block-map text is uploaded in parts of this size (S3's minimum is 5 MiB).
 const BLOCK_MAP_PART: usize = 8 * 1024 * 1024;
+
+/// Content type of the resume state (part checkpoints, completion marker).
+const JSON: &str = "application/json";
 
 /// Tuning of one acquisition.
 #[derive(Debug, Clone, Copy)]
@@ -164,8 +167,8 @@ pub enum AcquireError {
         what: &'static str,
         /// Key.
         key: String,
-        /// Cause.
-        source: SinkError,
+        /// Cause (boxed: it carries AWS's code, message and request id).
+        source: Box<CloudError>,
     },
     /// The volume cannot be one object.
     #[error("snapshot {snapshot_id}: {source}")]
@@ -192,23 +195,22 @@ fn sink_error(
     snapshot_id: &str,
     what: &'static str,
     key: &str,
-) -> impl FnOnce(SinkError) -> AcquireError + use<> {
+) -> impl FnOnce(CloudError) -> AcquireError + use<> {
     let (snapshot_id, key) = (snapshot_id.to_string(), key.to_string());
     move |source| AcquireError::Sink {
         snapshot_id,
         what,
         key,
-        source,
+        source: Box::new(source),
     }
 }
 
 fn part_key(prefix: &str, part: u32) -> String {
-    format!("{prefix}acquisition/parts/{part:05}.json")
+    ItemLayout::at(prefix).part_checkpoint(part)
 }
 
-/// Key of the completion marker of the item at `prefix`.
-pub fn marker_key(prefix: &str) -> String {
-    format!("{prefix}acquisition/complete.json")
+fn marker_key(prefix: &str) -> String {
+    ItemLayout::at(prefix).completion_marker()
 }
 
 /// One block of a part: listed by EBS (fetched) or a zero block of the raw layout.
@@ -261,7 +263,7 @@ struct Streamed {
 
 /// Acquire `snapshot_id` into the evidence item at `prefix` (`data/blocks.bin` or
 /// `data/disk.raw`, `data/blockmap.tsv`, checkpoints, the completion marker).
-pub async fn acquire<'l, S: BlockSource, K: EvidenceSink>(
+pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
     source: &S,
     sink: &K,
     limits: impl Into<Limits<'l>>,
@@ -371,11 +373,9 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceSink>(
         key: marker.clone(),
         why: e.to_string(),
     })?;
-    sink.put(&marker, bytes).await.map_err(sink_error(
-        snapshot_id,
-        "the completion marker",
-        &marker,
-    ))?;
+    sink.put_version(&marker, bytes, JSON)
+        .await
+        .map_err(sink_error(snapshot_id, "the completion marker", &marker))?;
     progress.position(snapshot_id, volume_bytes, volume_bytes);
     Ok(acquired)
 }
@@ -409,7 +409,7 @@ async fn list_with_retries<S: BlockSource>(
     }
 }
 
-impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
+impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
     fn checkpoint_error(&self, key: &str, why: impl ToString) -> AcquireError {
         AcquireError::Checkpoint {
             snapshot_id: self.snapshot_id.into(),
@@ -453,7 +453,7 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
     /// it only if its composite checksum is exactly that of the checkpointed parts.
     async fn recover_completed(
         &self,
-        object: crate::sink::CompletedObject,
+        object: forensnap_store::CompletedObject,
     ) -> Result<Streamed, AcquireError> {
         let mut checkpoints = Vec::new();
         while let Some(c) = self.read_checkpoint(checkpoints.len() as u32 + 1).await? {
@@ -586,11 +586,9 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
             let key = part_key(self.prefix, number);
             let bytes =
                 serde_json::to_vec(&checkpoint).map_err(|e| self.checkpoint_error(&key, e))?;
-            sink.put(&key, bytes).await.map_err(sink_error(
-                snapshot_id,
-                "a part checkpoint",
-                &key,
-            ))?;
+            sink.put_version(&key, bytes, JSON)
+                .await
+                .map_err(sink_error(snapshot_id, "a part checkpoint", &key))?;
             object_offset += len;
             blocks_stored += checkpoint.blocks.len() as u64;
             parts.push(part);
@@ -603,7 +601,7 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
         }
 
         let completed = sink
-            .complete(data_key, &upload_id, &parts)
+            .complete_upload(data_key, &upload_id, &parts)
             .await
             .map_err(sink_error(snapshot_id, "the data object", data_key))?;
         if let Some(reported) = &completed.composite_sha256 {
@@ -613,8 +611,12 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
                     snapshot_id: snapshot_id.into(),
                     what: "the data object",
                     key: data_key.clone(),
-                    source: SinkError(format!(
-                        "S3 reports composite SHA-256 {reported}, the parts sent make {ours}"
+                    source: Box::new(CloudError::new(
+                        ErrorKind::Invalid,
+                        "CompleteMultipartUpload",
+                        format!(
+                            "S3 reports composite SHA-256 {reported}, the parts sent make {ours}"
+                        ),
                     )),
                 });
             }
@@ -771,9 +773,10 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
                 snapshot_id: snapshot_id.into(),
                 what: "a data part",
                 key: self.data_key.clone(),
-                source: SinkError(format!(
-                    "part {number} holds {} bytes, {len} were sent",
-                    part.size
+                source: Box::new(CloudError::new(
+                    ErrorKind::Invalid,
+                    "UploadPart",
+                    format!("part {number} holds {} bytes, {len} were sent", part.size),
                 )),
             });
         }
@@ -829,20 +832,20 @@ impl<S: BlockSource, K: EvidenceSink> Run<'_, S, K> {
                 );
             }
         }
-        sink.complete(key, &upload_id, &stored)
+        sink.complete_upload(key, &upload_id, &stored)
             .await
             .map_err(sink_error(snapshot_id, "the block map", key))?;
         Ok((hex::encode(hash.finalize()), size))
     }
 }
 
-async fn upload_chunk<K: EvidenceSink>(
+async fn upload_chunk<K: EvidenceWrite>(
     sink: &K,
     key: &str,
     upload_id: &str,
     number: u32,
     chunk: Vec<u8>,
-) -> Result<StoredPart, SinkError> {
+) -> Result<StoredPart, CloudError> {
     let (tx, rx) = mpsc::channel(1);
     let len = chunk.len() as u64;
     let send = async move {
@@ -852,23 +855,6 @@ async fn upload_chunk<K: EvidenceSink>(
     part
 }
 
-/// S3's composite checksum of a multipart object: base64(SHA-256(part digests)) + "-N".
-pub fn composite_sha256(parts: &[StoredPart]) -> String {
-    let mut digests = Vec::with_capacity(parts.len() * 32);
-    for part in parts {
-        digests.extend(
-            base64::engine::general_purpose::STANDARD
-                .decode(&part.sha256)
-                .unwrap_or_default(),
-        );
-    }
-    format!(
-        "{}-{}",
-        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(&digests)),
-        parts.len()
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use sha2::{Digest, Sha256};
@@ -876,7 +862,7 @@ mod tests {
     use super::*;
     use crate::limit::AdaptiveLimit;
     use crate::memory::MemorySource;
-    use crate::memsink::MemorySink;
+    use forensnap_store::MemoryStore;
 
     fn options() -> AcquireOptions {
         AcquireOptions {
@@ -895,7 +881,7 @@ mod tests {
     /// Acquire with a generous limit and no progress reports.
     async fn run_on(
         source: &MemorySource,
-        sink: &MemorySink,
+        sink: &MemoryStore,
         options: &AcquireOptions,
         snapshot_id: &str,
         prefix: &str,
@@ -923,7 +909,7 @@ mod tests {
         let source = MemorySource::pattern(BLOCK_SIZE, 64, &indexes);
         source.corrupt(5, 2);
         source.throttle_next(3);
-        let sink = MemorySink::default();
+        let sink = MemoryStore::default();
         let got = run_on(&source, &sink, &options(), "snap-1", "cases/C/evidence/v1/")
             .await
             .expect("acquired");
@@ -964,12 +950,12 @@ mod tests {
         let indexes: Vec<u64> = (0..25).map(|i| i * 70 + 1).collect();
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
         let uninterrupted = {
-            let sink = MemorySink::default();
+            let sink = MemoryStore::default();
             run_on(&source, &sink, &options(), "snap-1", "p/")
                 .await
                 .expect("acquired")
         };
-        let sink = MemorySink::default();
+        let sink = MemoryStore::default();
         sink.fail_part_once(3);
         let err = run_on(&source, &sink, &options(), "snap-1", "p/")
             .await
@@ -1007,7 +993,7 @@ mod tests {
     #[tokio::test]
     async fn a_volume_with_data_only_in_its_last_block_and_an_empty_one() {
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[2047]);
-        let sink = MemorySink::default();
+        let sink = MemoryStore::default();
         let got = run_on(&source, &sink, &options(), "snap-1", "a/")
             .await
             .expect("acquired");
@@ -1031,11 +1017,11 @@ mod tests {
     async fn the_raw_layout_stores_the_whole_image_with_the_same_hashes() {
         let indexes: Vec<u64> = vec![0, 1, 9, 10, 11, 30, 2047];
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
-        let blocks_sink = MemorySink::default();
+        let blocks_sink = MemoryStore::default();
         let blocks = run_on(&source, &blocks_sink, &options(), "snap-1", "b/")
             .await
             .expect("blocks layout");
-        let raw_sink = MemorySink::default();
+        let raw_sink = MemoryStore::default();
         let raw_options = AcquireOptions {
             layout: Layout::Raw,
             ..options()
@@ -1079,7 +1065,7 @@ mod tests {
     async fn a_finished_item_is_not_acquired_again_and_a_crash_before_the_marker_is_recovered() {
         let indexes: Vec<u64> = (0..25).map(|i| i * 3).collect();
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
-        let sink = MemorySink::default();
+        let sink = MemoryStore::default();
         let first = run_on(&source, &sink, &options(), "snap-1", "p/")
             .await
             .expect("acquired");
@@ -1138,7 +1124,7 @@ mod tests {
     #[tokio::test]
     async fn a_data_object_that_does_not_match_its_checkpoints_is_never_overwritten() {
         let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[1, 2, 3]);
-        let sink = MemorySink::default();
+        let sink = MemoryStore::default();
         run_on(&source, &sink, &options(), "snap-1", "p/")
             .await
             .expect("acquired");

@@ -20,7 +20,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::engine::AcquireProgress;
 use crate::item::{TAG_MANIFEST, field};
-use crate::sink::{EvidenceReader, SinkError};
+use forensnap_store::{CloudError, EvidenceRead};
 
 /// Bytes of the data object read per request (16 blocks).
 const DATA_CHUNK: u64 = 16 * BLOCK_SIZE;
@@ -51,7 +51,7 @@ pub enum ExportError {
         /// The object.
         key: String,
         /// Cause.
-        source: SinkError,
+        source: CloudError,
     },
     /// The bag is not what it says it is: evidence does not match its record.
     #[error("evidence item at {prefix}: {file}: {problem}")]
@@ -78,7 +78,7 @@ struct Bag<'a, K> {
     prefix: &'a str,
 }
 
-impl<K: EvidenceReader> Bag<'_, K> {
+impl<K: EvidenceRead> Bag<'_, K> {
     fn mismatch(&self, file: impl ToString, problem: impl ToString) -> ExportError {
         ExportError::Mismatch {
             prefix: self.prefix.into(),
@@ -156,7 +156,7 @@ impl<K: EvidenceReader> Bag<'_, K> {
 }
 
 /// Stream the volume item at `prefix` into a raw image at `out` (see the module docs).
-pub async fn export<K: EvidenceReader>(
+pub async fn export<K: EvidenceRead>(
     sink: &K,
     prefix: &str,
     out: &Path,
@@ -235,7 +235,7 @@ pub struct VolumeChecked {
 }
 
 /// Read the bag at `prefix`: the tag manifest, and every tag file it lists checked against it.
-pub async fn read_bag<K: EvidenceReader>(reader: &K, prefix: &str) -> Result<BagView, ExportError> {
+pub async fn read_bag<K: EvidenceRead>(reader: &K, prefix: &str) -> Result<BagView, ExportError> {
     open_bag(&Bag {
         sink: reader,
         prefix,
@@ -246,7 +246,7 @@ pub async fn read_bag<K: EvidenceReader>(reader: &K, prefix: &str) -> Result<Bag
 /// Check every payload file of the bag at `prefix` against its manifest: a volume's data
 /// object block by block against the block map and as a whole, its block map and image hash;
 /// any other item's files by their SHA-256.
-pub async fn check_payload<K: EvidenceReader>(
+pub async fn check_payload<K: EvidenceRead>(
     reader: &K,
     prefix: &str,
     view: &BagView,
@@ -265,7 +265,7 @@ pub async fn check_payload<K: EvidenceReader>(
     Ok(None)
 }
 
-async fn open_bag<K: EvidenceReader>(bag: &Bag<'_, K>) -> Result<BagView, ExportError> {
+async fn open_bag<K: EvidenceRead>(bag: &Bag<'_, K>) -> Result<BagView, ExportError> {
     // Tag files first: the tag manifest vouches for bag-info.txt and manifest-sha256.txt.
     let tag_manifest = bag.checked_text(TAG_MANIFEST, None).await?;
     let tags: BTreeMap<String, String> = parse_manifest(&tag_manifest)
@@ -300,7 +300,7 @@ async fn open_bag<K: EvidenceReader>(bag: &Bag<'_, K>) -> Result<BagView, Export
 }
 
 /// Stream a volume's data object, checking every hash, writing the image to `out` if given.
-async fn check_volume<K: EvidenceReader>(
+async fn check_volume<K: EvidenceRead>(
     bag: &Bag<'_, K>,
     view: &BagView,
     mut out: Option<(&mut tokio::fs::File, &Path)>,
@@ -463,7 +463,7 @@ struct MapReader<'a, 'b, K> {
     line_number: u64,
 }
 
-impl<'a, 'b, K: EvidenceReader> MapReader<'a, 'b, K> {
+impl<'a, 'b, K: EvidenceRead> MapReader<'a, 'b, K> {
     fn new(bag: &'a Bag<'b, K>, size: u64) -> Self {
         MapReader {
             bag,
@@ -527,11 +527,11 @@ mod tests {
     use crate::item::seal_volume;
     use crate::limit::AdaptiveLimit;
     use crate::memory::MemorySource;
-    use crate::memsink::MemorySink;
+    use forensnap_store::MemoryStore;
 
-    async fn sealed_item(layout: Layout, indexes: &[u64]) -> (MemorySource, MemorySink) {
+    async fn sealed_item(layout: Layout, indexes: &[u64]) -> (MemorySource, MemoryStore) {
         let source = MemorySource::pattern(BLOCK_SIZE, 64, indexes);
-        let sink = MemorySink::default();
+        let sink = MemoryStore::default();
         let limit = AdaptiveLimit::new(4, 8, 100_000.0);
         let options = AcquireOptions {
             layout,

@@ -11,16 +11,17 @@ use forensnap_core::bag::{
     IMAGE_NAME, MANIFEST_PATH, PayloadFile, REBUILD_SCRIPT_PATH, TagFile, parse_manifest,
     rebuild_script, sha256sum_line,
 };
+use forensnap_core::keys::{ItemLayout, signature_of};
 use forensnap_core::layout::{BLOCK_MAP_PATH, IMAGE_SHA256_PATH, Layout};
 use sha2::{Digest, Sha256};
 
 use forensnap_core::seal::{
-    PUBLIC_KEY_PATH, SIGNATURE_SUFFIX, SignError, Signer, VERIFY_PATH, VerifyGuide, fingerprint,
-    public_key_pem, verify_md,
+    PUBLIC_KEY_PATH, SignError, Signer, VERIFY_PATH, VerifyGuide, fingerprint, public_key_pem,
+    verify_md,
 };
 
 use crate::engine::Acquired;
-use crate::sink::{EvidenceSink, SinkError};
+use forensnap_store::{CloudError, EvidenceWrite};
 
 /// Path of the tag manifest, the last file of a bag written.
 pub use forensnap_core::bag::TAG_MANIFEST_PATH as TAG_MANIFEST;
@@ -58,8 +59,8 @@ pub enum ItemError {
         prefix: String,
         /// What was being read or written.
         what: String,
-        /// Cause.
-        source: SinkError,
+        /// Cause (boxed: it carries AWS's code, message and request id).
+        source: Box<CloudError>,
     },
     /// The signing key refused.
     #[error("evidence item at {prefix}: signing its tag manifest with {key}: {source}")]
@@ -81,12 +82,24 @@ pub enum ItemError {
     },
 }
 
-fn sink_failed(prefix: &str, what: &str) -> impl FnOnce(SinkError) -> ItemError + use<> {
+fn sink_failed(prefix: &str, what: &str) -> impl FnOnce(CloudError) -> ItemError + use<> {
     let (prefix, what) = (prefix.to_string(), what.to_string());
     move |source| ItemError::Sink {
         prefix,
         what,
-        source,
+        source: Box::new(source),
+    }
+}
+
+/// Content type of the text files of a bag.
+const TEXT: &str = "text/plain; charset=utf-8";
+
+/// The content type a bag file is stored with.
+fn content_type(path: &str) -> &'static str {
+    match path.rsplit_once('.').map(|(_, ext)| ext) {
+        Some("json") => "application/json",
+        Some("txt" | "md" | "sh" | "tsv" | "sha256" | "pem") => TEXT,
+        _ => "application/octet-stream",
     }
 }
 
@@ -126,12 +139,12 @@ pub fn volume_fields(acquired: &Acquired) -> Vec<(String, String)> {
 
 /// The payload files of a sealed bag as its `manifest-sha256.txt` lists them, or `None` when the
 /// bag is not sealed yet (no signed tag manifest).
-pub async fn sealed<K: EvidenceSink>(
+pub async fn sealed<K: EvidenceWrite>(
     sink: &K,
     prefix: &str,
 ) -> Result<Option<Vec<(String, String)>>, ItemError> {
     // The signature is written last: without it the bag is sealed again (and signed).
-    let key = format!("{prefix}{TAG_MANIFEST}{SIGNATURE_SUFFIX}");
+    let key = signature_of(&ItemLayout::at(prefix).file(TAG_MANIFEST));
     if sink
         .get(&key)
         .await
@@ -140,7 +153,7 @@ pub async fn sealed<K: EvidenceSink>(
     {
         return Ok(None);
     }
-    let key = format!("{prefix}{MANIFEST_PATH}");
+    let key = ItemLayout::at(prefix).file(MANIFEST_PATH);
     let text = sink
         .get(&key)
         .await
@@ -176,7 +189,7 @@ pub struct Guide<'a> {
 /// `VERIFY.md` among them (with the image's SHA-256 and layout for a volume), then the public key (`signing-key.pem`) and last the signature of the
 /// tag manifest (`tagmanifest-sha256.txt.sig`, DER ECDSA P-256 over its bytes).
 #[allow(clippy::too_many_arguments)]
-pub async fn seal<K: EvidenceSink, G: Signer>(
+pub async fn seal<K: EvidenceWrite, G: Signer>(
     sink: &K,
     prefix: &str,
     payload: &[PayloadFile],
@@ -213,11 +226,11 @@ pub async fn seal<K: EvidenceSink, G: Signer>(
         })?;
     let mut tag_manifest = Vec::new();
     for file in files {
-        let key = format!("{prefix}{}", file.path);
+        let key = ItemLayout::at(prefix).file(&file.path);
         if file.path == TAG_MANIFEST {
             tag_manifest = file.bytes.clone();
         }
-        sink.put(&key, file.bytes)
+        sink.put_version(&key, file.bytes, content_type(&file.path))
             .await
             .map_err(sink_failed(prefix, &file.path))?;
     }
@@ -229,15 +242,17 @@ pub async fn seal<K: EvidenceSink, G: Signer>(
             key: signer.key_id().into(),
             source: e,
         })?;
-    sink.put(
-        &format!("{prefix}{PUBLIC_KEY_PATH}"),
+    sink.put_version(
+        &ItemLayout::at(prefix).file(PUBLIC_KEY_PATH),
         public_key_pem(public_key).into_bytes(),
+        "application/x-pem-file",
     )
     .await
     .map_err(sink_failed(prefix, PUBLIC_KEY_PATH))?;
-    sink.put(
-        &format!("{prefix}{TAG_MANIFEST}{SIGNATURE_SUFFIX}"),
+    sink.put_version(
+        &signature_of(&ItemLayout::at(prefix).file(TAG_MANIFEST)),
         signature,
+        "application/octet-stream",
     )
     .await
     .map_err(sink_failed(prefix, "the tag manifest's signature"))?;
@@ -245,7 +260,7 @@ pub async fn seal<K: EvidenceSink, G: Signer>(
 }
 
 /// Store `data/image.sha256` and seal the bag of an acquired volume; returns the payload files.
-pub async fn seal_volume<K: EvidenceSink, G: Signer>(
+pub async fn seal_volume<K: EvidenceWrite, G: Signer>(
     sink: &K,
     prefix: &str,
     acquired: &Acquired,
@@ -277,9 +292,13 @@ pub async fn seal_volume<K: EvidenceSink, G: Signer>(
             size: image_line.len() as u64,
         },
     ];
-    sink.put(&format!("{prefix}{IMAGE_SHA256_PATH}"), image_line)
-        .await
-        .map_err(sink_failed(prefix, IMAGE_SHA256_PATH))?;
+    sink.put_version(
+        &ItemLayout::at(prefix).file(IMAGE_SHA256_PATH),
+        image_line,
+        TEXT,
+    )
+    .await
+    .map_err(sink_failed(prefix, IMAGE_SHA256_PATH))?;
     let extra = match acquired.layout {
         Layout::Blocks => vec![TagFile {
             path: REBUILD_SCRIPT_PATH.into(),
@@ -302,7 +321,7 @@ pub async fn seal_volume<K: EvidenceSink, G: Signer>(
 
 /// Seal the bag of a small item whose payload objects (`paths`, under `data/`) are stored:
 /// each is read back and hashed, so the manifest states what S3 holds.
-pub async fn seal_stored<K: EvidenceSink, G: Signer>(
+pub async fn seal_stored<K: EvidenceWrite, G: Signer>(
     sink: &K,
     prefix: &str,
     paths: &[&str],
@@ -313,7 +332,7 @@ pub async fn seal_stored<K: EvidenceSink, G: Signer>(
     let mut payload = Vec::with_capacity(paths.len());
     for path in paths {
         let bytes = sink
-            .get(&format!("{prefix}{path}"))
+            .get(&ItemLayout::at(prefix).file(path))
             .await
             .map_err(sink_failed(prefix, path))?
             .ok_or_else(|| ItemError::Invalid {

@@ -8,11 +8,12 @@
 //!   again and never returned, throttling and 5xx retried with jittered backoff.
 //! * [`listing`] -- paging through a snapshot's blocks, resumable from a block index (a
 //!   NextToken lives only 60 minutes).
-//! * [`sink`]    -- the evidence sink seam (multipart upload found again after a crash).
 //! * [`engine`]  -- one snapshot into one object, part by part, checkpointed, resumable.
 //! * [`export`]  -- a volume item streamed back into a raw image, every hash checked.
 //! * [`item`]    -- evidence items as BagIt bags: payload manifest, tag files, sealing.
-//! * [`memory`], [`memsink`] -- in-memory source and sink for tests, with injectable faults.
+//! * [`memory`]  -- an in-memory block source for tests, with injectable faults (feature `memory`).
+//!
+//! Evidence is written through [`forensnap_store::EvidenceWrite`].
 
 pub mod engine;
 pub mod export;
@@ -20,14 +21,11 @@ pub mod fetch;
 pub mod item;
 pub mod limit;
 pub mod listing;
+#[cfg(any(test, feature = "memory"))]
 pub mod memory;
-pub mod memsink;
-pub mod sink;
 pub mod source;
 
-pub use engine::{
-    AcquireError, AcquireOptions, AcquireProgress, Acquired, NoProgress, acquire, marker_key,
-};
+pub use engine::{AcquireError, AcquireOptions, AcquireProgress, Acquired, NoProgress, acquire};
 pub use fetch::{FetchPolicy, VerifiedBlock, fetch_verified};
 pub use limit::{AdaptiveLimit, Limits};
 pub use source::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};

@@ -2,9 +2,9 @@
 //! allocates at most `window + channel_blocks + a few` blocks of 512 KiB at any moment.
 
 use forensnap_acquire::memory::MemorySource;
-use forensnap_acquire::memsink::MemorySink;
 use forensnap_acquire::{AcquireOptions, AdaptiveLimit, acquire};
 use forensnap_core::layout::BLOCK_SIZE;
+use forensnap_store::MemoryStore;
 
 #[global_allocator]
 static ALLOCATOR: dhat::Alloc = dhat::Alloc;
@@ -13,7 +13,7 @@ static ALLOCATOR: dhat::Alloc = dhat::Alloc;
 async fn acquiring_a_gibibyte_holds_only_the_window_in_memory() {
     let indexes: Vec<u64> = (0..2048).map(|i| i * 2).collect(); // 1 GiB of data in a 2 GiB volume
     let source = MemorySource::pattern(BLOCK_SIZE, 4096, &indexes);
-    let sink = MemorySink::discarding();
+    let sink = MemoryStore::discarding();
     let limit = AdaptiveLimit::new(8, 8, 1_000_000.0);
     let options = AcquireOptions {
         window: 8,

@@ -6,10 +6,12 @@
 
 use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
+use aws_sdk_ebs::config::http::HttpResponse;
 use aws_sdk_ebs::error::{ProvideErrorMetadata, SdkError};
 use forensnap_acquire::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+use forensnap_store::ErrorKind;
 
-use crate::errors::{describe, service_error};
+use crate::errors::aws_error;
 
 /// GetSnapshotBlock and ListSnapshotBlocks of one account.
 #[derive(Debug, Clone)]
@@ -17,15 +19,6 @@ pub struct EbsSource {
     /// EBS client without SDK retries.
     ebs: aws_sdk_ebs::Client,
 }
-
-/// Error codes EBS uses to say "slow down".
-const THROTTLING: [&str; 5] = [
-    "RequestThrottledException",
-    "ThrottlingException",
-    "ConcurrentLimitExceededException",
-    "ServiceQuotaExceededException",
-    "TooManyRequestsException",
-];
 
 impl EbsSource {
     /// A source for the account of `sdk`, with an optional EBS endpoint (VPC endpoint).
@@ -41,25 +34,19 @@ impl EbsSource {
     }
 }
 
-fn classify<E, R>(operation: &str, err: SdkError<E, R>) -> SourceError
+/// The engine's view of a failed EBS call: throttling shrinks its concurrency, a transient
+/// failure is retried, anything else stops the volume (kinds as [`aws_error`] classifies them).
+fn classify<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> SourceError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    let Some((code, message, request_id)) = service_error(&err) else {
-        return SourceError::Transient(format!("{operation}: {}", describe(&err)));
-    };
-    let code = code.unwrap_or_else(|| "Unknown".to_string());
-    let request = request_id
-        .map(|r| format!(" (request id {r})"))
-        .unwrap_or_default();
-    let text = format!("{operation}: {code}: {message}{request}");
-    if THROTTLING.contains(&code.as_str()) {
-        SourceError::Throttled(text)
-    } else if code.starts_with("Internal") || code.contains("Unavailable") || code == "Unknown" {
-        SourceError::Transient(text)
-    } else {
-        SourceError::Fatal(text)
+    let err = aws_error(operation, err);
+    match err.kind {
+        ErrorKind::Throttled => SourceError::Throttled(err.to_string()),
+        ErrorKind::Transient => SourceError::Transient(err.to_string()),
+        // An answer whose code we do not know is AWS's own trouble more often than ours.
+        ErrorKind::Other if err.code.is_none() => SourceError::Transient(err.to_string()),
+        _ => SourceError::Fatal(err.to_string()),
     }
 }
 

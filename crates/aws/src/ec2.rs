@@ -10,7 +10,8 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_types::date_time::Format;
 use base64::Engine;
-use forensnap_preserve::{AwsError, Called, Ec2, InstanceRecord, SnapState, SnapshotInfo};
+use forensnap_preserve::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
+use forensnap_store::ErrorKind;
 use serde_json::{Value, json};
 
 use crate::Clients;
@@ -136,7 +137,7 @@ impl Ec2 for SdkEc2 {
         &self.region
     }
 
-    async fn whoami(&self) -> Result<Called<String>, AwsError> {
+    async fn whoami(&self) -> Result<Called<String>, CloudError> {
         let out = self
             .clients
             .sts
@@ -146,7 +147,8 @@ impl Ec2 for SdkEc2 {
             .map_err(|e| aws_error("GetCallerIdentity", e))?;
         let request_id = out.request_id().map(str::to_string);
         if out.account() != Some(self.account.as_str()) {
-            return Err(AwsError {
+            return Err(CloudError {
+                kind: ErrorKind::Denied,
                 operation: "GetCallerIdentity",
                 code: Some("WrongAccount".into()),
                 message: format!(
@@ -166,7 +168,7 @@ impl Ec2 for SdkEc2 {
     async fn describe_instance(
         &self,
         instance_id: &str,
-    ) -> Result<Called<Option<InstanceRecord>>, AwsError> {
+    ) -> Result<Called<Option<InstanceRecord>>, CloudError> {
         let out = match self
             .clients
             .ec2
@@ -224,7 +226,7 @@ impl Ec2 for SdkEc2 {
         Ok(Called::new(Some(record), request_id))
     }
 
-    async fn console_output(&self, instance_id: &str) -> Result<Called<Vec<u8>>, AwsError> {
+    async fn console_output(&self, instance_id: &str) -> Result<Called<Vec<u8>>, CloudError> {
         let out = self
             .clients
             .ec2
@@ -245,7 +247,7 @@ impl Ec2 for SdkEc2 {
         instance_id: &str,
         description: &str,
         tag_map: &BTreeMap<String, String>,
-    ) -> Result<Called<Vec<SnapshotInfo>>, AwsError> {
+    ) -> Result<Called<Vec<SnapshotInfo>>, CloudError> {
         let out = self
             .clients
             .ec2
@@ -283,7 +285,7 @@ impl Ec2 for SdkEc2 {
     async fn describe_snapshot(
         &self,
         snapshot_id: &str,
-    ) -> Result<Called<Option<SnapshotInfo>>, AwsError> {
+    ) -> Result<Called<Option<SnapshotInfo>>, CloudError> {
         match self
             .clients
             .ec2
@@ -311,7 +313,7 @@ impl Ec2 for SdkEc2 {
         }
     }
 
-    async fn find_snapshots(&self, description: &str) -> Result<Vec<SnapshotInfo>, AwsError> {
+    async fn find_snapshots(&self, description: &str) -> Result<Vec<SnapshotInfo>, CloudError> {
         let out = self
             .clients
             .ec2
@@ -336,7 +338,7 @@ impl Ec2 for SdkEc2 {
         kms_key_id: &str,
         description: &str,
         tag_map: &BTreeMap<String, String>,
-    ) -> Result<Called<String>, AwsError> {
+    ) -> Result<Called<String>, CloudError> {
         let out = self
             .clients
             .ec2
@@ -361,7 +363,7 @@ impl Ec2 for SdkEc2 {
         snapshot_id: &str,
         account: &str,
         share: bool,
-    ) -> Result<Called<()>, AwsError> {
+    ) -> Result<Called<()>, CloudError> {
         let permission = CreateVolumePermission::builder().user_id(account).build();
         let change = if share {
             CreateVolumePermissionModifications::builder()
@@ -391,7 +393,7 @@ impl Ec2 for SdkEc2 {
         Ok(Called::new((), out.request_id().map(str::to_string)))
     }
 
-    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<Called<()>, AwsError> {
+    async fn delete_snapshot(&self, snapshot_id: &str) -> Result<Called<()>, CloudError> {
         let out = self
             .clients
             .ec2
@@ -403,7 +405,7 @@ impl Ec2 for SdkEc2 {
         Ok(Called::new((), out.request_id().map(str::to_string)))
     }
 
-    async fn is_aws_managed_key(&self, key_id: &str) -> Result<bool, AwsError> {
+    async fn is_aws_managed_key(&self, key_id: &str) -> Result<bool, CloudError> {
         let described = self
             .clients
             .kms

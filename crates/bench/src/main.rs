@@ -11,10 +11,10 @@ use anyhow::Context;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use clap::Parser;
-use forensnap_acquire::memsink::MemorySink;
 use forensnap_acquire::{AcquireOptions, AdaptiveLimit, Limits, NoProgress, acquire};
 use forensnap_aws::EbsSource;
 use forensnap_bench::{Emulator, Snapshot};
+use forensnap_store::MemoryStore;
 
 /// Measure acquisition throughput and peak memory against the in-process EBS emulator.
 #[derive(Debug, Parser)]
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     let runs = snapshots.iter().map(|s| {
         let (source, account, options) = (&source, &account, &options);
         async move {
-            let sink = MemorySink::discarding();
+            let sink = MemoryStore::discarding();
             let limit = AdaptiveLimit::new(16, args.max_reads, 1_000.0);
             let prefix = format!("bench/{}/", s.id);
             acquire(

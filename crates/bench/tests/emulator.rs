@@ -4,10 +4,10 @@
 
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
-use forensnap_acquire::memsink::MemorySink;
 use forensnap_acquire::{AcquireOptions, AdaptiveLimit, FetchPolicy, NoProgress, acquire};
 use forensnap_aws::EbsSource;
 use forensnap_bench::{Emulator, Snapshot, block};
+use forensnap_store::MemoryStore;
 use sha2::{Digest, Sha256};
 
 #[tokio::test]
@@ -22,7 +22,7 @@ async fn the_real_adapter_reads_a_synthetic_snapshot_under_throttling() {
         .load()
         .await;
     let source = EbsSource::new(&sdk, Some(&emulator.url()));
-    let sink = MemorySink::default();
+    let sink = MemoryStore::default();
     let limit = AdaptiveLimit::new(4, 8, 1_000.0);
     let options = AcquireOptions {
         list_page: 100,

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use forensnap_acquire::{AcquireOptions, FetchPolicy};
-use forensnap_aws::{CaseRoleProvider, Clients, EbsSource, S3Sink, SdkEc2};
+use forensnap_aws::{CaseRoleProvider, Clients, EbsSource, SdkEc2};
 use forensnap_collect::{AcquirePlan, Collected, collect};
 use forensnap_config::{Config, Reencrypt};
-use forensnap_core::CaseId;
 use forensnap_core::layout::Layout;
+use forensnap_core::{CaseId, CaseLayout};
 use forensnap_preserve::Plan;
 use forensnap_preserve::wait::Backoff;
 
@@ -67,7 +67,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(&config.forensic.ebs_key_arn)
         .to_string();
 
-    let forensic_s3 = forensic_clients.s3.clone();
     let mut log = forensic.custody_log(&config, &case, &args.who).await?;
 
     let role_arn = member.role_arn();
@@ -118,12 +117,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         tool: format!("forensnap {}", env!("CARGO_PKG_VERSION")),
     };
     let acquire_plan = acquire_plan(&config);
-    let sink = S3Sink::new(
-        forensic_s3,
-        &config.forensic.evidence_bucket,
-        config.forensic.retention_days,
-        config.forensic.legal_hold,
-    );
+    let sink = forensic.store(&config);
     let source = EbsSource::new(&forensic_sdk, config.aws.endpoints.ebs.as_deref());
     let progress = TermProgress::new(args.common.output == Output::Json);
     let result = collect(
@@ -207,11 +201,14 @@ fn print(collected: &Collected, output: Output, config: &Config) -> anyhow::Resu
                 );
             }
             println!(
-                "  custody: {} events in s3://{}/{}cases/{}/custody/events/, head sha256 {}",
+                "  custody: {} events in s3://{}/{}, head sha256 {}",
                 preserved.custody_events,
                 config.forensic.evidence_bucket,
-                config.forensic.evidence_prefix,
-                preserved.case,
+                CaseLayout::new(
+                    &config.forensic.evidence_prefix,
+                    &CaseId::parse(&preserved.case)?
+                )
+                .events(),
                 preserved.custody_head_sha256
             );
         }

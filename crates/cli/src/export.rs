@@ -6,10 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use forensnap_acquire::export::export;
 use forensnap_acquire::item;
-use forensnap_aws::S3Sink;
 use forensnap_config::Config;
-use forensnap_core::custody::item_prefix;
-use forensnap_core::{CaseId, EventDraft};
+use forensnap_core::{Action, CaseId, CaseLayout, EventDraft};
 
 use crate::forensic::{Attribution, Forensic};
 use crate::progress::TermProgress;
@@ -43,14 +41,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let forensic = Forensic::connect(&config, &args.who).await?;
     let signer = forensic.signer(&config).await?;
     let bucket = &config.forensic.evidence_bucket;
-    let sink = S3Sink::new(
-        forensic.clients.s3.clone(),
-        bucket,
-        config.forensic.retention_days,
-        config.forensic.legal_hold,
-    );
-    let prefix = item_prefix(&config.forensic.evidence_prefix, &case, &args.evidence);
-    if item::sealed(&sink, &prefix).await?.is_none() {
+    let sink = forensic.store(&config);
+    let layout = CaseLayout::new(&config.forensic.evidence_prefix, &case).item(&args.evidence);
+    let prefix = layout.prefix();
+    if item::sealed(&sink, prefix).await?.is_none() {
         bail!(
             "evidence item {} of case {case} is not in s3://{bucket}/{prefix} (no tagmanifest-sha256.txt: missing or not finished); list the case's items with `forensnap collect ... --output json`, or run the collection again to finish it",
             args.evidence
@@ -59,9 +53,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let mut log = forensic.custody_log(&config, &case, &args.who).await?;
 
     let progress = TermProgress::new(args.common.output == Output::Json);
-    let result = export(&sink, &prefix, &args.out, &progress).await;
+    let result = export(&sink, prefix, &args.out, &progress).await;
     progress.finish();
-    let draft = EventDraft::new("evidence.exported")
+    let draft = EventDraft::new(Action::EvidenceExported)
         .at(&config.forensic.account, &config.forensic.region)
         .before([format!("s3://{bucket}/{prefix}")])
         .detail("item", &args.evidence)

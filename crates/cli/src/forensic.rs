@@ -5,7 +5,7 @@
 use anyhow::{Context, bail};
 use aws_config::SdkConfig;
 use forensnap_aws::clients::forensic_sdk_config;
-use forensnap_aws::{Clients, KmsSigner, S3Evidence};
+use forensnap_aws::{Clients, KmsSigner, S3Store};
 use forensnap_config::Config;
 use forensnap_core::{Actor, CaseId};
 use forensnap_preserve::CustodyLog;
@@ -77,21 +77,25 @@ impl Forensic {
         Ok(KmsSigner::new(self.clients.kms.clone(), key).await?)
     }
 
+    /// The evidence bucket, with the configured retention and legal hold.
+    pub fn store(&self, config: &Config) -> S3Store {
+        S3Store::new(
+            self.clients.s3.clone(),
+            &config.forensic.evidence_bucket,
+            config.forensic.retention_days,
+            config.forensic.legal_hold,
+        )
+    }
+
     /// The case's custody log (earlier events read and verified).
     pub async fn custody_log(
         &self,
         config: &Config,
         case: &CaseId,
         who: &Attribution,
-    ) -> anyhow::Result<CustodyLog<S3Evidence>> {
-        let store = S3Evidence::new(
-            self.clients.s3.clone(),
-            &config.forensic.evidence_bucket,
-            config.forensic.retention_days,
-            config.forensic.legal_hold,
-        );
+    ) -> anyhow::Result<CustodyLog<S3Store>> {
         Ok(CustodyLog::open(
-            store,
+            self.store(config),
             &config.forensic.evidence_prefix,
             case,
             self.actor.clone(),

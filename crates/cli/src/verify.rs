@@ -5,12 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use forensnap_aws::S3Sink;
 use forensnap_config::Config;
-use forensnap_core::custody::case_prefix;
 use forensnap_core::seal::{PUBLIC_KEY_PATH, Signer, fingerprint, parse_public_key_pem};
-use forensnap_core::{CaseId, EventDraft};
-use forensnap_verify::dir::CaseDir;
+use forensnap_core::{Action, CaseId, CaseLayout, EventDraft};
+use forensnap_store::FolderStore;
 use forensnap_verify::{Expected, Report, verify};
 
 use crate::Output;
@@ -88,7 +86,15 @@ async fn offline(
             fingerprint(&public_key)
         );
     }
-    Ok(verify(&CaseDir::new(dir), case, "", &public_key, None, progress).await?)
+    Ok(verify(
+        &FolderStore::new(dir),
+        case,
+        &CaseLayout::downloaded(),
+        &public_key,
+        None,
+        progress,
+    )
+    .await?)
 }
 
 async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::Result<Report> {
@@ -98,12 +104,7 @@ async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::
     let config = Config::load(path)?;
     let forensic = Forensic::connect(&config, &args.who).await?;
     let signer = forensic.signer(&config).await?;
-    let sink = S3Sink::new(
-        forensic.clients.s3.clone(),
-        &config.forensic.evidence_bucket,
-        config.forensic.retention_days,
-        config.forensic.legal_hold,
-    );
+    let sink = forensic.store(&config);
     let mut log = forensic.custody_log(&config, case, &args.who).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let expected = Expected {
@@ -111,11 +112,11 @@ async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::
         legal_hold: config.forensic.legal_hold,
         now,
     };
-    let root = case_prefix(&config.forensic.evidence_prefix, case);
+    let layout = CaseLayout::new(&config.forensic.evidence_prefix, case);
     let report = verify(
         &sink,
         case,
-        &root,
+        &layout,
         signer.public_key_der(),
         Some(expected),
         progress,
@@ -131,9 +132,13 @@ async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::
                 .filter(|r| !r.ok)
                 .map(|r| format!("{} {}: {}", r.check, r.subject, r.detail))
                 .collect();
-            let mut draft = EventDraft::new("case.verified")
+            let mut draft = EventDraft::new(Action::CaseVerified)
                 .at(&config.forensic.account, &config.forensic.region)
-                .before([format!("s3://{}/{root}", config.forensic.evidence_bucket)])
+                .before([format!(
+                    "s3://{}/{}",
+                    config.forensic.evidence_bucket,
+                    layout.root()
+                )])
                 .detail("checks", report.rows.len())
                 .detail("failed", failed.len())
                 .detail("items", report.items)

@@ -15,31 +15,18 @@
 use forensnap_acquire::item::{self, ItemKind};
 use forensnap_acquire::{
     AcquireOptions, AcquireProgress, Acquired, AdaptiveLimit, BlockSource, Limits, acquire,
-    sink::{EvidenceReader, EvidenceSink},
 };
 use forensnap_core::EventDraft;
-use forensnap_core::custody::{console_output_item, instance_record_item, item_prefix};
+use forensnap_core::custody::{console_output_item, instance_record_item};
+use forensnap_core::keys::{CONSOLE_OUTPUT_PATH, INSTANCE_RECORD_PATH};
 use forensnap_core::seal::{SealedItem, Signer};
+use forensnap_core::{Action, CaseLayout, ItemLayout};
 use forensnap_preserve::{
-    CustodyLog, Ec2, EvidenceStore, Plan, PreserveError, Preserved, PreservedVolume, Progress,
-    preserve,
+    CustodyLog, Ec2, Plan, PreserveError, Preserved, PreservedVolume, Progress, preserve,
 };
+use forensnap_store::{EvidenceAudit, EvidenceWrite};
 use futures::StreamExt;
 use tokio::sync::Mutex;
-
-/// Custody actions of the acquisition and sealing steps.
-pub mod action {
-    /// A volume's acquisition started (or resumed).
-    pub const ACQUISITION_STARTED: &str = "acquisition.started";
-    /// A volume's data, block map and hashes are stored.
-    pub const ACQUISITION_COMPLETED: &str = "acquisition.completed";
-    /// An evidence item's bag is complete (tag manifest written).
-    pub const ITEM_SEALED: &str = "evidence.sealed";
-    /// The whole collection finished.
-    pub const COMPLETED: &str = "collection.completed";
-    /// The collection stopped on an error.
-    pub const FAILED: &str = "collection.failed";
-}
 
 /// How volumes are acquired.
 #[derive(Debug, Clone)]
@@ -147,7 +134,7 @@ struct Run<'a, S, K, B, G> {
     account: AdaptiveLimit,
     progress: &'a dyn CollectProgress,
     bucket: String,
-    prefix: String,
+    layout: CaseLayout,
 }
 
 /// Preserve the instance, then acquire and seal every evidence item (see the module docs).
@@ -155,8 +142,8 @@ struct Run<'a, S, K, B, G> {
 pub async fn collect<
     M: Ec2,
     F: Ec2,
-    S: EvidenceStore,
-    K: EvidenceSink,
+    S: EvidenceWrite + EvidenceAudit,
+    K: EvidenceWrite,
     B: BlockSource,
     G: Signer,
 >(
@@ -180,7 +167,7 @@ pub async fn collect<
             return Err(err.into());
         }
     };
-    let (bucket, prefix) = (log.store().bucket().to_string(), log.prefix().to_string());
+    let (bucket, layout) = (log.store().bucket().to_string(), log.layout().clone());
     let run = Run {
         plan,
         signer,
@@ -195,7 +182,7 @@ pub async fn collect<
         ),
         progress,
         bucket,
-        prefix,
+        layout,
     };
     let mut results = vec![run.small_item(ItemKind::InstanceRecord).await];
     results.push(run.small_item(ItemKind::ConsoleOutput).await);
@@ -211,7 +198,7 @@ pub async fn collect<
     let errors: Vec<String> = errors.into_iter().filter_map(Result::err).collect();
     if let Some(first) = errors.first() {
         let draft = run
-            .draft(action::FAILED)
+            .draft(Action::CollectionFailed)
             .failed(first.clone())
             .detail("failed_items", errors.len());
         let _ = run.record(draft).await;
@@ -225,7 +212,7 @@ pub async fn collect<
         });
     }
     let draft = run
-        .draft(action::COMPLETED)
+        .draft(Action::CollectionCompleted)
         .after(items.iter().map(|i| format!("s3://{}/{}", i.bucket, i.prefix)))
         .detail(
             "evidence",
@@ -248,7 +235,9 @@ pub async fn collect<
     })
 }
 
-impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K, B, G> {
+impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Signer>
+    Run<'_, S, K, B, G>
+{
     /// A signed checkpoint over the chain so far, naming the items sealed.
     async fn seal_chain(&self, items: &[EvidenceItem]) -> Result<(), PreserveError> {
         let mut sealed = Vec::with_capacity(items.len());
@@ -261,7 +250,9 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
                 message: format!("reading the tag manifest of item {}: {why}", item.id),
                 next: "check the forensic credentials' s3:GetObject right and run the same command again",
             };
-            let bytes = EvidenceReader::get(self.sink, &key)
+            let bytes = self
+                .sink
+                .get(&key)
                 .await
                 .map_err(|e| unreadable(e.to_string()))?
                 .ok_or_else(|| unreadable("it is missing".into()))?;
@@ -279,8 +270,8 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
             .map(|_| ())
     }
 
-    fn draft(&self, name: &str) -> EventDraft {
-        EventDraft::new(name)
+    fn draft(&self, action: Action) -> EventDraft {
+        EventDraft::new(action)
             .at(&self.plan.forensic_account, &self.plan.member_region)
             .detail("instance", &self.plan.instance_id)
             .detail("member_account", &self.plan.member_account)
@@ -327,7 +318,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
             id: id.into(),
             kind,
             bucket: self.bucket.clone(),
-            prefix: item_prefix(&self.prefix, &self.plan.case, id),
+            prefix: self.layout.item(id).prefix().to_string(),
             volume_id: None,
             device: None,
             snapshot_id: None,
@@ -343,14 +334,14 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
         let (id, path) = match kind {
             ItemKind::InstanceRecord => (
                 instance_record_item(&self.plan.instance_id),
-                "data/describe-instances.json",
+                INSTANCE_RECORD_PATH,
             ),
             _ => (
                 console_output_item(&self.plan.instance_id),
-                "data/console-output.txt",
+                CONSOLE_OUTPUT_PATH,
             ),
         };
-        let prefix = item_prefix(&self.prefix, &self.plan.case, &id);
+        let prefix = self.layout.item(&id).prefix().to_string();
         let sealed = item::sealed(self.sink, &prefix)
             .await
             .map_err(|e| e.to_string())?;
@@ -387,7 +378,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
         files: &[(String, String)],
     ) -> Result<(), String> {
         let draft = self
-            .draft(action::ITEM_SEALED)
+            .draft(Action::EvidenceSealed)
             .after([format!("s3://{}/{prefix}", self.bucket)])
             .detail("item", id)
             .detail("kind", kind)
@@ -399,7 +390,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
     /// One volume: acquired (or found acquired) and sealed.
     async fn volume(&self, volume: &PreservedVolume) -> Result<EvidenceItem, String> {
         let id = volume.volume_id.clone();
-        let prefix = item_prefix(&self.prefix, &self.plan.case, &id);
+        let prefix = self.layout.item(&id).prefix().to_string();
         let snapshot_id = volume.snapshot_id.as_str();
         let limit = AdaptiveLimit::new(
             self.acquire.initial_reads,
@@ -415,7 +406,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
         let record =
             |draft: EventDraft| async move { self.record(draft).await.map_err(|e| e.to_string()) };
         let draft = self
-            .draft(action::ACQUISITION_STARTED)
+            .draft(Action::AcquisitionStarted)
             .before([snapshot_id.to_string()])
             .detail("item", &id)
             .detail("volume_id", &id)
@@ -442,7 +433,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
                     Err(e) => {
                         let message = failed("acquisition", &e);
                         record(
-                            self.draft(action::ACQUISITION_COMPLETED)
+                            self.draft(Action::AcquisitionCompleted)
                                 .before([snapshot_id.to_string()])
                                 .detail("item", &id)
                                 .failed(message.clone()),
@@ -459,7 +450,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
                 // Sealed by an earlier run: its completion marker says what it holds.
                 let bytes = self
                     .sink
-                    .get(&forensnap_acquire::marker_key(&prefix))
+                    .get(&ItemLayout::at(&prefix).completion_marker())
                     .await
                     .map_err(|e| failed("reading the completion marker", &e))?
                     .ok_or_else(|| {
@@ -476,7 +467,7 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
         if sealed.is_none() {
             if !acquired.already_complete {
                 record(
-                    self.draft(action::ACQUISITION_COMPLETED)
+                    self.draft(Action::AcquisitionCompleted)
                         .before([snapshot_id.to_string()])
                         .after([format!("s3://{}/{}", self.bucket, acquired.data_key)])
                         .detail("item", &id)
@@ -539,122 +530,23 @@ impl<S: EvidenceStore, K: EvidenceSink, B: BlockSource, G: Signer> Run<'_, S, K,
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use forensnap_acquire::memory::MemorySource;
-    use forensnap_acquire::memsink::MemorySink;
-    use forensnap_acquire::sink::{CompletedObject, EvidenceReader, SinkError, StoredPart};
     use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, NoProgress, SourceError};
     use forensnap_core::layout::BLOCK_SIZE;
     use forensnap_core::{Event, Outcome};
+    use forensnap_preserve::SnapshotInfo;
     use forensnap_preserve::fake::{Cloud, FORENSIC_KEY, MEMBER, Shared, accounts, plan};
-    use forensnap_preserve::ports::BucketLock;
-    use forensnap_preserve::{AwsError, Called, SnapshotInfo, Stored};
+    use forensnap_store::MemoryStore;
     use sha2::{Digest, Sha256};
-    use tokio::sync::mpsc;
 
     use super::*;
 
     /// One in-memory bucket serving both seams, as the real bucket does.
-    #[derive(Clone, Default)]
-    struct Bucket(Arc<MemorySink>);
-
-    fn aws(operation: &'static str, code: &str) -> AwsError {
-        AwsError {
-            operation,
-            code: Some(code.into()),
-            message: code.into(),
-            request_id: None,
-        }
-    }
-
-    impl EvidenceStore for Bucket {
-        fn bucket(&self) -> &str {
-            "evidence"
-        }
-        async fn lock_state(&self) -> Result<Called<BucketLock>, AwsError> {
-            Ok(Called::new(
-                BucketLock {
-                    enabled: true,
-                    default_mode: Some("COMPLIANCE".into()),
-                    default_days: Some(30),
-                    versioning: Some("Enabled".into()),
-                },
-                None,
-            ))
-        }
-        async fn put_locked(
-            &self,
-            key: &str,
-            bytes: Vec<u8>,
-            _: &str,
-        ) -> Result<Called<Stored>, AwsError> {
-            if self.0.object(key).is_some() {
-                return Err(aws("PutObject", "PreconditionFailed"));
-            }
-            let stored = Stored {
-                bucket: "evidence".into(),
-                key: key.into(),
-                version_id: Some("v1".into()),
-                sha256: hex::encode(Sha256::digest(&bytes)),
-                size: bytes.len() as u64,
-            };
-            self.0.replace(key, bytes);
-            Ok(Called::new(stored, None))
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
-            Ok(self.0.keys(prefix))
-        }
-        async fn get(&self, key: &str) -> Result<Vec<u8>, AwsError> {
-            self.0
-                .object(key)
-                .ok_or_else(|| aws("GetObject", "NoSuchKey"))
-        }
-    }
-
-    impl EvidenceReader for Bucket {
-        async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, SinkError> {
-            self.0.get_range(key, start, len).await
-        }
-        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, SinkError> {
-            EvidenceReader::get(&*self.0, key).await
-        }
-    }
-
-    impl EvidenceSink for Bucket {
-        async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), SinkError> {
-            self.0.open_upload(key).await
-        }
-        async fn upload_part(
-            &self,
-            key: &str,
-            upload_id: &str,
-            number: u32,
-            len: u64,
-            body: mpsc::Receiver<Vec<u8>>,
-        ) -> Result<StoredPart, SinkError> {
-            self.0.upload_part(key, upload_id, number, len, body).await
-        }
-        async fn complete(
-            &self,
-            key: &str,
-            upload_id: &str,
-            parts: &[StoredPart],
-        ) -> Result<CompletedObject, SinkError> {
-            self.0.complete(key, upload_id, parts).await
-        }
-        async fn head(&self, key: &str) -> Result<Option<CompletedObject>, SinkError> {
-            self.0.head(key).await
-        }
-        async fn abort(&self, key: &str, upload_id: &str) -> Result<(), SinkError> {
-            self.0.abort(key, upload_id).await
-        }
-        async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), SinkError> {
-            self.0.put(key, bytes).await
-        }
-    }
+    type Bucket = MemoryStore;
 
     /// Every snapshot holds the same pattern; when armed, the first snapshot read fails for good.
     struct Snapshots {
@@ -778,19 +670,17 @@ mod tests {
     ) -> Vec<String> {
         let case = forensnap_core::CaseId::parse("IR-1").expect("case");
         let events: Vec<(String, Vec<u8>)> = bucket
-            .0
             .keys("cases/IR-1/custody/events/")
             .into_iter()
-            .map(|k| (k.clone(), bucket.0.object(&k).expect("event")))
+            .map(|k| (k.clone(), bucket.object(&k).expect("event")))
             .collect();
         let checkpoints: Vec<forensnap_core::seal::CheckpointObject> = bucket
-            .0
             .keys("cases/IR-1/custody/checkpoints/")
             .into_iter()
             .filter(|k| k.ends_with(".json"))
             .map(|k| {
-                let sig = bucket.0.object(&format!("{k}.sig"));
-                (k.clone(), bucket.0.object(&k).expect("checkpoint"), sig)
+                let sig = bucket.object(&format!("{k}.sig"));
+                (k.clone(), bucket.object(&k).expect("checkpoint"), sig)
             })
             .collect();
         assert!(!checkpoints.is_empty(), "no checkpoint written");
@@ -805,8 +695,8 @@ mod tests {
         .collect()
     }
 
-    fn count(events: &[Event], action: &str) -> usize {
-        events.iter().filter(|e| e.action == action).count()
+    fn count(events: &[Event], action: Action) -> usize {
+        events.iter().filter(|e| e.kind() == Some(action)).count()
     }
 
     fn source() -> Snapshots {
@@ -832,7 +722,6 @@ mod tests {
         for item in &collected.evidence {
             assert!(
                 bucket
-                    .0
                     .object(&format!("{}tagmanifest-sha256.txt", item.prefix))
                     .is_some(),
                 "{} sealed",
@@ -850,11 +739,11 @@ mod tests {
                 .expect("preserved");
             assert_eq!(item.snapshot_id.as_ref(), Some(&preserved.snapshot_id));
         }
-        assert_eq!(count(&events, action::ACQUISITION_COMPLETED), 3);
-        assert_eq!(count(&events, action::ITEM_SEALED), 5);
+        assert_eq!(count(&events, Action::AcquisitionCompleted), 3);
+        assert_eq!(count(&events, Action::EvidenceSealed), 5);
         assert_eq!(
             events.last().map(|e| e.action.as_str()),
-            Some(action::COMPLETED)
+            Some(Action::CollectionCompleted.as_str())
         );
         assert_eq!(collected.preserved.custody_events, events.len() as u64);
         let signer = signer();
@@ -865,11 +754,9 @@ mod tests {
         );
         for item in &collected.evidence {
             let manifest = bucket
-                .0
                 .object(&format!("{}tagmanifest-sha256.txt", item.prefix))
                 .expect("tm");
             let signature = bucket
-                .0
                 .object(&format!("{}tagmanifest-sha256.txt.sig", item.prefix))
                 .expect("sig");
             forensnap_core::seal::verify_signature(signer.public_key_der(), &manifest, &signature)
@@ -884,8 +771,8 @@ mod tests {
             gets,
             "nothing read again"
         );
-        assert_eq!(count(&events, action::ACQUISITION_COMPLETED), 3);
-        assert_eq!(count(&events, action::ITEM_SEALED), 5);
+        assert_eq!(count(&events, Action::AcquisitionCompleted), 3);
+        assert_eq!(count(&events, Action::EvidenceSealed), 5);
         assert_eq!(again.evidence, collected.evidence);
     }
 
@@ -909,10 +796,10 @@ mod tests {
         let last = events.last().expect("events");
         assert_eq!(
             (last.action.as_str(), last.outcome),
-            (action::FAILED, Outcome::Failed)
+            (Action::CollectionFailed.as_str(), Outcome::Failed)
         );
         assert_eq!(
-            count(&events, action::ITEM_SEALED),
+            count(&events, Action::EvidenceSealed),
             4,
             "the other items are sealed"
         );
@@ -928,10 +815,10 @@ mod tests {
                 .filter(|i| i.kind == ItemKind::Volume)
                 .all(|i| i.image_sha256.as_deref() == Some(image.as_str()))
         );
-        assert_eq!(count(&events, action::ITEM_SEALED), 5);
+        assert_eq!(count(&events, Action::EvidenceSealed), 5);
         assert_eq!(
             events.last().map(|e| e.action.as_str()),
-            Some(action::COMPLETED)
+            Some(Action::CollectionCompleted.as_str())
         );
         assert_eq!(
             sealed_findings(&bucket, &signer()),

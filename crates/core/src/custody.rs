@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 use time::macros::format_description;
 
 use crate::CaseId;
+use crate::action::Action;
 
 /// Version tag of the event format, stored in every event.
 pub const EVENT_SCHEMA: &str = "forensnap.custody-event/1";
@@ -109,10 +110,10 @@ pub struct EventDraft {
 }
 
 impl EventDraft {
-    /// A successful step named `action`.
-    pub fn new(action: &str) -> Self {
+    /// A successful step of kind `action`.
+    pub fn new(action: Action) -> Self {
         EventDraft {
-            action: action.to_string(),
+            action: action.as_str().to_string(),
             ..Default::default()
         }
     }
@@ -180,6 +181,11 @@ pub fn utc_time(now: OffsetDateTime) -> String {
 }
 
 impl Event {
+    /// The action this event records; `None` for a name this version does not know.
+    pub fn kind(&self) -> Option<Action> {
+        Action::parse(&self.action)
+    }
+
     /// The next event after `head`, finished at `now`.
     pub fn next(
         draft: EventDraft,
@@ -231,37 +237,6 @@ impl Event {
     }
 }
 
-/// The S3 key of event `seq` of `case`, under `prefix` (sorted by sequence when listed).
-pub fn event_key(prefix: &str, case: &CaseId, seq: u64) -> String {
-    format!(
-        "{}cases/{case}/custody/events/{seq:08}.json",
-        normalise_prefix(prefix)
-    )
-}
-
-/// The S3 prefix holding every event of `case`.
-pub fn events_prefix(prefix: &str, case: &CaseId) -> String {
-    format!("{}cases/{case}/custody/events/", normalise_prefix(prefix))
-}
-
-/// The S3 prefix of everything of `case` (`custody/`, `evidence/`).
-pub fn case_prefix(prefix: &str, case: &CaseId) -> String {
-    format!("{}cases/{case}/", normalise_prefix(prefix))
-}
-
-/// The S3 prefix of one evidence item of `case` (a BagIt bag: `bagit.txt`, `data/...`).
-pub fn item_prefix(prefix: &str, case: &CaseId, item_id: &str) -> String {
-    format!(
-        "{}cases/{case}/evidence/{item_id}/",
-        normalise_prefix(prefix)
-    )
-}
-
-/// The S3 prefix of every evidence item of `case`.
-pub fn items_prefix(prefix: &str, case: &CaseId) -> String {
-    format!("{}cases/{case}/evidence/", normalise_prefix(prefix))
-}
-
 /// Evidence item id of an instance's DescribeInstances record.
 pub fn instance_record_item(instance_id: &str) -> String {
     format!("{instance_id}-instance-record")
@@ -270,15 +245,6 @@ pub fn instance_record_item(instance_id: &str) -> String {
 /// Evidence item id of an instance's console output.
 pub fn console_output_item(instance_id: &str) -> String {
     format!("{instance_id}-console-output")
-}
-
-fn normalise_prefix(prefix: &str) -> String {
-    let trimmed = prefix.trim_matches('/');
-    if trimmed.is_empty() {
-        String::new()
-    } else {
-        format!("{trimmed}/")
-    }
 }
 
 /// Where and how a chain is broken.
@@ -402,7 +368,7 @@ mod tests {
         let mut head = ChainHead::empty();
         let mut out = Vec::new();
         for i in 0..n {
-            let draft = EventDraft::new("step")
+            let draft = EventDraft::new(Action::SnapshotCopied)
                 .detail("i", i)
                 .after([format!("snap-{i}")]);
             let event = Event::next(
@@ -414,7 +380,10 @@ mod tests {
                 OffsetDateTime::UNIX_EPOCH,
             );
             head = event.head();
-            out.push((event_key("", &case, event.seq), event.to_bytes()));
+            out.push((
+                crate::CaseLayout::new("", &case).event(event.seq),
+                event.to_bytes(),
+            ));
         }
         (case, out)
     }
@@ -488,7 +457,7 @@ mod tests {
             operator: "b".into(),
         };
         let event = Event::next(
-            EventDraft::new("role.assumed").failed("AccessDenied"),
+            EventDraft::new(Action::RoleAssumed).failed("AccessDenied"),
             &case,
             &ChainHead::empty(),
             &actor,

@@ -12,15 +12,19 @@
 
 use std::collections::BTreeMap;
 
-use forensnap_core::custody::{console_output_item, instance_record_item, item_prefix};
-use forensnap_core::{CaseId, ChainHead, EventDraft};
+use forensnap_core::CaseLayout;
+use forensnap_core::custody::{console_output_item, instance_record_item};
+use forensnap_core::keys::{CONSOLE_OUTPUT_PATH, INSTANCE_RECORD_PATH};
+use forensnap_core::{Action, CaseId, ChainHead, EventDraft};
 use futures::StreamExt;
 use tokio::sync::Mutex;
 
 use crate::custody::CustodyLog;
 use crate::error::PreserveError;
-use crate::ports::{Called, Ec2, EvidenceStore, SnapState, SnapshotInfo, Stored};
-use crate::state::{CaseState, VolumeState, action, stage};
+use forensnap_store::{ErrorKind, EvidenceAudit, EvidenceWrite, Stored};
+
+use crate::ports::{Called, Ec2, SnapState, SnapshotInfo};
+use crate::state::{CaseState, VolumeState, stage};
 use crate::wait::{Backoff, WaitError, until_settled};
 
 /// Tag every intermediate copy carries; the member role only deletes snapshots so tagged.
@@ -155,7 +159,7 @@ struct Run<'a, M, F, S> {
 }
 
 /// Preserve one instance's volumes in the forensic account (see the module docs).
-pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceStore>(
+pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
     plan: &Plan,
     member: &M,
     forensic: &F,
@@ -172,15 +176,15 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceStore>(
     };
     let result = run.preserve().await;
     if let Err(err) = &result {
-        let draft = run.draft(action::FAILED).failed(err.to_string());
+        let draft = run.draft(Action::CollectionFailed).failed(err.to_string());
         let _ = run.record(draft).await;
     }
     result
 }
 
-async fn check_bucket<S: EvidenceStore>(store: &S) -> Result<(), PreserveError> {
+async fn check_bucket<S: EvidenceWrite + EvidenceAudit>(store: &S) -> Result<(), PreserveError> {
     let bucket = store.bucket().to_string();
-    let lock = store.lock_state().await.map_err(|e| PreserveError::Bucket {
+    let lock = store.bucket_lock().await.map_err(|e| PreserveError::Bucket {
         bucket: bucket.clone(),
         problem: e.to_string(),
         next: "check that the bucket exists in the forensic account and that the forensic credentials may call s3:GetBucketObjectLockConfiguration and s3:GetBucketVersioning".into(),
@@ -212,9 +216,9 @@ fn request_ids<T>(called: &Called<T>) -> Vec<String> {
     called.request_id.iter().cloned().collect()
 }
 
-impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
-    fn draft(&self, name: &str) -> EventDraft {
-        EventDraft::new(name)
+impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
+    fn draft(&self, action: Action) -> EventDraft {
+        EventDraft::new(action)
             .at(&self.plan.member_account, &self.plan.member_region)
             .detail("instance", &self.plan.instance_id)
             .detail("member_account", &self.plan.member_account)
@@ -223,12 +227,12 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
     /// An event about one volume's snapshot at `stage`, in `ec2`'s account and region.
     fn volume_draft<E: Ec2>(
         &self,
-        name: &str,
+        action: Action,
         ec2: &E,
         volume_id: &str,
         stage: &str,
     ) -> EventDraft {
-        self.draft(name)
+        self.draft(action)
             .at(ec2.account(), ec2.region())
             .detail("volume_id", volume_id)
             .detail("stage", stage)
@@ -268,23 +272,23 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
 
     async fn preserve(&self) -> Result<Preserved, PreserveError> {
         let plan = self.plan;
-        let (bucket, prefix) = {
+        let (bucket, layout) = {
             let log = self.log.lock().await;
-            (log.store().bucket().to_string(), log.prefix().to_string())
+            (log.store().bucket().to_string(), log.layout().clone())
         };
         let state = {
             let log = self.log.lock().await;
             CaseState::from_events(log.events(), &plan.member_account, &plan.instance_id)
         };
         self.record(
-            self.draft(action::STARTED)
+            self.draft(Action::CollectionStarted)
                 .detail("tool", &plan.tool)
                 .detail("run", state.runs + 1)
                 .detail("resumed", state.runs > 0),
         )
         .await?;
         self.record(
-            self.draft(action::BUCKET_CHECKED)
+            self.draft(Action::BucketChecked)
                 .detail("bucket", &bucket)
                 .detail("object_lock", "COMPLIANCE"),
         )
@@ -294,7 +298,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         ));
 
         let draft = self
-            .draft(action::ROLE_ASSUMED)
+            .draft(Action::RoleAssumed)
             .before([plan.role_arn.clone()])
             .detail("role_arn", &plan.role_arn)
             .detail("session_name", &plan.session_name)
@@ -320,7 +324,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         self.progress
             .step(&format!("assumed {} as {}", plan.role_arn, whoami.value));
 
-        let (record, console) = self.record_instance(&state, &bucket, &prefix).await?;
+        let (record, console) = self.record_instance(&state, &bucket, &layout).await?;
         let instance_volumes = record;
         let originals = self.snapshot_volumes(&state, &instance_volumes).await?;
 
@@ -347,7 +351,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         preserved.sort_by(|a, b| a.device.cmp(&b.device));
         let summary: Vec<_> = preserved.iter().map(|v| serde_json::json!({"device": v.device, "volume_id": v.volume_id, "member_snapshot_id": v.member_snapshot_id, "snapshot_id": v.snapshot_id, "kms_key_id": v.kms_key_id})).collect();
         self.record(
-            self.draft(action::COMPLETED)
+            self.draft(Action::PreservationCompleted)
                 .after(preserved.iter().map(|v| v.snapshot_id.clone()))
                 .detail("volumes", summary),
         )
@@ -372,7 +376,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         &self,
         state: &CaseState,
         bucket: &str,
-        prefix: &str,
+        layout: &CaseLayout,
     ) -> Result<
         (
             BTreeMap<String, String>,
@@ -382,7 +386,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
     > {
         let plan = self.plan;
         let draft = self
-            .draft(action::INSTANCE_RECORDED)
+            .draft(Action::InstanceRecorded)
             .before([plan.instance_id.clone()]);
         let described = match self.member.describe_instance(&plan.instance_id).await {
             Ok(d) => d,
@@ -415,10 +419,9 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
                 .request_ids(request_ids(&described))
                 .detail("volumes", &record.volumes)
                 .detail("availability_zone", &record.availability_zone);
-            let key = format!(
-                "{}data/describe-instances.json",
-                item_prefix(prefix, &plan.case, &instance_record_item(&plan.instance_id))
-            );
+            let key = layout
+                .item(&instance_record_item(&plan.instance_id))
+                .file(INSTANCE_RECORD_PATH);
             let put = self
                 .store_evidence(draft, bucket, &key, record.json.clone(), "application/json")
                 .await?;
@@ -426,7 +429,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         }
         if !state.console_recorded {
             let draft = self
-                .draft(action::CONSOLE_RECORDED)
+                .draft(Action::ConsoleRecorded)
                 .before([plan.instance_id.clone()]);
             let console = match self.member.console_output(&plan.instance_id).await {
                 Ok(c) => c,
@@ -442,10 +445,9 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
                         .await);
                 }
             };
-            let key = format!(
-                "{}data/console-output.txt",
-                item_prefix(prefix, &plan.case, &console_output_item(&plan.instance_id))
-            );
+            let key = layout
+                .item(&console_output_item(&plan.instance_id))
+                .file(CONSOLE_OUTPUT_PATH);
             let draft = draft.request_ids(request_ids(&console));
             let put = self
                 .store_evidence(
@@ -498,7 +500,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
     ) -> Result<Stored, PreserveError> {
         let result = {
             let log = self.log.lock().await;
-            log.store().put_locked(key, bytes, content_type).await
+            log.store().put_new(key, bytes, content_type).await
         };
         match result {
             Ok(stored) => Ok(stored.value),
@@ -517,7 +519,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             return Ok(state.volumes.clone());
         }
         let draft = self
-            .draft(action::SNAPSHOTS_CREATED)
+            .draft(Action::SnapshotsCreated)
             .before(std::iter::once(plan.instance_id.clone()).chain(attached.values().cloned()));
         let mut adopted = Vec::new();
         if let Some(description) = &state.snapshots_requested {
@@ -538,7 +540,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         let was_adopted = !adopted.is_empty();
         let (snapshots, request_id) = if adopted.is_empty() {
             self.record(
-                self.draft(action::SNAPSHOTS_REQUESTED)
+                self.draft(Action::SnapshotsRequested)
                     .before([plan.instance_id.clone()])
                     .detail("description", &plan.description)
                     .detail("tags", &plan.member_tags),
@@ -669,7 +671,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
                 .await?;
             if done.kms_key_id.as_deref() != Some(plan.forensic_key_arn.as_str()) {
                 let draft = self
-                    .draft(action::SNAPSHOT_COMPLETED)
+                    .draft(Action::SnapshotCompleted)
                     .detail("volume_id", volume_id)
                     .detail("stage", stage::FORENSIC)
                     .detail("snapshot_id", &copy);
@@ -706,7 +708,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             && !state.intermediate_deleted
         {
             let draft = self
-                .draft(action::DELETED)
+                .draft(Action::SnapshotDeleted)
                 .detail("volume_id", volume_id)
                 .detail("stage", stage::INTERMEDIATE)
                 .detail("snapshot_id", id)
@@ -766,7 +768,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         state: &mut VolumeState,
     ) -> Result<SnapshotInfo, PreserveError> {
         let draft = self
-            .volume_draft(action::SNAPSHOT_COMPLETED, ec2, volume_id, stage)
+            .volume_draft(Action::SnapshotCompleted, ec2, volume_id, stage)
             .detail("snapshot_id", snapshot_id)
             .after([snapshot_id.to_string()]);
         let waited = until_settled(ec2, snapshot_id, self.plan.backoff, |info| {
@@ -884,7 +886,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             );
         }
         let draft = self
-            .volume_draft(action::COPIED, ec2, volume_id, stage)
+            .volume_draft(Action::SnapshotCopied, ec2, volume_id, stage)
             .detail("source", source)
             .before([source.to_string()]);
         if state.copy_requested.contains_key(stage)
@@ -905,7 +907,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             return Ok(adopted.id.clone());
         }
         self.record(
-            self.volume_draft(action::COPY_REQUESTED, ec2, volume_id, stage)
+            self.volume_draft(Action::CopyRequested, ec2, volume_id, stage)
                 .detail("source", source)
                 .detail("description", &description),
         )
@@ -927,7 +929,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             {
                 Ok(copied) => break copied,
                 // Someone else's copies fill the 20-per-region limit: wait for a slot.
-                Err(e) if e.code.as_deref() == Some("ResourceLimitExceeded") && attempt < 30 => {
+                Err(e) if e.kind == ErrorKind::LimitExceeded && attempt < 30 => {
                     self.progress.step(&format!(
                         "copy of {source} waits for a free copy slot in account {}",
                         ec2.account()
@@ -974,7 +976,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
     ) -> Result<(), PreserveError> {
         let plan = self.plan;
         let draft = self
-            .draft(action::SHARED)
+            .draft(Action::SnapshotShared)
             .detail("volume_id", volume_id)
             .detail("snapshot_id", snapshot_id)
             .detail("with", &plan.forensic_account)
@@ -989,7 +991,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
             Ok(done) => self.record(draft.request_ids(request_ids(&done))).await,
             Err(e) => {
                 state.shared = None;
-                let next = if e.code.as_deref() == Some("OperationNotPermitted") {
+                let next = if e.kind == ErrorKind::NotPermitted {
                     "the snapshot is on the AWS managed aws/ebs key: set collect.reencrypt = \"always\" or report this".to_string()
                 } else {
                     "check the role's ec2:ModifySnapshotAttribute right, then run again".to_string()
@@ -1015,7 +1017,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceStore> Run<'_, M, F, S> {
         };
         let plan = self.plan;
         let draft = self
-            .draft(action::UNSHARED)
+            .draft(Action::SnapshotUnshared)
             .detail("volume_id", volume_id)
             .detail("snapshot_id", &snapshot_id)
             .detail("with", &plan.forensic_account)
@@ -1044,7 +1046,8 @@ mod tests {
     use forensnap_core::Outcome;
 
     use super::*;
-    use crate::fake::{Cloud, FORENSIC, FORENSIC_KEY, FakeStore, MEMBER, Shared, accounts, plan};
+    use crate::fake::{Cloud, FORENSIC, FORENSIC_KEY, MEMBER, Shared, accounts, plan};
+    use forensnap_store::{BucketLock, MemoryStore};
 
     const AWS_EBS: &str = "arn:aws:kms:us-east-1:111111111111:key/aws-ebs";
     const MEMBER_CMK: &str = "arn:aws:kms:us-east-1:111111111111:key/cmk";
@@ -1077,12 +1080,12 @@ mod tests {
 
     async fn run(
         cloud: &Shared,
-        store: FakeStore,
+        store: MemoryStore,
         plan: &Plan,
     ) -> (
         Result<Preserved, PreserveError>,
         Vec<forensnap_core::Event>,
-        FakeStore,
+        MemoryStore,
     ) {
         let (member, forensic, actor) = accounts(cloud);
         let mut log = CustodyLog::open(store, "", &plan.case, actor, None)
@@ -1090,24 +1093,20 @@ mod tests {
             .expect("open log");
         let result = preserve(plan, &member, &forensic, &mut log, &SilentProgress).await;
         let events = log.events().to_vec();
-        let store = FakeStore {
-            objects: log.store().objects.clone(),
-            lock: log.store().lock.clone(),
-        };
-        (result, events, store)
+        (result, events, log.store().clone())
     }
 
-    fn count(events: &[forensnap_core::Event], action: &str) -> usize {
+    fn count(events: &[forensnap_core::Event], action: Action) -> usize {
         events
             .iter()
-            .filter(|e| e.action == action && e.outcome == Outcome::Ok)
+            .filter(|e| e.kind() == Some(action) && e.outcome == Outcome::Ok)
             .count()
     }
 
     #[tokio::test]
     async fn every_volume_reaches_the_forensic_account_and_nothing_is_left_behind() {
         let cloud = cloud(true);
-        let (result, events, _) = run(&cloud, FakeStore::locked(), &plan()).await;
+        let (result, events, _) = run(&cloud, MemoryStore::new(), &plan()).await;
         let preserved = result.expect("preserved");
         assert_eq!(preserved.volumes.len(), 3);
         let state = cloud.lock().expect("lock");
@@ -1137,12 +1136,12 @@ mod tests {
             state.snapshots.values().all(|s| s.shared_with.is_empty()),
             "nothing shared"
         );
-        assert_eq!(count(&events, action::SHARED), 3);
-        assert_eq!(count(&events, action::UNSHARED), 3);
-        assert_eq!(count(&events, action::DELETED), 2);
+        assert_eq!(count(&events, Action::SnapshotShared), 3);
+        assert_eq!(count(&events, Action::SnapshotUnshared), 3);
+        assert_eq!(count(&events, Action::SnapshotDeleted), 2);
         assert_eq!(
             events.last().map(|e| e.action.as_str()),
-            Some(action::COMPLETED)
+            Some(Action::PreservationCompleted.as_str())
         );
         assert!(!state.calls.iter().any(|c| c.contains("Stop")
             || c.contains("Detach")
@@ -1152,7 +1151,7 @@ mod tests {
     #[tokio::test]
     async fn a_second_run_resumes_and_snapshots_nothing_twice() {
         let cloud = cloud(true);
-        let (first, events, store) = run(&cloud, FakeStore::locked(), &plan()).await;
+        let (first, events, store) = run(&cloud, MemoryStore::new(), &plan()).await;
         first.expect("first run");
         let snapshots = cloud.lock().expect("lock").snapshots.len();
         let (second, all, _) = run(&cloud, store, &plan()).await;
@@ -1171,7 +1170,7 @@ mod tests {
             5
         );
         assert!(all.len() > events.len());
-        assert_eq!(count(&all, action::INSTANCE_RECORDED), 1);
+        assert_eq!(count(&all, Action::InstanceRecorded), 1);
     }
 
     #[tokio::test]
@@ -1182,7 +1181,7 @@ mod tests {
             .expect("lock")
             .failing_times
             .insert("CopySnapshot", ("ResourceLimitExceeded".into(), 3));
-        let (result, _, _) = run(&cloud, FakeStore::locked(), &plan()).await;
+        let (result, _, _) = run(&cloud, MemoryStore::new(), &plan()).await;
         result.expect("the copies go through once slots free up");
         let calls = &cloud.lock().expect("lock").calls;
         assert_eq!(
@@ -1194,8 +1193,13 @@ mod tests {
     #[tokio::test]
     async fn an_unlocked_bucket_stops_the_run_before_any_member_call() {
         let cloud = cloud(true);
-        let mut store = FakeStore::locked();
-        store.lock.default_mode = Some("GOVERNANCE".into());
+        let store = MemoryStore::new();
+        store.set_bucket_lock(BucketLock {
+            enabled: true,
+            default_mode: Some("GOVERNANCE".into()),
+            default_days: Some(30),
+            versioning: Some("Enabled".into()),
+        });
         let (result, events, _) = run(&cloud, store, &plan()).await;
         let err = result.expect_err("refused");
         assert!(
@@ -1214,7 +1218,7 @@ mod tests {
             .expect("lock")
             .failing
             .insert("GetCallerIdentity", "AccessDenied".into());
-        let (result, events, _) = run(&cloud, FakeStore::locked(), &plan()).await;
+        let (result, events, _) = run(&cloud, MemoryStore::new(), &plan()).await;
         let err = result.expect_err("refused").to_string();
         assert!(
             err.contains("assume the collector role failed in account 111111111111"),
@@ -1227,10 +1231,10 @@ mod tests {
         assert_eq!(
             actions,
             [
-                (action::STARTED, Outcome::Ok),
-                (action::BUCKET_CHECKED, Outcome::Ok),
-                (action::ROLE_ASSUMED, Outcome::Failed),
-                (action::FAILED, Outcome::Failed)
+                (Action::CollectionStarted.as_str(), Outcome::Ok),
+                (Action::BucketChecked.as_str(), Outcome::Ok),
+                (Action::RoleAssumed.as_str(), Outcome::Failed),
+                (Action::CollectionFailed.as_str(), Outcome::Failed)
             ]
         );
         assert!(
@@ -1246,7 +1250,7 @@ mod tests {
     #[tokio::test]
     async fn an_unusable_key_fails_that_volume_unshared_and_the_others_finish() {
         let cloud = cloud(false);
-        let (result, events, _) = run(&cloud, FakeStore::locked(), &plan()).await;
+        let (result, events, _) = run(&cloud, MemoryStore::new(), &plan()).await;
         let err = result.expect_err("the CMK volume fails").to_string();
         assert!(
             err.contains("not accessible") && err.contains("collect.reencrypt"),
@@ -1265,7 +1269,7 @@ mod tests {
         assert_eq!(forensic_done, 2, "the other volumes finished");
         assert_eq!(
             events.last().map(|e| (e.action.as_str(), e.outcome)),
-            Some((action::FAILED, Outcome::Failed))
+            Some((Action::CollectionFailed.as_str(), Outcome::Failed))
         );
     }
 }

@@ -4,25 +4,25 @@
 //! chain of the runs before it (and refuses to write after a broken chain).
 
 use base64::Engine as _;
-use forensnap_core::custody::{event_key, events_prefix, utc_time, verify_chain};
+use forensnap_core::CaseLayout;
+use forensnap_core::custody::{utc_time, verify_chain};
 use forensnap_core::seal::{
-    CHECKPOINT_SCHEMA, ChainPosition, Checkpoint, PUBLIC_KEY_PATH, PreviousCheckpoint,
-    SIGNATURE_SUFFIX, SealedItem, Signer, checkpoint_key, checkpoints_prefix, fingerprint,
-    public_key_pem,
+    CHECKPOINT_SCHEMA, ChainPosition, Checkpoint, PreviousCheckpoint, SIGNATURE_SUFFIX, SealedItem,
+    Signer, fingerprint, public_key_pem,
 };
 use forensnap_core::sha256_hex;
 use forensnap_core::{Actor, CaseId, ChainHead, Event, EventDraft};
 use time::OffsetDateTime;
 
 use crate::error::PreserveError;
-use crate::ports::{EvidenceStore, Stored};
+use forensnap_store::{CloudError, ErrorKind, EvidenceWrite, Stored};
 
 /// Appends a case's custody events to the evidence store.
 pub struct CustodyLog<S> {
     /// Where events are stored.
     store: S,
-    /// Key prefix inside the bucket.
-    prefix: String,
+    /// Where the case's objects are.
+    layout: CaseLayout,
     /// The case.
     case: CaseId,
     /// Who acts.
@@ -35,7 +35,7 @@ pub struct CustodyLog<S> {
     events: Vec<Event>,
 }
 
-impl<S: EvidenceStore> CustodyLog<S> {
+impl<S: EvidenceWrite> CustodyLog<S> {
     /// Read and verify the case's existing events; the log continues after them.
     pub async fn open(
         store: S,
@@ -44,15 +44,15 @@ impl<S: EvidenceStore> CustodyLog<S> {
         actor: Actor,
         purpose: Option<String>,
     ) -> Result<Self, PreserveError> {
-        let listing_prefix = events_prefix(prefix, case);
+        let layout = CaseLayout::new(prefix, case);
+        let listing_prefix = layout.events();
         let keys = store
             .list(&listing_prefix)
             .await
             .map_err(|e| PreserveError::custody(store.bucket(), &listing_prefix, e))?;
         let mut stored = Vec::with_capacity(keys.len());
         for key in keys.into_iter().filter(|k| k.ends_with(".json")) {
-            let bytes = store
-                .get(&key)
+            let bytes = get_existing(&store, &key)
                 .await
                 .map_err(|e| PreserveError::custody(store.bucket(), &key, e))?;
             stored.push((key, bytes));
@@ -64,7 +64,7 @@ impl<S: EvidenceStore> CustodyLog<S> {
             })?;
         Ok(CustodyLog {
             store,
-            prefix: prefix.to_string(),
+            layout,
             case: case.clone(),
             actor,
             purpose,
@@ -83,10 +83,10 @@ impl<S: EvidenceStore> CustodyLog<S> {
             self.purpose.as_deref(),
             OffsetDateTime::now_utc(),
         );
-        let key = event_key(&self.prefix, &self.case, event.seq);
+        let key = self.layout.event(event.seq);
         let stored = self
             .store
-            .put_locked(&key, event.to_bytes(), "application/json")
+            .put_new(&key, event.to_bytes(), "application/json")
             .await
             .map_err(|e| PreserveError::custody(self.store.bucket(), &key, e))?
             .value;
@@ -106,7 +106,7 @@ impl<S: EvidenceStore> CustodyLog<S> {
         items: Vec<SealedItem>,
     ) -> Result<Checkpoint, PreserveError> {
         let bucket = self.store.bucket().to_string();
-        let listing = checkpoints_prefix(&self.prefix, &self.case);
+        let listing = self.layout.checkpoints();
         let keys = self
             .store
             .list(&listing)
@@ -115,19 +115,17 @@ impl<S: EvidenceStore> CustodyLog<S> {
         let (number, previous, mut sealed) = match keys.iter().rfind(|k| k.ends_with(".json")) {
             None => (1, None, Vec::new()),
             Some(key) => {
-                let bytes = self
-                    .store
-                    .get(key)
+                let bytes = get_existing(&self.store, key)
                     .await
                     .map_err(|e| PreserveError::custody(&bucket, key, e))?;
                 let signature_key = format!("{key}{SIGNATURE_SUFFIX}");
                 let signature = match self.store.get(&signature_key).await {
-                    Ok(signature) => signature,
+                    Ok(Some(signature)) => signature,
                     // A run stopped between a checkpoint and its signature: sign it now.
-                    Err(e) if e.is_not_found() => {
+                    Ok(None) => {
                         let signature = self.sign(signer, key, &bytes).await?;
                         self.store
-                            .put_locked(
+                            .put_new(
                                 &signature_key,
                                 signature.clone(),
                                 "application/octet-stream",
@@ -157,7 +155,7 @@ impl<S: EvidenceStore> CustodyLog<S> {
             sealed.push(item);
         }
         sealed.sort_by(|a, b| a.id.cmp(&b.id));
-        let key = checkpoint_key(&self.prefix, &self.case, number);
+        let key = self.layout.checkpoint(number);
         let checkpoint = Checkpoint {
             schema: CHECKPOINT_SCHEMA.to_string(),
             case: self.case.to_string(),
@@ -177,13 +175,13 @@ impl<S: EvidenceStore> CustodyLog<S> {
         if number == 1 {
             // The key beside the checkpoints, for offline verification (auditors compare its
             // fingerprint with `aws kms get-public-key` before trusting it).
-            let key_path = format!("{listing}{PUBLIC_KEY_PATH}");
+            let key_path = self.layout.checkpoints_public_key();
             let pem = public_key_pem(signer.public_key_der()).into_bytes();
             if let Err(e) = self
                 .store
-                .put_locked(&key_path, pem, "application/x-pem-file")
+                .put_new(&key_path, pem, "application/x-pem-file")
                 .await
-                && e.code.as_deref() != Some("PreconditionFailed")
+                && e.kind != ErrorKind::Exists
             {
                 return Err(PreserveError::custody(&bucket, &key_path, e));
             }
@@ -191,12 +189,12 @@ impl<S: EvidenceStore> CustodyLog<S> {
         let bytes = checkpoint.to_bytes();
         let signature = self.sign(signer, &key, &bytes).await?;
         self.store
-            .put_locked(&key, bytes, "application/json")
+            .put_new(&key, bytes, "application/json")
             .await
             .map_err(|e| PreserveError::custody(&bucket, &key, e))?;
         let signature_key = format!("{key}{SIGNATURE_SUFFIX}");
         self.store
-            .put_locked(&signature_key, signature, "application/octet-stream")
+            .put_new(&signature_key, signature, "application/octet-stream")
             .await
             .map_err(|e| PreserveError::custody(&bucket, &signature_key, e))?;
         tracing::info!(case = %self.case, number, seq = self.head.seq, "custody chain sealed by a signed checkpoint");
@@ -232,13 +230,27 @@ impl<S: EvidenceStore> CustodyLog<S> {
         &self.store
     }
 
-    /// The key prefix inside the bucket.
-    pub fn prefix(&self) -> &str {
-        &self.prefix
+    /// Where the case's objects are.
+    pub fn layout(&self) -> &CaseLayout {
+        &self.layout
     }
 
     /// The case.
     pub fn case(&self) -> &CaseId {
         &self.case
     }
+}
+
+/// An object that a listing named: absent is an error here.
+async fn get_existing<S: EvidenceWrite>(store: &S, key: &str) -> Result<Vec<u8>, CloudError> {
+    store.get(key).await?.ok_or_else(|| {
+        CloudError::new(
+            ErrorKind::NotFound,
+            "GetObject",
+            format!(
+                "{key} was listed but does not exist in bucket {}",
+                store.bucket()
+            ),
+        )
+    })
 }

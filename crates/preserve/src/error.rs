@@ -3,7 +3,7 @@
 //! Rules: every error names the step that failed, the account and resource ids involved, and
 //! what the responder should do next; AWS's own code, message and request id are kept whole.
 
-use crate::ports::AwsError;
+use crate::ports::CloudError;
 
 /// Why a preservation run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -30,7 +30,7 @@ pub enum PreserveError {
         /// Key or prefix.
         key: String,
         /// The call that failed.
-        source: AwsError,
+        source: CloudError,
     },
     /// The case's earlier custody events do not chain; forensnap will not write after them.
     #[error(
@@ -73,7 +73,7 @@ pub enum PreserveError {
 }
 
 impl PreserveError {
-    pub(crate) fn custody(bucket: &str, key: &str, source: AwsError) -> Self {
+    pub(crate) fn custody(bucket: &str, key: &str, source: CloudError) -> Self {
         PreserveError::Custody {
             bucket: bucket.to_string(),
             key: key.to_string(),

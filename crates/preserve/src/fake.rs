@@ -1,14 +1,10 @@
-//! In-memory EC2 and evidence store for the unit tests of the preservation run.
+//! An in-memory EC2 (every account of a fake cloud) for the unit tests of the preservation run
+//! and of the crates that orchestrate it; the evidence bucket is [`forensnap_store::MemoryStore`].
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use forensnap_core::sha256_hex;
-
-use crate::ports::{
-    AwsError, BucketLock, Called, Ec2, EvidenceStore, InstanceRecord, SnapState, SnapshotInfo,
-    Stored,
-};
+use crate::ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
 
 /// One snapshot in the fake cloud.
 #[derive(Debug, Clone)]
@@ -83,13 +79,13 @@ pub fn accounts(cloud: &Shared) -> (FakeEc2, FakeEc2, forensnap_core::Actor) {
     (account(MEMBER), account(FORENSIC), actor)
 }
 
-fn err(operation: &'static str, code: &str) -> AwsError {
-    AwsError {
+fn err(operation: &'static str, code: &str) -> CloudError {
+    CloudError::from_code(
         operation,
-        code: Some(code.to_string()),
-        message: format!("{code} (fake)"),
-        request_id: Some("req-fake".into()),
-    }
+        code,
+        format!("{code} (fake)"),
+        Some("req-fake".into()),
+    )
 }
 
 fn key_owner(key: &str) -> &str {
@@ -102,7 +98,10 @@ pub struct FakeEc2 {
 }
 
 impl FakeEc2 {
-    fn call(&self, operation: &'static str) -> Result<std::sync::MutexGuard<'_, Cloud>, AwsError> {
+    fn call(
+        &self,
+        operation: &'static str,
+    ) -> Result<std::sync::MutexGuard<'_, Cloud>, CloudError> {
         let mut cloud = self.cloud.lock().expect("lock");
         cloud.calls.push(format!("{}:{operation}", self.account));
         if let Some(code) = cloud.failing.get(operation).cloned() {
@@ -155,7 +154,7 @@ impl FakeEc2 {
     }
 }
 
-fn ok<T>(value: T) -> Result<Called<T>, AwsError> {
+fn ok<T>(value: T) -> Result<Called<T>, CloudError> {
     Ok(Called::new(value, Some("req-fake".into())))
 }
 
@@ -166,7 +165,7 @@ impl Ec2 for FakeEc2 {
     fn region(&self) -> &str {
         "us-east-1"
     }
-    async fn whoami(&self) -> Result<Called<String>, AwsError> {
+    async fn whoami(&self) -> Result<Called<String>, CloudError> {
         let _cloud = self.call("GetCallerIdentity")?;
         ok(format!(
             "arn:aws:sts::{}:assumed-role/Collector/forensnap-test",
@@ -176,7 +175,7 @@ impl Ec2 for FakeEc2 {
     async fn describe_instance(
         &self,
         instance_id: &str,
-    ) -> Result<Called<Option<InstanceRecord>>, AwsError> {
+    ) -> Result<Called<Option<InstanceRecord>>, CloudError> {
         let cloud = self.call("DescribeInstances")?;
         let record = cloud
             .instances
@@ -192,7 +191,7 @@ impl Ec2 for FakeEc2 {
             });
         ok(record)
     }
-    async fn console_output(&self, _: &str) -> Result<Called<Vec<u8>>, AwsError> {
+    async fn console_output(&self, _: &str) -> Result<Called<Vec<u8>>, CloudError> {
         let _cloud = self.call("GetConsoleOutput")?;
         ok(b"login: ".to_vec())
     }
@@ -201,7 +200,7 @@ impl Ec2 for FakeEc2 {
         instance_id: &str,
         description: &str,
         _tags: &BTreeMap<String, String>,
-    ) -> Result<Called<Vec<SnapshotInfo>>, AwsError> {
+    ) -> Result<Called<Vec<SnapshotInfo>>, CloudError> {
         let mut cloud = self.call("CreateSnapshots")?;
         let volumes = cloud
             .instances
@@ -214,7 +213,10 @@ impl Ec2 for FakeEc2 {
             .collect();
         ok(made)
     }
-    async fn describe_snapshot(&self, id: &str) -> Result<Called<Option<SnapshotInfo>>, AwsError> {
+    async fn describe_snapshot(
+        &self,
+        id: &str,
+    ) -> Result<Called<Option<SnapshotInfo>>, CloudError> {
         let cloud = self.call("DescribeSnapshots")?;
         let found = cloud
             .snapshots
@@ -223,7 +225,7 @@ impl Ec2 for FakeEc2 {
             .map(|s| s.info.clone());
         ok(found)
     }
-    async fn find_snapshots(&self, description: &str) -> Result<Vec<SnapshotInfo>, AwsError> {
+    async fn find_snapshots(&self, description: &str) -> Result<Vec<SnapshotInfo>, CloudError> {
         let cloud = self.call("DescribeSnapshots")?;
         Ok(cloud
             .snapshots
@@ -239,7 +241,7 @@ impl Ec2 for FakeEc2 {
         key: &str,
         description: &str,
         _tags: &BTreeMap<String, String>,
-    ) -> Result<Called<String>, AwsError> {
+    ) -> Result<Called<String>, CloudError> {
         let mut cloud = self.call("CopySnapshot")?;
         let Some(src) = cloud
             .snapshots
@@ -275,7 +277,7 @@ impl Ec2 for FakeEc2 {
         id: &str,
         account: &str,
         share: bool,
-    ) -> Result<Called<()>, AwsError> {
+    ) -> Result<Called<()>, CloudError> {
         let mut cloud = self.call("ModifySnapshotAttribute")?;
         let managed = cloud.aws_managed_keys.clone();
         let snap = cloud
@@ -299,7 +301,7 @@ impl Ec2 for FakeEc2 {
         }
         ok(())
     }
-    async fn delete_snapshot(&self, id: &str) -> Result<Called<()>, AwsError> {
+    async fn delete_snapshot(&self, id: &str) -> Result<Called<()>, CloudError> {
         let mut cloud = self.call("DeleteSnapshot")?;
         cloud
             .snapshots
@@ -307,75 +309,8 @@ impl Ec2 for FakeEc2 {
             .ok_or_else(|| err("DeleteSnapshot", "InvalidSnapshot.NotFound"))?;
         ok(())
     }
-    async fn is_aws_managed_key(&self, key: &str) -> Result<bool, AwsError> {
+    async fn is_aws_managed_key(&self, key: &str) -> Result<bool, CloudError> {
         let cloud = self.call("DescribeKey")?;
         Ok(cloud.aws_managed_keys.contains(key))
-    }
-}
-
-/// An in-memory bucket that refuses overwrites.
-pub struct FakeStore {
-    pub objects: Arc<Mutex<BTreeMap<String, Vec<u8>>>>,
-    pub lock: BucketLock,
-}
-
-impl FakeStore {
-    pub fn locked() -> Self {
-        FakeStore {
-            objects: Arc::default(),
-            lock: BucketLock {
-                enabled: true,
-                default_mode: Some("COMPLIANCE".into()),
-                default_days: Some(30),
-                versioning: Some("Enabled".into()),
-            },
-        }
-    }
-}
-
-impl EvidenceStore for FakeStore {
-    fn bucket(&self) -> &str {
-        "evidence"
-    }
-    async fn lock_state(&self) -> Result<Called<BucketLock>, AwsError> {
-        ok(self.lock.clone())
-    }
-    async fn put_locked(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        _: &str,
-    ) -> Result<Called<Stored>, AwsError> {
-        let mut objects = self.objects.lock().expect("lock");
-        if objects.contains_key(key) {
-            return Err(err("PutObject", "PreconditionFailed"));
-        }
-        let stored = Stored {
-            bucket: "evidence".into(),
-            key: key.into(),
-            version_id: Some("v1".into()),
-            sha256: sha256_hex(&bytes),
-            size: bytes.len() as u64,
-        };
-        objects.insert(key.to_string(), bytes);
-        ok(stored)
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, AwsError> {
-        Ok(self
-            .objects
-            .lock()
-            .expect("lock")
-            .keys()
-            .filter(|k| k.starts_with(prefix))
-            .cloned()
-            .collect())
-    }
-    async fn get(&self, key: &str) -> Result<Vec<u8>, AwsError> {
-        self.objects
-            .lock()
-            .expect("lock")
-            .get(key)
-            .cloned()
-            .ok_or_else(|| err("GetObject", "NoSuchKey"))
     }
 }

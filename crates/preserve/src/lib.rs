@@ -3,8 +3,8 @@
 //! each snapshot into the forensic account re-encrypted with the forensic key, then remove every
 //! share and intermediate copy made on the way. Every act is a custody event.
 //!
-//! The orchestration is generic over the seams in [`ports`] (EC2 of an account, the evidence
-//! store); `forensnap-aws` implements them with the AWS SDK, and the unit tests here with
+//! The orchestration is generic over the seams in [`ports`] (EC2 of an account) and the evidence
+//! store ([`forensnap_store`]); `forensnap-aws` implements them with the AWS SDK, and the unit tests here with
 //! in-memory fakes. Modules:
 //!
 //! * [`ports`]   -- the traits at the seams and the facts they return.
@@ -21,8 +21,8 @@ pub mod ports;
 pub mod state;
 pub mod wait;
 
-/// In-memory EC2 and evidence store for unit tests (here and, with the `fakes` feature, in the
-/// crates that orchestrate preservation).
+/// An in-memory EC2 for unit tests (here and, with the `fakes` feature, in the crates that
+/// orchestrate preservation).
 #[cfg(any(test, feature = "fakes"))]
 #[allow(missing_docs)]
 pub mod fake;
@@ -30,6 +30,4 @@ pub mod fake;
 pub use collect::{Plan, Preserved, PreservedVolume, Progress, SilentProgress, preserve};
 pub use custody::CustodyLog;
 pub use error::PreserveError;
-pub use ports::{
-    AwsError, Called, Ec2, EvidenceStore, InstanceRecord, SnapState, SnapshotInfo, Stored,
-};
+pub use ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};

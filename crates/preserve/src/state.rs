@@ -6,42 +6,8 @@
 
 use std::collections::BTreeMap;
 
-use forensnap_core::{Event, Outcome};
+use forensnap_core::{Action, Event, Outcome};
 use serde_json::Value;
-
-/// Action names, one per kind of custody event the preservation step writes.
-pub mod action {
-    /// A run started.
-    pub const STARTED: &str = "collection.started";
-    /// The evidence bucket passed its checks.
-    pub const BUCKET_CHECKED: &str = "bucket.checked";
-    /// The member role was assumed.
-    pub const ROLE_ASSUMED: &str = "role.assumed";
-    /// DescribeInstances record stored.
-    pub const INSTANCE_RECORDED: &str = "instance.recorded";
-    /// Console output stored.
-    pub const CONSOLE_RECORDED: &str = "console.recorded";
-    /// CreateSnapshots about to be called.
-    pub const SNAPSHOTS_REQUESTED: &str = "snapshots.requested";
-    /// CreateSnapshots answered.
-    pub const SNAPSHOTS_CREATED: &str = "snapshots.created";
-    /// A snapshot (any stage) completed.
-    pub const SNAPSHOT_COMPLETED: &str = "snapshot.completed";
-    /// CopySnapshot about to be called.
-    pub const COPY_REQUESTED: &str = "snapshot.copy-requested";
-    /// CopySnapshot answered.
-    pub const COPIED: &str = "snapshot.copied";
-    /// Shared with the forensic account.
-    pub const SHARED: &str = "snapshot.shared";
-    /// Share removed.
-    pub const UNSHARED: &str = "snapshot.unshared";
-    /// Intermediate copy deleted.
-    pub const DELETED: &str = "snapshot.deleted";
-    /// Preservation finished (the evidence snapshots are in the forensic account).
-    pub const COMPLETED: &str = "preservation.completed";
-    /// The run stopped on an error.
-    pub const FAILED: &str = "collection.failed";
-}
 
 /// Stage names of a volume's snapshots.
 pub mod stage {
@@ -118,7 +84,7 @@ impl CaseState {
             let snapshot_id = text(d, "snapshot_id").to_string();
             if event.outcome == Outcome::Failed {
                 // A snapshot that ended in error (or vanished) is made anew by the next run.
-                if event.action == action::SNAPSHOT_COMPLETED
+                if event.kind() == Some(Action::SnapshotCompleted)
                     && matches!(text(d, "final_state"), "error" | "gone")
                 {
                     let volume = state.volumes.entry(volume_id).or_default();
@@ -129,14 +95,15 @@ impl CaseState {
                 }
                 continue;
             }
-            match event.action.as_str() {
-                action::STARTED => state.runs += 1,
-                action::INSTANCE_RECORDED => state.instance_recorded = true,
-                action::CONSOLE_RECORDED => state.console_recorded = true,
-                action::SNAPSHOTS_REQUESTED => {
+            let Some(action) = event.kind() else { continue };
+            match action {
+                Action::CollectionStarted => state.runs += 1,
+                Action::InstanceRecorded => state.instance_recorded = true,
+                Action::ConsoleRecorded => state.console_recorded = true,
+                Action::SnapshotsRequested => {
                     state.snapshots_requested = Some(text(d, "description").to_string())
                 }
-                action::SNAPSHOTS_CREATED => {
+                Action::SnapshotsCreated => {
                     state.snapshots_created = true;
                     for v in d
                         .get("volumes")
@@ -156,7 +123,7 @@ impl CaseState {
                         );
                     }
                 }
-                action::SNAPSHOT_COMPLETED => {
+                Action::SnapshotCompleted => {
                     state
                         .volumes
                         .entry(volume_id)
@@ -164,7 +131,7 @@ impl CaseState {
                         .completed
                         .insert(stage, snapshot_id);
                 }
-                action::COPY_REQUESTED => {
+                Action::CopyRequested => {
                     state
                         .volumes
                         .entry(volume_id)
@@ -172,23 +139,25 @@ impl CaseState {
                         .copy_requested
                         .insert(stage, text(d, "source").to_string());
                 }
-                action::COPIED => {
+                Action::SnapshotCopied => {
                     let volume = state.volumes.entry(volume_id).or_default();
                     volume.copy_requested.remove(&stage);
                     volume.snapshots.insert(stage, snapshot_id);
                 }
-                action::SHARED => {
+                Action::SnapshotShared => {
                     state.volumes.entry(volume_id).or_default().shared = Some(snapshot_id)
                 }
-                action::UNSHARED => state.volumes.entry(volume_id).or_default().shared = None,
-                action::DELETED => {
+                Action::SnapshotUnshared => {
+                    state.volumes.entry(volume_id).or_default().shared = None
+                }
+                Action::SnapshotDeleted => {
                     state
                         .volumes
                         .entry(volume_id)
                         .or_default()
                         .intermediate_deleted = true
                 }
-                action::COMPLETED => state.completed = true,
+                Action::PreservationCompleted => state.completed = true,
                 _ => {}
             }
         }

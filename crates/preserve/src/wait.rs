@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ports::{AwsError, Ec2, SnapState, SnapshotInfo};
+use crate::ports::{CloudError, Ec2, SnapState, SnapshotInfo};
 
 /// Polling schedule.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +35,7 @@ impl Backoff {
 #[derive(Debug)]
 pub enum WaitError {
     /// DescribeSnapshots failed.
-    Aws(AwsError),
+    Aws(CloudError),
     /// The snapshot is gone.
     Vanished,
     /// Still pending at the limit.

@@ -12,66 +12,22 @@
 //! * online only: every object still under COMPLIANCE retention, not shorter than configured,
 //!   with its legal hold as configured.
 //!
-//! The store is a seam ([`CaseFiles`]): S3 online, a downloaded folder offline
-//! (`aws s3 sync s3://BUCKET/cases/CASE/ DIR`, see [`dir::CaseDir`]). Nothing is written here;
+//! The store is a seam ([`EvidenceAudit`]): S3 online, a downloaded folder offline
+//! (`aws s3 sync s3://BUCKET/cases/CASE/ DIR`, see [`forensnap_store::FolderStore`]). Nothing is written here;
 //! the caller records the result as a custody event.
 
-pub mod dir;
-
+use forensnap_core::keys::{ItemLayout, signature_of};
 use std::collections::{BTreeMap, BTreeSet};
-use std::future::Future;
 
 use forensnap_acquire::export::{check_payload, read_bag};
 use forensnap_acquire::item::TAG_MANIFEST;
-use forensnap_acquire::sink::{EvidenceReader, SinkError};
 use forensnap_acquire::{AcquireProgress, NoProgress};
-use forensnap_core::CaseId;
 use forensnap_core::seal::{
     Checkpoint, CheckpointObject, SIGNATURE_SUFFIX, fingerprint, verify_checkpoints,
     verify_signature,
 };
-
-/// The Object Lock state of one stored object.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LockState {
-    /// Retention mode (`COMPLIANCE`, `GOVERNANCE`), if any.
-    pub mode: Option<String>,
-    /// Retain-until, seconds since the epoch.
-    pub retain_until: Option<i64>,
-    /// Legal hold on.
-    pub legal_hold: bool,
-    /// When the object was written, seconds since the epoch.
-    pub last_modified: Option<i64>,
-}
-
-/// One stored version of an object (or a delete marker hiding the object's name).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version {
-    /// Key.
-    pub key: String,
-    /// Version id.
-    pub version_id: String,
-    /// A delete marker, not data.
-    pub delete_marker: bool,
-}
-
-/// A case's stored objects, listed and read (S3 online, a folder offline).
-pub trait CaseFiles: EvidenceReader {
-    /// Every key under `prefix`, sorted.
-    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, SinkError>> + Send;
-    /// Every stored version under `prefix`, delete markers included (S3 ListObjectVersions);
-    /// empty where there are no versions to ask about (a folder).
-    fn versions(
-        &self,
-        prefix: &str,
-    ) -> impl Future<Output = Result<Vec<Version>, SinkError>> + Send;
-    /// The Object Lock state of one version.
-    fn lock(
-        &self,
-        key: &str,
-        version_id: &str,
-    ) -> impl Future<Output = Result<LockState, SinkError>> + Send;
-}
+use forensnap_core::{CaseId, CaseLayout};
+use forensnap_store::{CloudError, EvidenceAudit};
 
 /// What the Object Lock rules should be (online).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,7 +105,7 @@ pub enum VerifyError {
         /// What was being read.
         what: String,
         /// Cause.
-        source: SinkError,
+        source: CloudError,
     },
     /// The case has nothing stored.
     #[error(
@@ -163,21 +119,23 @@ pub enum VerifyError {
     },
 }
 
-fn read(what: impl Into<String>) -> impl FnOnce(SinkError) -> VerifyError {
+fn read(what: impl Into<String>) -> impl FnOnce(CloudError) -> VerifyError {
     let what = what.into();
     move |source| VerifyError::Read { what, source }
 }
 
-/// Verify the case whose objects live under `root` (`<prefix>cases/<case>/` in S3, `""` in a
-/// folder), trusting `public_key` (DER SPKI); with `expected`, check Object Lock too.
-pub async fn verify<F: CaseFiles>(
+/// Verify the case laid out as `layout` (`CaseLayout::new(prefix, case)` in S3,
+/// `CaseLayout::downloaded()` in a folder), trusting `public_key` (DER SPKI); with `expected`,
+/// check Object Lock too.
+pub async fn verify<F: EvidenceAudit>(
     files: &F,
     case: &CaseId,
-    root: &str,
+    layout: &CaseLayout,
     public_key: &[u8],
     expected: Option<Expected>,
     progress: &dyn AcquireProgress,
 ) -> Result<Report, VerifyError> {
+    let root = layout.root();
     let keys = files
         .list(root)
         .await
@@ -293,7 +251,8 @@ pub async fn verify<F: CaseFiles>(
     ids.extend(sealed.keys().cloned());
     report.items = ids.len();
     for id in &ids {
-        let prefix = format!("{root}evidence/{id}/");
+        let item = layout.item(id);
+        let prefix = item.prefix();
         let present: Vec<&str> = relative
             .iter()
             .filter_map(|k| {
@@ -306,7 +265,7 @@ pub async fn verify<F: CaseFiles>(
             files,
             &mut report,
             id,
-            &prefix,
+            prefix,
             &present,
             sealed.get(id),
             public_key,
@@ -323,7 +282,7 @@ pub async fn verify<F: CaseFiles>(
 
 /// The `.json` objects of one custody folder (`folder` relative to the case), with their bytes,
 /// in key order (zero-padded sequence numbers).
-async fn read_json<F: CaseFiles>(
+async fn read_json<F: EvidenceAudit>(
     files: &F,
     root: &str,
     relative: &[&str],
@@ -346,7 +305,7 @@ async fn read_json<F: CaseFiles>(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn check_item<F: CaseFiles>(
+async fn check_item<F: EvidenceAudit>(
     files: &F,
     report: &mut Report,
     id: &str,
@@ -358,9 +317,9 @@ async fn check_item<F: CaseFiles>(
 ) -> Result<(), VerifyError> {
     let subject = |what: &str| format!("{id} {what}");
     let tag_manifest = files
-        .get(&format!("{prefix}{TAG_MANIFEST}"))
+        .get(&ItemLayout::at(prefix).file(TAG_MANIFEST))
         .await
-        .map_err(read(format!("{prefix}{TAG_MANIFEST}")))?;
+        .map_err(read(ItemLayout::at(prefix).file(TAG_MANIFEST)))?;
     let Some(tag_manifest) = tag_manifest else {
         report.push(
             "item",
@@ -370,7 +329,7 @@ async fn check_item<F: CaseFiles>(
         );
         return Ok(());
     };
-    let signature_key = format!("{prefix}{TAG_MANIFEST}{SIGNATURE_SUFFIX}");
+    let signature_key = signature_of(&ItemLayout::at(prefix).file(TAG_MANIFEST));
     match files
         .get(&signature_key)
         .await
@@ -465,7 +424,7 @@ async fn check_item<F: CaseFiles>(
 /// retention not shorter than configured (S3 refuses to shorten COMPLIANCE; a version that is
 /// shorter was never locked as configured), with the legal hold if configured; a delete marker
 /// means someone deleted a name (the locked versions stay, but the case is no longer whole).
-async fn check_locks<F: CaseFiles>(
+async fn check_locks<F: EvidenceAudit>(
     files: &F,
     report: &mut Report,
     root: &str,
@@ -545,6 +504,8 @@ pub fn quiet() -> &'static dyn AcquireProgress {
 mod tests {
     use std::collections::BTreeMap;
 
+    use forensnap_store::{BucketLock, Called, ErrorKind, EvidenceRead, LockState, Version};
+
     use super::*;
 
     const DAY: i64 = 86_400;
@@ -553,20 +514,27 @@ mod tests {
     /// Object versions with given lock states (`None`: a delete marker); nothing to read.
     struct Locks(BTreeMap<String, Option<LockState>>);
 
-    impl EvidenceReader for Locks {
-        async fn get_range(&self, key: &str, _: u64, _: u64) -> Result<Vec<u8>, SinkError> {
-            Err(SinkError(format!("{key}: not stored in this fake")))
+    fn no_such(key: &str, what: &str) -> CloudError {
+        CloudError::new(ErrorKind::NotFound, "read", format!("{key}: {what}"))
+    }
+
+    impl EvidenceRead for Locks {
+        async fn get_range(&self, key: &str, _: u64, _: u64) -> Result<Vec<u8>, CloudError> {
+            Err(no_such(key, "not stored in this fake"))
         }
-        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, SinkError> {
+        async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, CloudError> {
             Ok(None)
+        }
+        async fn list(&self, _: &str) -> Result<Vec<String>, CloudError> {
+            Ok(self.0.keys().cloned().collect())
         }
     }
 
-    impl CaseFiles for Locks {
-        async fn list(&self, _: &str) -> Result<Vec<String>, SinkError> {
-            Ok(self.0.keys().cloned().collect())
+    impl EvidenceAudit for Locks {
+        async fn bucket_lock(&self) -> Result<Called<BucketLock>, CloudError> {
+            Err(no_such("bucket", "not in this fake"))
         }
-        async fn versions(&self, _: &str) -> Result<Vec<Version>, SinkError> {
+        async fn versions(&self, _: &str) -> Result<Vec<Version>, CloudError> {
             Ok(self
                 .0
                 .iter()
@@ -577,12 +545,12 @@ mod tests {
                 })
                 .collect())
         }
-        async fn lock(&self, key: &str, _: &str) -> Result<LockState, SinkError> {
+        async fn lock(&self, key: &str, _: &str) -> Result<LockState, CloudError> {
             self.0
                 .get(key)
                 .cloned()
                 .flatten()
-                .ok_or_else(|| SinkError(format!("{key}: no such version")))
+                .ok_or_else(|| no_such(key, "no such version"))
         }
     }
 

@@ -1,0 +1,117 @@
+//! forensnap's evidence store: the object operations forensnap performs on its evidence bucket,
+//! behind three traits with one error type, so that orchestration, verification and reports
+//! never name an SDK type or an AWS error code.
+//!
+//! * [`EvidenceRead`]  -- get (absent is `None`), ranged get, list.
+//! * [`EvidenceWrite`] -- a put that never overwrites, a put of a new version, multipart uploads
+//!   found again after a crash, HEAD of a completed object.
+//! * [`EvidenceAudit`] -- the bucket's Object Lock configuration, every version under a prefix
+//!   (delete markers included), one version's retention and legal hold.
+//! * [`error`]  -- [`CloudError`] with an [`ErrorKind`]: the adapters classify AWS's codes once.
+//! * [`types`]  -- what the calls return.
+//! * [`folder`] -- a downloaded case folder (`aws s3 sync`), read and audited offline.
+//! * [`memory`] -- an in-memory bucket for unit tests (feature `memory`).
+//!
+//! The S3 implementation lives with the other AWS adapters (`forensnap-aws`).
+
+pub mod error;
+pub mod folder;
+#[cfg(any(test, feature = "memory"))]
+pub mod memory;
+pub mod types;
+
+use std::future::Future;
+
+pub use error::{CloudError, ErrorKind, classify};
+pub use folder::FolderStore;
+#[cfg(any(test, feature = "memory"))]
+pub use memory::MemoryStore;
+pub use types::{
+    BucketLock, Called, CompletedObject, LockState, Stored, StoredPart, Version, composite_sha256,
+};
+
+/// The body of one multipart part: chunks sent in order through a bounded channel, exactly the
+/// announced length in all (the acquisition engine streams a part without holding it whole).
+pub type PartBody = tokio::sync::mpsc::Receiver<Vec<u8>>;
+
+/// Reading stored evidence (S3, memory, or a downloaded case folder).
+pub trait EvidenceRead: Send + Sync {
+    /// A whole object, `None` when the key does not exist.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, CloudError>> + Send;
+    /// `len` bytes of the object at `key` from byte `start` (fewer at its end).
+    fn get_range(
+        &self,
+        key: &str,
+        start: u64,
+        len: u64,
+    ) -> impl Future<Output = Result<Vec<u8>, CloudError>> + Send;
+    /// Every key under `prefix`, sorted.
+    fn list(&self, prefix: &str) -> impl Future<Output = Result<Vec<String>, CloudError>> + Send;
+}
+
+/// Writing evidence under Object Lock (COMPLIANCE retention and, when configured, a legal hold on
+/// every object, its SHA-256 checked by the store).
+pub trait EvidenceWrite: EvidenceRead {
+    /// The bucket written to (custody events name `s3://bucket/key`).
+    fn bucket(&self) -> &str;
+    /// Store a new object; refuses with [`ErrorKind::Exists`] when the key exists.
+    fn put_new(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = Result<Called<Stored>, CloudError>> + Send;
+    /// Store a new version of `key` (resume state rewritten when a part is redone; the older
+    /// version stays locked).
+    fn put_version(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> impl Future<Output = Result<Called<Stored>, CloudError>> + Send;
+    /// The open multipart upload for `key` and the parts it holds, creating the upload (with its
+    /// Object Lock retention) when there is none.
+    fn open_upload(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<(String, Vec<StoredPart>), CloudError>> + Send;
+    /// Upload part `number` of exactly `len` bytes, streamed from `body`, its SHA-256 checked.
+    fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        len: u64,
+        body: PartBody,
+    ) -> impl Future<Output = Result<StoredPart, CloudError>> + Send;
+    /// Complete the upload from `parts`.
+    fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> impl Future<Output = Result<CompletedObject, CloudError>> + Send;
+    /// The completed object at `key` (version and composite checksum), `None` when absent.
+    fn head(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Option<CompletedObject>, CloudError>> + Send;
+}
+
+/// What an auditor asks of the bucket: Object Lock, versions, retention.
+pub trait EvidenceAudit: EvidenceRead {
+    /// Object Lock configuration and versioning of the bucket.
+    fn bucket_lock(&self) -> impl Future<Output = Result<Called<BucketLock>, CloudError>> + Send;
+    /// Every stored version under `prefix`, delete markers included, sorted by key and version;
+    /// empty where there are no versions to ask about (a folder).
+    fn versions(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<Version>, CloudError>> + Send;
+    /// The Object Lock state of one version.
+    fn lock(
+        &self,
+        key: &str,
+        version_id: &str,
+    ) -> impl Future<Output = Result<LockState, CloudError>> + Send;
+}

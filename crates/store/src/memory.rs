@@ -1,0 +1,494 @@
+//! An in-memory evidence bucket for unit tests: objects keep every version (as a versioned,
+//! Object Locked bucket does), `put_new` refuses an existing key as `If-None-Match: *` makes S3
+//! refuse it, multipart uploads survive a failed run as S3's do, and part failures can be
+//! injected. A discarding store hashes part bytes and drops them, so a memory measurement sees
+//! the engine, not the store.
+//!
+//! The store is a cloneable handle: clones share the same bucket.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::{
+    BucketLock, Called, CloudError, CompletedObject, ErrorKind, EvidenceAudit, EvidenceRead,
+    EvidenceWrite, LockState, PartBody, Stored, StoredPart, Version, composite_sha256,
+};
+
+/// The bucket name the memory store reports.
+pub const BUCKET: &str = "evidence";
+
+/// Retention the memory store gives every object, days.
+const RETENTION_DAYS: i64 = 30;
+
+#[derive(Debug, Clone)]
+struct ObjectVersion {
+    version_id: String,
+    bytes: Vec<u8>,
+    lock: LockState,
+}
+
+#[derive(Debug, Default)]
+struct Upload {
+    key: String,
+    parts: BTreeMap<u32, (StoredPart, Vec<u8>)>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    objects: BTreeMap<String, Vec<ObjectVersion>>,
+    uploads: BTreeMap<String, Upload>,
+    /// Multipart objects as completed (what HeadObject reports).
+    completed: BTreeMap<String, CompletedObject>,
+    next_id: u64,
+    /// Part numbers of `blocks.bin` uploads that fail once each.
+    fail_parts: Vec<u32>,
+    lock: BucketLock,
+    /// Seconds since the epoch that new objects are stamped with.
+    now: i64,
+}
+
+/// An in-memory, versioned, Object Locked bucket.
+#[derive(Debug, Clone)]
+pub struct MemoryStore {
+    bucket: Arc<Mutex<Bucket>>,
+    /// Drop part data after hashing it (memory measurements).
+    discard_data: bool,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore {
+            bucket: Arc::new(Mutex::new(Bucket {
+                objects: BTreeMap::new(),
+                uploads: BTreeMap::new(),
+                completed: BTreeMap::new(),
+                next_id: 0,
+                fail_parts: Vec::new(),
+                lock: BucketLock {
+                    enabled: true,
+                    default_mode: Some("COMPLIANCE".into()),
+                    default_days: Some(RETENTION_DAYS as u32),
+                    versioning: Some("Enabled".into()),
+                },
+                now: 1_800_000_000,
+            })),
+            discard_data: false,
+        }
+    }
+}
+
+fn err(kind: ErrorKind, operation: &'static str, code: &str, message: String) -> CloudError {
+    CloudError {
+        kind,
+        operation,
+        code: Some(code.into()),
+        message,
+        request_id: Some("req-memory".into()),
+    }
+}
+
+impl MemoryStore {
+    /// An empty bucket with Object Lock (COMPLIANCE, 30 days) and versioning enabled.
+    pub fn new() -> Self {
+        MemoryStore::default()
+    }
+
+    /// A store that hashes and drops part bytes (for memory measurements).
+    pub fn discarding() -> Self {
+        MemoryStore {
+            discard_data: true,
+            ..MemoryStore::default()
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, Bucket> {
+        self.bucket.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Replace the bucket's Object Lock configuration (a test of a misconfigured bucket).
+    pub fn set_bucket_lock(&self, lock: BucketLock) {
+        self.state().lock = lock;
+    }
+
+    /// The next upload of data part `number` (of a `blocks.bin` object) fails once.
+    pub fn fail_part_once(&self, number: u32) {
+        self.state().fail_parts.push(number);
+    }
+
+    /// The latest version's bytes of an object.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        self.state()
+            .objects
+            .get(key)
+            .and_then(|v| v.last())
+            .map(|v| v.bytes.clone())
+    }
+
+    /// Remove an object, every version (a test that simulates a crash before a write).
+    pub fn remove(&self, key: &str) {
+        let mut state = self.state();
+        state.objects.remove(key);
+        state.completed.remove(key);
+    }
+
+    /// Replace the latest version's bytes in place (a test that tampers with stored evidence).
+    pub fn replace(&self, key: &str, bytes: Vec<u8>) {
+        let mut state = self.state();
+        match state.objects.get_mut(key).and_then(|v| v.last_mut()) {
+            Some(version) => version.bytes = bytes,
+            None => {
+                let version = Self::version(&mut state, bytes);
+                state.objects.insert(key.into(), vec![version]);
+            }
+        }
+    }
+
+    /// Keys of stored objects under `prefix`, sorted.
+    pub fn keys(&self, prefix: &str) -> Vec<String> {
+        self.state()
+            .objects
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+
+    /// Multipart uploads still open.
+    pub fn open_uploads(&self) -> usize {
+        self.state().uploads.len()
+    }
+
+    fn version(state: &mut Bucket, bytes: Vec<u8>) -> ObjectVersion {
+        state.next_id += 1;
+        ObjectVersion {
+            version_id: format!("v{}", state.next_id),
+            bytes,
+            lock: LockState {
+                mode: Some("COMPLIANCE".into()),
+                retain_until: Some(state.now + RETENTION_DAYS * 86_400),
+                legal_hold: false,
+                last_modified: Some(state.now),
+            },
+        }
+    }
+
+    fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        overwrite: bool,
+    ) -> Result<Called<Stored>, CloudError> {
+        let mut state = self.state();
+        if !overwrite && state.objects.contains_key(key) {
+            return Err(err(
+                ErrorKind::Exists,
+                "PutObject",
+                "PreconditionFailed",
+                format!("{key} exists"),
+            ));
+        }
+        let stored = Stored {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            version_id: None,
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            size: bytes.len() as u64,
+        };
+        let version = Self::version(&mut state, bytes);
+        let stored = Stored {
+            version_id: Some(version.version_id.clone()),
+            ..stored
+        };
+        state.objects.entry(key.into()).or_default().push(version);
+        Ok(Called::new(stored, Some("req-memory".into())))
+    }
+}
+
+impl EvidenceRead for MemoryStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
+        Ok(self.object(key))
+    }
+
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, CloudError> {
+        let object = self.object(key).ok_or_else(|| {
+            err(
+                ErrorKind::NotFound,
+                "GetObject",
+                "NoSuchKey",
+                format!("{key} does not exist"),
+            )
+        })?;
+        let start = (start as usize).min(object.len());
+        let end = start.saturating_add(len as usize).min(object.len());
+        Ok(object[start..end].to_vec())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
+        Ok(self.keys(prefix))
+    }
+}
+
+impl EvidenceWrite for MemoryStore {
+    fn bucket(&self) -> &str {
+        BUCKET
+    }
+
+    async fn put_new(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _: &str,
+    ) -> Result<Called<Stored>, CloudError> {
+        self.put(key, bytes, false)
+    }
+
+    async fn put_version(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        _: &str,
+    ) -> Result<Called<Stored>, CloudError> {
+        self.put(key, bytes, true)
+    }
+
+    async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
+        let mut state = self.state();
+        if let Some((id, upload)) = state.uploads.iter().find(|(_, u)| u.key == key) {
+            return Ok((
+                id.clone(),
+                upload.parts.values().map(|(p, _)| p.clone()).collect(),
+            ));
+        }
+        state.next_id += 1;
+        let id = format!("upload-{}", state.next_id);
+        state.uploads.insert(
+            id.clone(),
+            Upload {
+                key: key.into(),
+                parts: BTreeMap::new(),
+            },
+        );
+        Ok((id, Vec::new()))
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        len: u64,
+        mut body: PartBody,
+    ) -> Result<StoredPart, CloudError> {
+        let fail = {
+            let mut state = self.state();
+            let hit = key.ends_with("blocks.bin") && state.fail_parts.contains(&number);
+            state.fail_parts.retain(|n| !(hit && *n == number));
+            hit
+        };
+        let injected = || {
+            err(
+                ErrorKind::Transient,
+                "UploadPart",
+                "InternalError",
+                format!("UploadPart {number} failed (injected)"),
+            )
+        };
+        let mut hash = Sha256::new();
+        let mut data = Vec::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.recv().await {
+            if fail {
+                return Err(injected());
+            }
+            hash.update(&chunk);
+            size += chunk.len() as u64;
+            if !self.discard_data {
+                data.extend_from_slice(&chunk);
+            }
+        }
+        if fail {
+            return Err(injected());
+        }
+        if size != len {
+            return Err(CloudError::new(
+                ErrorKind::Invalid,
+                "UploadPart",
+                format!("part {number}: {size} bytes received, {len} announced"),
+            ));
+        }
+        let part = StoredPart {
+            number,
+            size,
+            sha256: base64::engine::general_purpose::STANDARD.encode(hash.finalize()),
+            etag: format!("\"etag-{number}\""),
+        };
+        let mut state = self.state();
+        let upload = state.uploads.get_mut(upload_id).ok_or_else(|| {
+            err(
+                ErrorKind::NotFound,
+                "UploadPart",
+                "NoSuchUpload",
+                upload_id.to_string(),
+            )
+        })?;
+        upload.parts.insert(number, (part.clone(), data));
+        Ok(part)
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<CompletedObject, CloudError> {
+        let mut state = self.state();
+        let upload = state.uploads.remove(upload_id).ok_or_else(|| {
+            err(
+                ErrorKind::NotFound,
+                "CompleteMultipartUpload",
+                "NoSuchUpload",
+                upload_id.to_string(),
+            )
+        })?;
+        let mut object = Vec::new();
+        for part in parts {
+            let invalid = |why: &str| {
+                err(
+                    ErrorKind::Invalid,
+                    "CompleteMultipartUpload",
+                    "InvalidPart",
+                    format!("part {}: {why}", part.number),
+                )
+            };
+            let (stored, data) = upload
+                .parts
+                .get(&part.number)
+                .ok_or_else(|| invalid("not uploaded"))?;
+            if stored != part {
+                return Err(invalid("checksum differs"));
+            }
+            object.extend_from_slice(data);
+        }
+        // The stored parts' own digests (checked equal to `parts` above), as S3 combines them.
+        let version = Self::version(&mut state, object);
+        let completed = CompletedObject {
+            version_id: Some(version.version_id.clone()),
+            composite_sha256: Some(composite_sha256(parts)),
+        };
+        state.objects.entry(key.into()).or_default().push(version);
+        state.completed.insert(key.into(), completed.clone());
+        Ok(completed)
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<CompletedObject>, CloudError> {
+        Ok(self.state().completed.get(key).cloned())
+    }
+}
+
+impl EvidenceAudit for MemoryStore {
+    async fn bucket_lock(&self) -> Result<Called<BucketLock>, CloudError> {
+        Ok(Called::new(
+            self.state().lock.clone(),
+            Some("req-memory".into()),
+        ))
+    }
+
+    async fn versions(&self, prefix: &str) -> Result<Vec<Version>, CloudError> {
+        let state = self.state();
+        let mut versions: Vec<Version> = state
+            .objects
+            .iter()
+            .filter(|(k, _)| k.starts_with(prefix))
+            .flat_map(|(key, vs)| {
+                vs.iter().map(|v| Version {
+                    key: key.clone(),
+                    version_id: v.version_id.clone(),
+                    delete_marker: false,
+                })
+            })
+            .collect();
+        versions.sort_by(|a, b| (&a.key, &a.version_id).cmp(&(&b.key, &b.version_id)));
+        Ok(versions)
+    }
+
+    async fn lock(&self, key: &str, version_id: &str) -> Result<LockState, CloudError> {
+        self.state()
+            .objects
+            .get(key)
+            .and_then(|vs| vs.iter().find(|v| v.version_id == version_id))
+            .map(|v| v.lock.clone())
+            .ok_or_else(|| {
+                err(
+                    ErrorKind::NotFound,
+                    "HeadObject",
+                    "NoSuchVersion",
+                    format!("{key} version {version_id}"),
+                )
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_new_refuses_an_existing_key_and_put_version_keeps_both() {
+        let store = MemoryStore::new();
+        store
+            .put_new("a", b"1".to_vec(), "text/plain")
+            .await
+            .expect("first");
+        let refused = store
+            .put_new("a", b"2".to_vec(), "text/plain")
+            .await
+            .expect_err("again");
+        assert_eq!(refused.kind, ErrorKind::Exists);
+        store
+            .put_version("a", b"3".to_vec(), "text/plain")
+            .await
+            .expect("version");
+        assert_eq!(store.get("a").await.expect("get"), Some(b"3".to_vec()));
+        assert_eq!(store.versions("a").await.expect("versions").len(), 2);
+        let v = &store.versions("a").await.expect("versions")[0];
+        let lock = store.lock("a", &v.version_id).await.expect("lock");
+        assert_eq!(lock.mode.as_deref(), Some("COMPLIANCE"));
+    }
+
+    #[tokio::test]
+    async fn a_multipart_upload_survives_a_failed_part_and_completes_with_s3s_composite() {
+        let store = MemoryStore::new();
+        store.fail_part_once(1);
+        let (id, parts) = store.open_upload("x/blocks.bin").await.expect("open");
+        assert!(parts.is_empty());
+        let send = |bytes: &'static [u8]| {
+            let (tx, rx) = tokio::sync::mpsc::channel(1);
+            tx.try_send(bytes.to_vec()).expect("send");
+            rx
+        };
+        let failed = store
+            .upload_part("x/blocks.bin", &id, 1, 3, send(b"abc"))
+            .await;
+        assert_eq!(failed.expect_err("injected").kind, ErrorKind::Transient);
+        let part = store
+            .upload_part("x/blocks.bin", &id, 1, 3, send(b"abc"))
+            .await
+            .expect("part");
+        let (again, parts) = store.open_upload("x/blocks.bin").await.expect("reopen");
+        assert_eq!(
+            (again.as_str(), parts.as_slice()),
+            (id.as_str(), std::slice::from_ref(&part))
+        );
+        let done = store
+            .complete_upload("x/blocks.bin", &id, &parts)
+            .await
+            .expect("complete");
+        assert_eq!(done.composite_sha256, Some(composite_sha256(&parts)));
+        assert_eq!(store.head("x/blocks.bin").await.expect("head"), Some(done));
+        assert_eq!(store.object("x/blocks.bin"), Some(b"abc".to_vec()));
+        assert_eq!(store.open_uploads(), 0);
+    }
+}
