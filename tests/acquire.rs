@@ -4,9 +4,10 @@
 
 use std::io::{Seek, SeekFrom, Write};
 
-use forensnap_acquire::{AcquireOptions, Acquired, AdaptiveLimit, acquire};
+use forensnap_acquire::{AcquireOptions, AdaptiveLimit, acquire};
 use forensnap_aws::{EbsSource, S3Store};
 use forensnap_core::layout::{BLOCK_SIZE, BlockMapEntry};
+use forensnap_evidence::Acquired;
 use forensnap_tests::localworld::{FaultKind, FaultRule};
 use forensnap_tests::*;
 use sha2::{Digest, Sha256};
@@ -37,7 +38,7 @@ async fn run(
         &AcquireOptions::default(),
         snapshot,
         prefix,
-        &forensnap_acquire::NoProgress,
+        &forensnap_evidence::NoProgress,
     )
     .await
 }
@@ -213,7 +214,7 @@ async fn a_volume_listed_over_several_pages_comes_back_whole() {
         &options,
         &snapshot,
         "cases/IR-P/evidence/paged/",
-        &forensnap_acquire::NoProgress,
+        &forensnap_evidence::NoProgress,
     )
     .await
     .expect("acquired");

@@ -30,7 +30,10 @@ use tokio::sync::mpsc;
 use crate::fetch::{FetchError, FetchPolicy, VerifiedBlock, fetch_verified};
 use crate::limit::Limits;
 use crate::listing::Lister;
-use crate::source::{BlockPage, BlockSource, ListedBlock, SourceError};
+use base64::Engine as _;
+use forensnap_evidence::Acquired;
+use forensnap_evidence::progress::ByteProgress;
+use forensnap_ports::{BlockPage, BlockSource, ListedBlock, SourceError};
 use forensnap_store::{CloudError, ErrorKind, EvidenceWrite, StoredPart, composite_sha256};
 
 /// Block-map text is uploaded in parts of this size (S3's minimum is 5 MiB).
@@ -64,61 +67,6 @@ impl Default for AcquireOptions {
             layout: Layout::Blocks,
         }
     }
-}
-
-/// Where an acquisition has got to, for progress bars and lines.
-pub trait AcquireProgress: Send + Sync {
-    /// The volume of `snapshot_id` is read up to byte `position` of `volume_bytes`.
-    fn position(&self, snapshot_id: &str, position: u64, volume_bytes: u64);
-}
-
-/// Progress that reports nothing.
-pub struct NoProgress;
-
-impl AcquireProgress for NoProgress {
-    fn position(&self, _: &str, _: u64, _: u64) {}
-}
-
-/// What was acquired (also the completion marker's content).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Acquired {
-    /// Snapshot read.
-    pub snapshot_id: String,
-    /// Logical volume size.
-    pub volume_bytes: u64,
-    /// What the data object holds.
-    pub layout: Layout,
-    /// SHA-256 of the whole logical volume (= `sha256sum` of the raw image), hex.
-    pub image_sha256: String,
-    /// Blocks stored (listed by EBS).
-    pub blocks_stored: u64,
-    /// Parts of the data object.
-    pub parts: u32,
-    /// Key of the data object.
-    pub data_key: String,
-    /// Bytes of the data object.
-    pub data_bytes: u64,
-    /// SHA-256 of the data object, hex (the bag manifest's entry).
-    pub data_sha256: String,
-    /// Key of the block map.
-    pub block_map_key: String,
-    /// Bytes of the block map.
-    pub block_map_bytes: u64,
-    /// SHA-256 of the block map, hex.
-    pub block_map_sha256: String,
-    /// Version of the data object.
-    pub version_id: Option<String>,
-    /// S3's composite checksum of the data object.
-    pub composite_sha256: Option<String>,
-    /// Parts found stored from an earlier run.
-    pub resumed_parts: u32,
-    /// Blocks fetched by this run.
-    pub fetched_now: u64,
-    /// Answers discarded for not matching AWS's checksum.
-    pub discarded: u64,
-    /// An earlier run had finished: nothing was read or written now.
-    #[serde(default)]
-    pub already_complete: bool,
 }
 
 /// The state after one part, stored beside the data (`acquisition/parts/NNNNN.json`).
@@ -238,7 +186,7 @@ struct Run<'a, S, K> {
     sink: &'a K,
     limits: Limits<'a>,
     options: &'a AcquireOptions,
-    progress: &'a dyn AcquireProgress,
+    progress: &'a dyn ByteProgress,
     snapshot_id: &'a str,
     prefix: &'a str,
     data_key: String,
@@ -270,7 +218,7 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
     options: &AcquireOptions,
     snapshot_id: &str,
     prefix: &str,
-    progress: &dyn AcquireProgress,
+    progress: &dyn ByteProgress,
 ) -> Result<Acquired, AcquireError> {
     let marker = marker_key(prefix);
     if let Some(bytes) = sink.get(&marker).await.map_err(sink_error(
@@ -335,7 +283,7 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         Some(object) => run.recover_completed(object).await?,
         None => run.stream().await?,
     };
-    let (block_map_sha256, block_map_bytes) =
+    let (block_map_sha256, block_map_bytes, aws_checksums_matched) =
         run.write_block_map(streamed.parts.len() as u32).await?;
     let Streamed {
         parts,
@@ -361,6 +309,7 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         block_map_key: format!("{prefix}{BLOCK_MAP_PATH}"),
         block_map_bytes,
         block_map_sha256,
+        aws_checksums_matched: Some(aws_checksums_matched),
         version_id,
         composite_sha256,
         resumed_parts,
@@ -785,7 +734,10 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
 
     /// Assemble the block map from the part checkpoints, uploaded in 8 MiB parts (bounded
     /// memory); returns its SHA-256 (hex) and size.
-    async fn write_block_map(&self, parts: u32) -> Result<(String, u64), AcquireError> {
+    /// Assemble the block map; returns its SHA-256 (hex), its size, and how many of its blocks
+    /// carry an AWS checksum equal to our SHA-256 (all of them, or the acquisition fails: a
+    /// block is stored only after that check, so a difference means a checkpoint was altered).
+    async fn write_block_map(&self, parts: u32) -> Result<(String, u64, u64), AcquireError> {
         let (snapshot_id, sink) = (self.snapshot_id, self.sink);
         let key = &format!("{}{BLOCK_MAP_PATH}", self.prefix);
         let (upload_id, _) = sink.open_upload(key).await.map_err(sink_error(
@@ -798,6 +750,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         let mut size = 0u64;
         let mut buffer = format!("{BLOCK_MAP_HEADER}\n").into_bytes();
         let mut object_offset = 0;
+        let (mut entries, mut matched) = (0u64, 0u64);
         for n in 1..=parts {
             let checkpoint = self.read_checkpoint(n).await?.ok_or_else(|| {
                 self.checkpoint_error(
@@ -806,6 +759,10 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 )
             })?;
             for (index, sha256, aws_checksum) in checkpoint.blocks {
+                entries += 1;
+                if checksum_matches(&sha256, &aws_checksum) {
+                    matched += 1;
+                }
                 let entry = BlockMapEntry {
                     index,
                     offset: index * BLOCK_SIZE,
@@ -832,10 +789,30 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 );
             }
         }
+        if matched != entries {
+            return Err(self.checkpoint_error(
+                key,
+                format!(
+                    "{} of {entries} blocks in the part checkpoints carry an AWS checksum that differs from their SHA-256; the block map is not written",
+                    entries - matched
+                ),
+            ));
+        }
         sink.complete_upload(key, &upload_id, &stored)
             .await
             .map_err(sink_error(snapshot_id, "the block map", key))?;
-        Ok((hex::encode(hash.finalize()), size))
+        Ok((hex::encode(hash.finalize()), size, matched))
+    }
+}
+
+/// Whether AWS's checksum of a block (base64 SHA-256) is our SHA-256 of it (hex).
+fn checksum_matches(sha256_hex: &str, aws_base64: &str) -> bool {
+    match (
+        hex::decode(sha256_hex),
+        base64::engine::general_purpose::STANDARD.decode(aws_base64),
+    ) {
+        (Ok(ours), Ok(theirs)) => ours.len() == 32 && ours == theirs,
+        _ => false,
     }
 }
 
@@ -856,291 +833,4 @@ async fn upload_chunk<K: EvidenceWrite>(
 }
 
 #[cfg(test)]
-mod tests {
-    use sha2::{Digest, Sha256};
-
-    use super::*;
-    use crate::limit::AdaptiveLimit;
-    use crate::memory::MemorySource;
-    use forensnap_store::MemoryStore;
-
-    fn options() -> AcquireOptions {
-        AcquireOptions {
-            window: 4,
-            channel_blocks: 2,
-            list_page: 100,
-            policy: FetchPolicy {
-                base_delay: std::time::Duration::from_millis(1),
-                max_delay: std::time::Duration::from_millis(2),
-                ..FetchPolicy::default()
-            },
-            layout: Layout::Blocks,
-        }
-    }
-
-    /// Acquire with a generous limit and no progress reports.
-    async fn run_on(
-        source: &MemorySource,
-        sink: &MemoryStore,
-        options: &AcquireOptions,
-        snapshot_id: &str,
-        prefix: &str,
-    ) -> Result<Acquired, AcquireError> {
-        let limit = AdaptiveLimit::new(4, 8, 10_000.0);
-        acquire(
-            source,
-            sink,
-            &limit,
-            options,
-            snapshot_id,
-            prefix,
-            &NoProgress,
-        )
-        .await
-    }
-
-    fn expected_object(source: &MemorySource, indexes: &[u64]) -> Vec<u8> {
-        indexes.iter().flat_map(|&i| source.block(i)).collect()
-    }
-
-    #[tokio::test]
-    async fn the_image_hash_equals_sha256sum_and_the_object_holds_the_listed_blocks() {
-        let indexes = [3u64, 5, 6, 40, 63];
-        let source = MemorySource::pattern(BLOCK_SIZE, 64, &indexes);
-        source.corrupt(5, 2);
-        source.throttle_next(3);
-        let sink = MemoryStore::default();
-        let got = run_on(&source, &sink, &options(), "snap-1", "cases/C/evidence/v1/")
-            .await
-            .expect("acquired");
-        assert_eq!(
-            got.image_sha256,
-            hex::encode(Sha256::digest(source.raw_image()))
-        );
-        assert_eq!((got.blocks_stored, got.parts, got.discarded), (5, 1, 2));
-        let object = sink
-            .object("cases/C/evidence/v1/data/blocks.bin")
-            .expect("object");
-        assert_eq!(
-            object,
-            expected_object(&source, &indexes),
-            "no corrupted byte stored"
-        );
-        let map = String::from_utf8(
-            sink.object("cases/C/evidence/v1/data/blockmap.tsv")
-                .expect("map"),
-        )
-        .expect("utf8");
-        let entries: Vec<BlockMapEntry> = map
-            .lines()
-            .skip(1)
-            .map(|l| BlockMapEntry::from_line(l).expect("line"))
-            .collect();
-        assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), indexes);
-        for (n, e) in entries.iter().enumerate() {
-            assert_eq!(e.object_offset, n as u64 * BLOCK_SIZE);
-            assert_eq!(e.sha256, hex::encode(Sha256::digest(source.block(e.index))));
-        }
-        assert_eq!(sink.open_uploads(), 0, "no multipart upload left open");
-    }
-
-    #[tokio::test]
-    async fn a_crashed_run_resumes_from_stored_parts_with_the_same_hashes() {
-        // 25 data blocks, 10 per part (1 GiB volume): parts of 10, 10 and 5 blocks.
-        let indexes: Vec<u64> = (0..25).map(|i| i * 70 + 1).collect();
-        let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
-        let uninterrupted = {
-            let sink = MemoryStore::default();
-            run_on(&source, &sink, &options(), "snap-1", "p/")
-                .await
-                .expect("acquired")
-        };
-        let sink = MemoryStore::default();
-        sink.fail_part_once(3);
-        let err = run_on(&source, &sink, &options(), "snap-1", "p/")
-            .await
-            .expect_err("part 3 fails");
-        assert!(
-            err.to_string().contains("snap-1") && err.to_string().contains("UploadPart 3"),
-            "{err}"
-        );
-        assert_eq!(
-            sink.open_uploads(),
-            1,
-            "the upload stays open for the resume"
-        );
-
-        let before = source.gets.load(std::sync::atomic::Ordering::SeqCst);
-        let resumed = run_on(&source, &sink, &options(), "snap-1", "p/")
-            .await
-            .expect("resumed");
-        let fetched = source.gets.load(std::sync::atomic::Ordering::SeqCst) - before;
-        assert_eq!(resumed.resumed_parts, 2);
-        assert_eq!(
-            (resumed.fetched_now, fetched),
-            (5, 5),
-            "only the missing blocks are fetched again"
-        );
-        assert_eq!(resumed.image_sha256, uninterrupted.image_sha256);
-        assert_eq!(resumed.composite_sha256, uninterrupted.composite_sha256);
-        assert_eq!(
-            sink.object("p/data/blocks.bin").expect("object"),
-            expected_object(&source, &indexes)
-        );
-        assert_eq!(sink.open_uploads(), 0);
-    }
-
-    #[tokio::test]
-    async fn a_volume_with_data_only_in_its_last_block_and_an_empty_one() {
-        let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[2047]);
-        let sink = MemoryStore::default();
-        let got = run_on(&source, &sink, &options(), "snap-1", "a/")
-            .await
-            .expect("acquired");
-        assert_eq!(
-            got.image_sha256,
-            hex::encode(Sha256::digest(source.raw_image()))
-        );
-
-        let empty = MemorySource::pattern(BLOCK_SIZE, 16, &[]);
-        let got = run_on(&empty, &sink, &options(), "snap-2", "b/")
-            .await
-            .expect("acquired");
-        assert_eq!(
-            got.image_sha256,
-            hex::encode(Sha256::digest(vec![0u8; 16 * BLOCK_SIZE as usize]))
-        );
-        assert_eq!(got.blocks_stored, 0);
-    }
-
-    #[tokio::test]
-    async fn the_raw_layout_stores_the_whole_image_with_the_same_hashes() {
-        let indexes: Vec<u64> = vec![0, 1, 9, 10, 11, 30, 2047];
-        let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
-        let blocks_sink = MemoryStore::default();
-        let blocks = run_on(&source, &blocks_sink, &options(), "snap-1", "b/")
-            .await
-            .expect("blocks layout");
-        let raw_sink = MemoryStore::default();
-        let raw_options = AcquireOptions {
-            layout: Layout::Raw,
-            ..options()
-        };
-        let raw = run_on(&source, &raw_sink, &raw_options, "snap-1", "r/")
-            .await
-            .expect("raw layout");
-        let image = source.raw_image();
-        assert_eq!(
-            raw_sink.object("r/data/disk.raw").expect("raw object"),
-            image
-        );
-        assert_eq!(raw.image_sha256, blocks.image_sha256);
-        assert_eq!(raw.image_sha256, hex::encode(Sha256::digest(&image)));
-        assert_eq!(
-            raw.data_sha256, raw.image_sha256,
-            "the raw object is the image"
-        );
-        assert_eq!((raw.data_bytes, raw.parts), (2048 * BLOCK_SIZE, 205));
-        assert_eq!(raw.blocks_stored, indexes.len() as u64);
-        let stored = blocks_sink
-            .object("b/data/blocks.bin")
-            .expect("blocks object");
-        assert_eq!(blocks.data_sha256, hex::encode(Sha256::digest(&stored)));
-        let map = raw_sink.object("r/data/blockmap.tsv").expect("map");
-        assert_eq!(raw.block_map_sha256, hex::encode(Sha256::digest(&map)));
-        let entries: Vec<BlockMapEntry> = String::from_utf8(map)
-            .expect("utf8")
-            .lines()
-            .skip(1)
-            .map(|l| BlockMapEntry::from_line(l).expect("line"))
-            .collect();
-        assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), indexes);
-        assert!(
-            entries.iter().all(|e| e.object_offset == e.offset),
-            "raw: object offset = volume offset"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_finished_item_is_not_acquired_again_and_a_crash_before_the_marker_is_recovered() {
-        let indexes: Vec<u64> = (0..25).map(|i| i * 3).collect();
-        let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
-        let sink = MemoryStore::default();
-        let first = run_on(&source, &sink, &options(), "snap-1", "p/")
-            .await
-            .expect("acquired");
-        let gets = || source.gets.load(std::sync::atomic::Ordering::SeqCst);
-        let before = gets();
-        let again = run_on(&source, &sink, &options(), "snap-1", "p/")
-            .await
-            .expect("marker");
-        assert!(again.already_complete);
-        assert_eq!(
-            (again.image_sha256.as_str(), gets()),
-            (first.image_sha256.as_str(), before),
-            "nothing read again"
-        );
-
-        // Crash after CompleteMultipartUpload, before the block map and the marker.
-        sink.remove(&marker_key("p/"));
-        sink.remove("p/data/blockmap.tsv");
-        let recovered = run_on(&source, &sink, &options(), "snap-1", "p/")
-            .await
-            .expect("recovered");
-        assert!(!recovered.already_complete);
-        assert_eq!(recovered.fetched_now, 0, "no block fetched again");
-        assert_eq!(
-            (
-                recovered.image_sha256,
-                recovered.data_sha256,
-                recovered.block_map_sha256
-            ),
-            (
-                first.image_sha256,
-                first.data_sha256,
-                first.block_map_sha256
-            )
-        );
-        assert_eq!(sink.open_uploads(), 0);
-
-        let other = run_on(
-            &source,
-            &sink,
-            &AcquireOptions {
-                layout: Layout::Raw,
-                ..options()
-            },
-            "snap-1",
-            "p/",
-        )
-        .await
-        .expect_err("a finished item is not acquired again differently");
-        assert!(
-            err_names(&other, "raw") || err_names(&other, "blocks layout"),
-            "{other}"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_data_object_that_does_not_match_its_checkpoints_is_never_overwritten() {
-        let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[1, 2, 3]);
-        let sink = MemoryStore::default();
-        run_on(&source, &sink, &options(), "snap-1", "p/")
-            .await
-            .expect("acquired");
-        sink.remove(&marker_key("p/"));
-        sink.remove(&part_key("p/", 1));
-        let err = run_on(&source, &sink, &options(), "snap-1", "p/")
-            .await
-            .expect_err("refused");
-        assert!(
-            err_names(&err, "does not match its 0 part checkpoints")
-                && err_names(&err, "p/data/blocks.bin"),
-            "{err}"
-        );
-    }
-
-    fn err_names(err: &AcquireError, what: &str) -> bool {
-        err.to_string().contains(what)
-    }
-}
+mod tests;

@@ -9,7 +9,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 
 use crate::limit::Limits;
-use crate::source::{BlockSource, ListedBlock, SourceError};
+use forensnap_ports::{BlockSource, ListedBlock, SourceError};
 
 /// Retry rules for block reads.
 #[derive(Debug, Clone, Copy)]

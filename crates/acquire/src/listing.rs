@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::source::{BlockPage, BlockSource, SourceError};
+use forensnap_ports::{BlockPage, BlockSource, SourceError};
 
 /// A page token is reused only while younger than this (AWS: 60 minutes).
 const TOKEN_TRUST: Duration = Duration::from_secs(50 * 60);

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::source::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+use forensnap_ports::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
 
 /// A sparse volume held in memory.
 pub struct MemorySource {

@@ -30,7 +30,7 @@ async fn acquiring_a_gibibyte_holds_only_the_window_in_memory() {
         &options,
         "snap-big",
         "m/",
-        &forensnap_acquire::NoProgress,
+        &forensnap_evidence::NoProgress,
     )
     .await
     .expect("acquired");

@@ -8,7 +8,7 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_sdk_ebs::config::http::HttpResponse;
 use aws_sdk_ebs::error::{ProvideErrorMetadata, SdkError};
-use forensnap_acquire::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+use forensnap_ports::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
 use forensnap_store::ErrorKind;
 
 use crate::errors::aws_error;

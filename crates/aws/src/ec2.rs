@@ -10,7 +10,7 @@ use aws_sdk_ec2::types::{
 };
 use aws_smithy_types::date_time::Format;
 use base64::Engine;
-use forensnap_preserve::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
+use forensnap_ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
 use forensnap_store::ErrorKind;
 use serde_json::{Value, json};
 

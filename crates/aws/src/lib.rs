@@ -4,8 +4,8 @@
 //!   timeouts, static credentials for local worlds).
 //! * [`session`] -- the member-account session of a case: AssumeRole with ExternalId, a session
 //!   name and SourceIdentity carrying the case, refreshed by the SDK before it expires.
-//! * [`ebs`]     -- [`forensnap_acquire::BlockSource`] over the EBS direct APIs.
-//! * [`ec2`]     -- [`forensnap_preserve::Ec2`] over EC2, KMS and STS.
+//! * [`ebs`]     -- [`forensnap_ports::BlockSource`] over the EBS direct APIs.
+//! * [`ec2`]     -- [`forensnap_ports::Ec2`] over EC2, KMS and STS.
 //! * [`s3`]      -- the evidence store ([`forensnap_store`]'s read, write and audit traits) over
 //!   S3 Object Lock, multipart uploads included.
 //! * [`signer`]  -- [`forensnap_core::seal::Signer`] over KMS (ECDSA P-256, the key never leaves KMS).

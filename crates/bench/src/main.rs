@@ -11,9 +11,10 @@ use anyhow::Context;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use clap::Parser;
-use forensnap_acquire::{AcquireOptions, AdaptiveLimit, Limits, NoProgress, acquire};
+use forensnap_acquire::{AcquireOptions, AdaptiveLimit, Limits, acquire};
 use forensnap_aws::EbsSource;
 use forensnap_bench::{Emulator, Snapshot};
+use forensnap_evidence::NoProgress;
 use forensnap_store::MemoryStore;
 
 /// Measure acquisition throughput and peak memory against the in-process EBS emulator.

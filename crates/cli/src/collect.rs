@@ -3,14 +3,10 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use forensnap_acquire::{AcquireOptions, FetchPolicy};
 use forensnap_aws::{CaseRoleProvider, Clients, EbsSource, SdkEc2};
-use forensnap_collect::{AcquirePlan, Collected, collect};
-use forensnap_config::{Config, Reencrypt};
-use forensnap_core::layout::Layout;
+use forensnap_collect::{Collected, collect, plan};
+use forensnap_config::Config;
 use forensnap_core::{CaseId, CaseLayout};
-use forensnap_preserve::Plan;
-use forensnap_preserve::wait::Backoff;
 
 use crate::forensic::{Attribution, Forensic};
 use crate::progress::TermProgress;
@@ -67,7 +63,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(&config.forensic.ebs_key_arn)
         .to_string();
 
-    let mut log = forensic.custody_log(&config, &case, &args.who).await?;
+    let custody = forensic.custody(&config, &case, &args.who).await?;
 
     let role_arn = member.role_arn();
     let session = CaseRoleProvider::new(
@@ -89,34 +85,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &config.forensic.region,
     );
 
-    let fill = |s: &str| s.replace("{case}", case.as_str());
-    let plan = Plan {
-        case: case.clone(),
-        member_account: member.account.clone(),
-        member_region: region,
-        instance_id: args.instance.clone(),
-        forensic_account: config.forensic.account.clone(),
-        forensic_key_arn: key_arn,
-        role_arn,
-        session_name: case.session_name(),
-        source_identity: case.source_identity(),
-        member_tags: config
-            .collect
-            .member_tags
-            .iter()
-            .map(|(k, v)| (fill(k), fill(v)))
-            .collect(),
-        description: fill(&config.collect.snapshot_description),
-        reencrypt_always: config.collect.reencrypt == Reencrypt::Always,
-        max_concurrent_copies: config.collect.max_concurrent_copies as usize,
-        backoff: Backoff {
-            initial: Duration::from_secs_f64(config.collect.poll_initial_seconds),
-            max: Duration::from_secs_f64(config.collect.poll_max_seconds),
-            limit: Duration::from_secs(config.collect.wait_timeout_minutes * 60),
-        },
-        tool: format!("forensnap {}", env!("CARGO_PKG_VERSION")),
-    };
-    let acquire_plan = acquire_plan(&config);
+    let plan = plan::preserve_plan(&config, &case, &member, &args.instance, &region, &key_arn);
+    let acquire_plan = plan::acquire_plan(&config);
     let sink = forensic.store(&config);
     let source = EbsSource::new(&forensic_sdk, config.aws.endpoints.ebs.as_deref());
     let progress = TermProgress::new(args.common.output == Output::Json);
@@ -125,7 +95,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &acquire_plan,
         &member_ec2,
         &forensic_ec2,
-        &mut log,
+        &custody,
         &sink,
         &source,
         &signer,
@@ -135,29 +105,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     progress.finish();
     let collected = result?;
     print(&collected, args.common.output, &config)
-}
-
-/// Acquisition settings from the config's `[acquire]` table.
-fn acquire_plan(config: &Config) -> AcquirePlan {
-    let a = &config.acquire;
-    AcquirePlan {
-        options: AcquireOptions {
-            window: a.window_blocks as usize,
-            channel_blocks: 4,
-            list_page: 10_000,
-            policy: FetchPolicy::default(),
-            layout: match a.layout {
-                forensnap_config::Layout::Blocks => Layout::Blocks,
-                forensnap_config::Layout::Raw => Layout::Raw,
-            },
-        },
-        concurrent_volumes: a.concurrent_volumes as usize,
-        initial_reads: (a.max_reads_per_volume as usize).min(16),
-        max_reads: a.max_reads_per_volume as usize,
-        snapshot_rps: f64::from(a.requests_per_second_per_snapshot),
-        account_rps: f64::from(a.requests_per_second_per_account),
-        tool: format!("forensnap {}", env!("CARGO_PKG_VERSION")),
-    }
 }
 
 fn print(collected: &Collected, output: Output, config: &Config) -> anyhow::Result<()> {

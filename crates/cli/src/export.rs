@@ -4,10 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use forensnap_acquire::export::export;
-use forensnap_acquire::item;
+use forensnap_collect::recorded::{At, ExportItemError, export_item};
 use forensnap_config::Config;
-use forensnap_core::{Action, CaseId, CaseLayout, EventDraft};
+use forensnap_core::CaseId;
 
 use crate::forensic::{Attribution, Forensic};
 use crate::progress::TermProgress;
@@ -40,44 +39,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     let forensic = Forensic::connect(&config, &args.who).await?;
     let signer = forensic.signer(&config).await?;
-    let bucket = &config.forensic.evidence_bucket;
-    let sink = forensic.store(&config);
-    let layout = CaseLayout::new(&config.forensic.evidence_prefix, &case).item(&args.evidence);
-    let prefix = layout.prefix();
-    if item::sealed(&sink, prefix).await?.is_none() {
-        bail!(
-            "evidence item {} of case {case} is not in s3://{bucket}/{prefix} (no tagmanifest-sha256.txt: missing or not finished); list the case's items with `forensnap collect ... --output json`, or run the collection again to finish it",
-            args.evidence
-        );
-    }
-    let mut log = forensic.custody_log(&config, &case, &args.who).await?;
-
+    let custody = forensic.custody(&config, &case, &args.who).await?;
+    let at = At {
+        account: &config.forensic.account,
+        region: &config.forensic.region,
+    };
     let progress = TermProgress::new(args.common.output == Output::Json);
-    let result = export(&sink, prefix, &args.out, &progress).await;
+    let result = export_item(&custody, &args.evidence, &args.out, &signer, at, &progress).await;
     progress.finish();
-    let draft = EventDraft::new(Action::EvidenceExported)
-        .at(&config.forensic.account, &config.forensic.region)
-        .before([format!("s3://{bucket}/{prefix}")])
-        .detail("item", &args.evidence)
-        .detail("out", args.out.display().to_string());
     let exported = match result {
-        Ok(exported) => {
-            log.record(
-                draft
-                    .after([args.out.display().to_string()])
-                    .detail("image_sha256", &exported.image_sha256)
-                    .detail("blocks_checked", exported.blocks_checked)
-                    .detail("result", "match"),
-            )
-            .await?;
-            log.checkpoint(&signer, Vec::new()).await?;
-            exported
-        }
+        Ok(exported) => exported,
+        Err(err @ ExportItemError::NotSealed { .. }) => return Err(err.into()),
         Err(err) => {
-            let _ = log
-                .record(draft.detail("result", "mismatch").failed(err.to_string()))
-                .await;
-            let _ = log.checkpoint(&signer, Vec::new()).await;
             return Err(err).context(format!(
                 "exporting evidence item {} of case {case}: nothing was left at {}",
                 args.evidence,

@@ -8,7 +8,7 @@ use forensnap_aws::clients::forensic_sdk_config;
 use forensnap_aws::{Clients, KmsSigner, S3Store};
 use forensnap_config::Config;
 use forensnap_core::{Actor, CaseId};
-use forensnap_preserve::CustodyLog;
+use forensnap_custody::Custody;
 
 /// Who acts and why, recorded in every custody event of the command.
 #[derive(Debug, clap::Args)]
@@ -88,13 +88,13 @@ impl Forensic {
     }
 
     /// The case's custody log (earlier events read and verified).
-    pub async fn custody_log(
+    pub async fn custody(
         &self,
         config: &Config,
         case: &CaseId,
         who: &Attribution,
-    ) -> anyhow::Result<CustodyLog<S3Store>> {
-        Ok(CustodyLog::open(
+    ) -> anyhow::Result<Custody<S3Store>> {
+        Ok(Custody::open(
             self.store(config),
             &config.forensic.evidence_prefix,
             case,

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use std::time::{Duration, Instant};
 
-use forensnap_acquire::AcquireProgress;
+use forensnap_evidence::ByteProgress;
 use forensnap_preserve::{Progress, SnapshotInfo};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -126,7 +126,7 @@ impl Progress for TermProgress {
     }
 }
 
-impl AcquireProgress for TermProgress {
+impl ByteProgress for TermProgress {
     fn position(&self, snapshot_id: &str, position: u64, volume_bytes: u64) {
         if let Some(multi) = &self.multi {
             let Ok(mut bars) = self.byte_bars.lock() else {

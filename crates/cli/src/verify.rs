@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
+use forensnap_collect::recorded::{At, record_verification};
 use forensnap_config::Config;
 use forensnap_core::seal::{PUBLIC_KEY_PATH, Signer, fingerprint, parse_public_key_pem};
-use forensnap_core::{Action, CaseId, CaseLayout, EventDraft};
+use forensnap_core::{CaseId, CaseLayout};
 use forensnap_store::FolderStore;
 use forensnap_verify::{Expected, Report, verify};
 
@@ -105,7 +106,7 @@ async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::
     let forensic = Forensic::connect(&config, &args.who).await?;
     let signer = forensic.signer(&config).await?;
     let sink = forensic.store(&config);
-    let mut log = forensic.custody_log(&config, case, &args.who).await;
+    let custody = forensic.custody(&config, case, &args.who).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let expected = Expected {
         retention_days: config.forensic.retention_days,
@@ -123,34 +124,13 @@ async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::
     )
     .await?;
     // The verification is itself a custody event, sealed like every run. A chain that does not
-    // verify is not written after (CustodyLog refuses), and the report says why.
-    match log.as_mut() {
-        Ok(log) => {
-            let failed: Vec<String> = report
-                .rows
-                .iter()
-                .filter(|r| !r.ok)
-                .map(|r| format!("{} {}: {}", r.check, r.subject, r.detail))
-                .collect();
-            let mut draft = EventDraft::new(Action::CaseVerified)
-                .at(&config.forensic.account, &config.forensic.region)
-                .before([format!(
-                    "s3://{}/{}",
-                    config.forensic.evidence_bucket,
-                    layout.root()
-                )])
-                .detail("checks", report.rows.len())
-                .detail("failed", failed.len())
-                .detail("items", report.items)
-                .detail("objects_locked", report.objects_locked)
-                .detail("public_key_sha256", &report.public_key_sha256)
-                .detail("result", if report.passed() { "pass" } else { "fail" });
-            if !failed.is_empty() {
-                draft = draft.failed(failed.join("; "));
-            }
-            log.record(draft).await?;
-            log.checkpoint(&signer, Vec::new()).await?;
-        }
+    // verify is not written after (the custody service refuses), and the report says why.
+    let at = At {
+        account: &config.forensic.account,
+        region: &config.forensic.region,
+    };
+    match &custody {
+        Ok(custody) => record_verification(custody, &report, &signer, at).await?,
         Err(e) => eprintln!("note: the verification is not recorded in the custody log: {e:#}"),
     }
     Ok(report)

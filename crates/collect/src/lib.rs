@@ -9,24 +9,29 @@
 //! are left alone, a finished acquisition is not read again, a partial one continues from its
 //! stored parts.
 //!
-//! Generic over the seams (EC2, evidence store, evidence sink, block source) so that the same
-//! orchestration runs on the AWS adapters and, in unit tests, on in-memory fakes.
+//! Generic over the seams (EC2, evidence store, block source, signer) so that the same
+//! orchestration runs on the AWS adapters and, in unit tests, on in-memory fakes. Events go
+//! through the custody service ([`forensnap_custody::Custody`]), shared by every task of the run.
+//!
+//! * [`plan`] -- the preservation and acquisition plans built from the config.
+//! * [`recorded`] -- export and verification of a case, recorded as custody events.
 
-use forensnap_acquire::item::{self, ItemKind};
-use forensnap_acquire::{
-    AcquireOptions, AcquireProgress, Acquired, AdaptiveLimit, BlockSource, Limits, acquire,
-};
+pub mod plan;
+pub mod recorded;
+
+use forensnap_acquire::{AcquireOptions, AdaptiveLimit, BlockSource, Limits, acquire};
 use forensnap_core::EventDraft;
 use forensnap_core::custody::{console_output_item, instance_record_item};
 use forensnap_core::keys::{CONSOLE_OUTPUT_PATH, INSTANCE_RECORD_PATH};
 use forensnap_core::seal::{SealedItem, Signer};
 use forensnap_core::{Action, CaseLayout, ItemLayout};
+use forensnap_evidence::item::{self, ItemKind};
+use forensnap_evidence::{Acquired, ByteProgress};
 use forensnap_preserve::{
-    CustodyLog, Ec2, Plan, PreserveError, Preserved, PreservedVolume, Progress, preserve,
+    Custody, CustodyError, Ec2, Plan, PreserveError, Preserved, PreservedVolume, Progress, preserve,
 };
 use forensnap_store::{EvidenceAudit, EvidenceWrite};
 use futures::StreamExt;
-use tokio::sync::Mutex;
 
 /// How volumes are acquired.
 #[derive(Debug, Clone)]
@@ -121,14 +126,14 @@ fn listed(payload: &[forensnap_core::bag::PayloadFile]) -> Vec<(String, String)>
 }
 
 /// Progress of a collection: preservation's, plus acquisition positions.
-pub trait CollectProgress: Progress + AcquireProgress {}
-impl<T: Progress + AcquireProgress> CollectProgress for T {}
+pub trait CollectProgress: Progress + ByteProgress {}
+impl<T: Progress + ByteProgress> CollectProgress for T {}
 
 struct Run<'a, S, K, B, G> {
     plan: &'a Plan,
     signer: &'a G,
     acquire: &'a AcquirePlan,
-    log: Mutex<&'a mut CustodyLog<S>>,
+    custody: Custody<S>,
     sink: &'a K,
     source: &'a B,
     account: AdaptiveLimit,
@@ -151,28 +156,31 @@ pub async fn collect<
     acquire_plan: &AcquirePlan,
     member: &M,
     forensic: &F,
-    log: &mut CustodyLog<S>,
+    custody: &Custody<S>,
     sink: &K,
     source: &B,
     signer: &G,
     progress: &dyn CollectProgress,
 ) -> Result<Collected, CollectError> {
-    let preserved = match preserve(plan, member, forensic, log, progress).await {
+    let preserved = match preserve(plan, member, forensic, custody, progress).await {
         Ok(preserved) => preserved,
         Err(err) => {
             // The failed run's events are sealed too: a later reader sees they were not cut.
-            if let Err(e) = log.checkpoint(signer, Vec::new()).await {
+            if let Err(e) = custody.checkpoint(signer, Vec::new()).await {
                 tracing::warn!(error = %e, "the failed run's events could not be sealed");
             }
             return Err(err.into());
         }
     };
-    let (bucket, layout) = (log.store().bucket().to_string(), log.layout().clone());
+    let (bucket, layout) = (
+        custody.store().bucket().to_string(),
+        custody.layout().clone(),
+    );
     let run = Run {
         plan,
         signer,
         acquire: acquire_plan,
-        log: Mutex::new(log),
+        custody: custody.clone(),
         sink,
         source,
         account: AdaptiveLimit::new(
@@ -225,10 +233,9 @@ pub async fn collect<
     run.seal_chain(&items)
         .await
         .map_err(CollectError::Preserve)?;
-    let log = run.log.into_inner();
+    let head = custody.head().await;
     let mut preserved = preserved;
-    (preserved.custody_events, preserved.custody_head_sha256) =
-        (log.head().seq, log.head().sha256.clone());
+    (preserved.custody_events, preserved.custody_head_sha256) = (head.seq, head.sha256);
     Ok(Collected {
         preserved,
         evidence: items,
@@ -244,11 +251,13 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
         for item in items {
             let key = format!("{}{}", item.prefix, item::TAG_MANIFEST);
             // A checkpoint must name what is stored: an unreadable tag manifest stops it.
-            let unreadable = |why: String| PreserveError::Seal {
-                case: self.plan.case.to_string(),
-                key: key.clone(),
-                message: format!("reading the tag manifest of item {}: {why}", item.id),
-                next: "check the forensic credentials' s3:GetObject right and run the same command again",
+            let unreadable = |why: String| {
+                PreserveError::from(CustodyError::Seal {
+                    case: self.plan.case.to_string(),
+                    key: key.clone(),
+                    message: format!("reading the tag manifest of item {}: {why}", item.id),
+                    next: "check the forensic credentials' s3:GetObject right and run the same command again",
+                })
             };
             let bytes = self
                 .sink
@@ -262,12 +271,8 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                 tagmanifest_sha256: forensnap_core::sha256_hex(&bytes),
             });
         }
-        self.log
-            .lock()
-            .await
-            .checkpoint(self.signer, sealed)
-            .await
-            .map(|_| ())
+        self.custody.checkpoint(self.signer, sealed).await?;
+        Ok(())
     }
 
     fn draft(&self, action: Action) -> EventDraft {
@@ -278,7 +283,8 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
     }
 
     async fn record(&self, draft: EventDraft) -> Result<(), PreserveError> {
-        self.log.lock().await.record(draft).await.map(|_| ())
+        self.custody.record(draft).await?;
+        Ok(())
     }
 
     /// bag-info.txt fields every item of the instance shares.
@@ -479,7 +485,7 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                         .detail("composite_sha256", &acquired.composite_sha256)
                         .detail("block_map_sha256", &acquired.block_map_sha256)
                         .detail("blocks_stored", acquired.blocks_stored)
-                        .detail("aws_checksums_matched", acquired.blocks_stored)
+                        .detail("aws_checksums_matched", acquired.aws_checksums_matched)
                         .detail("answers_discarded", acquired.discarded)
                         .detail("resumed_parts", acquired.resumed_parts),
                 )
@@ -535,9 +541,10 @@ mod tests {
     use std::time::Duration;
 
     use forensnap_acquire::memory::MemorySource;
-    use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, NoProgress, SourceError};
+    use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, SourceError};
     use forensnap_core::layout::BLOCK_SIZE;
     use forensnap_core::{Event, Outcome};
+    use forensnap_evidence::NoProgress;
     use forensnap_preserve::SnapshotInfo;
     use forensnap_preserve::fake::{Cloud, FORENSIC_KEY, MEMBER, Shared, accounts, plan};
     use forensnap_store::MemoryStore;
@@ -625,7 +632,7 @@ mod tests {
         fn snapshot(&self, _: &str, _: &str, _: &SnapshotInfo) {}
         fn step(&self, _: &str) {}
     }
-    impl AcquireProgress for Quiet {
+    impl ByteProgress for Quiet {
         fn position(&self, s: &str, p: u64, v: u64) {
             NoProgress.position(s, p, v)
         }
@@ -638,7 +645,7 @@ mod tests {
     ) -> (Result<Collected, CollectError>, Vec<Event>) {
         let (member, forensic, actor) = accounts(cloud);
         let plan = plan();
-        let mut log = CustodyLog::open(bucket.clone(), "", &plan.case, actor, None)
+        let custody = Custody::open(bucket.clone(), "", &plan.case, actor, None)
             .await
             .expect("open log");
         let result = collect(
@@ -646,14 +653,14 @@ mod tests {
             &acquire_plan(),
             &member,
             &forensic,
-            &mut log,
+            &custody,
             bucket,
             source,
             &signer(),
             &Quiet,
         )
         .await;
-        (result, log.events().to_vec())
+        (result, custody.events().await)
     }
 
     fn signer() -> forensnap_core::seal::MemorySigner {

@@ -9,6 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// How a volume's data object holds the image (`blocks` or `raw`): the core's type, parsed here.
+pub use forensnap_core::layout::Layout;
+
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,17 +33,6 @@ pub struct Config {
     /// Block acquisition through the EBS direct APIs.
     #[serde(default)]
     pub acquire: Acquire,
-}
-
-/// How a volume's data object holds the image.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Layout {
-    /// Only the blocks EBS lists, plus the block map (the raw image rebuilt with sh + dd).
-    #[default]
-    Blocks,
-    /// The whole raw image, zero runs included, as one object.
-    Raw,
 }
 
 /// Block acquisition.

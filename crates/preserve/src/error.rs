@@ -3,7 +3,7 @@
 //! Rules: every error names the step that failed, the account and resource ids involved, and
 //! what the responder should do next; AWS's own code, message and request id are kept whole.
 
-use crate::ports::CloudError;
+use forensnap_custody::CustodyError;
 
 /// Why a preservation run stopped.
 #[derive(Debug, thiserror::Error)]
@@ -20,42 +20,9 @@ pub enum PreserveError {
         /// What to do.
         next: String,
     },
-    /// Reading or writing the custody log failed.
-    #[error(
-        "custody log in bucket {bucket} (key {key}): {source}. Next: check the forensic credentials' s3:GetObject/PutObject/ListBucket rights on the bucket and run the same command again"
-    )]
-    Custody {
-        /// Bucket.
-        bucket: String,
-        /// Key or prefix.
-        key: String,
-        /// The call that failed.
-        source: CloudError,
-    },
-    /// The case's earlier custody events do not chain; forensnap will not write after them.
-    #[error(
-        "custody chain in bucket {bucket} is broken: {message}. Next: run `forensnap verify` on the case and escalate; forensnap writes nothing after a broken chain"
-    )]
-    BrokenChain {
-        /// Bucket.
-        bucket: String,
-        /// What is broken.
-        message: String,
-    },
-    /// Sealing the chain with a signed checkpoint failed.
-    #[error(
-        "sealing the custody chain of case {case} with a signed checkpoint ({key}): {message}. Next: {next}"
-    )]
-    Seal {
-        /// Case.
-        case: String,
-        /// The checkpoint's key.
-        key: String,
-        /// What happened.
-        message: String,
-        /// What to do.
-        next: &'static str,
-    },
+    /// The custody log could not be read, continued or sealed.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
     /// A step in an account failed.
     #[error("{step} failed in account {account} for {resource}: {message}. Next: {next}")]
     Step {
@@ -73,14 +40,6 @@ pub enum PreserveError {
 }
 
 impl PreserveError {
-    pub(crate) fn custody(bucket: &str, key: &str, source: CloudError) -> Self {
-        PreserveError::Custody {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            source,
-        }
-    }
-
     pub(crate) fn step(
         step: &'static str,
         account: &str,

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use crate::ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
+use forensnap_ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
 
 /// One snapshot in the fake cloud.
 #[derive(Debug, Clone)]

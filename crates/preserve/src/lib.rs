@@ -3,21 +3,19 @@
 //! each snapshot into the forensic account re-encrypted with the forensic key, then remove every
 //! share and intermediate copy made on the way. Every act is a custody event.
 //!
-//! The orchestration is generic over the seams in [`ports`] (EC2 of an account) and the evidence
+//! The orchestration is generic over the EC2 port ([`forensnap_ports::Ec2`]) and the evidence
 //! store ([`forensnap_store`]); `forensnap-aws` implements them with the AWS SDK, and the unit tests here with
 //! in-memory fakes. Modules:
 //!
-//! * [`ports`]   -- the traits at the seams and the facts they return.
-//! * [`custody`] -- the case's custody log: appends chained events to the evidence store.
 //! * [`state`]   -- what earlier runs of a case already did, read back from its events.
 //! * [`wait`]    -- polling snapshot states with jittered exponential backoff.
-//! * [`collect`] -- the preservation run itself.
+//! * [`plan`]    -- what a run is told, reports and returns.
+//! * [`run`]     -- the preservation run itself, one volume's steps in [`run`]'s `volume` module.
 //! * [`error`]   -- errors that name the step, the account, the resource and the next step.
 
-pub mod collect;
-pub mod custody;
 pub mod error;
-pub mod ports;
+pub mod plan;
+pub mod run;
 pub mod state;
 pub mod wait;
 
@@ -27,7 +25,8 @@ pub mod wait;
 #[allow(missing_docs)]
 pub mod fake;
 
-pub use collect::{Plan, Preserved, PreservedVolume, Progress, SilentProgress, preserve};
-pub use custody::CustodyLog;
 pub use error::PreserveError;
-pub use ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
+pub use forensnap_custody::{Custody, CustodyError};
+pub use forensnap_ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
+pub use plan::{Plan, Preserved, PreservedVolume, Progress, SilentProgress};
+pub use run::preserve;

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::ports::{CloudError, Ec2, SnapState, SnapshotInfo};
+use forensnap_ports::{CloudError, Ec2, SnapState, SnapshotInfo};
 
 /// Polling schedule.
 #[derive(Debug, Clone, Copy)]

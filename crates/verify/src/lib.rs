@@ -19,14 +19,14 @@
 use forensnap_core::keys::{ItemLayout, signature_of};
 use std::collections::{BTreeMap, BTreeSet};
 
-use forensnap_acquire::export::{check_payload, read_bag};
-use forensnap_acquire::item::TAG_MANIFEST;
-use forensnap_acquire::{AcquireProgress, NoProgress};
 use forensnap_core::seal::{
     Checkpoint, CheckpointObject, SIGNATURE_SUFFIX, fingerprint, verify_checkpoints,
     verify_signature,
 };
 use forensnap_core::{CaseId, CaseLayout};
+use forensnap_evidence::export::{check_payload, read_bag};
+use forensnap_evidence::item::TAG_MANIFEST;
+use forensnap_evidence::{ByteProgress, NoProgress};
 use forensnap_store::{CloudError, EvidenceAudit};
 
 /// What the Object Lock rules should be (online).
@@ -133,7 +133,7 @@ pub async fn verify<F: EvidenceAudit>(
     layout: &CaseLayout,
     public_key: &[u8],
     expected: Option<Expected>,
-    progress: &dyn AcquireProgress,
+    progress: &dyn ByteProgress,
 ) -> Result<Report, VerifyError> {
     let root = layout.root();
     let keys = files
@@ -313,7 +313,7 @@ async fn check_item<F: EvidenceAudit>(
     present: &[&str],
     sealed: Option<&String>,
     public_key: &[u8],
-    progress: &dyn AcquireProgress,
+    progress: &dyn ByteProgress,
 ) -> Result<(), VerifyError> {
     let subject = |what: &str| format!("{id} {what}");
     let tag_manifest = files
@@ -496,7 +496,7 @@ async fn check_locks<F: EvidenceAudit>(
 }
 
 /// Progress that reports nothing (verification of small cases).
-pub fn quiet() -> &'static dyn AcquireProgress {
+pub fn quiet() -> &'static dyn ByteProgress {
     &NoProgress
 }
 

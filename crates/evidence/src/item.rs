@@ -20,7 +20,7 @@ use forensnap_core::seal::{
     verify_md,
 };
 
-use crate::engine::Acquired;
+use crate::Acquired;
 use forensnap_store::{CloudError, EvidenceWrite};
 
 /// Path of the tag manifest, the last file of a bag written.
@@ -120,9 +120,13 @@ pub fn volume_fields(acquired: &Acquired) -> Vec<(String, String)> {
         ("Volume-Bytes", acquired.volume_bytes.to_string()),
         ("Image-SHA256", acquired.image_sha256.clone()),
         ("Blocks-Stored", acquired.blocks_stored.to_string()),
+        // Counted, not assumed; omitted for an acquisition that predates the count.
         (
             "AWS-Block-Checksums-Matched",
-            acquired.blocks_stored.to_string(),
+            acquired
+                .aws_checksums_matched
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
         ),
         ("Data-Bytes", acquired.data_bytes.to_string()),
         ("Block-Map-Bytes", acquired.block_map_bytes.to_string()),

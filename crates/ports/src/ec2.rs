@@ -1,11 +1,10 @@
-//! The seams of the preservation step. Each trait is one AWS-facing capability of one account;
-//! implementations record the AWS request id of every call so custody events can cite it. The
-//! evidence bucket is the store's ([`forensnap_store`]).
+//! EC2 of one account and region, as the preservation step uses it. Implementations record the
+//! AWS request id of every call so custody events can cite it.
 
 use std::collections::BTreeMap;
 use std::future::Future;
 
-pub use forensnap_store::{Called, CloudError};
+use forensnap_store::{Called, CloudError};
 
 /// A snapshot's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

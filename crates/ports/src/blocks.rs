@@ -1,4 +1,4 @@
-//! The block source seam: what the engine needs from the EBS direct APIs.
+//! The block source seam: what the acquisition engine needs from the EBS direct APIs.
 
 use std::future::Future;
 

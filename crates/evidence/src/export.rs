@@ -18,8 +18,8 @@ use forensnap_core::layout::{
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
-use crate::engine::AcquireProgress;
 use crate::item::{TAG_MANIFEST, field};
+use crate::progress::ByteProgress;
 use forensnap_store::{CloudError, EvidenceRead};
 
 /// Bytes of the data object read per request (16 blocks).
@@ -160,7 +160,7 @@ pub async fn export<K: EvidenceRead>(
     sink: &K,
     prefix: &str,
     out: &Path,
-    progress: &dyn AcquireProgress,
+    progress: &dyn ByteProgress,
 ) -> Result<Exported, ExportError> {
     if tokio::fs::try_exists(out).await.unwrap_or(true) {
         return Err(ExportError::Output {
@@ -250,7 +250,7 @@ pub async fn check_payload<K: EvidenceRead>(
     reader: &K,
     prefix: &str,
     view: &BagView,
-    progress: &dyn AcquireProgress,
+    progress: &dyn ByteProgress,
 ) -> Result<Option<VolumeChecked>, ExportError> {
     let bag = Bag {
         sink: reader,
@@ -304,7 +304,7 @@ async fn check_volume<K: EvidenceRead>(
     bag: &Bag<'_, K>,
     view: &BagView,
     mut out: Option<(&mut tokio::fs::File, &Path)>,
-    progress: &dyn AcquireProgress,
+    progress: &dyn ByteProgress,
 ) -> Result<VolumeChecked, ExportError> {
     let (info, manifest) = (&view.info, &view.manifest);
     let number = |label: &str| -> Result<u64, ExportError> {
@@ -517,116 +517,5 @@ impl<'a, 'b, K: EvidenceRead> MapReader<'a, 'b, K> {
     /// The block map's SHA-256 (after every entry was read).
     fn finish(self) -> String {
         hex::encode(self.hash.finalize())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::engine::{AcquireOptions, NoProgress, acquire};
-    use crate::item::seal_volume;
-    use crate::limit::AdaptiveLimit;
-    use crate::memory::MemorySource;
-    use forensnap_store::MemoryStore;
-
-    async fn sealed_item(layout: Layout, indexes: &[u64]) -> (MemorySource, MemoryStore) {
-        let source = MemorySource::pattern(BLOCK_SIZE, 64, indexes);
-        let sink = MemoryStore::default();
-        let limit = AdaptiveLimit::new(4, 8, 100_000.0);
-        let options = AcquireOptions {
-            layout,
-            ..AcquireOptions::default()
-        };
-        let got = acquire(
-            &source,
-            &sink,
-            &limit,
-            &options,
-            "snap-1",
-            "i/",
-            &NoProgress,
-        )
-        .await
-        .expect("acquired");
-        let signer = forensnap_core::seal::MemorySigner::from_seed(7, "arn:aws:kms:test:1:key/k");
-        let guide = crate::item::Guide {
-            id: "vol-1",
-            case: "C-1",
-            kind: crate::item::ItemKind::Volume,
-        };
-        seal_volume(
-            &sink,
-            "i/",
-            &got,
-            &[("Case-Id".into(), "C-1".into())],
-            &signer,
-            guide,
-        )
-        .await
-        .expect("sealed");
-        (source, sink)
-    }
-
-    #[tokio::test]
-    async fn both_layouts_export_the_raw_image_and_a_tampered_block_is_named() {
-        let dir = std::env::temp_dir().join(format!("forensnap-export-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
-        for layout in [Layout::Blocks, Layout::Raw] {
-            let (source, sink) = sealed_item(layout, &[0, 5, 6, 63]).await;
-            let out = dir.join(format!("{}.raw", layout.as_str()));
-            let got = export(&sink, "i/", &out, &NoProgress)
-                .await
-                .expect("exported");
-            let image = source.raw_image();
-            assert_eq!(std::fs::read(&out).expect("image"), image);
-            assert_eq!(got.image_sha256, hex::encode(Sha256::digest(&image)));
-            assert_eq!(got.blocks_checked, 4);
-            let again = export(&sink, "i/", &out, &NoProgress)
-                .await
-                .expect_err("exists");
-            assert!(again.to_string().contains("already exists"), "{again}");
-
-            // One flipped byte in block 6.
-            let key = format!("i/{}", layout.data_path());
-            let mut data = sink.object(&key).expect("data");
-            let at = match layout {
-                Layout::Blocks => 2 * BLOCK_SIZE as usize + 7,
-                Layout::Raw => 6 * BLOCK_SIZE as usize + 7,
-            };
-            data[at] ^= 1;
-            sink.replace(&key, data);
-            let tampered = dir.join(format!("{}-tampered.raw", layout.as_str()));
-            let err = export(&sink, "i/", &tampered, &NoProgress)
-                .await
-                .expect_err("tampering is caught");
-            assert!(
-                err.to_string()
-                    .contains(&format!("{} block 6", layout.data_path())),
-                "{err}"
-            );
-            assert!(!tampered.exists(), "no unverified image left behind");
-            assert!(!PathBuf::from(format!("{}.partial", tampered.display())).exists());
-        }
-        std::fs::remove_dir_all(&dir).expect("cleanup");
-    }
-
-    #[tokio::test]
-    async fn an_edited_bag_info_is_caught_by_the_tag_manifest() {
-        let (_, sink) = sealed_item(Layout::Blocks, &[1]).await;
-        let info = String::from_utf8(sink.object("i/bag-info.txt").expect("info")).expect("utf8");
-        sink.replace(
-            "i/bag-info.txt",
-            info.replace("Case-Id: C-1", "Case-Id: C-2").into_bytes(),
-        );
-        let out =
-            std::env::temp_dir().join(format!("forensnap-export-info-{}.raw", std::process::id()));
-        let err = export(&sink, "i/", &out, &NoProgress)
-            .await
-            .expect_err("caught");
-        assert!(
-            err.to_string().contains("bag-info.txt") && err.to_string().contains("SHA-256"),
-            "{err}"
-        );
-        assert!(!out.exists());
     }
 }

@@ -1,0 +1,289 @@
+//! The engine on the in-memory block source and store: hashes, layouts, resume, recovery.
+
+use sha2::{Digest, Sha256};
+
+use super::*;
+use crate::limit::AdaptiveLimit;
+use crate::memory::MemorySource;
+use forensnap_evidence::NoProgress;
+use forensnap_store::MemoryStore;
+
+fn options() -> AcquireOptions {
+    AcquireOptions {
+        window: 4,
+        channel_blocks: 2,
+        list_page: 100,
+        policy: FetchPolicy {
+            base_delay: std::time::Duration::from_millis(1),
+            max_delay: std::time::Duration::from_millis(2),
+            ..FetchPolicy::default()
+        },
+        layout: Layout::Blocks,
+    }
+}
+
+/// Acquire with a generous limit and no progress reports.
+async fn run_on(
+    source: &MemorySource,
+    sink: &MemoryStore,
+    options: &AcquireOptions,
+    snapshot_id: &str,
+    prefix: &str,
+) -> Result<Acquired, AcquireError> {
+    let limit = AdaptiveLimit::new(4, 8, 10_000.0);
+    acquire(
+        source,
+        sink,
+        &limit,
+        options,
+        snapshot_id,
+        prefix,
+        &NoProgress,
+    )
+    .await
+}
+
+fn expected_object(source: &MemorySource, indexes: &[u64]) -> Vec<u8> {
+    indexes.iter().flat_map(|&i| source.block(i)).collect()
+}
+
+#[tokio::test]
+async fn the_image_hash_equals_sha256sum_and_the_object_holds_the_listed_blocks() {
+    let indexes = [3u64, 5, 6, 40, 63];
+    let source = MemorySource::pattern(BLOCK_SIZE, 64, &indexes);
+    source.corrupt(5, 2);
+    source.throttle_next(3);
+    let sink = MemoryStore::default();
+    let got = run_on(&source, &sink, &options(), "snap-1", "cases/C/evidence/v1/")
+        .await
+        .expect("acquired");
+    assert_eq!(
+        got.image_sha256,
+        hex::encode(Sha256::digest(source.raw_image()))
+    );
+    assert_eq!((got.blocks_stored, got.parts, got.discarded), (5, 1, 2));
+    let object = sink
+        .object("cases/C/evidence/v1/data/blocks.bin")
+        .expect("object");
+    assert_eq!(
+        object,
+        expected_object(&source, &indexes),
+        "no corrupted byte stored"
+    );
+    let map = String::from_utf8(
+        sink.object("cases/C/evidence/v1/data/blockmap.tsv")
+            .expect("map"),
+    )
+    .expect("utf8");
+    let entries: Vec<BlockMapEntry> = map
+        .lines()
+        .skip(1)
+        .map(|l| BlockMapEntry::from_line(l).expect("line"))
+        .collect();
+    assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), indexes);
+    for (n, e) in entries.iter().enumerate() {
+        assert_eq!(e.object_offset, n as u64 * BLOCK_SIZE);
+        assert_eq!(e.sha256, hex::encode(Sha256::digest(source.block(e.index))));
+    }
+    assert_eq!(sink.open_uploads(), 0, "no multipart upload left open");
+}
+
+#[tokio::test]
+async fn a_crashed_run_resumes_from_stored_parts_with_the_same_hashes() {
+    // 25 data blocks, 10 per part (1 GiB volume): parts of 10, 10 and 5 blocks.
+    let indexes: Vec<u64> = (0..25).map(|i| i * 70 + 1).collect();
+    let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
+    let uninterrupted = {
+        let sink = MemoryStore::default();
+        run_on(&source, &sink, &options(), "snap-1", "p/")
+            .await
+            .expect("acquired")
+    };
+    let sink = MemoryStore::default();
+    sink.fail_part_once(3);
+    let err = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect_err("part 3 fails");
+    assert!(
+        err.to_string().contains("snap-1") && err.to_string().contains("UploadPart 3"),
+        "{err}"
+    );
+    assert_eq!(
+        sink.open_uploads(),
+        1,
+        "the upload stays open for the resume"
+    );
+
+    let before = source.gets.load(std::sync::atomic::Ordering::SeqCst);
+    let resumed = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect("resumed");
+    let fetched = source.gets.load(std::sync::atomic::Ordering::SeqCst) - before;
+    assert_eq!(resumed.resumed_parts, 2);
+    assert_eq!(
+        (resumed.fetched_now, fetched),
+        (5, 5),
+        "only the missing blocks are fetched again"
+    );
+    assert_eq!(resumed.image_sha256, uninterrupted.image_sha256);
+    assert_eq!(resumed.composite_sha256, uninterrupted.composite_sha256);
+    assert_eq!(
+        sink.object("p/data/blocks.bin").expect("object"),
+        expected_object(&source, &indexes)
+    );
+    assert_eq!(sink.open_uploads(), 0);
+}
+
+#[tokio::test]
+async fn a_volume_with_data_only_in_its_last_block_and_an_empty_one() {
+    let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[2047]);
+    let sink = MemoryStore::default();
+    let got = run_on(&source, &sink, &options(), "snap-1", "a/")
+        .await
+        .expect("acquired");
+    assert_eq!(
+        got.image_sha256,
+        hex::encode(Sha256::digest(source.raw_image()))
+    );
+
+    let empty = MemorySource::pattern(BLOCK_SIZE, 16, &[]);
+    let got = run_on(&empty, &sink, &options(), "snap-2", "b/")
+        .await
+        .expect("acquired");
+    assert_eq!(
+        got.image_sha256,
+        hex::encode(Sha256::digest(vec![0u8; 16 * BLOCK_SIZE as usize]))
+    );
+    assert_eq!(got.blocks_stored, 0);
+}
+
+#[tokio::test]
+async fn the_raw_layout_stores_the_whole_image_with_the_same_hashes() {
+    let indexes: Vec<u64> = vec![0, 1, 9, 10, 11, 30, 2047];
+    let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
+    let blocks_sink = MemoryStore::default();
+    let blocks = run_on(&source, &blocks_sink, &options(), "snap-1", "b/")
+        .await
+        .expect("blocks layout");
+    let raw_sink = MemoryStore::default();
+    let raw_options = AcquireOptions {
+        layout: Layout::Raw,
+        ..options()
+    };
+    let raw = run_on(&source, &raw_sink, &raw_options, "snap-1", "r/")
+        .await
+        .expect("raw layout");
+    let image = source.raw_image();
+    assert_eq!(
+        raw_sink.object("r/data/disk.raw").expect("raw object"),
+        image
+    );
+    assert_eq!(raw.image_sha256, blocks.image_sha256);
+    assert_eq!(raw.image_sha256, hex::encode(Sha256::digest(&image)));
+    assert_eq!(
+        raw.data_sha256, raw.image_sha256,
+        "the raw object is the image"
+    );
+    assert_eq!((raw.data_bytes, raw.parts), (2048 * BLOCK_SIZE, 205));
+    assert_eq!(raw.blocks_stored, indexes.len() as u64);
+    let stored = blocks_sink
+        .object("b/data/blocks.bin")
+        .expect("blocks object");
+    assert_eq!(blocks.data_sha256, hex::encode(Sha256::digest(&stored)));
+    let map = raw_sink.object("r/data/blockmap.tsv").expect("map");
+    assert_eq!(raw.block_map_sha256, hex::encode(Sha256::digest(&map)));
+    let entries: Vec<BlockMapEntry> = String::from_utf8(map)
+        .expect("utf8")
+        .lines()
+        .skip(1)
+        .map(|l| BlockMapEntry::from_line(l).expect("line"))
+        .collect();
+    assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), indexes);
+    assert!(
+        entries.iter().all(|e| e.object_offset == e.offset),
+        "raw: object offset = volume offset"
+    );
+}
+
+#[tokio::test]
+async fn a_finished_item_is_not_acquired_again_and_a_crash_before_the_marker_is_recovered() {
+    let indexes: Vec<u64> = (0..25).map(|i| i * 3).collect();
+    let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
+    let sink = MemoryStore::default();
+    let first = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect("acquired");
+    let gets = || source.gets.load(std::sync::atomic::Ordering::SeqCst);
+    let before = gets();
+    let again = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect("marker");
+    assert!(again.already_complete);
+    assert_eq!(
+        (again.image_sha256.as_str(), gets()),
+        (first.image_sha256.as_str(), before),
+        "nothing read again"
+    );
+
+    // Crash after CompleteMultipartUpload, before the block map and the marker.
+    sink.remove(&marker_key("p/"));
+    sink.remove("p/data/blockmap.tsv");
+    let recovered = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect("recovered");
+    assert!(!recovered.already_complete);
+    assert_eq!(recovered.fetched_now, 0, "no block fetched again");
+    assert_eq!(
+        (
+            recovered.image_sha256,
+            recovered.data_sha256,
+            recovered.block_map_sha256
+        ),
+        (
+            first.image_sha256,
+            first.data_sha256,
+            first.block_map_sha256
+        )
+    );
+    assert_eq!(sink.open_uploads(), 0);
+
+    let other = run_on(
+        &source,
+        &sink,
+        &AcquireOptions {
+            layout: Layout::Raw,
+            ..options()
+        },
+        "snap-1",
+        "p/",
+    )
+    .await
+    .expect_err("a finished item is not acquired again differently");
+    assert!(
+        err_names(&other, "raw") || err_names(&other, "blocks layout"),
+        "{other}"
+    );
+}
+
+#[tokio::test]
+async fn a_data_object_that_does_not_match_its_checkpoints_is_never_overwritten() {
+    let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[1, 2, 3]);
+    let sink = MemoryStore::default();
+    run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect("acquired");
+    sink.remove(&marker_key("p/"));
+    sink.remove(&part_key("p/", 1));
+    let err = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect_err("refused");
+    assert!(
+        err_names(&err, "does not match its 0 part checkpoints")
+            && err_names(&err, "p/data/blocks.bin"),
+        "{err}"
+    );
+}
+
+fn err_names(err: &AcquireError, what: &str) -> bool {
+    err.to_string().contains(what)
+}

@@ -1,0 +1,77 @@
+//! A collection's plans built from the config: what preservation is told to do (names, tags
+//! and the snapshot description with `{case}` filled in, re-encryption, polling) and how volumes
+//! are acquired (the `[acquire]` table).
+
+use std::time::Duration;
+
+use forensnap_acquire::{AcquireOptions, FetchPolicy};
+use forensnap_config::{Config, Member, Reencrypt};
+use forensnap_core::CaseId;
+use forensnap_preserve::Plan;
+use forensnap_preserve::wait::Backoff;
+
+use crate::AcquirePlan;
+
+/// Name and version of the tool, recorded in custody events and bag-info.txt.
+pub fn tool() -> String {
+    format!("forensnap {}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The preservation plan of `instance_id` of `member` in `region` for `case`, with the forensic
+/// EBS key's ARN as KMS resolved it.
+pub fn preserve_plan(
+    config: &Config,
+    case: &CaseId,
+    member: &Member,
+    instance_id: &str,
+    region: &str,
+    forensic_key_arn: &str,
+) -> Plan {
+    let fill = |s: &str| s.replace("{case}", case.as_str());
+    let collect = &config.collect;
+    Plan {
+        case: case.clone(),
+        member_account: member.account.clone(),
+        member_region: region.to_string(),
+        instance_id: instance_id.to_string(),
+        forensic_account: config.forensic.account.clone(),
+        forensic_key_arn: forensic_key_arn.to_string(),
+        role_arn: member.role_arn(),
+        session_name: case.session_name(),
+        source_identity: case.source_identity(),
+        member_tags: collect
+            .member_tags
+            .iter()
+            .map(|(k, v)| (fill(k), fill(v)))
+            .collect(),
+        description: fill(&collect.snapshot_description),
+        reencrypt_always: collect.reencrypt == Reencrypt::Always,
+        max_concurrent_copies: collect.max_concurrent_copies as usize,
+        backoff: Backoff {
+            initial: Duration::from_secs_f64(collect.poll_initial_seconds),
+            max: Duration::from_secs_f64(collect.poll_max_seconds),
+            limit: Duration::from_secs(collect.wait_timeout_minutes * 60),
+        },
+        tool: tool(),
+    }
+}
+
+/// Acquisition settings from the config's `[acquire]` table.
+pub fn acquire_plan(config: &Config) -> AcquirePlan {
+    let a = &config.acquire;
+    AcquirePlan {
+        options: AcquireOptions {
+            window: a.window_blocks as usize,
+            channel_blocks: 4,
+            list_page: 10_000,
+            policy: FetchPolicy::default(),
+            layout: a.layout,
+        },
+        concurrent_volumes: a.concurrent_volumes as usize,
+        initial_reads: (a.max_reads_per_volume as usize).min(16),
+        max_reads: a.max_reads_per_volume as usize,
+        snapshot_rps: f64::from(a.requests_per_second_per_snapshot),
+        account_rps: f64::from(a.requests_per_second_per_account),
+        tool: tool(),
+    }
+}

@@ -1,0 +1,142 @@
+//! Export and verification of a case as custody events: what `forensnap export` and
+//! `forensnap verify` record, built here so that the binary only parses, runs and prints.
+//! Each ends, like every run, with a signed checkpoint over the chain.
+
+use std::path::Path;
+
+use forensnap_core::seal::Signer;
+use forensnap_core::{Action, EventDraft};
+use forensnap_custody::{Custody, CustodyError};
+use forensnap_evidence::ByteProgress;
+use forensnap_evidence::export::{ExportError, Exported, export};
+use forensnap_evidence::item::{self, ItemError};
+use forensnap_store::EvidenceWrite;
+use forensnap_verify::Report;
+
+/// The account and region the forensic work is done in (named in the events).
+#[derive(Debug, Clone, Copy)]
+pub struct At<'a> {
+    /// The forensic account.
+    pub account: &'a str,
+    /// Its region.
+    pub region: &'a str,
+}
+
+/// Why an export did not produce an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportItemError {
+    /// The item is not a sealed bag of the case.
+    #[error(
+        "evidence item {item} of case {case} is not in s3://{bucket}/{prefix} (no tagmanifest-sha256.txt: missing or not finished). Next: list the case's items with `forensnap collect ... --output json`, or run the collection again to finish it"
+    )]
+    NotSealed {
+        /// Item id.
+        item: String,
+        /// Case.
+        case: String,
+        /// Bucket.
+        bucket: String,
+        /// The item's prefix.
+        prefix: String,
+    },
+    /// The bag could not be read.
+    #[error(transparent)]
+    Item(#[from] ItemError),
+    /// A check failed or the image could not be written; the partial file is gone and the
+    /// failure is recorded.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// The custody log refused the event or its checkpoint.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
+}
+
+/// Export evidence item `item_id` of the custody's case to `out` (every hash checked, see
+/// [`forensnap_evidence::export`]) and record `evidence.exported`, a match or a mismatch.
+pub async fn export_item<S: EvidenceWrite, G: Signer>(
+    custody: &Custody<S>,
+    item_id: &str,
+    out: &Path,
+    signer: &G,
+    at: At<'_>,
+    progress: &dyn ByteProgress,
+) -> Result<Exported, ExportItemError> {
+    let store = custody.store();
+    let item = custody.layout().item(item_id);
+    let prefix = item.prefix();
+    if item::sealed(store, prefix).await?.is_none() {
+        return Err(ExportItemError::NotSealed {
+            item: item_id.to_string(),
+            case: custody.case().to_string(),
+            bucket: store.bucket().to_string(),
+            prefix: prefix.to_string(),
+        });
+    }
+    let result = export(store, prefix, out, progress).await;
+    let draft = EventDraft::new(Action::EvidenceExported)
+        .at(at.account, at.region)
+        .before([format!("s3://{}/{prefix}", store.bucket())])
+        .detail("item", item_id)
+        .detail("out", out.display().to_string());
+    match result {
+        Ok(exported) => {
+            custody
+                .record(
+                    draft
+                        .after([out.display().to_string()])
+                        .detail("image_sha256", &exported.image_sha256)
+                        .detail("blocks_checked", exported.blocks_checked)
+                        .detail("result", "match"),
+                )
+                .await?;
+            custody.checkpoint(signer, Vec::new()).await?;
+            Ok(exported)
+        }
+        Err(err) => {
+            // The export failed: that is recorded too, as far as the log lets it be.
+            let failed = draft.detail("result", "mismatch").failed(err.to_string());
+            if let Err(e) = custody.record(failed).await {
+                tracing::warn!(error = %e, "the failed export could not be recorded");
+            }
+            if let Err(e) = custody.checkpoint(signer, Vec::new()).await {
+                tracing::warn!(error = %e, "the failed export's events could not be sealed");
+            }
+            Err(err.into())
+        }
+    }
+}
+
+/// Record a verification of the custody's case (`case.verified`, failed when any check failed,
+/// naming each) and seal the chain.
+pub async fn record_verification<S: EvidenceWrite, G: Signer>(
+    custody: &Custody<S>,
+    report: &Report,
+    signer: &G,
+    at: At<'_>,
+) -> Result<(), CustodyError> {
+    let failed: Vec<String> = report
+        .rows
+        .iter()
+        .filter(|r| !r.ok)
+        .map(|r| format!("{} {}: {}", r.check, r.subject, r.detail))
+        .collect();
+    let mut draft = EventDraft::new(Action::CaseVerified)
+        .at(at.account, at.region)
+        .before([format!(
+            "s3://{}/{}",
+            custody.store().bucket(),
+            custody.layout().root()
+        )])
+        .detail("checks", report.rows.len())
+        .detail("failed", failed.len())
+        .detail("items", report.items)
+        .detail("objects_locked", report.objects_locked)
+        .detail("public_key_sha256", &report.public_key_sha256)
+        .detail("result", if report.passed() { "pass" } else { "fail" });
+    if !failed.is_empty() {
+        draft = draft.failed(failed.join("; "));
+    }
+    custody.record(draft).await?;
+    custody.checkpoint(signer, Vec::new()).await?;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! The preservation run on the in-memory fake cloud and store.
+
+use std::collections::BTreeMap;
+
+use forensnap_core::Outcome;
+
+use super::*;
+use crate::fake::{Cloud, FORENSIC, FORENSIC_KEY, MEMBER, Shared, accounts, plan};
+use crate::plan::SilentProgress;
+use forensnap_ports::SnapState;
+use forensnap_store::{BucketLock, MemoryStore};
+
+const AWS_EBS: &str = "arn:aws:kms:us-east-1:111111111111:key/aws-ebs";
+const MEMBER_CMK: &str = "arn:aws:kms:us-east-1:111111111111:key/cmk";
+
+fn cloud(cmk_usable: bool) -> Shared {
+    let mut cloud = Cloud::default();
+    let volumes = BTreeMap::from([
+        (
+            "/dev/xvda".to_string(),
+            ("vol-root".to_string(), Some(AWS_EBS.to_string())),
+        ),
+        ("/dev/xvdf".to_string(), ("vol-data".to_string(), None)),
+        (
+            "/dev/xvdg".to_string(),
+            ("vol-logs".to_string(), Some(MEMBER_CMK.to_string())),
+        ),
+    ]);
+    cloud.instances.insert("i-1".into(), volumes);
+    cloud.aws_managed_keys.insert(AWS_EBS.into());
+    cloud
+        .key_users
+        .insert(FORENSIC_KEY.into(), [MEMBER.to_string()].into());
+    if cmk_usable {
+        cloud
+            .key_users
+            .insert(MEMBER_CMK.into(), [FORENSIC.to_string()].into());
+    }
+    Shared::new(std::sync::Mutex::new(cloud))
+}
+
+async fn run(
+    cloud: &Shared,
+    store: MemoryStore,
+    plan: &Plan,
+) -> (
+    Result<Preserved, PreserveError>,
+    Vec<forensnap_core::Event>,
+    MemoryStore,
+) {
+    let (member, forensic, actor) = accounts(cloud);
+    let custody = Custody::open(store, "", &plan.case, actor, None)
+        .await
+        .expect("open log");
+    let result = preserve(plan, &member, &forensic, &custody, &SilentProgress).await;
+    let events = custody.events().await;
+    (result, events, custody.store().clone())
+}
+
+fn count(events: &[forensnap_core::Event], action: Action) -> usize {
+    events
+        .iter()
+        .filter(|e| e.kind() == Some(action) && e.outcome == Outcome::Ok)
+        .count()
+}
+
+#[tokio::test]
+async fn every_volume_reaches_the_forensic_account_and_nothing_is_left_behind() {
+    let cloud = cloud(true);
+    let (result, events, _) = run(&cloud, MemoryStore::new(), &plan()).await;
+    let preserved = result.expect("preserved");
+    assert_eq!(preserved.volumes.len(), 3);
+    let state = cloud.lock().expect("lock");
+    for v in &preserved.volumes {
+        let snap = &state.snapshots[&v.snapshot_id];
+        assert_eq!(
+            (snap.info.owner.as_str(), snap.info.kms_key_id.as_deref()),
+            (FORENSIC, Some(FORENSIC_KEY))
+        );
+        assert_eq!(
+            v.intermediate_snapshot_id.is_some(),
+            v.volume_id != "vol-logs",
+            "only aws/ebs and unencrypted need a member copy"
+        );
+        if let Some(id) = &v.intermediate_snapshot_id {
+            assert!(
+                !state.snapshots.contains_key(id),
+                "intermediate {id} deleted"
+            );
+        }
+        assert!(
+            state.snapshots.contains_key(&v.member_snapshot_id),
+            "original kept"
+        );
+    }
+    assert!(
+        state.snapshots.values().all(|s| s.shared_with.is_empty()),
+        "nothing shared"
+    );
+    assert_eq!(count(&events, Action::SnapshotShared), 3);
+    assert_eq!(count(&events, Action::SnapshotUnshared), 3);
+    assert_eq!(count(&events, Action::SnapshotDeleted), 2);
+    assert_eq!(
+        events.last().map(|e| e.action.as_str()),
+        Some(Action::PreservationCompleted.as_str())
+    );
+    assert!(!state.calls.iter().any(|c| c.contains("Stop")
+        || c.contains("Detach")
+        || c.contains("Modify") && !c.ends_with("ModifySnapshotAttribute")));
+}
+
+#[tokio::test]
+async fn a_second_run_resumes_and_snapshots_nothing_twice() {
+    let cloud = cloud(true);
+    let (first, events, store) = run(&cloud, MemoryStore::new(), &plan()).await;
+    first.expect("first run");
+    let snapshots = cloud.lock().expect("lock").snapshots.len();
+    let (second, all, _) = run(&cloud, store, &plan()).await;
+    second.expect("second run");
+    assert_eq!(cloud.lock().expect("lock").snapshots.len(), snapshots);
+    let calls = &cloud.lock().expect("lock").calls;
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.ends_with("CreateSnapshots"))
+            .count(),
+        1
+    );
+    assert_eq!(
+        calls.iter().filter(|c| c.ends_with("CopySnapshot")).count(),
+        5
+    );
+    assert!(all.len() > events.len());
+    assert_eq!(count(&all, Action::InstanceRecorded), 1);
+}
+
+#[tokio::test]
+async fn a_full_copy_limit_is_waited_out() {
+    let cloud = cloud(true);
+    cloud
+        .lock()
+        .expect("lock")
+        .failing_times
+        .insert("CopySnapshot", ("ResourceLimitExceeded".into(), 3));
+    let (result, _, _) = run(&cloud, MemoryStore::new(), &plan()).await;
+    result.expect("the copies go through once slots free up");
+    let calls = &cloud.lock().expect("lock").calls;
+    assert_eq!(
+        calls.iter().filter(|c| c.ends_with("CopySnapshot")).count(),
+        5 + 3
+    );
+}
+
+#[tokio::test]
+async fn an_unlocked_bucket_stops_the_run_before_any_member_call() {
+    let cloud = cloud(true);
+    let store = MemoryStore::new();
+    store.set_bucket_lock(BucketLock {
+        enabled: true,
+        default_mode: Some("GOVERNANCE".into()),
+        default_days: Some(30),
+        versioning: Some("Enabled".into()),
+    });
+    let (result, events, _) = run(&cloud, store, &plan()).await;
+    let err = result.expect_err("refused");
+    assert!(
+        err.to_string().contains("GOVERNANCE instead of COMPLIANCE"),
+        "{err}"
+    );
+    assert!(cloud.lock().expect("lock").calls.is_empty());
+    assert!(events.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_role_is_recorded_and_nothing_else_happens() {
+    let cloud = cloud(true);
+    cloud
+        .lock()
+        .expect("lock")
+        .failing
+        .insert("GetCallerIdentity", "AccessDenied".into());
+    let (result, events, _) = run(&cloud, MemoryStore::new(), &plan()).await;
+    let err = result.expect_err("refused").to_string();
+    assert!(
+        err.contains("assume the collector role failed in account 111111111111"),
+        "{err}"
+    );
+    let actions: Vec<_> = events
+        .iter()
+        .map(|e| (e.action.as_str(), e.outcome))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            (Action::CollectionStarted.as_str(), Outcome::Ok),
+            (Action::BucketChecked.as_str(), Outcome::Ok),
+            (Action::RoleAssumed.as_str(), Outcome::Failed),
+            (Action::CollectionFailed.as_str(), Outcome::Failed)
+        ]
+    );
+    assert!(
+        !cloud
+            .lock()
+            .expect("lock")
+            .calls
+            .iter()
+            .any(|c| c.ends_with("CreateSnapshots"))
+    );
+}
+
+#[tokio::test]
+async fn an_unusable_key_fails_that_volume_unshared_and_the_others_finish() {
+    let cloud = cloud(false);
+    let (result, events, _) = run(&cloud, MemoryStore::new(), &plan()).await;
+    let err = result.expect_err("the CMK volume fails").to_string();
+    assert!(
+        err.contains("not accessible") && err.contains("collect.reencrypt"),
+        "{err}"
+    );
+    let state = cloud.lock().expect("lock");
+    assert!(
+        state.snapshots.values().all(|s| s.shared_with.is_empty()),
+        "nothing left shared"
+    );
+    let forensic_done = state
+        .snapshots
+        .values()
+        .filter(|s| s.info.owner == FORENSIC && s.info.state == SnapState::Completed)
+        .count();
+    assert_eq!(forensic_done, 2, "the other volumes finished");
+    assert_eq!(
+        events.last().map(|e| (e.action.as_str(), e.outcome)),
+        Some((Action::CollectionFailed.as_str(), Outcome::Failed))
+    );
+}
