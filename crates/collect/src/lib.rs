@@ -25,10 +25,10 @@ use forensnap_core::custody::{console_output_item, instance_record_item};
 use forensnap_core::keys::{CONSOLE_OUTPUT_PATH, INSTANCE_RECORD_PATH};
 use forensnap_core::seal::{SealedItem, Signer};
 use forensnap_core::{Action, CaseLayout, ItemLayout};
-use forensnap_evidence::item::{self, ItemKind};
+use forensnap_evidence::item::{self, ItemKind, SealedBag};
 use forensnap_evidence::{Acquired, ByteProgress};
 use forensnap_preserve::{
-    Custody, CustodyError, Ec2, Plan, PreserveError, Preserved, PreservedVolume, Progress, preserve,
+    Custody, Ec2, Plan, PreserveError, Preserved, PreservedVolume, Progress, preserve,
 };
 use forensnap_store::{EvidenceAudit, EvidenceWrite};
 use futures::StreamExt;
@@ -83,6 +83,9 @@ pub struct EvidenceItem {
     pub blocks_stored: Option<u64>,
     /// Payload files with their SHA-256 (as `manifest-sha256.txt` lists them).
     pub files: Vec<(String, String)>,
+    /// SHA-256 of the bag's tag manifest, as sealed (the checkpoint records it).
+    #[serde(skip)]
+    pub tagmanifest_sha256: String,
 }
 
 /// What a collection produced.
@@ -113,16 +116,6 @@ pub enum CollectError {
         /// The first failure, naming the item, snapshot and step.
         first: String,
     },
-}
-
-/// Payload files as the bag's manifest lists them: (path, SHA-256), sorted by path.
-fn listed(payload: &[forensnap_core::bag::PayloadFile]) -> Vec<(String, String)> {
-    let mut files: Vec<(String, String)> = payload
-        .iter()
-        .map(|p| (p.path.clone(), p.sha256.clone()))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Progress of a collection: preservation's, plus acquisition positions.
@@ -245,32 +238,17 @@ pub async fn collect<
 impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Signer>
     Run<'_, S, K, B, G>
 {
-    /// A signed checkpoint over the chain so far, naming the items sealed.
+    /// A signed checkpoint over the chain so far, naming the items sealed with their tag
+    /// manifests' SHA-256 as sealing (or, for bags sealed by an earlier run, reading) found them.
     async fn seal_chain(&self, items: &[EvidenceItem]) -> Result<(), PreserveError> {
-        let mut sealed = Vec::with_capacity(items.len());
-        for item in items {
-            let key = format!("{}{}", item.prefix, item::TAG_MANIFEST);
-            // A checkpoint must name what is stored: an unreadable tag manifest stops it.
-            let unreadable = |why: String| {
-                PreserveError::from(CustodyError::Seal {
-                    case: self.plan.case.to_string(),
-                    key: key.clone(),
-                    message: format!("reading the tag manifest of item {}: {why}", item.id),
-                    next: "check the forensic credentials' s3:GetObject right and run the same command again",
-                })
-            };
-            let bytes = self
-                .sink
-                .get(&key)
-                .await
-                .map_err(|e| unreadable(e.to_string()))?
-                .ok_or_else(|| unreadable("it is missing".into()))?;
-            sealed.push(SealedItem {
+        let sealed = items
+            .iter()
+            .map(|item| SealedItem {
                 id: item.id.clone(),
                 prefix: item.prefix.clone(),
-                tagmanifest_sha256: forensnap_core::sha256_hex(&bytes),
-            });
-        }
+                tagmanifest_sha256: item.tagmanifest_sha256.clone(),
+            })
+            .collect();
         self.custody.checkpoint(self.signer, sealed).await?;
         Ok(())
     }
@@ -319,7 +297,7 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             .collect()
     }
 
-    fn item(&self, id: &str, kind: ItemKind, files: Vec<(String, String)>) -> EvidenceItem {
+    fn item(&self, id: &str, kind: ItemKind, bag: SealedBag) -> EvidenceItem {
         EvidenceItem {
             id: id.into(),
             kind,
@@ -331,7 +309,8 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             image_sha256: None,
             volume_bytes: None,
             blocks_stored: None,
-            files,
+            files: bag.files,
+            tagmanifest_sha256: bag.tagmanifest_sha256,
         }
     }
 
@@ -351,10 +330,10 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
         let sealed = item::sealed(self.sink, &prefix)
             .await
             .map_err(|e| e.to_string())?;
-        let files = match sealed {
-            Some(files) => files,
+        let bag = match sealed {
+            Some(bag) => bag,
             None => {
-                let payload = item::seal_stored(
+                let bag = item::seal_stored(
                     self.sink,
                     &prefix,
                     &[path],
@@ -368,12 +347,11 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                 )
                 .await
                 .map_err(|e| e.to_string())?;
-                let files = listed(&payload);
-                self.sealed_event(&id, kind, &prefix, &files).await?;
-                files
+                self.sealed_event(&id, kind, &prefix, &bag.files).await?;
+                bag
             }
         };
-        Ok(self.item(&id, kind, files))
+        Ok(self.item(&id, kind, bag))
     }
 
     async fn sealed_event(
@@ -469,8 +447,9 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                     .map_err(|e| failed("reading the completion marker", &e))?
             }
         };
-        let mut files = Vec::new();
-        if sealed.is_none() {
+        let fresh = sealed.is_none();
+        let bag;
+        if fresh {
             if !acquired.already_complete {
                 record(
                     self.draft(Action::AcquisitionCompleted)
@@ -501,25 +480,29 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                 ),
                 ("Snapshot-KMS-Key".to_string(), volume.kms_key_id.clone()),
             ]);
-            let payload = item::seal_volume(
-                self.sink,
-                &prefix,
-                &acquired,
-                &fields,
-                self.signer,
-                item::Guide {
-                    id: &id,
-                    case: self.plan.case.as_str(),
-                    kind: ItemKind::Volume,
-                },
-            )
-            .await
-            .map_err(|e| failed("sealing the bag", &e))?;
-            files = listed(&payload);
-            self.sealed_event(&id, ItemKind::Volume, &prefix, &files)
+            bag = Some(
+                item::seal_volume(
+                    self.sink,
+                    &prefix,
+                    &acquired,
+                    &fields,
+                    self.signer,
+                    item::Guide {
+                        id: &id,
+                        case: self.plan.case.as_str(),
+                        kind: ItemKind::Volume,
+                    },
+                )
+                .await
+                .map_err(|e| failed("sealing the bag", &e))?,
+            );
+        } else {
+            bag = sealed;
+        }
+        let bag = bag.ok_or_else(|| failed("sealing the bag", &"no bag after sealing"))?;
+        if fresh {
+            self.sealed_event(&id, ItemKind::Volume, &prefix, &bag.files)
                 .await?;
-        } else if let Some(listed) = sealed {
-            files = listed;
         }
         Ok(EvidenceItem {
             volume_id: Some(id.clone()),
@@ -528,7 +511,7 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             image_sha256: Some(acquired.image_sha256.clone()),
             volume_bytes: Some(acquired.volume_bytes),
             blocks_stored: Some(acquired.blocks_stored),
-            ..self.item(&id, ItemKind::Volume, files)
+            ..self.item(&id, ItemKind::Volume, bag)
         })
     }
 }

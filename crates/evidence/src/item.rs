@@ -141,12 +141,35 @@ pub fn volume_fields(acquired: &Acquired) -> Vec<(String, String)> {
     .collect()
 }
 
-/// The payload files of a sealed bag as its `manifest-sha256.txt` lists them, or `None` when the
-/// bag is not sealed yet (no signed tag manifest).
+/// A sealed bag as a checkpoint and `collect --output json` name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedBag {
+    /// Payload files with their SHA-256, sorted by path (as `manifest-sha256.txt` lists them).
+    pub files: Vec<(String, String)>,
+    /// SHA-256 of `tagmanifest-sha256.txt`, hex: what the signed checkpoints vouch for.
+    pub tagmanifest_sha256: String,
+}
+
+impl SealedBag {
+    fn new(payload: &[PayloadFile], tagmanifest_sha256: String) -> Self {
+        let mut files: Vec<(String, String)> = payload
+            .iter()
+            .map(|p| (p.path.clone(), p.sha256.clone()))
+            .collect();
+        files.sort();
+        SealedBag {
+            files,
+            tagmanifest_sha256,
+        }
+    }
+}
+
+/// A sealed bag's payload files (as its `manifest-sha256.txt` lists them) and its tag
+/// manifest's SHA-256, or `None` when the bag is not sealed yet (no signed tag manifest).
 pub async fn sealed<K: EvidenceWrite>(
     sink: &K,
     prefix: &str,
-) -> Result<Option<Vec<(String, String)>>, ItemError> {
+) -> Result<Option<SealedBag>, ItemError> {
     // The signature is written last: without it the bag is sealed again (and signed).
     let key = signature_of(&ItemLayout::at(prefix).file(TAG_MANIFEST));
     if sink
@@ -170,12 +193,23 @@ pub async fn sealed<K: EvidenceWrite>(
         prefix: prefix.into(),
         why: format!("manifest-sha256.txt is not UTF-8: {e}"),
     })?;
-    parse_manifest(&text)
-        .map(Some)
-        .map_err(|e| ItemError::Invalid {
+    let files = parse_manifest(&text).map_err(|e| ItemError::Invalid {
+        prefix: prefix.into(),
+        why: e.to_string(),
+    })?;
+    let key = ItemLayout::at(prefix).file(TAG_MANIFEST);
+    let tag_manifest = sink
+        .get(&key)
+        .await
+        .map_err(sink_failed(prefix, TAG_MANIFEST))?
+        .ok_or_else(|| ItemError::Invalid {
             prefix: prefix.into(),
-            why: e.to_string(),
-        })
+            why: "the bag has a signature but no tagmanifest-sha256.txt".into(),
+        })?;
+    Ok(Some(SealedBag {
+        files,
+        tagmanifest_sha256: hex::encode(Sha256::digest(&tag_manifest)),
+    }))
 }
 
 /// What `VERIFY.md` needs to know of an item besides its bag.
@@ -191,7 +225,8 @@ pub struct Guide<'a> {
 
 /// Write the tag files of the bag at `prefix` whose payload (`data/...`) is already stored,
 /// `VERIFY.md` among them (with the image's SHA-256 and layout for a volume), then the public key (`signing-key.pem`) and last the signature of the
-/// tag manifest (`tagmanifest-sha256.txt.sig`, DER ECDSA P-256 over its bytes).
+/// tag manifest (`tagmanifest-sha256.txt.sig`, DER ECDSA P-256 over its bytes). Returns the tag
+/// manifest's SHA-256 (hex), which the custody checkpoint records without reading it back.
 #[allow(clippy::too_many_arguments)]
 pub async fn seal<K: EvidenceWrite, G: Signer>(
     sink: &K,
@@ -202,7 +237,7 @@ pub async fn seal<K: EvidenceWrite, G: Signer>(
     signer: &G,
     guide: Guide<'_>,
     image: Option<(&str, Layout)>,
-) -> Result<(), ItemError> {
+) -> Result<String, ItemError> {
     let public_key = signer.public_key_der();
     let fingerprint = fingerprint(public_key);
     let guide = VerifyGuide {
@@ -260,10 +295,10 @@ pub async fn seal<K: EvidenceWrite, G: Signer>(
     )
     .await
     .map_err(sink_failed(prefix, "the tag manifest's signature"))?;
-    Ok(())
+    Ok(hex::encode(Sha256::digest(&tag_manifest)))
 }
 
-/// Store `data/image.sha256` and seal the bag of an acquired volume; returns the payload files.
+/// Store `data/image.sha256` and seal the bag of an acquired volume; returns the sealed bag.
 pub async fn seal_volume<K: EvidenceWrite, G: Signer>(
     sink: &K,
     prefix: &str,
@@ -271,7 +306,7 @@ pub async fn seal_volume<K: EvidenceWrite, G: Signer>(
     info: &[(String, String)],
     signer: &G,
     guide: Guide<'_>,
-) -> Result<Vec<PayloadFile>, ItemError> {
+) -> Result<SealedBag, ItemError> {
     // The rebuilt image is `disk.raw` in the bag root (blocks layout) or the stored object itself
     // (raw layout): either way `sha256sum -c data/image.sha256` from the bag root checks it.
     let image_name = match acquired.layout {
@@ -319,8 +354,9 @@ pub async fn seal_volume<K: EvidenceWrite, G: Signer>(
     let mut fields = volume_fields(acquired);
     fields.extend(info.iter().cloned());
     let image = Some((acquired.image_sha256.as_str(), acquired.layout));
-    seal(sink, prefix, &payload, &fields, extra, signer, guide, image).await?;
-    Ok(payload)
+    let tagmanifest_sha256 =
+        seal(sink, prefix, &payload, &fields, extra, signer, guide, image).await?;
+    Ok(SealedBag::new(&payload, tagmanifest_sha256))
 }
 
 /// Seal the bag of a small item whose payload objects (`paths`, under `data/`) are stored:
@@ -332,7 +368,7 @@ pub async fn seal_stored<K: EvidenceWrite, G: Signer>(
     info: &[(String, String)],
     signer: &G,
     guide: Guide<'_>,
-) -> Result<Vec<PayloadFile>, ItemError> {
+) -> Result<SealedBag, ItemError> {
     let mut payload = Vec::with_capacity(paths.len());
     for path in paths {
         let bytes = sink
@@ -349,7 +385,7 @@ pub async fn seal_stored<K: EvidenceWrite, G: Signer>(
             size: bytes.len() as u64,
         });
     }
-    seal(
+    let tagmanifest_sha256 = seal(
         sink,
         prefix,
         &payload,
@@ -360,5 +396,5 @@ pub async fn seal_stored<K: EvidenceWrite, G: Signer>(
         None,
     )
     .await?;
-    Ok(payload)
+    Ok(SealedBag::new(&payload, tagmanifest_sha256))
 }
