@@ -1,5 +1,7 @@
 //! forensnap's AWS adapters: everything that touches the AWS SDK lives here.
 //!
+//! * [`account`] -- the forensic account connected and checked, and every adapter built on it
+//!   (the binary holds this, never an SDK client).
 //! * [`clients`] -- SDK configuration and clients from a forensnap config (endpoints per service,
 //!   timeouts, static credentials for local worlds).
 //! * [`session`] -- the member-account session of a case: AssumeRole with ExternalId, a session
@@ -12,6 +14,7 @@
 //! * [`errors`]  -- SDK errors turned into [`forensnap_store::CloudError`]: the one place AWS error
 //!   codes are classified into kinds.
 
+pub mod account;
 pub mod clients;
 pub mod ebs;
 pub mod ec2;
@@ -20,6 +23,7 @@ pub mod s3;
 pub mod session;
 pub mod signer;
 
+pub use account::ForensicAccount;
 pub use clients::Clients;
 pub use ebs::EbsSource;
 pub use ec2::SdkEc2;

@@ -1,9 +1,6 @@
 //! `forensnap collect`.
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
-use forensnap_aws::{CaseRoleProvider, Clients, EbsSource, SdkEc2};
 use forensnap_collect::{Collected, collect, plan};
 use forensnap_config::Config;
 use forensnap_core::{CaseId, CaseLayout};
@@ -48,47 +45,22 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let forensic = Forensic::connect(&config, &args.who).await?;
     let signer = forensic.signer(&config).await?;
-    let forensic_sdk = forensic.sdk.clone();
-    let forensic_clients = forensic.clients.clone();
-    let key = forensic_clients
-        .kms
-        .describe_key()
-        .key_id(&config.forensic.ebs_key_arn)
-        .send()
-        .await
-        .with_context(|| format!("forensic.ebs_key_arn {}: the key cannot be described in the forensic account; check the ARN and kms:DescribeKey", config.forensic.ebs_key_arn))?;
-    let key_arn = key
-        .key_metadata()
-        .and_then(|m| m.arn())
-        .unwrap_or(&config.forensic.ebs_key_arn)
-        .to_string();
+    let key_arn = forensic.account.ebs_key_arn().await.with_context(|| {
+        format!(
+            "forensic.ebs_key_arn {}: the key cannot be described in the forensic account; check the ARN and kms:DescribeKey",
+            config.forensic.ebs_key_arn
+        )
+    })?;
 
     let custody = forensic.custody(&config, &case, &args.who).await?;
 
-    let role_arn = member.role_arn();
-    let session = CaseRoleProvider::new(
-        forensic_clients.sts.clone(),
-        &role_arn,
-        &member.external_id,
-        &case,
-        Duration::from_secs(u64::from(config.collect.session_seconds)),
-    );
-    let member_sdk = session.member_config(&forensic_sdk, &region);
-    let member_ec2 = SdkEc2::new(
-        Clients::new(&member_sdk, &config.aws.endpoints),
-        &member.account,
-        &region,
-    );
-    let forensic_ec2 = SdkEc2::new(
-        forensic_clients,
-        &config.forensic.account,
-        &config.forensic.region,
-    );
+    let member_ec2 = forensic.account.member_ec2(&member, &case, &region);
+    let forensic_ec2 = forensic.account.forensic_ec2();
 
     let plan = plan::preserve_plan(&config, &case, &member, &args.instance, &region, &key_arn);
     let acquire_plan = plan::acquire_plan(&config);
-    let sink = forensic.store(&config);
-    let source = EbsSource::new(&forensic_sdk, config.aws.endpoints.ebs.as_deref());
+    let sink = forensic.store();
+    let source = forensic.account.block_source();
     let progress = TermProgress::new(args.common.output == Output::Json);
     let result = collect(
         &plan,

@@ -3,9 +3,7 @@
 //! (IAM principal and person) and the case's custody log.
 
 use anyhow::{Context, bail};
-use aws_config::SdkConfig;
-use forensnap_aws::clients::forensic_sdk_config;
-use forensnap_aws::{Clients, KmsSigner, S3Store};
+use forensnap_aws::{ForensicAccount, KmsSigner, S3Store};
 use forensnap_config::Config;
 use forensnap_core::{Actor, CaseId};
 use forensnap_custody::Custody;
@@ -21,12 +19,10 @@ pub struct Attribution {
     pub purpose: Option<String>,
 }
 
-/// The forensic account's SDK configuration, clients and caller.
+/// The forensic account, connected, and who acts in it.
 pub struct Forensic {
-    /// SDK configuration (the member session and EBS build on it).
-    pub sdk: SdkConfig,
-    /// Clients of the forensic account.
-    pub clients: Clients,
+    /// The account and the adapters built on it.
+    pub account: ForensicAccount,
     /// The caller, as recorded in custody events.
     pub actor: Actor,
 }
@@ -34,21 +30,9 @@ pub struct Forensic {
 impl Forensic {
     /// Connect with the config's credentials and check that they act in the forensic account.
     pub async fn connect(config: &Config, who: &Attribution) -> anyhow::Result<Forensic> {
-        let sdk = forensic_sdk_config(config).await;
-        let clients = Clients::new(&sdk, &config.aws.endpoints);
-        let caller = clients
-            .sts
-            .get_caller_identity()
-            .send()
+        let account = ForensicAccount::connect(config)
             .await
-            .context("cannot identify the forensic credentials (sts:GetCallerIdentity); check [aws] in the config or the AWS credential chain")?;
-        if caller.account() != Some(config.forensic.account.as_str()) {
-            bail!(
-                "the credentials act in account {:?}, but the config's forensic.account is {}; use the forensic account's credentials",
-                caller.account(),
-                config.forensic.account
-            );
-        }
+            .context("checking the forensic credentials with sts:GetCallerIdentity (they come from the config's [aws] table or the AWS credential chain)")?;
         let operator = who
             .operator
             .clone()
@@ -56,14 +40,10 @@ impl Forensic {
             .or_else(|| std::env::var("USER").ok())
             .unwrap_or_else(|| "unknown".to_string());
         let actor = Actor {
-            arn: caller.arn().unwrap_or_default().to_string(),
+            arn: account.caller_arn().to_string(),
             operator,
         };
-        Ok(Forensic {
-            sdk,
-            clients,
-            actor,
-        })
+        Ok(Forensic { account, actor })
     }
 
     /// The signing key (`forensic.signing_key_arn`), checked before anything is done: every
@@ -74,17 +54,12 @@ impl Forensic {
                 "forensic.signing_key_arn is not set: forensnap signs every evidence bag and custody checkpoint with the forensic account's ECC_NIST_P256 KMS key; set it to that key's ARN (forensic-vpc/forensic-account.yaml creates one)"
             );
         };
-        Ok(KmsSigner::new(self.clients.kms.clone(), key).await?)
+        Ok(self.account.signer(key).await?)
     }
 
     /// The evidence bucket, with the configured retention and legal hold.
-    pub fn store(&self, config: &Config) -> S3Store {
-        S3Store::new(
-            self.clients.s3.clone(),
-            &config.forensic.evidence_bucket,
-            config.forensic.retention_days,
-            config.forensic.legal_hold,
-        )
+    pub fn store(&self) -> S3Store {
+        self.account.store()
     }
 
     /// The case's custody log (earlier events read and verified).
@@ -95,7 +70,7 @@ impl Forensic {
         who: &Attribution,
     ) -> anyhow::Result<Custody<S3Store>> {
         Ok(Custody::open(
-            self.store(config),
+            self.store(),
             &config.forensic.evidence_prefix,
             case,
             self.actor.clone(),

@@ -105,7 +105,7 @@ async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::
     let config = Config::load(path)?;
     let forensic = Forensic::connect(&config, &args.who).await?;
     let signer = forensic.signer(&config).await?;
-    let sink = forensic.store(&config);
+    let sink = forensic.store();
     let custody = forensic.custody(&config, case, &args.who).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let expected = Expected {
