@@ -287,3 +287,40 @@ async fn a_data_object_that_does_not_match_its_checkpoints_is_never_overwritten(
 fn err_names(err: &AcquireError, what: &str) -> bool {
     err.to_string().contains(what)
 }
+
+#[tokio::test]
+async fn aws_checksum_matches_are_counted_and_a_checkpoint_whose_checksum_differs_is_refused() {
+    let indexes: Vec<u64> = (0..12).map(|i| i * 5).collect();
+    let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
+    let sink = MemoryStore::default();
+    let first = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect("acquired");
+    assert_eq!(first.aws_checksums_matched, Some(indexes.len() as u64));
+
+    // A part checkpoint edited after the fact: one block's AWS checksum no longer matches our
+    // SHA-256. Rebuilding the block map (after a crash before the marker) must refuse it.
+    sink.remove(&marker_key("p/"));
+    sink.remove("p/data/blockmap.tsv");
+    let key = part_key("p/", 1);
+    let mut checkpoint: serde_json::Value =
+        serde_json::from_slice(&sink.object(&key).expect("checkpoint")).expect("json");
+    let block = &mut checkpoint["blocks"][0];
+    let theirs = block[2].as_str().expect("aws checksum").to_string();
+    let mut edited = theirs.clone().into_bytes();
+    edited[0] = if edited[0] == b'A' { b'B' } else { b'A' };
+    block[2] = serde_json::Value::from(String::from_utf8(edited).expect("base64 text"));
+    sink.replace(&key, serde_json::to_vec(&checkpoint).expect("json"));
+    let err = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("1 of 12 blocks") && text.contains("AWS checksum"),
+        "{text}"
+    );
+    assert!(
+        sink.object("p/data/blockmap.tsv").is_none(),
+        "no block map is written"
+    );
+}
