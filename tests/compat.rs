@@ -77,21 +77,6 @@ fn rows(run: &Run) -> Vec<(String, String, bool, String)> {
         .collect()
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(
-        status.success(),
-        "cp -a {} {}",
-        from.display(),
-        to.display()
-    );
-}
-
 /// Every file under `dir`, as `/`-separated paths relative to it, sorted.
 fn files(dir: &Path) -> BTreeSet<String> {
     let mut out = BTreeSet::new();

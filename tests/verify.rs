@@ -109,16 +109,6 @@ type Named = (&'static str, String);
 /// A key's tampered bytes and its original bytes.
 type Replaced = (Vec<u8>, Vec<u8>);
 
-fn copy_dir(from: &Path, to: &Path) {
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(status.success());
-}
-
 #[tokio::test]
 async fn a_collected_case_verifies_online_and_offline_with_standard_tools_and_tampering_is_named() {
     let env = env("ev-verify");

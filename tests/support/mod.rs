@@ -425,3 +425,19 @@ pub async fn read_snapshot(
         assert!(back.pages < 10_000, "paging does not end");
     }
 }
+
+/// Copy the folder `from` to `to` with `cp -a` (a case folder to tamper with).
+pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(
+        status.success(),
+        "cp -a {} {}",
+        from.display(),
+        to.display()
+    );
+}
