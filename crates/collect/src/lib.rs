@@ -447,41 +447,40 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                     .map_err(|e| failed("reading the completion marker", &e))?
             }
         };
-        let fresh = sealed.is_none();
-        let bag;
-        if fresh {
-            if !acquired.already_complete {
-                record(
-                    self.draft(Action::AcquisitionCompleted)
-                        .before([snapshot_id.to_string()])
-                        .after([format!("s3://{}/{}", self.bucket, acquired.data_key)])
-                        .detail("item", &id)
-                        .detail("volume_id", &id)
-                        .detail("key", &acquired.data_key)
-                        .detail("version_id", &acquired.version_id)
-                        .detail("image_sha256", &acquired.image_sha256)
-                        .detail("data_sha256", &acquired.data_sha256)
-                        .detail("composite_sha256", &acquired.composite_sha256)
-                        .detail("block_map_sha256", &acquired.block_map_sha256)
-                        .detail("blocks_stored", acquired.blocks_stored)
-                        .detail("aws_checksums_matched", acquired.aws_checksums_matched)
-                        .detail("answers_discarded", acquired.discarded)
-                        .detail("resumed_parts", acquired.resumed_parts),
-                )
-                .await?;
-            }
-            let mut fields = self.common_fields(&id, ItemKind::Volume);
-            fields.extend([
-                ("Volume-Id".to_string(), id.clone()),
-                ("Device".to_string(), volume.device.clone()),
-                (
-                    "Member-Snapshot-Id".to_string(),
-                    volume.member_snapshot_id.clone(),
-                ),
-                ("Snapshot-KMS-Key".to_string(), volume.kms_key_id.clone()),
-            ]);
-            bag = Some(
-                item::seal_volume(
+        let bag = match sealed {
+            Some(bag) => bag,
+            None => {
+                if !acquired.already_complete {
+                    record(
+                        self.draft(Action::AcquisitionCompleted)
+                            .before([snapshot_id.to_string()])
+                            .after([format!("s3://{}/{}", self.bucket, acquired.data_key)])
+                            .detail("item", &id)
+                            .detail("volume_id", &id)
+                            .detail("key", &acquired.data_key)
+                            .detail("version_id", &acquired.version_id)
+                            .detail("image_sha256", &acquired.image_sha256)
+                            .detail("data_sha256", &acquired.data_sha256)
+                            .detail("composite_sha256", &acquired.composite_sha256)
+                            .detail("block_map_sha256", &acquired.block_map_sha256)
+                            .detail("blocks_stored", acquired.blocks_stored)
+                            .detail("aws_checksums_matched", acquired.aws_checksums_matched)
+                            .detail("answers_discarded", acquired.discarded)
+                            .detail("resumed_parts", acquired.resumed_parts),
+                    )
+                    .await?;
+                }
+                let mut fields = self.common_fields(&id, ItemKind::Volume);
+                fields.extend([
+                    ("Volume-Id".to_string(), id.clone()),
+                    ("Device".to_string(), volume.device.clone()),
+                    (
+                        "Member-Snapshot-Id".to_string(),
+                        volume.member_snapshot_id.clone(),
+                    ),
+                    ("Snapshot-KMS-Key".to_string(), volume.kms_key_id.clone()),
+                ]);
+                let bag = item::seal_volume(
                     self.sink,
                     &prefix,
                     &acquired,
@@ -494,16 +493,12 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                     },
                 )
                 .await
-                .map_err(|e| failed("sealing the bag", &e))?,
-            );
-        } else {
-            bag = sealed;
-        }
-        let bag = bag.ok_or_else(|| failed("sealing the bag", &"no bag after sealing"))?;
-        if fresh {
-            self.sealed_event(&id, ItemKind::Volume, &prefix, &bag.files)
-                .await?;
-        }
+                .map_err(|e| failed("sealing the bag", &e))?;
+                self.sealed_event(&id, ItemKind::Volume, &prefix, &bag.files)
+                    .await?;
+                bag
+            }
+        };
         Ok(EvidenceItem {
             volume_id: Some(id.clone()),
             device: Some(volume.device.clone()),

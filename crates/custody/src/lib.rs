@@ -17,9 +17,10 @@ use std::sync::Arc;
 use base64::Engine as _;
 use forensnap_core::CaseLayout;
 use forensnap_core::custody::{utc_time, verify_chain};
+use forensnap_core::keys::signature_of;
 use forensnap_core::seal::{
-    CHECKPOINT_SCHEMA, ChainPosition, Checkpoint, PreviousCheckpoint, SIGNATURE_SUFFIX, SealedItem,
-    Signer, fingerprint, public_key_pem,
+    CHECKPOINT_SCHEMA, ChainPosition, Checkpoint, PreviousCheckpoint, SealedItem, Signer,
+    fingerprint, public_key_pem,
 };
 use forensnap_core::sha256_hex;
 use forensnap_core::{Actor, CaseId, ChainHead, Event, EventDraft};
@@ -155,7 +156,7 @@ impl<S: EvidenceWrite> Custody<S> {
                 let bytes = get_existing(&self.inner.store, key)
                     .await
                     .map_err(|e| CustodyError::store(&bucket, key, e))?;
-                let signature_key = format!("{key}{SIGNATURE_SUFFIX}");
+                let signature_key = signature_of(key);
                 let signature = match self.inner.store.get(&signature_key).await {
                     Ok(Some(signature)) => signature,
                     // A run stopped between a checkpoint and its signature: sign it now.
@@ -232,7 +233,7 @@ impl<S: EvidenceWrite> Custody<S> {
             .put_new(&key, bytes, "application/json")
             .await
             .map_err(|e| CustodyError::store(&bucket, &key, e))?;
-        let signature_key = format!("{key}{SIGNATURE_SUFFIX}");
+        let signature_key = signature_of(&key);
         self.inner
             .store
             .put_new(&signature_key, signature, "application/octet-stream")

@@ -190,17 +190,14 @@ impl MemoryStore {
                 format!("{key} exists"),
             ));
         }
+        let (sha256, size) = (hex::encode(Sha256::digest(&bytes)), bytes.len() as u64);
+        let version = Self::version(&mut state, bytes);
         let stored = Stored {
             bucket: BUCKET.into(),
             key: key.into(),
-            version_id: None,
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            size: bytes.len() as u64,
-        };
-        let version = Self::version(&mut state, bytes);
-        let stored = Stored {
             version_id: Some(version.version_id.clone()),
-            ..stored
+            sha256,
+            size,
         };
         state.objects.entry(key.into()).or_default().push(version);
         Ok(Called::new(stored, Some("req-memory".into())))

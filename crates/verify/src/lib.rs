@@ -20,8 +20,7 @@ use forensnap_core::keys::{ItemLayout, signature_of};
 use std::collections::{BTreeMap, BTreeSet};
 
 use forensnap_core::seal::{
-    Checkpoint, CheckpointObject, SIGNATURE_SUFFIX, fingerprint, verify_checkpoints,
-    verify_signature,
+    Checkpoint, CheckpointObject, fingerprint, verify_checkpoints, verify_signature,
 };
 use forensnap_core::{CaseId, CaseLayout};
 use forensnap_evidence::export::{check_payload, read_bag};
@@ -182,10 +181,11 @@ pub async fn verify<F: EvidenceAudit>(
     // the S3 root is taken from the first checkpoint (a moved one still shows as moved).
     let mut checkpoints: Vec<CheckpointObject> = Vec::new();
     for (key, bytes) in read_json(files, root, &relative, "custody/checkpoints/").await? {
+        let signature_key = signature_of(&key);
         let signature = files
-            .get(&format!("{key}{SIGNATURE_SUFFIX}"))
+            .get(&signature_key)
             .await
-            .map_err(read(format!("{key}{SIGNATURE_SUFFIX}")))?;
+            .map_err(read(signature_key))?;
         checkpoints.push((key, bytes, signature));
     }
     report.checkpoints = checkpoints.len();
