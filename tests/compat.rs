@@ -32,7 +32,12 @@ const CHECKPOINTS: usize = 1;
 const HEAD_SHA256: &str = "17fa375ccbfc05f8141d1709e374de9c67a286e10a37d2f32eeae5946ff53e10";
 
 fn fixture() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/case-before-store");
+    // Where cargo runs the test, not where it was compiled: a shared target directory hands one
+    // clone's test binary to another.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_MANIFEST_DIR").into());
+    let dir = manifest.join("fixtures/case-before-store");
     assert!(
         dir.join("custody").is_dir(),
         "{} is missing: it is checked in (scripts/make-compat-fixture made it)",
