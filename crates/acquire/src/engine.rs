@@ -250,14 +250,12 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
     }
 
     let limits = limits.into();
-    let first = list_with_retries(
-        source,
-        &options.policy,
-        snapshot_id,
-        &mut Lister::new(snapshot_id, 0, 100),
-    )
-    .await?;
-    let volume_bytes = first.map(|p| p.volume_bytes).unwrap_or_default();
+    // The first page gives the volume size; it is listed once, at the configured page size, and
+    // handed to the stream, which consumes it instead of listing it again.
+    let mut lister = Lister::new(snapshot_id, 0, options.list_page);
+    let page = list_with_retries(source, &options.policy, snapshot_id, &mut lister).await?;
+    let volume_bytes = page.as_ref().map(|p| p.volume_bytes).unwrap_or_default();
+    let first = FirstPage { lister, page };
     let per_part = blocks_per_part(volume_bytes).map_err(|source| AcquireError::TooLarge {
         snapshot_id: snapshot_id.into(),
         source,
@@ -281,7 +279,7 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         &run.data_key,
     ))? {
         Some(object) => run.recover_completed(object).await?,
-        None => run.stream().await?,
+        None => run.stream(first).await?,
     };
     let (block_map_sha256, block_map_bytes, aws_checksums_matched) =
         run.write_block_map(streamed.parts.len() as u32).await?;
@@ -327,6 +325,48 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         .map_err(sink_error(snapshot_id, "the completion marker", &marker))?;
     progress.position(snapshot_id, volume_bytes, volume_bytes);
     Ok(acquired)
+}
+
+/// The first listing page, fetched by [`acquire`] to learn the volume size, and the lister that
+/// fetched it (positioned after it, its page token fresh).
+struct FirstPage {
+    lister: Lister,
+    page: Option<BlockPage>,
+}
+
+impl FirstPage {
+    /// The lister and the queued blocks a stream starting at block `next_index` continues from.
+    /// The page holds every listed block below the lister's position (all of them once the
+    /// lister is done), so it serves any start up to that position: from index 0 always, and a
+    /// resume whose next index it covers. A resume beyond it lists again from its index.
+    fn resume_at(
+        self,
+        snapshot_id: &str,
+        next_index: u64,
+        page_size: u32,
+    ) -> (Lister, VecDeque<ListedBlock>) {
+        let FirstPage { lister, page } = self;
+        let reused = lister.is_done() || next_index <= lister.position();
+        tracing::debug!(
+            snapshot_id,
+            next_index,
+            first_page_end = lister.position(),
+            reused,
+            "listing resumes"
+        );
+        if !reused {
+            return (
+                Lister::new(snapshot_id, next_index, page_size),
+                VecDeque::new(),
+            );
+        }
+        let queue = page
+            .into_iter()
+            .flat_map(|p| p.blocks)
+            .filter(|b| b.index >= next_index)
+            .collect();
+        (lister, queue)
+    }
 }
 
 /// One listing page, throttling and transient failures retried with jittered backoff (bounded
@@ -473,7 +513,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
     }
 
     /// Stream every part not yet stored, then complete the data object.
-    async fn stream(&self) -> Result<Streamed, AcquireError> {
+    async fn stream(&self, first: FirstPage) -> Result<Streamed, AcquireError> {
         let (snapshot_id, sink) = (self.snapshot_id, self.sink);
         let data_key = &self.data_key;
         let (upload_id, stored) = sink.open_upload(data_key).await.map_err(sink_error(
@@ -504,8 +544,8 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         }
         self.progress
             .position(snapshot_id, hashes.image.position(), self.volume_bytes);
-        let mut lister = Lister::new(snapshot_id, next_index, self.options.list_page);
-        let mut queue: VecDeque<ListedBlock> = VecDeque::new();
+        let (mut lister, mut queue) =
+            first.resume_at(snapshot_id, next_index, self.options.list_page);
         let (mut fetched_now, mut discarded) = (0u64, 0u64);
 
         while let Some((slots, end_index)) = self

@@ -1,5 +1,5 @@
 //! An in-memory block source for unit tests: a sparse volume with injectable throttling and
-//! corruption, counting requests and the most that were ever in flight at once.
+//! corruption, counting listing and read requests and the most that were ever in flight at once.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -18,6 +18,8 @@ pub struct MemorySource {
     /// memory (the memory-bound test relies on it).
     blocks: BTreeSet<u64>,
     faults: Mutex<Faults>,
+    /// ListSnapshotBlocks calls made.
+    pub lists: AtomicUsize,
     /// GetSnapshotBlock calls made.
     pub gets: AtomicUsize,
     in_flight: AtomicUsize,
@@ -40,6 +42,7 @@ impl MemorySource {
             volume_blocks,
             blocks,
             faults: Mutex::default(),
+            lists: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
@@ -87,6 +90,7 @@ impl BlockSource for MemorySource {
         _: Option<&str>,
         max_results: u32,
     ) -> Result<BlockPage, SourceError> {
+        self.lists.fetch_add(1, Ordering::SeqCst);
         let mut listed = self.blocks.range(starting_index..).copied();
         let blocks: Vec<ListedBlock> = listed
             .by_ref()

@@ -324,3 +324,5 @@ async fn aws_checksum_matches_are_counted_and_a_checkpoint_whose_checksum_differ
         "no block map is written"
     );
 }
+
+mod data_path;
