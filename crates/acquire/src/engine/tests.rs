@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use super::*;
 use crate::limit::AdaptiveLimit;
 use crate::memory::MemorySource;
+use forensnap_core::layout::BlockMapEntry;
 use forensnap_evidence::NoProgress;
 use forensnap_store::MemoryStore;
 

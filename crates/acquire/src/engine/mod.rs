@@ -1,0 +1,298 @@
+//! Acquiring one snapshot: every listed block read and verified, streamed in index order into
+//! one multipart object part by part, the full-image SHA-256 computed over the whole logical
+//! volume (zero runs included), and a checkpoint written after every part so that a crashed run
+//! resumes from the parts already stored without fetching them again.
+//!
+//! Two layouts ([`Layout`]): `blocks` stores only the listed blocks (`data/blocks.bin`), `raw`
+//! the whole image (`data/disk.raw`, zero runs written). Both give the same image SHA-256 and
+//! the same block map (`data/blockmap.tsv`). When everything is stored, a completion marker
+//! (`acquisition/complete.json`, the [`Acquired`] record) makes a later run of the case return
+//! at once instead of acquiring again; a crash between CompleteMultipartUpload and the marker is
+//! recognised by the completed object's composite checksum matching the part checkpoints.
+//!
+//! Memory is bounded by `window + channel_blocks + 2` blocks whatever the volume size: blocks
+//! are fetched at most `window` at a time (in order), handed to the part upload through a
+//! channel of `channel_blocks`, and nothing else holds block data. See
+//! `docs/acquisition-design.md` for the layout.
+//!
+//! This module owns [`acquire`] (the completion marker, the first listing page, the choice
+//! between streaming and recovery, the [`Acquired`] record) and the state of one run; the rest
+//! is split by concern:
+//!
+//! * `upload`   -- listing and the parts: fetched, hashed, streamed, checkpointed, completed.
+//! * `resume`   -- the part checkpoints read back: resume point, hash states, recovery.
+//! * `blockmap` -- `data/blockmap.tsv` assembled from the part checkpoints.
+
+mod blockmap;
+mod resume;
+mod upload;
+
+use forensnap_core::ItemLayout;
+use forensnap_core::hashing::{ImageHasher, ResumableSha256};
+use forensnap_core::layout::{BLOCK_MAP_PATH, BLOCK_SIZE, Layout, TooLarge, blocks_per_part};
+use forensnap_evidence::Acquired;
+use forensnap_evidence::progress::ByteProgress;
+use forensnap_ports::{BlockSource, SourceError};
+use forensnap_store::{CloudError, EvidenceWrite, StoredPart};
+
+use crate::fetch::{FetchError, FetchPolicy};
+use crate::limit::Limits;
+
+pub use resume::PartCheckpoint;
+use upload::FirstPage;
+
+/// Content type of the resume state (part checkpoints, completion marker).
+const JSON: &str = "application/json";
+
+/// Tuning of one acquisition.
+#[derive(Debug, Clone, Copy)]
+pub struct AcquireOptions {
+    /// Blocks fetched ahead of the upload at most (the reader's share of memory).
+    pub window: usize,
+    /// Blocks queued between reader and upload.
+    pub channel_blocks: usize,
+    /// ListSnapshotBlocks page size.
+    pub list_page: u32,
+    /// Block read retries.
+    pub policy: FetchPolicy,
+    /// What the data object holds.
+    pub layout: Layout,
+}
+
+impl Default for AcquireOptions {
+    fn default() -> Self {
+        AcquireOptions {
+            window: 64,
+            channel_blocks: 4,
+            list_page: 10_000,
+            policy: FetchPolicy::default(),
+            layout: Layout::Blocks,
+        }
+    }
+}
+
+/// Why an acquisition stopped; every variant names the snapshot.
+#[derive(Debug, thiserror::Error)]
+pub enum AcquireError {
+    /// Listing failed.
+    #[error("listing blocks of snapshot {snapshot_id} from index {index}: {source}")]
+    List {
+        /// Snapshot.
+        snapshot_id: String,
+        /// Where listing was.
+        index: u64,
+        /// Cause.
+        source: SourceError,
+    },
+    /// A block could not be read and verified.
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+    /// Storing failed.
+    #[error("storing {what} of snapshot {snapshot_id} at {key}: {source}")]
+    Sink {
+        /// Snapshot.
+        snapshot_id: String,
+        /// What was being stored.
+        what: &'static str,
+        /// Key.
+        key: String,
+        /// Cause (boxed: it carries AWS's code, message and request id).
+        source: Box<CloudError>,
+    },
+    /// The volume cannot be one object.
+    #[error("snapshot {snapshot_id}: {source}")]
+    TooLarge {
+        /// Snapshot.
+        snapshot_id: String,
+        /// Cause.
+        source: TooLarge,
+    },
+    /// A stored checkpoint does not fit the stored parts.
+    #[error("snapshot {snapshot_id}: checkpoint {key} is unusable: {why}")]
+    Checkpoint {
+        /// Snapshot.
+        snapshot_id: String,
+        /// Key.
+        key: String,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+/// Turns a sink failure while storing `what` at `key` into the engine's error.
+fn sink_error(
+    snapshot_id: &str,
+    what: &'static str,
+    key: &str,
+) -> impl FnOnce(CloudError) -> AcquireError + use<> {
+    let (snapshot_id, key) = (snapshot_id.to_string(), key.to_string());
+    move |source| AcquireError::Sink {
+        snapshot_id,
+        what,
+        key,
+        source: Box::new(source),
+    }
+}
+
+fn part_key(prefix: &str, part: u32) -> String {
+    ItemLayout::at(prefix).part_checkpoint(part)
+}
+
+fn marker_key(prefix: &str) -> String {
+    ItemLayout::at(prefix).completion_marker()
+}
+
+/// Hash states carried from part to part.
+#[derive(Clone)]
+struct Hashes {
+    image: ImageHasher,
+    object: ResumableSha256,
+}
+
+/// The state of one acquisition.
+struct Run<'a, S, K> {
+    source: &'a S,
+    sink: &'a K,
+    limits: Limits<'a>,
+    options: &'a AcquireOptions,
+    progress: &'a dyn ByteProgress,
+    snapshot_id: &'a str,
+    prefix: &'a str,
+    data_key: String,
+    volume_bytes: u64,
+    /// Blocks per part.
+    per_part: u64,
+    /// Blocks in the volume.
+    total_blocks: u64,
+}
+
+/// What the streaming phase ends with.
+struct Streamed {
+    parts: Vec<StoredPart>,
+    hashes: Hashes,
+    blocks_stored: u64,
+    resumed_parts: u32,
+    fetched_now: u64,
+    discarded: u64,
+    version_id: Option<String>,
+    composite_sha256: Option<String>,
+}
+
+/// Acquire `snapshot_id` into the evidence item at `prefix` (`data/blocks.bin` or
+/// `data/disk.raw`, `data/blockmap.tsv`, checkpoints, the completion marker).
+pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
+    source: &S,
+    sink: &K,
+    limits: impl Into<Limits<'l>>,
+    options: &AcquireOptions,
+    snapshot_id: &str,
+    prefix: &str,
+    progress: &dyn ByteProgress,
+) -> Result<Acquired, AcquireError> {
+    let marker = marker_key(prefix);
+    if let Some(bytes) = sink.get(&marker).await.map_err(sink_error(
+        snapshot_id,
+        "the completion marker",
+        &marker,
+    ))? {
+        let mut done: Acquired =
+            serde_json::from_slice(&bytes).map_err(|e| AcquireError::Checkpoint {
+                snapshot_id: snapshot_id.into(),
+                key: marker.clone(),
+                why: e.to_string(),
+            })?;
+        if done.snapshot_id != snapshot_id || done.layout != options.layout {
+            return Err(AcquireError::Checkpoint {
+                snapshot_id: snapshot_id.into(),
+                key: marker,
+                why: format!(
+                    "it records snapshot {} in the {} layout; this item cannot be acquired again differently",
+                    done.snapshot_id,
+                    done.layout.as_str()
+                ),
+            });
+        }
+        (done.resumed_parts, done.fetched_now, done.discarded) = (done.parts, 0, 0);
+        done.already_complete = true;
+        progress.position(snapshot_id, done.volume_bytes, done.volume_bytes);
+        return Ok(done);
+    }
+
+    let limits = limits.into();
+    // The first page gives the volume size; it is listed once, at the configured page size, and
+    // handed to the stream, which consumes it instead of listing it again.
+    let first = FirstPage::list(source, options, snapshot_id).await?;
+    let volume_bytes = first.volume_bytes();
+    let per_part = blocks_per_part(volume_bytes).map_err(|source| AcquireError::TooLarge {
+        snapshot_id: snapshot_id.into(),
+        source,
+    })?;
+    let run = Run {
+        source,
+        sink,
+        limits,
+        options,
+        progress,
+        snapshot_id,
+        prefix,
+        data_key: format!("{prefix}{}", options.layout.data_path()),
+        volume_bytes,
+        per_part,
+        total_blocks: volume_bytes.div_ceil(BLOCK_SIZE),
+    };
+    let streamed = match sink.head(&run.data_key).await.map_err(sink_error(
+        snapshot_id,
+        "the data object",
+        &run.data_key,
+    ))? {
+        Some(object) => run.recover_completed(object).await?,
+        None => run.stream(first).await?,
+    };
+    let (block_map_sha256, block_map_bytes, aws_checksums_matched) =
+        run.write_block_map(streamed.parts.len() as u32).await?;
+    let Streamed {
+        parts,
+        hashes,
+        blocks_stored,
+        resumed_parts,
+        fetched_now,
+        discarded,
+        version_id,
+        composite_sha256,
+    } = streamed;
+    let data_bytes = parts.iter().map(|p| p.size).sum();
+    let acquired = Acquired {
+        snapshot_id: snapshot_id.into(),
+        volume_bytes,
+        layout: options.layout,
+        image_sha256: hashes.image.finish(),
+        blocks_stored,
+        parts: parts.len() as u32,
+        data_key: run.data_key.clone(),
+        data_bytes,
+        data_sha256: hashes.object.finalize_hex(),
+        block_map_key: format!("{prefix}{BLOCK_MAP_PATH}"),
+        block_map_bytes,
+        block_map_sha256,
+        aws_checksums_matched: Some(aws_checksums_matched),
+        version_id,
+        composite_sha256,
+        resumed_parts,
+        fetched_now,
+        discarded,
+        already_complete: false,
+    };
+    let bytes = serde_json::to_vec_pretty(&acquired).map_err(|e| AcquireError::Checkpoint {
+        snapshot_id: snapshot_id.into(),
+        key: marker.clone(),
+        why: e.to_string(),
+    })?;
+    sink.put_version(&marker, bytes, JSON)
+        .await
+        .map_err(sink_error(snapshot_id, "the completion marker", &marker))?;
+    progress.position(snapshot_id, volume_bytes, volume_bytes);
+    Ok(acquired)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,152 @@
+//! Resume state: the part checkpoints (`acquisition/parts/NNNNN.json`) read back, the hash
+//! states restored from one, the resume point of an open upload (the longest run of stored
+//! parts whose last has a matching checkpoint), and the recovery of a data object completed by
+//! an earlier run that stopped before its completion marker.
+
+use forensnap_core::hashing::{ImageHasher, ResumableSha256, Sha256Checkpoint};
+use forensnap_ports::BlockSource;
+use forensnap_store::{CompletedObject, EvidenceWrite, StoredPart, composite_sha256};
+
+use super::{AcquireError, Hashes, Run, Streamed, part_key, sink_error};
+
+/// The state after one part, stored beside the data (`acquisition/parts/NNNNN.json`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PartCheckpoint {
+    /// Part number.
+    pub part: u32,
+    /// Bytes in the part.
+    pub size: u64,
+    /// S3's SHA-256 of the part, base64.
+    pub sha256: String,
+    /// Offset of the part in the data object.
+    pub object_offset: u64,
+    /// Block index listing resumes at.
+    pub next_index: u64,
+    /// Image hash state after the part.
+    pub image_hash: Sha256Checkpoint,
+    /// Data object hash state after the part.
+    pub object_hash: Sha256Checkpoint,
+    /// The part's listed blocks: index, our SHA-256 (hex), AWS's checksum (base64).
+    pub blocks: Vec<(u64, String, String)>,
+}
+
+impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
+    pub(super) fn checkpoint_error(&self, key: &str, why: impl ToString) -> AcquireError {
+        AcquireError::Checkpoint {
+            snapshot_id: self.snapshot_id.into(),
+            key: key.into(),
+            why: why.to_string(),
+        }
+    }
+
+    pub(super) async fn read_checkpoint(
+        &self,
+        number: u32,
+    ) -> Result<Option<PartCheckpoint>, AcquireError> {
+        let key = part_key(self.prefix, number);
+        let Some(bytes) = self.sink.get(&key).await.map_err(sink_error(
+            self.snapshot_id,
+            "a part checkpoint",
+            &key,
+        ))?
+        else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| self.checkpoint_error(&key, e))
+    }
+
+    pub(super) fn hashes_after(
+        &self,
+        checkpoint: Option<&PartCheckpoint>,
+    ) -> Result<Hashes, AcquireError> {
+        let Some(c) = checkpoint else {
+            return Ok(Hashes {
+                image: ImageHasher::new(self.volume_bytes),
+                object: ResumableSha256::new(),
+            });
+        };
+        let key = part_key(self.prefix, c.part);
+        Ok(Hashes {
+            image: ImageHasher::resume(self.volume_bytes, &c.image_hash)
+                .map_err(|e| self.checkpoint_error(&key, e))?,
+            object: ResumableSha256::restore(&c.object_hash)
+                .map_err(|e| self.checkpoint_error(&key, e))?,
+        })
+    }
+
+    /// The data object was completed by an earlier run that stopped before its marker: accept
+    /// it only if its composite checksum is exactly that of the checkpointed parts.
+    pub(super) async fn recover_completed(
+        &self,
+        object: CompletedObject,
+    ) -> Result<Streamed, AcquireError> {
+        let mut checkpoints = Vec::new();
+        while let Some(c) = self.read_checkpoint(checkpoints.len() as u32 + 1).await? {
+            checkpoints.push(c);
+        }
+        let parts: Vec<StoredPart> = checkpoints
+            .iter()
+            .map(|c| StoredPart {
+                number: c.part,
+                size: c.size,
+                sha256: c.sha256.clone(),
+                etag: String::new(),
+            })
+            .collect();
+        let ours = composite_sha256(&parts);
+        if checkpoints.is_empty() || object.composite_sha256.as_deref() != Some(ours.as_str()) {
+            return Err(self.checkpoint_error(
+                &self.data_key,
+                format!(
+                    "the data object exists (composite SHA-256 {}) but does not match its {} part checkpoints ({ours}); it was not written by this acquisition as recorded: leave it in place, investigate, and collect into a new case",
+                    object.composite_sha256.as_deref().unwrap_or("not reported"),
+                    checkpoints.len()
+                ),
+            ));
+        }
+        let hashes = self.hashes_after(checkpoints.last())?;
+        tracing::info!(
+            snapshot_id = self.snapshot_id,
+            parts = parts.len(),
+            "data object completed by an earlier run"
+        );
+        Ok(Streamed {
+            blocks_stored: checkpoints.iter().map(|c| c.blocks.len() as u64).sum(),
+            resumed_parts: parts.len() as u32,
+            parts,
+            hashes,
+            fetched_now: 0,
+            discarded: 0,
+            version_id: object.version_id,
+            composite_sha256: object.composite_sha256,
+        })
+    }
+
+    /// The longest run of stored parts `1..=n` with a checkpoint for `n`.
+    pub(super) async fn resume_point(
+        &self,
+        stored: &[StoredPart],
+    ) -> Result<(Vec<StoredPart>, Option<PartCheckpoint>), AcquireError> {
+        let mut sorted = stored.to_vec();
+        sorted.sort_by_key(|p| p.number);
+        let contiguous: Vec<StoredPart> = sorted
+            .into_iter()
+            .enumerate()
+            .take_while(|(i, p)| p.number == *i as u32 + 1)
+            .map(|(_, p)| p)
+            .collect();
+        for n in (1..=contiguous.len()).rev() {
+            let Some(checkpoint) = self.read_checkpoint(n as u32).await? else {
+                continue;
+            };
+            let part = &contiguous[n - 1];
+            if checkpoint.size != part.size || checkpoint.sha256 != part.sha256 {
+                continue; // the part was uploaded again after this checkpoint: not trustworthy
+            }
+            return Ok((contiguous[..n].to_vec(), Some(checkpoint)));
+        }
+        Ok((Vec::new(), None))
+    }
+}
