@@ -1,9 +1,18 @@
 //! The block map (`data/blockmap.tsv`): one `BlockMapEntry` line per stored block, in index
-//! order, assembled from the part checkpoints and uploaded in 8 MiB parts; every block's AWS
-//! checksum is checked against its SHA-256 on the way.
+//! order, uploaded in 8 MiB parts; every block's AWS checksum is checked against its SHA-256 on
+//! the way.
+//!
+//! Its rows are the ones each part checkpoint records. The parts this run wrote hand their rows
+//! over in memory ([`HeldRows`], up to a fixed budget), so a fresh acquisition reads no
+//! checkpoint back; the parts stored by an earlier run (or whose rows did not fit the budget)
+//! are read from their checkpoints, a bounded number of GETs in flight, consumed in part order.
+
+use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use forensnap_core::layout::{BLOCK_MAP_HEADER, BLOCK_MAP_PATH, BLOCK_SIZE, BlockMapEntry, Layout};
+use futures::StreamExt;
+use futures::future::Either;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
@@ -15,37 +24,133 @@ use super::{AcquireError, Run, part_key, sink_error};
 /// Block-map text is uploaded in parts of this size (S3's minimum is 5 MiB).
 const BLOCK_MAP_PART: usize = 8 * 1024 * 1024;
 
+/// Bytes of rows held in memory for the block map at most. A row costs about 170 bytes, so this
+/// holds about 200,000 blocks (100 GiB of data); beyond it the checkpoints are read back.
+pub(super) const HELD_ROWS_BUDGET: usize = 32 * 1024 * 1024;
+
+/// Part checkpoints read at once while assembling the block map.
+const CHECKPOINT_READS: usize = 16;
+
+/// One block-map row as a part checkpoint stores it: index, our SHA-256 (hex), AWS's checksum
+/// (base64).
+pub(super) type Row = (u64, String, String);
+
+/// The rows of the parts this run wrote, kept for the block map so it need not read their
+/// checkpoints back. Bounded by a byte budget: the first part whose rows would exceed it is not
+/// held, and neither is any later one (those are read from their checkpoints).
+pub(super) struct HeldRows {
+    parts: BTreeMap<u32, Vec<Row>>,
+    bytes: usize,
+    budget: usize,
+    full: bool,
+}
+
+impl HeldRows {
+    /// Nothing held yet, at most `budget` bytes of rows to come.
+    pub(super) fn new(budget: usize) -> Self {
+        HeldRows {
+            parts: BTreeMap::new(),
+            bytes: 0,
+            budget,
+            full: false,
+        }
+    }
+
+    /// Hold the rows of part `number` if they fit the budget.
+    pub(super) fn hold(&mut self, number: u32, rows: Vec<Row>) {
+        if self.full {
+            return;
+        }
+        let bytes = rows
+            .iter()
+            .map(|(_, sha256, aws)| size_of::<Row>() + sha256.capacity() + aws.capacity())
+            .sum::<usize>();
+        if self.bytes + bytes > self.budget {
+            // From here on the block map reads checkpoints back; the parts held so far stay.
+            self.full = true;
+            tracing::debug!(
+                part = number,
+                held_parts = self.parts.len(),
+                held_bytes = self.bytes,
+                "block-map rows over budget: later parts are read back from their checkpoints"
+            );
+            return;
+        }
+        self.bytes += bytes;
+        self.parts.insert(number, rows);
+    }
+
+    /// How many parts' rows are held.
+    pub(super) fn len(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// The rows of part `number`, when held.
+    pub(super) fn take(&mut self, number: u32) -> Option<Vec<Row>> {
+        self.parts.remove(&number)
+    }
+}
+
+/// The block map as stored.
+pub(super) struct BlockMap {
+    /// SHA-256 of the text, hex.
+    pub(super) sha256: String,
+    /// Size of the text.
+    pub(super) bytes: u64,
+    /// Blocks listed (every one with an AWS checksum equal to its SHA-256).
+    pub(super) blocks: u64,
+}
+
 impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
-    /// Assemble the block map from the part checkpoints, uploaded in 8 MiB parts (bounded
-    /// memory); returns its SHA-256 (hex) and size.
-    /// Assemble the block map; returns its SHA-256 (hex), its size, and how many of its blocks
-    /// carry an AWS checksum equal to our SHA-256 (all of them, or the acquisition fails: a
-    /// block is stored only after that check, so a difference means a checkpoint was altered).
+    /// The rows of part `number` from its checkpoint.
+    async fn checkpoint_rows(&self, number: u32) -> Result<Vec<Row>, AcquireError> {
+        let checkpoint = self.read_checkpoint(number).await?.ok_or_else(|| {
+            self.checkpoint_error(
+                &part_key(self.prefix, number),
+                "missing: the block map cannot be assembled",
+            )
+        })?;
+        Ok(checkpoint.blocks)
+    }
+
+    /// Assemble the block map of parts `1..=parts` from the rows `held` and the part
+    /// checkpoints, uploaded in 8 MiB parts (bounded memory). Every block must carry an AWS
+    /// checksum equal to our SHA-256, or the acquisition fails: a block is stored only after
+    /// that check, so a difference means a checkpoint was altered.
     pub(super) async fn write_block_map(
         &self,
         parts: u32,
-    ) -> Result<(String, u64, u64), AcquireError> {
+        mut held: HeldRows,
+    ) -> Result<BlockMap, AcquireError> {
         let (snapshot_id, sink) = (self.snapshot_id, self.sink);
         let key = &format!("{}{BLOCK_MAP_PATH}", self.prefix);
+        tracing::debug!(
+            snapshot_id,
+            parts,
+            held = held.len(),
+            "assembling the block map"
+        );
         let (upload_id, _) = sink.open_upload(key).await.map_err(sink_error(
             snapshot_id,
             "the block map upload",
             key,
         ))?;
+        // Held rows are ready at once; the others are read, CHECKPOINT_READS at a time, and
+        // come out in part order whatever order the reads finish in.
+        let mut rows = futures::stream::iter((1..=parts).map(|n| match held.take(n) {
+            Some(rows) => Either::Left(std::future::ready(Ok(rows))),
+            None => Either::Right(self.checkpoint_rows(n)),
+        }))
+        .buffered(CHECKPOINT_READS);
         let mut stored = Vec::new();
         let mut hash = Sha256::new();
         let mut size = 0u64;
         let mut buffer = format!("{BLOCK_MAP_HEADER}\n").into_bytes();
         let mut object_offset = 0;
-        let (mut entries, mut matched) = (0u64, 0u64);
-        for n in 1..=parts {
-            let checkpoint = self.read_checkpoint(n).await?.ok_or_else(|| {
-                self.checkpoint_error(
-                    &part_key(self.prefix, n),
-                    "missing: the block map cannot be assembled",
-                )
-            })?;
-            for (index, sha256, aws_checksum) in checkpoint.blocks {
+        let (mut n, mut entries, mut matched) = (0u32, 0u64, 0u64);
+        while let Some(part_rows) = rows.next().await {
+            n += 1;
+            for (index, sha256, aws_checksum) in part_rows? {
                 entries += 1;
                 if checksum_matches(&sha256, &aws_checksum) {
                     matched += 1;
@@ -88,7 +193,11 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         sink.complete_upload(key, &upload_id, &stored)
             .await
             .map_err(sink_error(snapshot_id, "the block map", key))?;
-        Ok((hex::encode(hash.finalize()), size, matched))
+        Ok(BlockMap {
+            sha256: hex::encode(hash.finalize()),
+            bytes: size,
+            blocks: matched,
+        })
     }
 }
 

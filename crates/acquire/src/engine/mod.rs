@@ -38,6 +38,7 @@ use forensnap_store::{CloudError, EvidenceWrite, StoredPart};
 use crate::fetch::{FetchError, FetchPolicy};
 use crate::limit::Limits;
 
+use blockmap::HeldRows;
 pub use resume::PartCheckpoint;
 use upload::FirstPage;
 
@@ -170,7 +171,8 @@ struct Run<'a, S, K> {
 struct Streamed {
     parts: Vec<StoredPart>,
     hashes: Hashes,
-    blocks_stored: u64,
+    /// Block-map rows of the parts this run wrote, as far as the budget allowed.
+    held: HeldRows,
     resumed_parts: u32,
     fetched_now: u64,
     discarded: u64,
@@ -248,33 +250,34 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         Some(object) => run.recover_completed(object).await?,
         None => run.stream(first).await?,
     };
-    let (block_map_sha256, block_map_bytes, aws_checksums_matched) =
-        run.write_block_map(streamed.parts.len() as u32).await?;
     let Streamed {
         parts,
         hashes,
-        blocks_stored,
+        held,
         resumed_parts,
         fetched_now,
         discarded,
         version_id,
         composite_sha256,
     } = streamed;
+    let block_map = run.write_block_map(parts.len() as u32, held).await?;
     let data_bytes = parts.iter().map(|p| p.size).sum();
     let acquired = Acquired {
         snapshot_id: snapshot_id.into(),
         volume_bytes,
         layout: options.layout,
         image_sha256: hashes.image.finish(),
-        blocks_stored,
+        // The block map lists every stored block (of this run and of earlier ones) once.
+        blocks_stored: block_map.blocks,
         parts: parts.len() as u32,
         data_key: run.data_key.clone(),
         data_bytes,
         data_sha256: hashes.object.finalize_hex(),
         block_map_key: format!("{prefix}{BLOCK_MAP_PATH}"),
-        block_map_bytes,
-        block_map_sha256,
-        aws_checksums_matched: Some(aws_checksums_matched),
+        block_map_bytes: block_map.bytes,
+        block_map_sha256: block_map.sha256,
+        // The block map is written only when every block's AWS checksum is its SHA-256.
+        aws_checksums_matched: Some(block_map.blocks),
         version_id,
         composite_sha256,
         resumed_parts,

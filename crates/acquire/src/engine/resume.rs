@@ -7,6 +7,7 @@ use forensnap_core::hashing::{ImageHasher, ResumableSha256, Sha256Checkpoint};
 use forensnap_ports::BlockSource;
 use forensnap_store::{CompletedObject, EvidenceWrite, StoredPart, composite_sha256};
 
+use super::blockmap::HeldRows;
 use super::{AcquireError, Hashes, Run, Streamed, part_key, sink_error};
 
 /// The state after one part, stored beside the data (`acquisition/parts/NNNNN.json`).
@@ -82,41 +83,41 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         &self,
         object: CompletedObject,
     ) -> Result<Streamed, AcquireError> {
-        let mut checkpoints = Vec::new();
-        while let Some(c) = self.read_checkpoint(checkpoints.len() as u32 + 1).await? {
-            checkpoints.push(c);
-        }
-        let parts: Vec<StoredPart> = checkpoints
-            .iter()
-            .map(|c| StoredPart {
+        // Only the parts and the last checkpoint are kept (its hash states are the totals): the
+        // block map reads the rows again, so memory does not grow with the volume.
+        let (mut parts, mut last) = (Vec::new(), None);
+        while let Some(c) = self.read_checkpoint(parts.len() as u32 + 1).await? {
+            parts.push(StoredPart {
                 number: c.part,
                 size: c.size,
                 sha256: c.sha256.clone(),
                 etag: String::new(),
-            })
-            .collect();
+            });
+            last = Some(c);
+        }
         let ours = composite_sha256(&parts);
-        if checkpoints.is_empty() || object.composite_sha256.as_deref() != Some(ours.as_str()) {
+        if parts.is_empty() || object.composite_sha256.as_deref() != Some(ours.as_str()) {
             return Err(self.checkpoint_error(
                 &self.data_key,
                 format!(
                     "the data object exists (composite SHA-256 {}) but does not match its {} part checkpoints ({ours}); it was not written by this acquisition as recorded: leave it in place, investigate, and collect into a new case",
                     object.composite_sha256.as_deref().unwrap_or("not reported"),
-                    checkpoints.len()
+                    parts.len()
                 ),
             ));
         }
-        let hashes = self.hashes_after(checkpoints.last())?;
+        let hashes = self.hashes_after(last.as_ref())?;
         tracing::info!(
             snapshot_id = self.snapshot_id,
             parts = parts.len(),
             "data object completed by an earlier run"
         );
         Ok(Streamed {
-            blocks_stored: checkpoints.iter().map(|c| c.blocks.len() as u64).sum(),
             resumed_parts: parts.len() as u32,
             parts,
             hashes,
+            // Every part was stored by an earlier run: the block map reads them all back.
+            held: HeldRows::new(0),
             fetched_now: 0,
             discarded: 0,
             version_id: object.version_id,

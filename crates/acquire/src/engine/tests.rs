@@ -24,9 +24,9 @@ fn options() -> AcquireOptions {
 }
 
 /// Acquire with a generous limit and no progress reports.
-async fn run_on(
+async fn run_on<K: EvidenceWrite>(
     source: &MemorySource,
-    sink: &MemoryStore,
+    sink: &K,
     options: &AcquireOptions,
     snapshot_id: &str,
     prefix: &str,
@@ -326,4 +326,5 @@ async fn aws_checksum_matches_are_counted_and_a_checkpoint_whose_checksum_differ
     );
 }
 
+mod block_map;
 mod data_path;

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use forensnap_ports::{BlockPage, BlockSource, ListedBlock, SourceError};
 use forensnap_store::{CloudError, ErrorKind, EvidenceWrite, StoredPart, composite_sha256};
 
+use super::blockmap::{HELD_ROWS_BUDGET, HeldRows};
 use super::{
     AcquireError, AcquireOptions, Hashes, JSON, PartCheckpoint, Run, Streamed, part_key, sink_error,
 };
@@ -31,8 +32,8 @@ enum Piece {
     Zero(u64),
 }
 
-/// The first listing page, fetched by [`acquire`](super::acquire) to learn the volume size, and the lister that
-/// fetched it (positioned after it, its page token fresh).
+/// The first listing page, fetched by [`acquire`](super::acquire) to learn the volume size, and
+/// the lister that fetched it (positioned after it, its page token fresh).
 pub(super) struct FirstPage {
     lister: Lister,
     page: Option<BlockPage>,
@@ -139,19 +140,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             .as_ref()
             .map(|c| c.object_offset + c.size)
             .unwrap_or(0);
-        let mut blocks_stored = match self.options.layout {
-            Layout::Blocks => object_offset / BLOCK_SIZE,
-            Layout::Raw => 0,
-        };
-        if self.options.layout == Layout::Raw {
-            for n in 1..=resumed_parts {
-                blocks_stored += self
-                    .read_checkpoint(n)
-                    .await?
-                    .map(|c| c.blocks.len() as u64)
-                    .unwrap_or(0);
-            }
-        }
+        let mut held = HeldRows::new(HELD_ROWS_BUDGET);
         self.progress
             .position(snapshot_id, hashes.image.position(), self.volume_bytes);
         let (mut lister, mut queue) =
@@ -189,7 +178,6 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 .await
                 .map_err(sink_error(snapshot_id, "a part checkpoint", &key))?;
             object_offset += len;
-            blocks_stored += checkpoint.blocks.len() as u64;
             parts.push(part);
             tracing::info!(
                 snapshot_id,
@@ -197,6 +185,9 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 blocks = checkpoint.blocks.len(),
                 "part stored"
             );
+            // The block map is assembled from these rows: kept, it need not read this
+            // checkpoint back.
+            held.hold(number, checkpoint.blocks);
         }
 
         let completed = sink
@@ -223,7 +214,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         Ok(Streamed {
             parts,
             hashes,
-            blocks_stored,
+            held,
             resumed_parts,
             fetched_now,
             discarded,
