@@ -12,8 +12,11 @@
 //!
 //! Memory is bounded by `window + channel_blocks + 2` blocks whatever the volume size: blocks
 //! are fetched at most `window` at a time (in order), handed to the part upload through a
-//! channel of `channel_blocks`, and nothing else holds block data. See
-//! `docs/acquisition-design.md` for the layout.
+//! channel of `channel_blocks`, and nothing else holds block data. Besides blocks, a run holds
+//! the listed blocks not yet read (a part's worth and a listing page at most) and at most 32 MiB
+//! of block-map rows (those of the parts it wrote, so the block map need not read their
+//! checkpoints back). See `docs/acquisition-design.md` for the
+//! layout.
 //!
 //! This module owns [`acquire`] (the completion marker, the first listing page, the choice
 //! between streaming and recovery, the [`Acquired`] record) and the state of one run; the rest
@@ -21,7 +24,7 @@
 //!
 //! * `upload`   -- listing and the parts: fetched, hashed, streamed, checkpointed, completed.
 //! * `resume`   -- the part checkpoints read back: resume point, hash states, recovery.
-//! * `blockmap` -- `data/blockmap.tsv` assembled from the part checkpoints.
+//! * `blockmap` -- `data/blockmap.tsv` from the rows held in memory and the part checkpoints.
 
 mod blockmap;
 mod resume;
