@@ -22,9 +22,13 @@ pub mod recorded;
 use forensnap_acquire::{AcquireOptions, AdaptiveLimit, BlockSource, Limits, acquire};
 use forensnap_core::EventDraft;
 use forensnap_core::custody::{console_output_item, instance_record_item};
+use forensnap_core::details::{
+    AcquiredData, AcquisitionCompleted, AcquisitionStarted, CollectedItem, CollectionCompleted,
+    CollectionFailed, Details, EvidenceSealed, Subject,
+};
 use forensnap_core::keys::{CONSOLE_OUTPUT_PATH, INSTANCE_RECORD_PATH};
 use forensnap_core::seal::{SealedItem, Signer};
-use forensnap_core::{Action, CaseLayout, ItemLayout};
+use forensnap_core::{CaseLayout, ItemLayout};
 use forensnap_evidence::item::{self, ItemKind, SealedBag};
 use forensnap_evidence::{Acquired, ByteProgress};
 use forensnap_preserve::{
@@ -199,9 +203,10 @@ pub async fn collect<
     let errors: Vec<String> = errors.into_iter().filter_map(Result::err).collect();
     if let Some(first) = errors.first() {
         let draft = run
-            .draft(Action::CollectionFailed)
-            .failed(first.clone())
-            .detail("failed_items", errors.len());
+            .draft(CollectionFailed {
+                failed_items: Some(errors.len() as u64),
+            })
+            .failed(first.clone());
         let _ = run.record(draft).await;
         if let Err(e) = run.seal_chain(&items).await {
             tracing::warn!(error = %e, "the failed run's events could not be sealed");
@@ -212,16 +217,19 @@ pub async fn collect<
             first: first.clone(),
         });
     }
-    let draft = run
-        .draft(Action::CollectionCompleted)
-        .after(items.iter().map(|i| format!("s3://{}/{}", i.bucket, i.prefix)))
-        .detail(
-            "evidence",
-            items
-                .iter()
-                .map(|i| serde_json::json!({"id": i.id, "kind": i.kind, "image_sha256": i.image_sha256}))
-                .collect::<Vec<_>>(),
-        );
+    let evidence = items
+        .iter()
+        .map(|i| CollectedItem {
+            id: i.id.clone(),
+            kind: i.kind,
+            image_sha256: i.image_sha256.clone(),
+        })
+        .collect();
+    let draft = run.draft(CollectionCompleted { evidence }).after(
+        items
+            .iter()
+            .map(|i| format!("s3://{}/{}", i.bucket, i.prefix)),
+    );
     run.record(draft).await.map_err(CollectError::Preserve)?;
     run.seal_chain(&items)
         .await
@@ -253,11 +261,14 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
         Ok(())
     }
 
-    fn draft(&self, action: Action) -> EventDraft {
-        EventDraft::new(action)
+    /// An event about the instance, in the forensic account.
+    fn draft(&self, details: impl Into<Details>) -> EventDraft {
+        EventDraft::new(details)
             .at(&self.plan.forensic_account, &self.plan.member_region)
-            .detail("instance", &self.plan.instance_id)
-            .detail("member_account", &self.plan.member_account)
+            .about(&Subject {
+                instance: self.plan.instance_id.clone(),
+                member_account: self.plan.member_account.clone(),
+            })
     }
 
     async fn record(&self, draft: EventDraft) -> Result<(), PreserveError> {
@@ -362,12 +373,13 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
         files: &[(String, String)],
     ) -> Result<(), String> {
         let draft = self
-            .draft(Action::EvidenceSealed)
-            .after([format!("s3://{}/{prefix}", self.bucket)])
-            .detail("item", id)
-            .detail("kind", kind)
-            .detail("prefix", prefix)
-            .detail("payload_sha256", files);
+            .draft(EvidenceSealed {
+                item: id.to_string(),
+                kind,
+                prefix: prefix.to_string(),
+                payload_sha256: files.to_vec(),
+            })
+            .after([format!("s3://{}/{prefix}", self.bucket)]);
         self.record(draft).await.map_err(|e| e.to_string())
     }
 
@@ -390,11 +402,12 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
         let record =
             |draft: EventDraft| async move { self.record(draft).await.map_err(|e| e.to_string()) };
         let draft = self
-            .draft(Action::AcquisitionStarted)
-            .before([snapshot_id.to_string()])
-            .detail("item", &id)
-            .detail("volume_id", &id)
-            .detail("layout", self.acquire.options.layout.as_str());
+            .draft(AcquisitionStarted {
+                item: id.clone(),
+                volume_id: id.clone(),
+                layout: self.acquire.options.layout,
+            })
+            .before([snapshot_id.to_string()]);
         let sealed = item::sealed(self.sink, &prefix)
             .await
             .map_err(|e| failed("reading the bag", &e))?;
@@ -417,10 +430,12 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                     Err(e) => {
                         let message = failed("acquisition", &e);
                         record(
-                            self.draft(Action::AcquisitionCompleted)
-                                .before([snapshot_id.to_string()])
-                                .detail("item", &id)
-                                .failed(message.clone()),
+                            self.draft(AcquisitionCompleted {
+                                item: id.clone(),
+                                data: None,
+                            })
+                            .before([snapshot_id.to_string()])
+                            .failed(message.clone()),
                         )
                         .await?;
                         return Err(message);
@@ -452,21 +467,24 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             None => {
                 if !acquired.already_complete {
                     record(
-                        self.draft(Action::AcquisitionCompleted)
-                            .before([snapshot_id.to_string()])
-                            .after([format!("s3://{}/{}", self.bucket, acquired.data_key)])
-                            .detail("item", &id)
-                            .detail("volume_id", &id)
-                            .detail("key", &acquired.data_key)
-                            .detail("version_id", &acquired.version_id)
-                            .detail("image_sha256", &acquired.image_sha256)
-                            .detail("data_sha256", &acquired.data_sha256)
-                            .detail("composite_sha256", &acquired.composite_sha256)
-                            .detail("block_map_sha256", &acquired.block_map_sha256)
-                            .detail("blocks_stored", acquired.blocks_stored)
-                            .detail("aws_checksums_matched", acquired.aws_checksums_matched)
-                            .detail("answers_discarded", acquired.discarded)
-                            .detail("resumed_parts", acquired.resumed_parts),
+                        self.draft(AcquisitionCompleted {
+                            item: id.clone(),
+                            data: Some(AcquiredData {
+                                volume_id: id.clone(),
+                                key: acquired.data_key.clone(),
+                                version_id: acquired.version_id.clone(),
+                                image_sha256: acquired.image_sha256.clone(),
+                                data_sha256: acquired.data_sha256.clone(),
+                                composite_sha256: acquired.composite_sha256.clone(),
+                                block_map_sha256: acquired.block_map_sha256.clone(),
+                                blocks_stored: acquired.blocks_stored,
+                                aws_checksums_matched: acquired.aws_checksums_matched,
+                                answers_discarded: acquired.discarded,
+                                resumed_parts: acquired.resumed_parts,
+                            }),
+                        })
+                        .before([snapshot_id.to_string()])
+                        .after([format!("s3://{}/{}", self.bucket, acquired.data_key)]),
                     )
                     .await?;
                 }
@@ -512,303 +530,4 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::BTreeMap;
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::time::Duration;
-
-    use forensnap_acquire::memory::MemorySource;
-    use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, SourceError};
-    use forensnap_core::layout::BLOCK_SIZE;
-    use forensnap_core::{Event, Outcome};
-    use forensnap_evidence::NoProgress;
-    use forensnap_preserve::SnapshotInfo;
-    use forensnap_preserve::fake::{Cloud, FORENSIC_KEY, MEMBER, Shared, accounts, plan};
-    use forensnap_store::MemoryStore;
-    use sha2::{Digest, Sha256};
-
-    use super::*;
-
-    /// One in-memory bucket serving both seams, as the real bucket does.
-    type Bucket = MemoryStore;
-
-    /// Every snapshot holds the same pattern; when armed, the first snapshot read fails for good.
-    struct Snapshots {
-        pattern: MemorySource,
-        armed: AtomicBool,
-        failing: Mutex<Option<String>>,
-    }
-
-    impl BlockSource for Snapshots {
-        async fn list(
-            &self,
-            snapshot_id: &str,
-            start: u64,
-            token: Option<&str>,
-            max: u32,
-        ) -> Result<BlockPage, SourceError> {
-            self.pattern.list(snapshot_id, start, token, max).await
-        }
-        async fn get(
-            &self,
-            snapshot_id: &str,
-            index: u64,
-            token: &str,
-        ) -> Result<FetchedBlock, SourceError> {
-            {
-                let mut failing = self.failing.lock().expect("lock");
-                if self.armed.swap(false, Ordering::SeqCst) {
-                    *failing = Some(snapshot_id.to_string());
-                }
-                if failing.as_deref() == Some(snapshot_id) {
-                    return Err(SourceError::Fatal(
-                        "AccessDeniedException: kms:Decrypt (fake)".into(),
-                    ));
-                }
-            }
-            self.pattern.get(snapshot_id, index, token).await
-        }
-    }
-
-    fn cloud() -> Shared {
-        let mut cloud = Cloud::default();
-        let volumes = ["a", "f", "g"].map(|d| (format!("/dev/xvd{d}"), (format!("vol-{d}"), None)));
-        cloud
-            .instances
-            .insert("i-1".into(), BTreeMap::from(volumes));
-        cloud
-            .key_users
-            .insert(FORENSIC_KEY.into(), [MEMBER.to_string()].into());
-        Shared::new(std::sync::Mutex::new(cloud))
-    }
-
-    fn acquire_plan() -> AcquirePlan {
-        AcquirePlan {
-            options: AcquireOptions {
-                window: 4,
-                channel_blocks: 2,
-                list_page: 100,
-                policy: FetchPolicy {
-                    base_delay: Duration::from_millis(1),
-                    max_delay: Duration::from_millis(2),
-                    ..FetchPolicy::default()
-                },
-                layout: forensnap_core::layout::Layout::Blocks,
-            },
-            concurrent_volumes: 2,
-            initial_reads: 2,
-            max_reads: 4,
-            snapshot_rps: 100_000.0,
-            account_rps: 100_000.0,
-            tool: "forensnap test".into(),
-        }
-    }
-
-    struct Quiet;
-    impl Progress for Quiet {
-        fn snapshot(&self, _: &str, _: &str, _: &SnapshotInfo) {}
-        fn step(&self, _: &str) {}
-    }
-    impl ByteProgress for Quiet {
-        fn position(&self, s: &str, p: u64, v: u64) {
-            NoProgress.position(s, p, v)
-        }
-    }
-
-    async fn run(
-        cloud: &Shared,
-        bucket: &Bucket,
-        source: &Snapshots,
-    ) -> (Result<Collected, CollectError>, Vec<Event>) {
-        let (member, forensic, actor) = accounts(cloud);
-        let plan = plan();
-        let custody = Custody::open(bucket.clone(), "", &plan.case, actor, None)
-            .await
-            .expect("open log");
-        let result = collect(
-            &plan,
-            &acquire_plan(),
-            &member,
-            &forensic,
-            &custody,
-            bucket,
-            source,
-            &signer(),
-            &Quiet,
-        )
-        .await;
-        (result, custody.events().await)
-    }
-
-    fn signer() -> forensnap_core::seal::MemorySigner {
-        forensnap_core::seal::MemorySigner::from_seed(
-            3,
-            "arn:aws:kms:us-east-1:123456789012:key/sign",
-        )
-    }
-
-    /// What `verify_checkpoints` finds wrong with the case's stored events and checkpoints.
-    fn sealed_findings(
-        bucket: &Bucket,
-        signer: &forensnap_core::seal::MemorySigner,
-    ) -> Vec<String> {
-        let case = forensnap_core::CaseId::parse("IR-1").expect("case");
-        let events: Vec<(String, Vec<u8>)> = bucket
-            .keys("cases/IR-1/custody/events/")
-            .into_iter()
-            .map(|k| (k.clone(), bucket.object(&k).expect("event")))
-            .collect();
-        let checkpoints: Vec<forensnap_core::seal::CheckpointObject> = bucket
-            .keys("cases/IR-1/custody/checkpoints/")
-            .into_iter()
-            .filter(|k| k.ends_with(".json"))
-            .map(|k| {
-                let sig = bucket.object(&format!("{k}.sig"));
-                (k.clone(), bucket.object(&k).expect("checkpoint"), sig)
-            })
-            .collect();
-        assert!(!checkpoints.is_empty(), "no checkpoint written");
-        forensnap_core::seal::verify_checkpoints(
-            &case,
-            &events,
-            &checkpoints,
-            signer.public_key_der(),
-        )
-        .into_iter()
-        .map(|f| f.to_string())
-        .collect()
-    }
-
-    fn count(events: &[Event], action: Action) -> usize {
-        events.iter().filter(|e| e.kind() == Some(action)).count()
-    }
-
-    fn source() -> Snapshots {
-        Snapshots {
-            pattern: MemorySource::pattern(BLOCK_SIZE, 64, &[0, 1, 17, 63]),
-            armed: AtomicBool::new(false),
-            failing: Mutex::new(None),
-        }
-    }
-
-    #[tokio::test]
-    async fn every_volume_and_record_becomes_a_sealed_item_and_a_rerun_reads_nothing() {
-        let (cloud, bucket, source) = (cloud(), Bucket::default(), source());
-        let (result, events) = run(&cloud, &bucket, &source).await;
-        let collected = result.expect("collected");
-        let image = hex::encode(Sha256::digest(source.pattern.raw_image()));
-        let volumes: Vec<&EvidenceItem> = collected
-            .evidence
-            .iter()
-            .filter(|i| i.kind == ItemKind::Volume)
-            .collect();
-        assert_eq!((collected.evidence.len(), volumes.len()), (5, 3));
-        for item in &collected.evidence {
-            assert!(
-                bucket
-                    .object(&format!("{}tagmanifest-sha256.txt", item.prefix))
-                    .is_some(),
-                "{} sealed",
-                item.id
-            );
-        }
-        for item in &volumes {
-            assert_eq!(item.image_sha256.as_deref(), Some(image.as_str()));
-            assert_eq!(item.blocks_stored, Some(4));
-            let preserved = collected
-                .preserved
-                .volumes
-                .iter()
-                .find(|v| Some(&v.volume_id) == item.volume_id.as_ref())
-                .expect("preserved");
-            assert_eq!(item.snapshot_id.as_ref(), Some(&preserved.snapshot_id));
-        }
-        assert_eq!(count(&events, Action::AcquisitionCompleted), 3);
-        assert_eq!(count(&events, Action::EvidenceSealed), 5);
-        assert_eq!(
-            events.last().map(|e| e.action.as_str()),
-            Some(Action::CollectionCompleted.as_str())
-        );
-        assert_eq!(collected.preserved.custody_events, events.len() as u64);
-        let signer = signer();
-        assert_eq!(
-            sealed_findings(&bucket, &signer),
-            Vec::<String>::new(),
-            "the chain is sealed by a valid checkpoint"
-        );
-        for item in &collected.evidence {
-            let manifest = bucket
-                .object(&format!("{}tagmanifest-sha256.txt", item.prefix))
-                .expect("tm");
-            let signature = bucket
-                .object(&format!("{}tagmanifest-sha256.txt.sig", item.prefix))
-                .expect("sig");
-            forensnap_core::seal::verify_signature(signer.public_key_der(), &manifest, &signature)
-                .expect("the tag manifest's signature verifies");
-        }
-
-        let gets = source.pattern.gets.load(Ordering::SeqCst);
-        let (again, events) = run(&cloud, &bucket, &source).await;
-        let again = again.expect("second run");
-        assert_eq!(
-            source.pattern.gets.load(Ordering::SeqCst),
-            gets,
-            "nothing read again"
-        );
-        assert_eq!(count(&events, Action::AcquisitionCompleted), 3);
-        assert_eq!(count(&events, Action::EvidenceSealed), 5);
-        assert_eq!(again.evidence, collected.evidence);
-    }
-
-    #[tokio::test]
-    async fn a_failing_volume_does_not_stop_the_others_and_a_rerun_finishes_it() {
-        let (cloud, bucket, source) = (cloud(), Bucket::default(), source());
-        source.armed.store(true, Ordering::SeqCst);
-        let (result, events) = run(&cloud, &bucket, &source).await;
-        let err = result.expect_err("one volume fails");
-        let failing = source
-            .failing
-            .lock()
-            .expect("lock")
-            .clone()
-            .expect("a snapshot failed");
-        let text = err.to_string();
-        assert!(
-            text.contains("1 of 5") && text.contains(&failing) && text.contains("block 0"),
-            "{text}"
-        );
-        let last = events.last().expect("events");
-        assert_eq!(
-            (last.action.as_str(), last.outcome),
-            (Action::CollectionFailed.as_str(), Outcome::Failed)
-        );
-        assert_eq!(
-            count(&events, Action::EvidenceSealed),
-            4,
-            "the other items are sealed"
-        );
-
-        *source.failing.lock().expect("lock") = None;
-        let (result, events) = run(&cloud, &bucket, &source).await;
-        let collected = result.expect("resumed");
-        let image = hex::encode(Sha256::digest(source.pattern.raw_image()));
-        assert!(
-            collected
-                .evidence
-                .iter()
-                .filter(|i| i.kind == ItemKind::Volume)
-                .all(|i| i.image_sha256.as_deref() == Some(image.as_str()))
-        );
-        assert_eq!(count(&events, Action::EvidenceSealed), 5);
-        assert_eq!(
-            events.last().map(|e| e.action.as_str()),
-            Some(Action::CollectionCompleted.as_str())
-        );
-        assert_eq!(
-            sealed_findings(&bucket, &signer()),
-            Vec::<String>::new(),
-            "both runs sealed, the failed one included"
-        );
-    }
-}
+mod tests;

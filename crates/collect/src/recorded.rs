@@ -4,8 +4,9 @@
 
 use std::path::Path;
 
+use forensnap_core::EventDraft;
+use forensnap_core::details::{CaseVerified, EvidenceExported, Verdict};
 use forensnap_core::seal::Signer;
-use forensnap_core::{Action, EventDraft};
 use forensnap_custody::{Custody, CustodyError};
 use forensnap_evidence::ByteProgress;
 use forensnap_evidence::export::{ExportError, Exported, export};
@@ -73,20 +74,29 @@ pub async fn export_item<S: EvidenceWrite, G: Signer>(
         });
     }
     let result = export(store, prefix, out, progress).await;
-    let draft = EventDraft::new(Action::EvidenceExported)
-        .at(at.account, at.region)
-        .before([format!("s3://{}/{prefix}", store.bucket())])
-        .detail("item", item_id)
-        .detail("out", out.display().to_string());
+    let draft = |details: EvidenceExported| {
+        EventDraft::new(details)
+            .at(at.account, at.region)
+            .before([format!("s3://{}/{prefix}", store.bucket())])
+    };
+    let details = EvidenceExported {
+        item: item_id.to_string(),
+        out: out.display().to_string(),
+        image_sha256: None,
+        blocks_checked: None,
+        result: Verdict::Mismatch,
+    };
     match result {
         Ok(exported) => {
             custody
                 .record(
-                    draft
-                        .after([out.display().to_string()])
-                        .detail("image_sha256", &exported.image_sha256)
-                        .detail("blocks_checked", exported.blocks_checked)
-                        .detail("result", "match"),
+                    draft(EvidenceExported {
+                        image_sha256: Some(exported.image_sha256.clone()),
+                        blocks_checked: Some(exported.blocks_checked),
+                        result: Verdict::Match,
+                        ..details
+                    })
+                    .after([out.display().to_string()]),
                 )
                 .await?;
             custody.checkpoint(signer, Vec::new()).await?;
@@ -94,7 +104,7 @@ pub async fn export_item<S: EvidenceWrite, G: Signer>(
         }
         Err(err) => {
             // The export failed: that is recorded too, as far as the log lets it be.
-            let failed = draft.detail("result", "mismatch").failed(err.to_string());
+            let failed = draft(details).failed(err.to_string());
             if let Err(e) = custody.record(failed).await {
                 tracing::warn!(error = %e, "the failed export could not be recorded");
             }
@@ -120,19 +130,24 @@ pub async fn record_verification<S: EvidenceWrite, G: Signer>(
         .filter(|r| !r.ok)
         .map(|r| format!("{} {}: {}", r.check, r.subject, r.detail))
         .collect();
-    let mut draft = EventDraft::new(Action::CaseVerified)
-        .at(at.account, at.region)
-        .before([format!(
-            "s3://{}/{}",
-            custody.store().bucket(),
-            custody.layout().root()
-        )])
-        .detail("checks", report.rows.len())
-        .detail("failed", failed.len())
-        .detail("items", report.items)
-        .detail("objects_locked", report.objects_locked)
-        .detail("public_key_sha256", &report.public_key_sha256)
-        .detail("result", if report.passed() { "pass" } else { "fail" });
+    let mut draft = EventDraft::new(CaseVerified {
+        checks: report.rows.len() as u64,
+        failed: failed.len() as u64,
+        items: report.items as u64,
+        objects_locked: report.objects_locked as u64,
+        public_key_sha256: report.public_key_sha256.clone(),
+        result: if report.passed() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+    })
+    .at(at.account, at.region)
+    .before([format!(
+        "s3://{}/{}",
+        custody.store().bucket(),
+        custody.layout().root()
+    )]);
     if !failed.is_empty() {
         draft = draft.failed(failed.join("; "));
     }

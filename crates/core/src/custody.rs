@@ -12,6 +12,7 @@ use time::macros::format_description;
 
 use crate::CaseId;
 use crate::action::Action;
+use crate::details::{Details, DetailsError, Subject};
 
 /// Version tag of the event format, stored in every event.
 pub const EVENT_SCHEMA: &str = "forensnap.custody-event/1";
@@ -89,7 +90,7 @@ pub struct Event {
 }
 
 /// What a step reports; the chain fills in case, sequence, time, actor and link.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct EventDraft {
     /// See [`Event::action`].
     pub action: String,
@@ -105,17 +106,31 @@ pub struct EventDraft {
     pub after: Vec<String>,
     /// See [`Event::request_ids`].
     pub request_ids: Vec<String>,
-    /// See [`Event::details`].
-    pub details: serde_json::Map<String, serde_json::Value>,
+    /// See [`Event::details`]: written only from typed [`Details`] (and a [`Subject`]).
+    details: serde_json::Map<String, serde_json::Value>,
 }
 
 impl EventDraft {
-    /// A successful step of kind `action`.
-    pub fn new(action: Action) -> Self {
+    /// A successful step that did what `details` says; the action is the details' own.
+    pub fn new(details: impl Into<Details>) -> Self {
+        let details = details.into();
         EventDraft {
-            action: action.as_str().to_string(),
-            ..Default::default()
+            action: details.action().as_str().to_string(),
+            error: None,
+            account: None,
+            region: None,
+            before: Vec::new(),
+            after: Vec::new(),
+            request_ids: Vec::new(),
+            details: details.to_map(),
         }
+    }
+    /// Name the instance the step is about (stored beside the step's details).
+    pub fn about(mut self, subject: &Subject) -> Self {
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::to_value(subject) {
+            self.details.extend(fields);
+        }
+        self
     }
     /// Mark the step failed.
     pub fn failed(mut self, error: impl Into<String>) -> Self {
@@ -141,12 +156,6 @@ impl EventDraft {
     /// Add AWS request ids.
     pub fn request_ids<I: IntoIterator<Item = S>, S: Into<String>>(mut self, ids: I) -> Self {
         self.request_ids.extend(ids.into_iter().map(Into::into));
-        self
-    }
-    /// Add one detail.
-    pub fn detail(mut self, key: &str, value: impl Serialize) -> Self {
-        let value = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-        self.details.insert(key.to_string(), value);
         self
     }
 }
@@ -184,6 +193,24 @@ impl Event {
     /// The action this event records; `None` for a name this version does not know.
     pub fn kind(&self) -> Option<Action> {
         Action::parse(&self.action)
+    }
+
+    /// What the step did, typed; `Ok(None)` for an action this version does not know.
+    pub fn details(&self) -> Result<Option<Details>, DetailsError> {
+        match self.kind() {
+            Some(action) => Details::parse(action, &self.details).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The instance a collection event is about; `None` for events of no instance (export,
+    /// verify).
+    pub fn subject(&self) -> Option<Subject> {
+        let text = |key: &str| self.details.get(key)?.as_str().map(str::to_string);
+        Some(Subject {
+            instance: text("instance")?,
+            member_account: text("member_account")?,
+        })
     }
 
     /// The next event after `head`, finished at `now`.
@@ -358,6 +385,44 @@ pub fn verify_chain(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::details::{RoleAssumed, Share, SnapshotDeleted, Stage};
+
+    #[test]
+    fn an_event_gives_back_its_typed_details_and_subject() {
+        let case = CaseId::parse("IR-3").expect("case");
+        let actor = Actor {
+            arn: "a".into(),
+            operator: "b".into(),
+        };
+        let deleted = SnapshotDeleted {
+            volume_id: "vol-1".into(),
+            stage: Stage::Intermediate,
+            snapshot_id: "snap-1".into(),
+            already_gone: true,
+        };
+        let subject = Subject {
+            instance: "i-1".into(),
+            member_account: "111122223333".into(),
+        };
+        let event = Event::next(
+            EventDraft::new(deleted.clone()).about(&subject),
+            &case,
+            &ChainHead::empty(),
+            &actor,
+            None,
+            OffsetDateTime::UNIX_EPOCH,
+        );
+        assert_eq!(event.action, "snapshot.deleted");
+        let read: Event = serde_json::from_slice(&event.to_bytes()).expect("reads");
+        assert_eq!(read.subject(), Some(subject));
+        assert_eq!(
+            read.details().expect("typed"),
+            Some(Details::SnapshotDeleted(deleted))
+        );
+        let mut unknown = read.clone();
+        unknown.action = "snapshot.teleported".into();
+        assert_eq!(unknown.details().expect("no error"), None);
+    }
 
     fn chain(n: u64) -> (CaseId, Vec<(String, Vec<u8>)>) {
         let case = CaseId::parse("IR-1").expect("case");
@@ -368,9 +433,13 @@ mod tests {
         let mut head = ChainHead::empty();
         let mut out = Vec::new();
         for i in 0..n {
-            let draft = EventDraft::new(Action::SnapshotCopied)
-                .detail("i", i)
-                .after([format!("snap-{i}")]);
+            let draft = EventDraft::new(Details::SnapshotShared(Share {
+                volume_id: format!("vol-{i}"),
+                snapshot_id: format!("snap-{i}"),
+                with: "999988887777".into(),
+                already_gone: false,
+            }))
+            .after([format!("snap-{i}")]);
             let event = Event::next(
                 draft,
                 &case,
@@ -457,7 +526,7 @@ mod tests {
             operator: "b".into(),
         };
         let event = Event::next(
-            EventDraft::new(Action::RoleAssumed).failed("AccessDenied"),
+            EventDraft::new(RoleAssumed::default()).failed("AccessDenied"),
             &case,
             &ChainHead::empty(),
             &actor,

@@ -7,6 +7,7 @@
 //! * [`bag`]     -- BagIt 1.0 tag files (manifests, bag-info, tag manifest) and `rebuild.sh`.
 //! * [`case`]    -- case ids and the AWS names derived from them (session name, source identity).
 //! * [`custody`] -- custody events, their canonical bytes, and the SHA-256 chain that links them.
+//! * [`details`] -- what each custody event says, typed (one struct per action).
 //! * [`hashing`] -- resumable SHA-256 and the full-image hash of a sparse volume.
 //! * [`keys`]    -- the case layout: every key of a case in the evidence bucket.
 //! * [`layout`]  -- EBS block size, multipart part sizing and the block map of stored blocks.
@@ -16,6 +17,7 @@ pub mod action;
 pub mod bag;
 pub mod case;
 pub mod custody;
+pub mod details;
 pub mod hashing;
 pub mod keys;
 pub mod layout;
@@ -24,4 +26,5 @@ pub mod seal;
 pub use action::Action;
 pub use case::{CaseId, CaseIdError};
 pub use custody::{Actor, ChainError, ChainHead, Event, EventDraft, Outcome, sha256_hex};
+pub use details::{Details, ItemKind, Stage, Subject};
 pub use keys::{CaseLayout, ItemLayout};

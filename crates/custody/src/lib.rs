@@ -299,7 +299,8 @@ async fn get_existing<S: EvidenceWrite>(store: &S, key: &str) -> Result<Vec<u8>,
 
 #[cfg(test)]
 mod tests {
-    use forensnap_core::Action;
+    use forensnap_core::Details;
+    use forensnap_core::details::{CollectionCompleted, CollectionStarted, Share};
     use forensnap_core::seal::MemorySigner;
     use forensnap_store::{EvidenceRead, MemoryStore};
 
@@ -310,6 +311,15 @@ mod tests {
             arn: "arn:aws:iam::123456789012:user/op".into(),
             operator: "op".into(),
         }
+    }
+
+    fn shared(i: u64) -> Details {
+        Details::SnapshotShared(Share {
+            volume_id: format!("vol-{i}"),
+            snapshot_id: format!("snap-{i}"),
+            with: "999988887777".into(),
+            already_gone: false,
+        })
     }
 
     async fn open(store: &MemoryStore) -> Custody<MemoryStore> {
@@ -328,7 +338,7 @@ mod tests {
                 let custody = custody.clone();
                 tokio::spawn(async move {
                     custody
-                        .record(EventDraft::new(Action::SnapshotCopied).detail("i", i))
+                        .record(EventDraft::new(shared(i)))
                         .await
                         .expect("record")
                 })
@@ -347,7 +357,7 @@ mod tests {
         let again = open(&store).await;
         assert_eq!(again.events().await.len(), 16);
         let (event, _) = again
-            .record(EventDraft::new(Action::CaseVerified))
+            .record(EventDraft::new(CollectionCompleted::default()))
             .await
             .expect("continue");
         assert_eq!(event.seq, 17);
@@ -360,7 +370,7 @@ mod tests {
         let custody = open(&store).await;
         for _ in 0..3 {
             custody
-                .record(EventDraft::new(Action::SnapshotShared))
+                .record(EventDraft::new(shared(0)))
                 .await
                 .expect("record");
         }
@@ -383,7 +393,7 @@ mod tests {
         let custody = open(&store).await;
         let signer = MemorySigner::from_seed(3, "arn:aws:kms:us-east-1:123456789012:key/k");
         custody
-            .record(EventDraft::new(Action::CollectionStarted))
+            .record(EventDraft::new(CollectionStarted::default()))
             .await
             .expect("record");
         let first = custody
@@ -392,7 +402,7 @@ mod tests {
             .expect("first");
         assert_eq!((first.number, first.chain.seq), (1, 1));
         custody
-            .record(EventDraft::new(Action::CollectionCompleted))
+            .record(EventDraft::new(CollectionCompleted::default()))
             .await
             .expect("record");
         let second = custody

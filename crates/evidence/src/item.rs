@@ -26,28 +26,8 @@ use forensnap_store::{CloudError, EvidenceWrite};
 /// Path of the tag manifest, the last file of a bag written.
 pub use forensnap_core::bag::TAG_MANIFEST_PATH as TAG_MANIFEST;
 
-/// What kind of evidence an item holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ItemKind {
-    /// A volume's image, from a forensic-account snapshot.
-    Volume,
-    /// The DescribeInstances record of the instance.
-    InstanceRecord,
-    /// The instance's console output.
-    ConsoleOutput,
-}
-
-impl ItemKind {
-    /// The name used in reports and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ItemKind::Volume => "volume",
-            ItemKind::InstanceRecord => "instance-record",
-            ItemKind::ConsoleOutput => "console-output",
-        }
-    }
-}
+/// What kind of evidence an item holds (defined in the core, where custody events name it).
+pub use forensnap_core::ItemKind;
 
 /// A failure while sealing a bag.
 #[derive(Debug, thiserror::Error)]

@@ -23,6 +23,12 @@ pub enum PreserveError {
     /// The custody log could not be read, continued or sealed.
     #[error(transparent)]
     Custody(#[from] CustodyError),
+    /// An event of the case's custody log does not read as this version records it: resuming
+    /// past a step it cannot read could repeat or skip that step.
+    #[error(
+        "the custody log holds an event this version cannot read ({0}). Nothing was done. Next: resume the case with the forensnap version that wrote it, or collect into a new case"
+    )]
+    Unreadable(#[from] forensnap_core::details::DetailsError),
     /// A step in an account failed.
     #[error("{step} failed in account {account} for {resource}: {message}. Next: {next}")]
     Step {

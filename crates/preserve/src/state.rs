@@ -6,18 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use forensnap_core::{Action, Event, Outcome};
-use serde_json::Value;
+use forensnap_core::details::{Details, FinalState, Share};
+use forensnap_core::{Event, Outcome};
 
-/// Stage names of a volume's snapshots.
-pub mod stage {
-    /// The member-account snapshot of the volume (kept as evidence).
-    pub const ORIGINAL: &str = "original";
-    /// The member-account copy re-encrypted with the forensic key (deleted afterwards).
-    pub const INTERMEDIATE: &str = "intermediate";
-    /// The forensic-account copy (the evidence snapshot).
-    pub const FORENSIC: &str = "forensic";
-}
+pub use forensnap_core::Stage;
 
 /// One volume's progress.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -25,11 +17,11 @@ pub struct VolumeState {
     /// Device name on the instance.
     pub device: String,
     /// Snapshot id per stage.
-    pub snapshots: BTreeMap<String, String>,
+    pub snapshots: BTreeMap<Stage, String>,
     /// Stages whose snapshot completed.
-    pub completed: BTreeMap<String, String>,
+    pub completed: BTreeMap<Stage, String>,
     /// Copies requested but not answered (stage -> source snapshot), to adopt on resume.
-    pub copy_requested: BTreeMap<String, String>,
+    pub copy_requested: BTreeMap<Stage, String>,
     /// Snapshot currently shared with the forensic account.
     pub shared: Option<String>,
     /// Intermediate copy deleted.
@@ -38,12 +30,12 @@ pub struct VolumeState {
 
 impl VolumeState {
     /// Snapshot of a stage, if made.
-    pub fn snapshot(&self, stage: &str) -> Option<&str> {
-        self.snapshots.get(stage).map(String::as_str)
+    pub fn snapshot(&self, stage: Stage) -> Option<&str> {
+        self.snapshots.get(&stage).map(String::as_str)
     }
     /// Whether a stage's snapshot completed.
-    pub fn is_complete(&self, stage: &str) -> bool {
-        self.completed.contains_key(stage)
+    pub fn is_complete(&self, stage: Stage) -> bool {
+        self.completed.contains_key(&stage)
     }
 }
 
@@ -66,101 +58,163 @@ pub struct CaseState {
     pub completed: bool,
 }
 
-fn text<'a>(details: &'a serde_json::Map<String, Value>, key: &str) -> &'a str {
-    details.get(key).and_then(Value::as_str).unwrap_or_default()
-}
-
 impl CaseState {
-    /// Fold the events of `account`/`instance_id` (other instances of the case are skipped).
-    pub fn from_events(events: &[Event], account: &str, instance_id: &str) -> CaseState {
+    /// Fold the events of `account`/`instance_id` (other instances of the case are skipped, and
+    /// so are actions this version does not know). An event of this instance whose details do
+    /// not read is an error: resuming past a step forensnap cannot read could repeat or skip it.
+    pub fn from_events(
+        events: &[Event],
+        account: &str,
+        instance_id: &str,
+    ) -> Result<CaseState, forensnap_core::details::DetailsError> {
         let mut state = CaseState::default();
         for event in events {
-            let d = &event.details;
-            if text(d, "instance") != instance_id || text(d, "member_account") != account {
-                continue;
+            match event.subject() {
+                Some(s) if s.instance == instance_id && s.member_account == account => {}
+                _ => continue,
             }
-            let volume_id = text(d, "volume_id").to_string();
-            let stage = text(d, "stage").to_string();
-            let snapshot_id = text(d, "snapshot_id").to_string();
+            let Some(details) = event.details()? else {
+                continue;
+            };
             if event.outcome == Outcome::Failed {
                 // A snapshot that ended in error (or vanished) is made anew by the next run.
-                if event.kind() == Some(Action::SnapshotCompleted)
-                    && matches!(text(d, "final_state"), "error" | "gone")
+                if let Details::SnapshotCompleted(d) = details
+                    && matches!(d.final_state, Some(FinalState::Error | FinalState::Gone))
                 {
-                    let volume = state.volumes.entry(volume_id).or_default();
-                    if volume.snapshots.get(&stage) == Some(&snapshot_id) {
-                        volume.snapshots.remove(&stage);
-                        volume.completed.remove(&stage);
+                    let volume = state.volumes.entry(d.volume_id).or_default();
+                    if volume.snapshots.get(&d.stage) == Some(&d.snapshot_id) {
+                        volume.snapshots.remove(&d.stage);
+                        volume.completed.remove(&d.stage);
                     }
                 }
                 continue;
             }
-            let Some(action) = event.kind() else { continue };
-            match action {
-                Action::CollectionStarted => state.runs += 1,
-                Action::InstanceRecorded => state.instance_recorded = true,
-                Action::ConsoleRecorded => state.console_recorded = true,
-                Action::SnapshotsRequested => {
-                    state.snapshots_requested = Some(text(d, "description").to_string())
-                }
-                Action::SnapshotsCreated => {
+            match details {
+                Details::CollectionStarted(_) => state.runs += 1,
+                Details::InstanceRecorded(_) => state.instance_recorded = true,
+                Details::ConsoleRecorded(_) => state.console_recorded = true,
+                Details::SnapshotsRequested(d) => state.snapshots_requested = Some(d.description),
+                Details::SnapshotsCreated(d) => {
                     state.snapshots_created = true;
-                    for v in d
-                        .get("volumes")
-                        .and_then(Value::as_array)
-                        .into_iter()
-                        .flatten()
-                    {
-                        let Some(v) = v.as_object() else { continue };
-                        let volume = state
-                            .volumes
-                            .entry(text(v, "volume_id").to_string())
-                            .or_default();
-                        volume.device = text(v, "device").to_string();
-                        volume.snapshots.insert(
-                            stage::ORIGINAL.to_string(),
-                            text(v, "snapshot_id").to_string(),
-                        );
+                    for v in d.volumes {
+                        let volume = state.volumes.entry(v.volume_id).or_default();
+                        volume.device = v.device;
+                        volume.snapshots.insert(Stage::Original, v.snapshot_id);
                     }
                 }
-                Action::SnapshotCompleted => {
+                Details::SnapshotCompleted(d) => {
                     state
                         .volumes
-                        .entry(volume_id)
+                        .entry(d.volume_id)
                         .or_default()
                         .completed
-                        .insert(stage, snapshot_id);
+                        .insert(d.stage, d.snapshot_id);
                 }
-                Action::CopyRequested => {
+                Details::CopyRequested(d) => {
                     state
                         .volumes
-                        .entry(volume_id)
+                        .entry(d.volume_id)
                         .or_default()
                         .copy_requested
-                        .insert(stage, text(d, "source").to_string());
+                        .insert(d.stage, d.source);
                 }
-                Action::SnapshotCopied => {
-                    let volume = state.volumes.entry(volume_id).or_default();
-                    volume.copy_requested.remove(&stage);
-                    volume.snapshots.insert(stage, snapshot_id);
+                Details::SnapshotCopied(d) => {
+                    let volume = state.volumes.entry(d.volume_id).or_default();
+                    volume.copy_requested.remove(&d.stage);
+                    if let Some(id) = d.snapshot_id {
+                        volume.snapshots.insert(d.stage, id);
+                    }
                 }
-                Action::SnapshotShared => {
-                    state.volumes.entry(volume_id).or_default().shared = Some(snapshot_id)
+                Details::SnapshotShared(Share {
+                    volume_id,
+                    snapshot_id,
+                    ..
+                }) => state.volumes.entry(volume_id).or_default().shared = Some(snapshot_id),
+                Details::SnapshotUnshared(d) => {
+                    state.volumes.entry(d.volume_id).or_default().shared = None
                 }
-                Action::SnapshotUnshared => {
-                    state.volumes.entry(volume_id).or_default().shared = None
-                }
-                Action::SnapshotDeleted => {
+                Details::SnapshotDeleted(d) => {
                     state
                         .volumes
-                        .entry(volume_id)
+                        .entry(d.volume_id)
                         .or_default()
                         .intermediate_deleted = true
                 }
-                Action::PreservationCompleted => state.completed = true,
+                Details::PreservationCompleted(_) => state.completed = true,
                 _ => {}
             }
         }
-        state
+        Ok(state)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use forensnap_core::details::{Share, SnapshotDeleted, Subject};
+    use forensnap_core::{Actor, CaseId, ChainHead, Details, EventDraft};
+    use time::OffsetDateTime;
+
+    use super::*;
+
+    fn event(draft: EventDraft, head: &ChainHead) -> Event {
+        let actor = Actor {
+            arn: "a".into(),
+            operator: "b".into(),
+        };
+        let case = CaseId::parse("IR-1").expect("case");
+        Event::next(draft, &case, head, &actor, None, OffsetDateTime::UNIX_EPOCH)
+    }
+
+    fn about(instance: &str) -> Subject {
+        Subject {
+            instance: instance.into(),
+            member_account: "111122223333".into(),
+        }
+    }
+
+    fn share(snapshot_id: &str) -> Details {
+        Details::SnapshotShared(Share {
+            volume_id: "vol-1".into(),
+            snapshot_id: snapshot_id.into(),
+            with: "999988887777".into(),
+            already_gone: false,
+        })
+    }
+
+    #[test]
+    fn only_the_instances_own_events_are_folded() {
+        let head = ChainHead::empty();
+        let mine = event(EventDraft::new(share("snap-1")).about(&about("i-1")), &head);
+        let other = event(
+            EventDraft::new(share("snap-2")).about(&about("i-2")),
+            &mine.head(),
+        );
+        let deleted = event(
+            EventDraft::new(SnapshotDeleted {
+                volume_id: "vol-1".into(),
+                stage: Stage::Intermediate,
+                snapshot_id: "snap-3".into(),
+                already_gone: true,
+            })
+            .about(&about("i-1")),
+            &other.head(),
+        );
+        let state =
+            CaseState::from_events(&[mine, other, deleted], "111122223333", "i-1").expect("reads");
+        let volume = &state.volumes["vol-1"];
+        assert_eq!(volume.shared.as_deref(), Some("snap-1"));
+        assert!(volume.intermediate_deleted);
+    }
+
+    #[test]
+    fn an_event_of_the_instance_whose_details_do_not_read_stops_the_fold() {
+        let mut broken = event(
+            EventDraft::new(share("snap-1")).about(&about("i-1")),
+            &ChainHead::empty(),
+        );
+        broken.details.remove("snapshot_id");
+        let err = CaseState::from_events(&[broken], "111122223333", "i-1").expect_err("refused");
+        assert_eq!(err.action, forensnap_core::Action::SnapshotShared);
+        assert!(err.to_string().contains("snapshot_id"), "{err}");
     }
 }

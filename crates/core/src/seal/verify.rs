@@ -370,12 +370,12 @@ mod tests {
     use time::OffsetDateTime;
 
     use super::*;
+    use crate::CaseLayout;
     use crate::custody::{Actor, ChainHead, Event, EventDraft};
     use crate::seal::memory::fixtures::{ARN, now, signer};
     use crate::seal::{
         CHECKPOINT_SCHEMA, ChainPosition, MemorySigner, PreviousCheckpoint, SealedItem, Signer as _,
     };
-    use crate::{Action, CaseLayout};
 
     struct Case {
         id: CaseId,
@@ -408,8 +408,10 @@ mod tests {
             })
             .unwrap_or_else(ChainHead::empty);
         for _ in 0..count {
-            let draft =
-                EventDraft::new(Action::SnapshotCopied).after([format!("snap-{}", head.seq + 1)]);
+            let draft = EventDraft::new(crate::details::CollectionFailed {
+                failed_items: Some(head.seq),
+            })
+            .after([format!("snap-{}", head.seq + 1)]);
             let event = Event::next(
                 draft,
                 case,

@@ -20,15 +20,20 @@ use std::collections::BTreeMap;
 
 use forensnap_core::CaseLayout;
 use forensnap_core::custody::{console_output_item, instance_record_item};
+use forensnap_core::details::{
+    BucketChecked, CollectionFailed, CollectionStarted, ConsoleRecorded, CreatedSnapshot, Details,
+    InstanceRecorded, PreservationCompleted, PreservedSnapshot, RoleAssumed, SnapshotsCreated,
+    SnapshotsRequested, StoredObject, Subject,
+};
 use forensnap_core::keys::{CONSOLE_OUTPUT_PATH, INSTANCE_RECORD_PATH};
-use forensnap_core::{Action, ChainHead, EventDraft};
+use forensnap_core::{ChainHead, EventDraft};
 use futures::StreamExt;
 
 use crate::error::PreserveError;
 use forensnap_custody::Custody;
 use forensnap_store::{EvidenceAudit, EvidenceWrite, Stored};
 
-use crate::state::{CaseState, VolumeState, stage};
+use crate::state::{CaseState, Stage, VolumeState};
 use forensnap_ports::{Called, Ec2};
 
 use crate::plan::{Plan, Preserved, PreservedVolume, Progress, StoredRef};
@@ -59,7 +64,9 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
     };
     let result = run.preserve().await;
     if let Err(err) = &result {
-        let draft = run.draft(Action::CollectionFailed).failed(err.to_string());
+        let draft = run
+            .draft(CollectionFailed::default())
+            .failed(err.to_string());
         let _ = run.record(draft).await;
     }
     result
@@ -100,25 +107,19 @@ fn request_ids<T>(called: &Called<T>) -> Vec<String> {
 }
 
 impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
-    fn draft(&self, action: Action) -> EventDraft {
-        EventDraft::new(action)
+    /// An event about the instance, in the member account and region.
+    fn draft(&self, details: impl Into<Details>) -> EventDraft {
+        EventDraft::new(details)
             .at(&self.plan.member_account, &self.plan.member_region)
-            .detail("instance", &self.plan.instance_id)
-            .detail("member_account", &self.plan.member_account)
+            .about(&Subject {
+                instance: self.plan.instance_id.clone(),
+                member_account: self.plan.member_account.clone(),
+            })
     }
 
-    /// An event about one volume's snapshot at `stage`, in `ec2`'s account and region.
-    fn volume_draft<E: Ec2>(
-        &self,
-        action: Action,
-        ec2: &E,
-        volume_id: &str,
-        stage: &str,
-    ) -> EventDraft {
-        self.draft(action)
-            .at(ec2.account(), ec2.region())
-            .detail("volume_id", volume_id)
-            .detail("stage", stage)
+    /// An event about the instance, in `ec2`'s account and region.
+    fn draft_in<E: Ec2>(&self, ec2: &E, details: impl Into<Details>) -> EventDraft {
+        self.draft(details).at(ec2.account(), ec2.region())
     }
 
     async fn record(&self, draft: EventDraft) -> Result<(), PreserveError> {
@@ -164,30 +165,29 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             &self.custody.events().await,
             &plan.member_account,
             &plan.instance_id,
-        );
-        self.record(
-            self.draft(Action::CollectionStarted)
-                .detail("tool", &plan.tool)
-                .detail("run", state.runs + 1)
-                .detail("resumed", state.runs > 0),
-        )
+        )?;
+        self.record(self.draft(CollectionStarted {
+            tool: plan.tool.clone(),
+            run: state.runs + 1,
+            resumed: state.runs > 0,
+        }))
         .await?;
-        self.record(
-            self.draft(Action::BucketChecked)
-                .detail("bucket", &bucket)
-                .detail("object_lock", "COMPLIANCE"),
-        )
+        self.record(self.draft(BucketChecked {
+            bucket: bucket.clone(),
+            object_lock: "COMPLIANCE".into(),
+        }))
         .await?;
         self.progress.step(&format!(
             "evidence bucket {bucket}: Object Lock COMPLIANCE, versioning on"
         ));
 
         let draft = self
-            .draft(Action::RoleAssumed)
-            .before([plan.role_arn.clone()])
-            .detail("role_arn", &plan.role_arn)
-            .detail("session_name", &plan.session_name)
-            .detail("source_identity", &plan.source_identity);
+            .draft(RoleAssumed {
+                role_arn: plan.role_arn.clone(),
+                session_name: plan.session_name.clone(),
+                source_identity: plan.source_identity.clone(),
+            })
+            .before([plan.role_arn.clone()]);
         let whoami = match self.member.whoami().await {
             Ok(whoami) => whoami,
             Err(e) => {
@@ -234,11 +234,19 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             return Err(first);
         }
         preserved.sort_by(|a, b| a.device.cmp(&b.device));
-        let summary: Vec<_> = preserved.iter().map(|v| serde_json::json!({"device": v.device, "volume_id": v.volume_id, "member_snapshot_id": v.member_snapshot_id, "snapshot_id": v.snapshot_id, "kms_key_id": v.kms_key_id})).collect();
+        let volumes = preserved
+            .iter()
+            .map(|v| PreservedSnapshot {
+                device: v.device.clone(),
+                volume_id: v.volume_id.clone(),
+                member_snapshot_id: v.member_snapshot_id.clone(),
+                snapshot_id: v.snapshot_id.clone(),
+                kms_key_id: v.kms_key_id.clone(),
+            })
+            .collect();
         self.record(
-            self.draft(Action::PreservationCompleted)
-                .after(preserved.iter().map(|v| v.snapshot_id.clone()))
-                .detail("volumes", summary),
+            self.draft(PreservationCompleted { volumes })
+                .after(preserved.iter().map(|v| v.snapshot_id.clone())),
         )
         .await?;
         let head: ChainHead = self.custody.head().await;
@@ -270,7 +278,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
     > {
         let plan = self.plan;
         let draft = self
-            .draft(Action::InstanceRecorded)
+            .draft(InstanceRecorded::default())
             .before([plan.instance_id.clone()]);
         let described = match self.member.describe_instance(&plan.instance_id).await {
             Ok(d) => d,
@@ -299,21 +307,31 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         }
         let mut stored = (None, None);
         if !state.instance_recorded {
-            let draft = draft
-                .request_ids(request_ids(&described))
-                .detail("volumes", &record.volumes)
-                .detail("availability_zone", &record.availability_zone);
             let key = layout
                 .item(&instance_record_item(&plan.instance_id))
                 .file(INSTANCE_RECORD_PATH);
             let put = self
-                .store_evidence(draft, bucket, &key, record.json.clone(), "application/json")
+                .store_evidence(
+                    |stored| {
+                        self.draft(InstanceRecorded {
+                            volumes: Some(record.volumes.clone()),
+                            availability_zone: record.availability_zone.clone(),
+                            stored,
+                        })
+                        .before([plan.instance_id.clone()])
+                        .request_ids(request_ids(&described))
+                    },
+                    bucket,
+                    &key,
+                    record.json.clone(),
+                    "application/json",
+                )
                 .await?;
             stored.0 = Some(put.into());
         }
         if !state.console_recorded {
             let draft = self
-                .draft(Action::ConsoleRecorded)
+                .draft(ConsoleRecorded::default())
                 .before([plan.instance_id.clone()]);
             let console = match self.member.console_output(&plan.instance_id).await {
                 Ok(c) => c,
@@ -332,10 +350,14 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             let key = layout
                 .item(&console_output_item(&plan.instance_id))
                 .file(CONSOLE_OUTPUT_PATH);
-            let draft = draft.request_ids(request_ids(&console));
+            let ids = request_ids(&console);
             let put = self
                 .store_evidence(
-                    draft,
+                    |stored| {
+                        self.draft(ConsoleRecorded { stored })
+                            .before([plan.instance_id.clone()])
+                            .request_ids(ids.clone())
+                    },
                     bucket,
                     &key,
                     console.value,
@@ -352,26 +374,25 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         Ok((record.volumes, stored))
     }
 
-    /// Store an evidence object under Object Lock and record the event with where it went and
-    /// its SHA-256 (`draft` carries the step's own details).
+    /// Store an evidence object under Object Lock and record the event `draft` makes, given
+    /// where the object went and its SHA-256 (`None`: the store failed).
     async fn store_evidence(
         &self,
-        draft: EventDraft,
+        draft: impl Fn(Option<StoredObject>) -> EventDraft,
         bucket: &str,
         key: &str,
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<Stored, PreserveError> {
-        let put = self.put(key, bytes, content_type, draft.clone()).await?;
-        self.record(
-            draft
-                .after([format!("s3://{bucket}/{key}")])
-                .detail("key", key)
-                .detail("version_id", &put.version_id)
-                .detail("sha256", &put.sha256)
-                .detail("size", put.size),
-        )
-        .await?;
+        let put = self.put(key, bytes, content_type, draft(None)).await?;
+        let stored = StoredObject {
+            key: key.to_string(),
+            version_id: put.version_id.clone(),
+            sha256: put.sha256.clone(),
+            size: put.size,
+        };
+        self.record(draft(Some(stored)).after([format!("s3://{bucket}/{key}")]))
+            .await?;
         Ok(put)
     }
 
@@ -400,7 +421,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             return Ok(state.volumes.clone());
         }
         let draft = self
-            .draft(Action::SnapshotsCreated)
+            .draft(SnapshotsCreated::default())
             .before(std::iter::once(plan.instance_id.clone()).chain(attached.values().cloned()));
         let mut adopted = Vec::new();
         if let Some(description) = &state.snapshots_requested {
@@ -421,10 +442,11 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         let was_adopted = !adopted.is_empty();
         let (snapshots, request_id) = if adopted.is_empty() {
             self.record(
-                self.draft(Action::SnapshotsRequested)
-                    .before([plan.instance_id.clone()])
-                    .detail("description", &plan.description)
-                    .detail("tags", &plan.member_tags),
+                self.draft(SnapshotsRequested {
+                    description: plan.description.clone(),
+                    tags: plan.member_tags.clone(),
+                })
+                .before([plan.instance_id.clone()]),
             )
             .await?;
             match self.member.create_snapshots(&plan.instance_id, &plan.description, &plan.member_tags).await {
@@ -454,22 +476,26 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
                 device: device.clone(),
                 ..Default::default()
             };
-            state
-                .snapshots
-                .insert(stage::ORIGINAL.into(), snapshot.id.clone());
-            listed.push(serde_json::json!({"device": device, "volume_id": volume_id, "snapshot_id": snapshot.id}));
+            state.snapshots.insert(Stage::Original, snapshot.id.clone());
+            listed.push(CreatedSnapshot {
+                device: device.clone(),
+                volume_id: volume_id.clone(),
+                snapshot_id: snapshot.id.clone(),
+            });
             volumes.insert(volume_id.clone(), state);
         }
         let ids: Vec<String> = volumes
             .values()
-            .filter_map(|v| v.snapshot(stage::ORIGINAL).map(str::to_string))
+            .filter_map(|v| v.snapshot(Stage::Original).map(str::to_string))
             .collect();
         self.record(
-            draft
-                .after(ids)
-                .request_ids(request_id)
-                .detail("volumes", listed)
-                .detail("adopted", was_adopted),
+            self.draft(SnapshotsCreated {
+                volumes: listed,
+                adopted: Some(was_adopted),
+            })
+            .before(std::iter::once(plan.instance_id.clone()).chain(attached.values().cloned()))
+            .after(ids)
+            .request_ids(request_id),
         )
         .await?;
         self.progress.step(&format!(

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use forensnap_core::Outcome;
+use forensnap_core::{Action, Outcome};
 
 use super::*;
 use crate::fake::{Cloud, FORENSIC, FORENSIC_KEY, MEMBER, Shared, accounts, plan};

@@ -4,12 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use forensnap_core::Action;
+use forensnap_core::details::{
+    CompletedSnapshot, CopyRequested, Details, FinalState, Share, SnapshotCompleted,
+    SnapshotCopied, SnapshotDeleted,
+};
 
 use crate::error::PreserveError;
 use forensnap_store::{ErrorKind, EvidenceAudit, EvidenceWrite};
 
-use crate::state::{VolumeState, stage};
+use crate::state::{Stage, VolumeState};
 use crate::wait::{WaitError, until_settled};
 use forensnap_ports::{Ec2, SnapState, SnapshotInfo};
 
@@ -38,34 +41,34 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
     ) -> Result<PreservedVolume, PreserveError> {
         let plan = self.plan;
         let original_id = state
-            .snapshot(stage::ORIGINAL)
+            .snapshot(Stage::Original)
             .unwrap_or_default()
             .to_string();
         let original = self
-            .settle(self.member, volume_id, stage::ORIGINAL, &original_id, state)
+            .settle(self.member, volume_id, Stage::Original, &original_id, state)
             .await?;
 
         let needs_copy = plan.reencrypt_always
             || !original.encrypted
             || self.aws_managed(volume_id, &original).await?;
-        let forensic_done = state.is_complete(stage::FORENSIC);
+        let forensic_done = state.is_complete(Stage::Forensic);
         let shareable = if needs_copy && !forensic_done {
             let copy = self
                 .copy(
                     self.member,
                     volume_id,
-                    stage::INTERMEDIATE,
+                    Stage::Intermediate,
                     &original_id,
                     &plan.member_region,
                     state,
                 )
                 .await?;
-            self.settle(self.member, volume_id, stage::INTERMEDIATE, &copy, state)
+            self.settle(self.member, volume_id, Stage::Intermediate, &copy, state)
                 .await?;
             copy
         } else {
             state
-                .snapshot(stage::INTERMEDIATE)
+                .snapshot(Stage::Intermediate)
                 .unwrap_or(&original_id)
                 .to_string()
         };
@@ -78,21 +81,23 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
                 .copy(
                     self.forensic,
                     volume_id,
-                    stage::FORENSIC,
+                    Stage::Forensic,
                     &shareable,
                     &plan.member_region,
                     state,
                 )
                 .await?;
             let done = self
-                .settle(self.forensic, volume_id, stage::FORENSIC, &copy, state)
+                .settle(self.forensic, volume_id, Stage::Forensic, &copy, state)
                 .await?;
             if done.kms_key_id.as_deref() != Some(plan.forensic_key_arn.as_str()) {
-                let draft = self
-                    .draft(Action::SnapshotCompleted)
-                    .detail("volume_id", volume_id)
-                    .detail("stage", stage::FORENSIC)
-                    .detail("snapshot_id", &copy);
+                let draft = self.draft(SnapshotCompleted {
+                    volume_id: volume_id.to_string(),
+                    stage: Stage::Forensic,
+                    snapshot_id: copy.clone(),
+                    final_state: None,
+                    completed: None,
+                });
                 return Err(self
                     .fail(
                         draft,
@@ -121,21 +126,23 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
                 ),
             ));
         }
-        let intermediate = state.snapshot(stage::INTERMEDIATE).map(str::to_string);
+        let intermediate = state.snapshot(Stage::Intermediate).map(str::to_string);
         if let Some(id) = &intermediate
             && !state.intermediate_deleted
         {
-            let draft = self
-                .draft(Action::SnapshotDeleted)
-                .detail("volume_id", volume_id)
-                .detail("stage", stage::INTERMEDIATE)
-                .detail("snapshot_id", id)
-                .before([id.clone()]);
+            let deleted = |already_gone| {
+                self.draft(SnapshotDeleted {
+                    volume_id: volume_id.to_string(),
+                    stage: Stage::Intermediate,
+                    snapshot_id: id.clone(),
+                    already_gone,
+                })
+                .before([id.clone()])
+            };
+            let draft = deleted(false);
             match self.member.delete_snapshot(id).await {
                 Ok(done) => self.record(draft.request_ids(request_ids(&done))).await?,
-                Err(e) if e.is_not_found() => {
-                    self.record(draft.detail("already_gone", true)).await?
-                }
+                Err(e) if e.is_not_found() => self.record(deleted(true)).await?,
                 Err(e) => return Err(self
                     .fail(
                         draft,
@@ -149,7 +156,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             state.intermediate_deleted = true;
         }
         let forensic_id = state
-            .snapshot(stage::FORENSIC)
+            .snapshot(Stage::Forensic)
             .unwrap_or_default()
             .to_string();
         Ok(PreservedVolume {
@@ -181,16 +188,26 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         &self,
         ec2: &E,
         volume_id: &str,
-        stage: &str,
+        stage: Stage,
         snapshot_id: &str,
         state: &mut VolumeState,
     ) -> Result<SnapshotInfo, PreserveError> {
-        let draft = self
-            .volume_draft(Action::SnapshotCompleted, ec2, volume_id, stage)
-            .detail("snapshot_id", snapshot_id)
-            .after([snapshot_id.to_string()]);
+        let completed = |final_state, completed| {
+            self.draft_in(
+                ec2,
+                SnapshotCompleted {
+                    volume_id: volume_id.to_string(),
+                    stage,
+                    snapshot_id: snapshot_id.to_string(),
+                    final_state,
+                    completed,
+                },
+            )
+            .after([snapshot_id.to_string()])
+        };
+        let draft = completed(None, None);
         let waited = until_settled(ec2, snapshot_id, self.plan.backoff, |info| {
-            self.progress.snapshot(volume_id, stage, info)
+            self.progress.snapshot(volume_id, stage.as_str(), info)
         })
         .await;
         let info = match waited {
@@ -209,8 +226,8 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
                     "run again: forensnap starts this stage anew".to_string()
                 };
                 // `final_state = error` tells a later run to make this stage's snapshot anew.
-                let draft = draft.detail("final_state", "error");
-                state.snapshots.remove(stage);
+                let draft = completed(Some(FinalState::Error), None);
+                state.snapshots.remove(&stage);
                 return Err(self.fail_in(ec2.account(), draft, "wait for the snapshot", snapshot_id, format!("snapshot {snapshot_id} ({stage} of {volume_id}) ended in state error: {why}"), next).await);
             }
             Err(WaitError::TimedOut(info)) => {
@@ -221,7 +238,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
                 return Err(self
                     .fail_in(
                         ec2.account(),
-                        draft.detail("final_state", "pending"),
+                        completed(Some(FinalState::Pending), None),
                         "wait for the snapshot",
                         snapshot_id,
                         message,
@@ -230,8 +247,8 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
                     .await);
             }
             Err(WaitError::Vanished) => {
-                let draft = draft.detail("final_state", "gone");
-                state.snapshots.remove(stage);
+                let draft = completed(Some(FinalState::Gone), None);
+                state.snapshots.remove(&stage);
                 return Err(self
                     .fail_in(
                         ec2.account(),
@@ -257,17 +274,17 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             }
         };
         if !state.is_complete(stage) {
-            self.record(
-                draft
-                    .detail("encrypted", info.encrypted)
-                    .detail("kms_key_id", &info.kms_key_id)
-                    .detail("volume_size_gib", info.volume_size_gib)
-                    .detail("owner", &info.owner),
-            )
+            self.record(completed(
+                None,
+                Some(CompletedSnapshot {
+                    encrypted: info.encrypted,
+                    kms_key_id: info.kms_key_id.clone(),
+                    volume_size_gib: info.volume_size_gib,
+                    owner: info.owner.clone(),
+                }),
+            ))
             .await?;
-            state
-                .completed
-                .insert(stage.to_string(), snapshot_id.to_string());
+            state.completed.insert(stage, snapshot_id.to_string());
         }
         Ok(info)
     }
@@ -277,7 +294,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         &self,
         ec2: &E,
         volume_id: &str,
-        stage: &str,
+        stage: Stage,
         source: &str,
         source_region: &str,
         state: &mut VolumeState,
@@ -288,7 +305,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         let plan = self.plan;
         let description = format!("{} ({stage} copy of {source})", plan.description);
         let mut tags = BTreeMap::new();
-        if stage == stage::INTERMEDIATE {
+        if stage == Stage::Intermediate {
             tags = plan.member_tags.clone();
             tags.insert(
                 INTERMEDIATE_TAG.0.to_string(),
@@ -303,38 +320,45 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
                 plan.member_account.clone(),
             );
         }
-        let draft = self
-            .volume_draft(Action::SnapshotCopied, ec2, volume_id, stage)
-            .detail("source", source)
-            .before([source.to_string()]);
-        if state.copy_requested.contains_key(stage)
+        let copied =
+            |snapshot_id: Option<&str>, tags: Option<&BTreeMap<String, String>>, adopted| {
+                self.draft_in(
+                    ec2,
+                    SnapshotCopied {
+                        volume_id: volume_id.to_string(),
+                        stage,
+                        source: source.to_string(),
+                        kms_key_id: snapshot_id.map(|_| plan.forensic_key_arn.clone()),
+                        snapshot_id: snapshot_id.map(str::to_string),
+                        tags: tags.cloned(),
+                        adopted,
+                    },
+                )
+                .before([source.to_string()])
+            };
+        let draft = copied(None, None, false);
+        if state.copy_requested.contains_key(&stage)
             && let Ok(found) = ec2.find_snapshots(&description).await
             && let Some(adopted) = found.first()
         {
-            self.record(
-                draft
-                    .after([adopted.id.clone()])
-                    .detail("snapshot_id", &adopted.id)
-                    .detail("kms_key_id", &plan.forensic_key_arn)
-                    .detail("adopted", true),
-            )
-            .await?;
-            state
-                .snapshots
-                .insert(stage.to_string(), adopted.id.clone());
+            self.record(copied(Some(&adopted.id), None, true).after([adopted.id.clone()]))
+                .await?;
+            state.snapshots.insert(stage, adopted.id.clone());
             return Ok(adopted.id.clone());
         }
-        self.record(
-            self.volume_draft(Action::CopyRequested, ec2, volume_id, stage)
-                .detail("source", source)
-                .detail("description", &description),
-        )
+        self.record(self.draft_in(
+            ec2,
+            CopyRequested {
+                volume_id: volume_id.to_string(),
+                stage,
+                source: source.to_string(),
+                description: description.clone(),
+            },
+        ))
         .await?;
-        state
-            .copy_requested
-            .insert(stage.to_string(), source.to_string());
+        state.copy_requested.insert(stage, source.to_string());
         let mut attempt = 0;
-        let copied = loop {
+        let made = loop {
             match ec2
                 .copy_snapshot(
                     source,
@@ -371,18 +395,15 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
                 }
             }
         };
-        let id = copied.value.clone();
+        let id = made.value.clone();
         self.record(
-            draft
+            copied(Some(&id), Some(&tags), false)
                 .after([id.clone()])
-                .request_ids(request_ids(&copied))
-                .detail("snapshot_id", &id)
-                .detail("kms_key_id", &plan.forensic_key_arn)
-                .detail("tags", &tags),
+                .request_ids(request_ids(&made)),
         )
         .await?;
-        state.copy_requested.remove(stage);
-        state.snapshots.insert(stage.to_string(), id.clone());
+        state.copy_requested.remove(&stage);
+        state.snapshots.insert(stage, id.clone());
         Ok(id)
     }
 
@@ -394,10 +415,12 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
     ) -> Result<(), PreserveError> {
         let plan = self.plan;
         let draft = self
-            .draft(Action::SnapshotShared)
-            .detail("volume_id", volume_id)
-            .detail("snapshot_id", snapshot_id)
-            .detail("with", &plan.forensic_account)
+            .draft(Details::SnapshotShared(Share {
+                volume_id: volume_id.to_string(),
+                snapshot_id: snapshot_id.to_string(),
+                with: plan.forensic_account.clone(),
+                already_gone: false,
+            }))
             .before([snapshot_id.to_string()]);
         // Recorded as shared before the call: a crash in between still leads to an unshare.
         state.shared = Some(snapshot_id.to_string());
@@ -434,19 +457,23 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             return true;
         };
         let plan = self.plan;
-        let draft = self
-            .draft(Action::SnapshotUnshared)
-            .detail("volume_id", volume_id)
-            .detail("snapshot_id", &snapshot_id)
-            .detail("with", &plan.forensic_account)
-            .before([snapshot_id.clone()]);
+        let unshared = |already_gone| {
+            self.draft(Details::SnapshotUnshared(Share {
+                volume_id: volume_id.to_string(),
+                snapshot_id: snapshot_id.clone(),
+                with: plan.forensic_account.clone(),
+                already_gone,
+            }))
+            .before([snapshot_id.clone()])
+        };
+        let draft = unshared(false);
         let recorded = match self
             .member
             .set_share(&snapshot_id, &plan.forensic_account, false)
             .await
         {
             Ok(done) => self.record(draft.request_ids(request_ids(&done))).await,
-            Err(e) if e.is_not_found() => self.record(draft.detail("already_gone", true)).await,
+            Err(e) if e.is_not_found() => self.record(unshared(true)).await,
             Err(e) => {
                 let _ = self.record(draft.failed(e.to_string())).await;
                 return false;

@@ -1,0 +1,289 @@
+//! Collection on in-memory doubles: the fake cloud, the memory store and block source.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use forensnap_acquire::memory::MemorySource;
+use forensnap_acquire::{BlockPage, FetchPolicy, FetchedBlock, SourceError};
+use forensnap_core::layout::BLOCK_SIZE;
+use forensnap_core::{Action, Event, Outcome};
+use forensnap_evidence::NoProgress;
+use forensnap_preserve::SnapshotInfo;
+use forensnap_preserve::fake::{Cloud, FORENSIC_KEY, MEMBER, Shared, accounts, plan};
+use forensnap_store::MemoryStore;
+use sha2::{Digest, Sha256};
+
+use super::*;
+
+/// One in-memory bucket serving both seams, as the real bucket does.
+type Bucket = MemoryStore;
+
+/// Every snapshot holds the same pattern; when armed, the first snapshot read fails for good.
+struct Snapshots {
+    pattern: MemorySource,
+    armed: AtomicBool,
+    failing: Mutex<Option<String>>,
+}
+
+impl BlockSource for Snapshots {
+    async fn list(
+        &self,
+        snapshot_id: &str,
+        start: u64,
+        token: Option<&str>,
+        max: u32,
+    ) -> Result<BlockPage, SourceError> {
+        self.pattern.list(snapshot_id, start, token, max).await
+    }
+    async fn get(
+        &self,
+        snapshot_id: &str,
+        index: u64,
+        token: &str,
+    ) -> Result<FetchedBlock, SourceError> {
+        {
+            let mut failing = self.failing.lock().expect("lock");
+            if self.armed.swap(false, Ordering::SeqCst) {
+                *failing = Some(snapshot_id.to_string());
+            }
+            if failing.as_deref() == Some(snapshot_id) {
+                return Err(SourceError::Fatal(
+                    "AccessDeniedException: kms:Decrypt (fake)".into(),
+                ));
+            }
+        }
+        self.pattern.get(snapshot_id, index, token).await
+    }
+}
+
+fn cloud() -> Shared {
+    let mut cloud = Cloud::default();
+    let volumes = ["a", "f", "g"].map(|d| (format!("/dev/xvd{d}"), (format!("vol-{d}"), None)));
+    cloud
+        .instances
+        .insert("i-1".into(), BTreeMap::from(volumes));
+    cloud
+        .key_users
+        .insert(FORENSIC_KEY.into(), [MEMBER.to_string()].into());
+    Shared::new(std::sync::Mutex::new(cloud))
+}
+
+fn acquire_plan() -> AcquirePlan {
+    AcquirePlan {
+        options: AcquireOptions {
+            window: 4,
+            channel_blocks: 2,
+            list_page: 100,
+            policy: FetchPolicy {
+                base_delay: Duration::from_millis(1),
+                max_delay: Duration::from_millis(2),
+                ..FetchPolicy::default()
+            },
+            layout: forensnap_core::layout::Layout::Blocks,
+        },
+        concurrent_volumes: 2,
+        initial_reads: 2,
+        max_reads: 4,
+        snapshot_rps: 100_000.0,
+        account_rps: 100_000.0,
+        tool: "forensnap test".into(),
+    }
+}
+
+struct Quiet;
+impl Progress for Quiet {
+    fn snapshot(&self, _: &str, _: &str, _: &SnapshotInfo) {}
+    fn step(&self, _: &str) {}
+}
+impl ByteProgress for Quiet {
+    fn position(&self, s: &str, p: u64, v: u64) {
+        NoProgress.position(s, p, v)
+    }
+}
+
+async fn run(
+    cloud: &Shared,
+    bucket: &Bucket,
+    source: &Snapshots,
+) -> (Result<Collected, CollectError>, Vec<Event>) {
+    let (member, forensic, actor) = accounts(cloud);
+    let plan = plan();
+    let custody = Custody::open(bucket.clone(), "", &plan.case, actor, None)
+        .await
+        .expect("open log");
+    let result = collect(
+        &plan,
+        &acquire_plan(),
+        &member,
+        &forensic,
+        &custody,
+        bucket,
+        source,
+        &signer(),
+        &Quiet,
+    )
+    .await;
+    (result, custody.events().await)
+}
+
+fn signer() -> forensnap_core::seal::MemorySigner {
+    forensnap_core::seal::MemorySigner::from_seed(3, "arn:aws:kms:us-east-1:123456789012:key/sign")
+}
+
+/// What `verify_checkpoints` finds wrong with the case's stored events and checkpoints.
+fn sealed_findings(bucket: &Bucket, signer: &forensnap_core::seal::MemorySigner) -> Vec<String> {
+    let case = forensnap_core::CaseId::parse("IR-1").expect("case");
+    let events: Vec<(String, Vec<u8>)> = bucket
+        .keys("cases/IR-1/custody/events/")
+        .into_iter()
+        .map(|k| (k.clone(), bucket.object(&k).expect("event")))
+        .collect();
+    let checkpoints: Vec<forensnap_core::seal::CheckpointObject> = bucket
+        .keys("cases/IR-1/custody/checkpoints/")
+        .into_iter()
+        .filter(|k| k.ends_with(".json"))
+        .map(|k| {
+            let sig = bucket.object(&format!("{k}.sig"));
+            (k.clone(), bucket.object(&k).expect("checkpoint"), sig)
+        })
+        .collect();
+    assert!(!checkpoints.is_empty(), "no checkpoint written");
+    forensnap_core::seal::verify_checkpoints(&case, &events, &checkpoints, signer.public_key_der())
+        .into_iter()
+        .map(|f| f.to_string())
+        .collect()
+}
+
+fn count(events: &[Event], action: Action) -> usize {
+    events.iter().filter(|e| e.kind() == Some(action)).count()
+}
+
+fn source() -> Snapshots {
+    Snapshots {
+        pattern: MemorySource::pattern(BLOCK_SIZE, 64, &[0, 1, 17, 63]),
+        armed: AtomicBool::new(false),
+        failing: Mutex::new(None),
+    }
+}
+
+#[tokio::test]
+async fn every_volume_and_record_becomes_a_sealed_item_and_a_rerun_reads_nothing() {
+    let (cloud, bucket, source) = (cloud(), Bucket::default(), source());
+    let (result, events) = run(&cloud, &bucket, &source).await;
+    let collected = result.expect("collected");
+    let image = hex::encode(Sha256::digest(source.pattern.raw_image()));
+    let volumes: Vec<&EvidenceItem> = collected
+        .evidence
+        .iter()
+        .filter(|i| i.kind == ItemKind::Volume)
+        .collect();
+    assert_eq!((collected.evidence.len(), volumes.len()), (5, 3));
+    for item in &collected.evidence {
+        assert!(
+            bucket
+                .object(&format!("{}tagmanifest-sha256.txt", item.prefix))
+                .is_some(),
+            "{} sealed",
+            item.id
+        );
+    }
+    for item in &volumes {
+        assert_eq!(item.image_sha256.as_deref(), Some(image.as_str()));
+        assert_eq!(item.blocks_stored, Some(4));
+        let preserved = collected
+            .preserved
+            .volumes
+            .iter()
+            .find(|v| Some(&v.volume_id) == item.volume_id.as_ref())
+            .expect("preserved");
+        assert_eq!(item.snapshot_id.as_ref(), Some(&preserved.snapshot_id));
+    }
+    assert_eq!(count(&events, Action::AcquisitionCompleted), 3);
+    assert_eq!(count(&events, Action::EvidenceSealed), 5);
+    assert_eq!(
+        events.last().map(|e| e.action.as_str()),
+        Some(Action::CollectionCompleted.as_str())
+    );
+    assert_eq!(collected.preserved.custody_events, events.len() as u64);
+    let signer = signer();
+    assert_eq!(
+        sealed_findings(&bucket, &signer),
+        Vec::<String>::new(),
+        "the chain is sealed by a valid checkpoint"
+    );
+    for item in &collected.evidence {
+        let manifest = bucket
+            .object(&format!("{}tagmanifest-sha256.txt", item.prefix))
+            .expect("tm");
+        let signature = bucket
+            .object(&format!("{}tagmanifest-sha256.txt.sig", item.prefix))
+            .expect("sig");
+        forensnap_core::seal::verify_signature(signer.public_key_der(), &manifest, &signature)
+            .expect("the tag manifest's signature verifies");
+    }
+
+    let gets = source.pattern.gets.load(Ordering::SeqCst);
+    let (again, events) = run(&cloud, &bucket, &source).await;
+    let again = again.expect("second run");
+    assert_eq!(
+        source.pattern.gets.load(Ordering::SeqCst),
+        gets,
+        "nothing read again"
+    );
+    assert_eq!(count(&events, Action::AcquisitionCompleted), 3);
+    assert_eq!(count(&events, Action::EvidenceSealed), 5);
+    assert_eq!(again.evidence, collected.evidence);
+}
+
+#[tokio::test]
+async fn a_failing_volume_does_not_stop_the_others_and_a_rerun_finishes_it() {
+    let (cloud, bucket, source) = (cloud(), Bucket::default(), source());
+    source.armed.store(true, Ordering::SeqCst);
+    let (result, events) = run(&cloud, &bucket, &source).await;
+    let err = result.expect_err("one volume fails");
+    let failing = source
+        .failing
+        .lock()
+        .expect("lock")
+        .clone()
+        .expect("a snapshot failed");
+    let text = err.to_string();
+    assert!(
+        text.contains("1 of 5") && text.contains(&failing) && text.contains("block 0"),
+        "{text}"
+    );
+    let last = events.last().expect("events");
+    assert_eq!(
+        (last.action.as_str(), last.outcome),
+        (Action::CollectionFailed.as_str(), Outcome::Failed)
+    );
+    assert_eq!(
+        count(&events, Action::EvidenceSealed),
+        4,
+        "the other items are sealed"
+    );
+
+    *source.failing.lock().expect("lock") = None;
+    let (result, events) = run(&cloud, &bucket, &source).await;
+    let collected = result.expect("resumed");
+    let image = hex::encode(Sha256::digest(source.pattern.raw_image()));
+    assert!(
+        collected
+            .evidence
+            .iter()
+            .filter(|i| i.kind == ItemKind::Volume)
+            .all(|i| i.image_sha256.as_deref() == Some(image.as_str()))
+    );
+    assert_eq!(count(&events, Action::EvidenceSealed), 5);
+    assert_eq!(
+        events.last().map(|e| e.action.as_str()),
+        Some(Action::CollectionCompleted.as_str())
+    );
+    assert_eq!(
+        sealed_findings(&bucket, &signer()),
+        Vec::<String>::new(),
+        "both runs sealed, the failed one included"
+    );
+}
