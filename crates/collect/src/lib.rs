@@ -21,14 +21,15 @@ pub mod recorded;
 
 use forensnap_acquire::{AcquireOptions, AdaptiveLimit, BlockSource, Limits, acquire};
 use forensnap_core::EventDraft;
+use forensnap_core::bag::PayloadFile;
 use forensnap_core::custody::{console_output_item, instance_record_item};
 use forensnap_core::details::{
     AcquiredData, AcquisitionCompleted, AcquisitionStarted, CollectedItem, CollectionCompleted,
-    CollectionFailed, Details, EvidenceSealed, Subject,
+    CollectionFailed, Details, EvidenceSealed, StoredObject, Subject,
 };
 use forensnap_core::keys::{CONSOLE_OUTPUT_PATH, INSTANCE_RECORD_PATH};
 use forensnap_core::seal::{SealedItem, Signer};
-use forensnap_core::{CaseLayout, ItemLayout};
+use forensnap_core::{CaseLayout, Event, ItemLayout, Outcome};
 use forensnap_evidence::item::{self, ItemKind, SealedBag};
 use forensnap_evidence::{Acquired, ByteProgress};
 use forensnap_preserve::{
@@ -243,6 +244,39 @@ pub async fn collect<
     })
 }
 
+/// A small item's stored object as the custody event of `subject` that stored it recorded it
+/// (this run's or an earlier run's): its SHA-256 and size go into the bag's manifest unread.
+fn recorded_object(
+    events: &[Event],
+    subject: &Subject,
+    kind: ItemKind,
+    key: &str,
+) -> Result<StoredObject, String> {
+    let found = events
+        .iter()
+        .rev()
+        .filter(|e| e.outcome == Outcome::Ok && e.subject().as_ref() == Some(subject))
+        .find_map(|e| match (kind, e.details()) {
+            (ItemKind::InstanceRecord, Ok(Some(Details::InstanceRecorded(d)))) => d.stored,
+            (ItemKind::ConsoleOutput, Ok(Some(Details::ConsoleRecorded(d)))) => d.stored,
+            _ => None,
+        });
+    match found {
+        Some(stored) if stored.key == key => Ok(stored),
+        Some(stored) => Err(format!(
+            "{} of {}: the custody log records it stored at {}, not at {key} where the case layout puts it; investigate before sealing",
+            kind.as_str(),
+            subject.instance,
+            stored.key
+        )),
+        None => Err(format!(
+            "{} of {}: no custody event records it stored; run the collection again to store it",
+            kind.as_str(),
+            subject.instance
+        )),
+    }
+}
+
 impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Signer>
     Run<'_, S, K, B, G>
 {
@@ -261,14 +295,18 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
         Ok(())
     }
 
+    fn subject(&self) -> Subject {
+        Subject {
+            instance: self.plan.instance_id.clone(),
+            member_account: self.plan.member_account.clone(),
+        }
+    }
+
     /// An event about the instance, in the forensic account.
     fn draft(&self, details: impl Into<Details>) -> EventDraft {
         EventDraft::new(details)
             .at(&self.plan.forensic_account, &self.plan.member_region)
-            .about(&Subject {
-                instance: self.plan.instance_id.clone(),
-                member_account: self.plan.member_account.clone(),
-            })
+            .about(&self.subject())
     }
 
     async fn record(&self, draft: EventDraft) -> Result<(), PreserveError> {
@@ -344,10 +382,18 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
         let bag = match sealed {
             Some(bag) => bag,
             None => {
-                let bag = item::seal_stored(
+                let key = self.layout.item(&id).file(path);
+                let events = self.custody.events().await;
+                let stored = recorded_object(&events, &self.subject(), kind, &key)?;
+                let payload = PayloadFile {
+                    path: path.to_string(),
+                    sha256: stored.sha256,
+                    size: stored.size,
+                };
+                let bag = item::seal_small(
                     self.sink,
                     &prefix,
-                    &[path],
+                    &[payload],
                     &self.common_fields(&id, kind),
                     self.signer,
                     item::Guide {

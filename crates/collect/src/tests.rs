@@ -287,3 +287,91 @@ async fn a_failing_volume_does_not_stop_the_others_and_a_rerun_finishes_it() {
         "both runs sealed, the failed one included"
     );
 }
+
+mod recorded_objects {
+    use forensnap_core::details::{ConsoleRecorded, InstanceRecorded, StoredObject, Subject};
+    use forensnap_core::{Actor, CaseId, ChainHead, EventDraft};
+    use time::OffsetDateTime;
+
+    use super::*;
+    use crate::recorded_object;
+
+    fn subject(instance: &str) -> Subject {
+        Subject {
+            instance: instance.into(),
+            member_account: "111122223333".into(),
+        }
+    }
+
+    fn stored(key: &str, sha: char) -> StoredObject {
+        StoredObject {
+            key: key.into(),
+            version_id: Some("v1".into()),
+            sha256: sha.to_string().repeat(64),
+            size: 42,
+        }
+    }
+
+    fn chain(drafts: Vec<EventDraft>) -> Vec<Event> {
+        let case = CaseId::parse("IR-1").expect("case");
+        let actor = Actor {
+            arn: "a".into(),
+            operator: "b".into(),
+        };
+        let mut head = ChainHead::empty();
+        drafts
+            .into_iter()
+            .map(|d| {
+                let e = Event::next(d, &case, &head, &actor, None, OffsetDateTime::UNIX_EPOCH);
+                head = e.head();
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_small_items_hash_comes_from_the_event_that_stored_it() {
+        let key = "cases/IR-1/evidence/i-1-console-output/data/console-output.txt";
+        let events = chain(vec![
+            EventDraft::new(ConsoleRecorded {
+                stored: Some(stored(key, 'b')),
+            })
+            .about(&subject("i-2")),
+            EventDraft::new(ConsoleRecorded { stored: None })
+                .about(&subject("i-1"))
+                .failed("AccessDenied"),
+            EventDraft::new(ConsoleRecorded {
+                stored: Some(stored(key, 'a')),
+            })
+            .about(&subject("i-1")),
+        ]);
+        let found =
+            recorded_object(&events, &subject("i-1"), ItemKind::ConsoleOutput, key).expect("found");
+        assert_eq!(found.sha256, "a".repeat(64));
+        assert_eq!(found.size, 42);
+    }
+
+    #[test]
+    fn an_item_no_event_stored_or_stored_elsewhere_is_named() {
+        let key = "cases/IR-1/evidence/i-1-instance-record/data/describe-instances.json";
+        let none = recorded_object(&[], &subject("i-1"), ItemKind::InstanceRecord, key)
+            .expect_err("nothing recorded");
+        assert!(
+            none.contains("instance-record of i-1") && none.contains("run the collection again"),
+            "{none}"
+        );
+        let elsewhere = chain(vec![
+            EventDraft::new(InstanceRecorded {
+                stored: Some(stored("cases/IR-1/elsewhere.json", 'c')),
+                ..Default::default()
+            })
+            .about(&subject("i-1")),
+        ]);
+        let err = recorded_object(&elsewhere, &subject("i-1"), ItemKind::InstanceRecord, key)
+            .expect_err("wrong key");
+        assert!(
+            err.contains("cases/IR-1/elsewhere.json") && err.contains("investigate"),
+            "{err}"
+        );
+    }
+}

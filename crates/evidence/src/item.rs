@@ -339,42 +339,18 @@ pub async fn seal_volume<K: EvidenceWrite, G: Signer>(
     Ok(SealedBag::new(&payload, tagmanifest_sha256))
 }
 
-/// Seal the bag of a small item whose payload objects (`paths`, under `data/`) are stored:
-/// each is read back and hashed, so the manifest states what S3 holds.
-pub async fn seal_stored<K: EvidenceWrite, G: Signer>(
+/// Seal the bag of a small item whose payload objects (under `data/`) are stored, with the
+/// SHA-256 and size recorded when they were stored (S3 checked that SHA-256 on the way in). No
+/// payload object is read back.
+pub async fn seal_small<K: EvidenceWrite, G: Signer>(
     sink: &K,
     prefix: &str,
-    paths: &[&str],
+    payload: &[PayloadFile],
     info: &[(String, String)],
     signer: &G,
     guide: Guide<'_>,
 ) -> Result<SealedBag, ItemError> {
-    let mut payload = Vec::with_capacity(paths.len());
-    for path in paths {
-        let bytes = sink
-            .get(&ItemLayout::at(prefix).file(path))
-            .await
-            .map_err(sink_failed(prefix, path))?
-            .ok_or_else(|| ItemError::Invalid {
-                prefix: prefix.into(),
-                why: format!("{path} is not stored; run the collection again to store it"),
-            })?;
-        payload.push(PayloadFile {
-            path: (*path).into(),
-            sha256: hex::encode(Sha256::digest(&bytes)),
-            size: bytes.len() as u64,
-        });
-    }
-    let tagmanifest_sha256 = seal(
-        sink,
-        prefix,
-        &payload,
-        info,
-        Vec::new(),
-        signer,
-        guide,
-        None,
-    )
-    .await?;
-    Ok(SealedBag::new(&payload, tagmanifest_sha256))
+    let tagmanifest_sha256 =
+        seal(sink, prefix, payload, info, Vec::new(), signer, guide, None).await?;
+    Ok(SealedBag::new(payload, tagmanifest_sha256))
 }
