@@ -1,0 +1,1 @@
+"""IAM policy evaluation and the forensnap templates, for the local AWS world."""
