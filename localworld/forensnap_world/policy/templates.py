@@ -523,7 +523,7 @@ def evaluate_conditions(template: dict, parameters: dict[str, str | list[str]], 
 # --- dependencies and physical ids ----------------------------------------------------------
 
 
-def _references(value, resources: dict, found: set[str], local: frozenset = frozenset()) -> None:
+def _references(value, resources: dict, found: set[str]) -> None:
     if isinstance(value, dict):
         if len(value) == 1:
             (key, arg), = value.items()
