@@ -29,7 +29,7 @@ async fn run(
 ) -> Result<Acquired, forensnap_acquire::AcquireError> {
     let cfg = env.forensic().await;
     let source = EbsSource::new(&cfg, None);
-    let sink = S3Store::new(s3(&cfg), &env.seeded.forensic.evidence_bucket, 30, false);
+    let sink = S3Store::new(s3(&cfg), &env.seeded.forensic.evidence_bucket, false);
     let limit = AdaptiveLimit::new(4, 16, 1_000.0);
     acquire(
         &source,
@@ -201,7 +201,7 @@ async fn a_volume_listed_over_several_pages_comes_back_whole() {
     let volume = env.seeded.member().instances[0].volumes[0].clone();
     let cfg = env.forensic().await;
     let source = EbsSource::new(&cfg, None);
-    let sink = S3Store::new(s3(&cfg), &env.seeded.forensic.evidence_bucket, 30, false);
+    let sink = S3Store::new(s3(&cfg), &env.seeded.forensic.evidence_bucket, false);
     let limit = AdaptiveLimit::new(4, 16, 1_000.0);
     let options = AcquireOptions {
         list_page: 100,

@@ -19,6 +19,9 @@ _NAME = re.compile(r"^[\w+=,.@-]{2,64}$")
 _lock = threading.Lock()
 _sessions: dict[str, object] = {}
 """access key id -> moto AssumedRole, for every credential STS has issued."""
+_profiles: dict[str, str] = {}
+"""access key id -> assumed-role session ARN, for keys the world hands out as an instance
+profile's credentials (what the instance metadata service gives an EC2 instance)."""
 
 
 def install() -> None:
@@ -39,6 +42,16 @@ def install() -> None:
 def forget_all() -> None:
     with _lock:
         _sessions.clear()
+        _profiles.clear()
+
+
+def act_as_role(access_key_id: str, account: str, role_name: str, session: str) -> str:
+    """Make requests signed with ``access_key_id`` come from a session of ``role_name``, as an
+    instance profile's credentials do on EC2 (EC2 assumed the role: no trust check here)."""
+    arn = f"arn:aws:sts::{account}:assumed-role/{role_name}/{session}"
+    with _lock:
+        _profiles[access_key_id] = arn
+    return arn
 
 
 def check_credentials(call: Call) -> None:
@@ -62,7 +75,10 @@ def check_credentials(call: Call) -> None:
 
 def caller_arn(call: Call) -> str:
     with _lock:
+        profile = _profiles.get(call.access_key or "")
         role = _sessions.get(call.access_key or "")
+    if profile is not None:
+        return profile
     if role is not None:
         return role.arn
     from moto.iam.models import iam_backends
@@ -71,8 +87,10 @@ def caller_arn(call: Call) -> str:
     return user.arn if user else f"arn:aws:iam::{call.account}:root"
 
 
-def check_assume_role(call: Call) -> None:
-    """Validate an AssumeRole request the way AWS does before moto issues credentials."""
+def check_assume_role(call: Call, trust: bool = True) -> None:
+    """Validate an AssumeRole request the way AWS does before moto issues credentials; with
+    ``trust`` also the role's trust policy, in the simple form below (when the world evaluates
+    every policy, ``policy.authorize`` does that instead, with every condition operator)."""
     role_arn = call.param("RoleArn") or ""
     session = call.param("RoleSessionName") or ""
     if not _NAME.match(session):
@@ -110,6 +128,8 @@ def check_assume_role(call: Call) -> None:
         needed.append("sts:SetSourceIdentity")
     if call.param("Tags.member.1.Key"):
         needed.append("sts:TagSession")
+    if not trust:
+        return
     context = {
         "sts:externalid": call.param("ExternalId"),
         "sts:sourceidentity": source_identity,

@@ -29,14 +29,23 @@ class Settings:
     """How long a new snapshot (CreateSnapshot/CreateSnapshots) stays ``pending``."""
     copy_seconds: float = 0.0
     """How long a snapshot copy (CopySnapshot) stays ``pending``."""
+    policies: bool = False
+    """Whether every request is authorised against the IAM, bucket, key and trust policies stored
+    in the world (``policy.authorize``), as AWS does."""
 
     @classmethod
     def to_json(cls) -> dict:
-        return {"snapshot_seconds": cls.snapshot_seconds, "copy_seconds": cls.copy_seconds}
+        return {"snapshot_seconds": cls.snapshot_seconds, "copy_seconds": cls.copy_seconds,
+                "policies": cls.policies}
 
     @classmethod
     def update(cls, values: dict) -> None:
         for key, value in values.items():
+            if key == "policies":
+                if not isinstance(value, bool):
+                    raise ValueError("policies must be true or false")
+                cls.policies = value
+                continue
             if key not in ("snapshot_seconds", "copy_seconds"):
                 raise ValueError(f"unknown setting {key!r}")
             if float(value) < 0:
@@ -55,6 +64,8 @@ def apply() -> None:
         _patch_copy_snapshot()
         _patch_share_snapshot()
         _patch_kms_digest()
+        _patch_kms_aws_managed()
+        _patch_s3_bucket_policy()
         _applied = True
 
 
@@ -470,3 +481,78 @@ def _patch_kms_digest() -> None:
 
     KmsResponse.sign, KmsResponse.verify = sign, verify
     KmsResponse.get_public_key = get_public_key
+
+
+# --- KMS: AWS managed keys ---------------------------------------------------------------------
+
+
+def aws_managed_key_policy(account: str, region: str, service: str) -> dict:
+    """The key policy AWS gives an AWS managed key such as ``aws/ebs``: every principal of the
+    account may use it through the one service, and nobody may change it.
+    https://docs.aws.amazon.com/kms/latest/developerguide/concepts.html#aws-managed-key"""
+    via = f"{service}.{region}.amazonaws.com"
+    return {
+        "Version": "2012-10-17",
+        "Id": f"auto-{service}-2",
+        "Statement": [
+            {
+                "Sid": f"Allow access through {service.upper()} for all principals in the account that are authorized to use {service.upper()}",
+                "Effect": "Allow",
+                "Principal": {"AWS": "*"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*",
+                           "kms:CreateGrant", "kms:DescribeKey"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"kms:CallerAccount": account, "kms:ViaService": via}},
+            },
+            {
+                "Sid": "Allow direct access to key metadata to the account",
+                "Effect": "Allow",
+                "Principal": {"AWS": f"arn:aws:iam::{account}:root"},
+                "Action": ["kms:Describe*", "kms:Get*", "kms:List*", "kms:RevokeGrant"],
+                "Resource": "*",
+            },
+        ],
+    }
+
+
+def _patch_kms_aws_managed() -> None:
+    """moto makes ``alias/aws/...`` keys as customer keys with the default policy. AWS reports
+    them with ``KeyManager: AWS`` (what forensnap reads to tell aws/ebs apart) and gives them the
+    service-scoped policy above, which the world's policy evaluation then enforces."""
+    from moto.ec2.models.elastic_block_store import EBSBackend
+    from moto.kms.models import KmsBackend, kms_backends
+
+    def mark(backend, key_id: str, service: str) -> None:
+        key = backend.keys[key_id]
+        key.key_manager = "AWS"
+        key.policy = json.dumps(aws_managed_key_policy(backend.account_id, backend.region_name, service))
+
+    original = KmsBackend._generate_default_keys
+
+    def generate(self, alias_name: str):
+        key_id = original(self, alias_name)
+        if key_id is not None:
+            mark(self, key_id, alias_name.split("/")[-1])
+        return key_id
+
+    KmsBackend._generate_default_keys = generate
+    original_ebs = EBSBackend._create_default_encryption_key
+
+    def create_default(self):
+        key_id = original_ebs(self)
+        backend = kms_backends[self.account_id][self.region_name]
+        mark(backend, backend.get_key_id(key_id), "ec2")
+        return key_id
+
+    EBSBackend._create_default_encryption_key = create_default
+
+
+def _patch_s3_bucket_policy() -> None:
+    """moto applies a bucket policy's Deny statements with their conditions ignored, so the
+    forensic template's "deny writes except the collector role" (ArnNotEquals aws:PrincipalArn)
+    refuses every write. The world authorises every request itself (``policy.authorize``, with
+    conditions), so moto's own check stands aside."""
+    from moto.iam.access_control import PermissionResult
+    from moto.s3.models import FakeBucket
+
+    FakeBucket.get_permission = lambda self, action, resource: PermissionResult.NEUTRAL

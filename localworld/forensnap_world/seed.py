@@ -124,11 +124,22 @@ def seed(world_path: str, endpoint: str) -> dict:
     members = world.get("members", [])
     member_accounts = [str(_require(m, "account", "[[members]]")) for m in members]
     fclient = _clients(endpoint, region, f_account)
-    out = {"region": region, "endpoint": endpoint, "forensic": _seed_forensic(fclient, forensic, f_account, member_accounts, region)}
+    policies = world.get("policies", False)
+    if not isinstance(policies, bool):
+        raise SeedError(f"{world_path}: policies must be true or false, not {policies!r}")
+    if policies:
+        f_out = _deploy_forensic(fclient, endpoint, forensic, f_account, members, member_accounts, region)
+    else:
+        f_out = _seed_forensic(fclient, forensic, f_account, member_accounts, region)
+    out = {"region": region, "endpoint": endpoint, "policies": policies, "forensic": f_out}
     out["members"] = [
-        _seed_member(_clients(endpoint, region, acct), member, acct, f_account, region, base, endpoint, index)
+        _seed_member(_clients(endpoint, region, acct), member, acct, f_account, region, base, endpoint,
+                     index, f_out if policies else None)
         for index, (member, acct) in enumerate(zip(members, member_accounts))
     ]
+    if policies:
+        # From here on every request is authorised against what the templates deployed.
+        _control(endpoint, "settings", {"policies": True})
     stem = os.path.splitext(os.path.basename(world_path))[0]
     out["config"] = write_config(out, os.path.join(base, "generated", f"{stem}.forensnap.toml"))
     return out
@@ -217,6 +228,22 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
         KeySpec="ECC_NIST_P256", KeyUsage="SIGN_VERIFY", Policy=_key_policy(account, []),
     )["KeyMetadata"]
     kms.create_alias(AliasName=forensic.get("signing_key_alias", "alias/forensnap-signing"), TargetKeyId=signing["KeyId"])
+    user, key = _operator_key(client, forensic, account)
+    return {
+        "account": account,
+        "evidence_bucket": bucket,
+        "retention_days": days,
+        "ebs_key_arn": ebs_key["Arn"],
+        "signing_key_arn": signing["Arn"],
+        "operator_arn": user["Arn"],
+        "access_key_id": key["AccessKeyId"],
+        "secret_access_key": key["SecretAccessKey"],
+    }
+
+
+def _operator_key(client, forensic: dict, account: str) -> tuple[dict, dict]:
+    """The operator's IAM user and its access key (fixed when the world file names one)."""
+    iam = client("iam")
     user = iam.create_user(UserName=forensic.get("operator", "forensnap-operator"))["User"]
     if forensic.get("operator_access_key_id"):
         key = {
@@ -229,16 +256,60 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
         })
     else:
         key = iam.create_access_key(UserName=user["UserName"])["AccessKey"]
+    return user, key
+
+
+def _deploy_forensic(client, endpoint, forensic, account, members, member_accounts, region) -> dict:
+    """The forensic account as ``forensic-vpc/forensic-account.yaml`` makes it (keys, bucket,
+    policies, collector role); the operator's key then acts as the collector role's
+    instance-profile session, as forensnap runs on AWS."""
+    from .policy.templates import deploy_forensic
+
+    roles = {m.get("role", "ForensnapCollector") for m in members}
+    if len(roles) > 1:
+        raise SeedError(f"[[members]] role: the forensic template names one member role (MemberRoleName); these differ: {sorted(roles)}")
+    days = int(forensic.get("retention_days", 30))
+    parameters = {
+        "MemberAccountIds": member_accounts,
+        "MemberRoleName": roles.pop() if roles else "ForensnapCollector",
+        "EvidenceRetentionDays": str(days),
+    }
+    if forensic.get("name_prefix"):
+        parameters["NamePrefix"] = forensic["name_prefix"]
+    outputs = deploy_forensic(endpoint, region, account, parameters)
+    _, key = _operator_key(client, forensic, account)
+    session = _control(endpoint, "instance-profile", {
+        "access_key_id": key["AccessKeyId"], "account": account,
+        "role_name": outputs["CollectorRoleName"], "session": "i-forensnap-collector",
+    })["principal"]
     return {
         "account": account,
-        "evidence_bucket": bucket,
+        "evidence_bucket": outputs["EvidenceBucketName"],
         "retention_days": days,
-        "ebs_key_arn": ebs_key["Arn"],
-        "signing_key_arn": signing["Arn"],
-        "operator_arn": user["Arn"],
+        "ebs_key_arn": outputs["EbsKeyArn"],
+        "signing_key_arn": outputs["SigningKeyArn"],
+        "collector_role_arn": outputs["CollectorRoleArn"],
+        "operator_arn": session,
         "access_key_id": key["AccessKeyId"],
         "secret_access_key": key["SecretAccessKey"],
     }
+
+
+def _deploy_member_role(member: dict, account: str, region: str, endpoint: str, forensic: dict,
+                        where: str) -> str:
+    """The member role as ``forensic-vpc/member-role.yaml`` makes it; returns its ARN."""
+    from .policy.templates import deploy_member
+
+    external_id = _require(member, "external_id", where)
+    if len(external_id) < 16:
+        raise SeedError(f"{where}: external_id {external_id!r} is shorter than the 16 characters member-role.yaml requires (parameter ExternalId)")
+    outputs = deploy_member(endpoint, region, account, {
+        "RoleName": member.get("role", "ForensnapCollector"),
+        "ForensicCollectorRoleArn": forensic["collector_role_arn"],
+        "ExternalId": external_id,
+        "ForensicEbsKeyArn": forensic["ebs_key_arn"],
+    })
+    return outputs["RoleArn"]
 
 
 def _trust_policy(forensic_account: str, external_id: str, source_identity: bool) -> str:
@@ -254,17 +325,21 @@ def _trust_policy(forensic_account: str, external_id: str, source_identity: bool
     return json.dumps({"Version": "2012-10-17", "Statement": statements})
 
 
-def _seed_member(client, member, account, forensic_account, region, base, endpoint, index) -> dict:
+def _seed_member(client, member, account, forensic_account, region, base, endpoint, index,
+                 deployed: dict | None = None) -> dict:
     where = f"[[members]] #{index + 1} ({account})"
     role_name = member.get("role", "ForensnapCollector")
     external_id = _require(member, "external_id", where)
     iam, ec2, kms = client("iam"), client("ec2"), client("kms")
-    role = iam.create_role(
-        RoleName=role_name, AssumeRolePolicyDocument=_trust_policy(
-            forensic_account, external_id, member.get("trust_source_identity", True)
-        ),
-        MaxSessionDuration=int(member.get("max_session_seconds", 3600)),
-    )["Role"]
+    if deployed is not None:
+        role = {"Arn": _deploy_member_role(member, account, region, endpoint, deployed, where)}
+    else:
+        role = iam.create_role(
+            RoleName=role_name, AssumeRolePolicyDocument=_trust_policy(
+                forensic_account, external_id, member.get("trust_source_identity", True)
+            ),
+            MaxSessionDuration=int(member.get("max_session_seconds", 3600)),
+        )["Role"]
     cmk_arn = None
     instances = []
     for n, instance in enumerate(member.get("instances", [])):

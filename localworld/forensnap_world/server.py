@@ -9,7 +9,10 @@ Control API (JSON over HTTP, loopback only):
 * ``POST /_forensnap/volumes``  ``{"volume_id", "image", "size_gib"}`` -> content registered
 * ``POST /_forensnap/faults``   one rule (see ``faults``); ``GET`` lists; ``DELETE`` clears
 * ``POST /_forensnap/clock``    ``{"advance_seconds": n}`` moves the world clock forward
-* ``GET|POST /_forensnap/settings`` ``{"snapshot_seconds", "copy_seconds"}``
+* ``GET|POST /_forensnap/settings`` ``{"snapshot_seconds", "copy_seconds", "policies"}``
+* ``POST /_forensnap/instance-profile`` ``{"access_key_id", "account", "role_name"}``: requests
+  signed with that key come from a session of the role, as instance-profile credentials do
+* ``GET|DELETE /_forensnap/authorizations`` every policy decision since the last reset
 * ``POST /_forensnap/reset``    everything back to empty (also on moto's ``/moto-api/reset``)
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
@@ -74,7 +78,9 @@ class World:
     def serve(self, call, environ, start_response):
         identity.check_credentials(call)
         if call.service == "sts" and call.operation == "AssumeRole":
-            identity.check_assume_role(call)
+            identity.check_assume_role(call, trust=not patches.Settings.policies)
+        if patches.Settings.policies:
+            self.authorize(call)
         if ebs.handles(call):
             if call.operation == "ListSnapshotBlocks":
                 return respond(start_response, *ebs.list_snapshot_blocks(call))
@@ -90,6 +96,25 @@ class World:
         if call.method != "HEAD":  # HEAD keeps moto's Content-Length of the object
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         return respond(start_response, status, headers, body)
+
+    @staticmethod
+    def authorize(call) -> None:
+        """Refuse the request as AWS would when the stored policies do not allow it."""
+        from .policy.authorize import authorize
+
+        principal = identity.caller_arn(call)
+        snapshot = re.match(r"^/snapshots/([^/]+)/", call.path) if call.service == "ebs" else None
+        decision = authorize(call, principal, call.account, snapshot.group(1) if snapshot else None)
+        if decision.allowed:
+            return
+        status, code = {
+            "s3": (403, "AccessDenied"),
+            "ec2": (403, "UnauthorizedOperation"),
+            "kms": (400, "AccessDeniedException"),
+            "ebs": (403, "AccessDeniedException"),
+            "sts": (403, "AccessDenied"),
+        }.get(call.service, (403, "AccessDenied"))
+        raise AwsError(status, code, f"User: {principal} is not authorized: {decision.reason}")
 
     def run_moto(self, environ):
         captured = {}
@@ -121,7 +146,10 @@ class World:
         FAULTS.clear()
         clock.reset()
         identity.forget_all()
-        patches.Settings.update({"snapshot_seconds": 0, "copy_seconds": 0})
+        patches.Settings.update({"snapshot_seconds": 0, "copy_seconds": 0, "policies": False})
+        from .policy import authorize as authz
+
+        authz.reset()
 
     @staticmethod
     def fixed_access_key(payload: dict) -> dict:
@@ -168,6 +196,16 @@ class World:
             if method == "DELETE":
                 FAULTS.clear()
             return {"rules": FAULTS.list()}
+        if name == "instance-profile" and method == "POST":
+            arn = identity.act_as_role(payload["access_key_id"], payload["account"],
+                                       payload["role_name"], payload.get("session", "i-forensnap"))
+            return {"principal": arn}
+        if name == "authorizations":
+            from .policy import authorize as authz
+
+            if method == "DELETE":
+                authz.reset()
+            return {"decisions": authz.log_snapshot()}
         if name == "clock" and method == "POST":
             clock.advance(float(payload.get("advance_seconds", 0)))
             return {"offset_seconds": clock.offset_seconds()}

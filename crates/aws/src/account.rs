@@ -66,13 +66,13 @@ impl ForensicAccount {
         &self.caller_arn
     }
 
-    /// The evidence bucket, with the configured retention and legal hold.
+    /// The evidence bucket, with the configured legal hold (retention is the bucket's default,
+    /// which collect checks against the configured retention before anything is done).
     pub fn store(&self) -> S3Store {
         let forensic = &self.config.forensic;
         S3Store::new(
             self.clients.s3.clone(),
             &forensic.evidence_bucket,
-            forensic.retention_days,
             forensic.legal_hold,
         )
     }

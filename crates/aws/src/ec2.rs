@@ -414,26 +414,9 @@ impl Ec2 for SdkEc2 {
             .send()
             .await
             .map_err(|e| aws_error("DescribeKey", e))?;
-        if described.key_metadata().and_then(|m| m.key_manager())
-            == Some(&aws_sdk_kms::types::KeyManagerType::Aws)
-        {
-            return Ok(true);
-        }
-        let key = described
-            .key_metadata()
-            .map(|m| m.key_id().to_string())
-            .unwrap_or_default();
-        let aliases = self
-            .clients
-            .kms
-            .list_aliases()
-            .key_id(&key)
-            .send()
-            .await
-            .map_err(|e| aws_error("ListAliases", e))?;
-        Ok(aliases.aliases().iter().any(|a| {
-            a.alias_name().is_some_and(|n| n.starts_with("alias/aws/"))
-                && a.target_key_id() == Some(key.as_str())
-        }))
+        // AWS sets KeyManager on every key; `AWS` is an AWS managed key such as aws/ebs (which
+        // cannot be shared). No ListAliases: the member role is not granted it.
+        Ok(described.key_metadata().and_then(|m| m.key_manager())
+            == Some(&aws_sdk_kms::types::KeyManagerType::Aws))
     }
 }

@@ -160,11 +160,16 @@ pub async fn collect<
     signer: &G,
     progress: &dyn CollectProgress,
 ) -> Result<Collected, CollectError> {
+    let before = custody.head().await;
     let preserved = match preserve(plan, member, forensic, custody, progress).await {
         Ok(preserved) => preserved,
         Err(err) => {
             // The failed run's events are sealed too: a later reader sees they were not cut.
-            if let Err(e) = custody.checkpoint(signer, Vec::new()).await {
+            // A run that recorded nothing (a bucket unfit for evidence is refused before the
+            // first event) writes nothing at all.
+            if custody.head().await != before
+                && let Err(e) = custody.checkpoint(signer, Vec::new()).await
+            {
                 tracing::warn!(error = %e, "the failed run's events could not be sealed");
             }
             return Err(err.into());

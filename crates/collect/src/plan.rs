@@ -53,6 +53,7 @@ pub fn preserve_plan(
             limit: Duration::from_secs(collect.wait_timeout_minutes * 60),
         },
         tool: tool(),
+        retention_days: config.forensic.retention_days,
     }
 }
 

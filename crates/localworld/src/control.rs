@@ -116,6 +116,31 @@ struct Rules {
     rules: Vec<FaultStats>,
 }
 
+/// One authorisation decision of a world that evaluates policies (world file `policies = true`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Decision {
+    /// The caller (an assumed-role session, a user or an account root).
+    pub principal: String,
+    /// The IAM action checked.
+    pub action: String,
+    /// The resource ARN it was checked on.
+    pub resource: String,
+    /// The request (`s3:PutObject`, `kms:Sign`, ...).
+    pub operation: String,
+    /// Whether the policies allowed it.
+    pub allowed: bool,
+    /// Why (the deciding statement, or what was missing).
+    pub reason: String,
+    /// Whether the world's table of IAM actions knows the request (otherwise it was checked by
+    /// its derived name against the caller's identity policies only).
+    pub modelled: bool,
+}
+
+#[derive(Deserialize)]
+struct Decisions {
+    decisions: Vec<Decision>,
+}
+
 impl World {
     fn control<T: serde::de::DeserializeOwned>(
         &self,
@@ -187,6 +212,19 @@ impl World {
             message: e.to_string(),
         })?;
         self.control::<Settings>("POST", "settings", Some(body))
+            .map(|_| ())
+    }
+
+    /// Every authorisation decision since the world was seeded (or the list was cleared).
+    pub fn authorizations(&self) -> Result<Vec<Decision>, WorldError> {
+        Ok(self
+            .control::<Decisions>("GET", "authorizations", None)?
+            .decisions)
+    }
+
+    /// Forget the authorisation decisions made so far.
+    pub fn clear_authorizations(&self) -> Result<(), WorldError> {
+        self.control::<Decisions>("DELETE", "authorizations", None)
             .map(|_| ())
     }
 

@@ -63,6 +63,7 @@ pub fn plan() -> crate::Plan {
             limit: std::time::Duration::from_secs(5),
         },
         tool: "test".into(),
+        retention_days: 30,
     }
 }
 

@@ -45,6 +45,9 @@ pub struct Plan {
     pub backoff: Backoff,
     /// Name and version of the tool, for the record.
     pub tool: String,
+    /// Days every evidence object must stay locked: the bucket's default COMPLIANCE retention
+    /// (which every object gets; forensnap sends no per-object retention) must be at least this.
+    pub retention_days: u32,
 }
 
 /// Progress reports, implemented by the CLI (bars on a terminal, lines otherwise).

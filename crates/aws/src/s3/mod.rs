@@ -14,8 +14,8 @@ mod multipart;
 
 use aws_sdk_s3::config::ResponseChecksumValidation;
 use aws_sdk_s3::operation::RequestId;
-use aws_sdk_s3::primitives::{ByteStream, DateTime};
-use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ObjectLockLegalHoldStatus;
 use base64::Engine;
 use forensnap_store::{Called, CloudError, ErrorKind, EvidenceRead, Stored};
 use sha2::{Digest, Sha256};
@@ -29,35 +29,18 @@ pub struct S3Store {
     s3: aws_sdk_s3::Client,
     /// Bucket name.
     bucket: String,
-    /// Retention of every object, days from upload.
-    retention_days: u32,
     /// Legal hold on every object.
     legal_hold: bool,
 }
 
 impl S3Store {
     /// The evidence bucket `bucket`.
-    pub fn new(
-        s3: aws_sdk_s3::Client,
-        bucket: &str,
-        retention_days: u32,
-        legal_hold: bool,
-    ) -> Self {
+    pub fn new(s3: aws_sdk_s3::Client, bucket: &str, legal_hold: bool) -> Self {
         S3Store {
             s3,
             bucket: bucket.to_string(),
-            retention_days,
             legal_hold,
         }
-    }
-
-    /// Retention date of an object written now.
-    fn retain_until(&self) -> DateTime {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or_default();
-        DateTime::from_secs((now + u64::from(self.retention_days) * 86_400) as i64)
     }
 
     /// The legal hold every object gets, if configured.
@@ -65,7 +48,8 @@ impl S3Store {
         self.legal_hold.then_some(ObjectLockLegalHoldStatus::On)
     }
 
-    /// PutObject under COMPLIANCE retention (and legal hold), its SHA-256 checked by S3; with
+    /// PutObject (the bucket's default COMPLIANCE retention applies; a legal hold only when
+    /// configured, which needs `s3:PutObjectLegalHold`), its SHA-256 checked by S3; with
     /// `overwrite == false` it carries `If-None-Match: *` and never replaces an existing key.
     async fn put_object_locked(
         &self,
@@ -83,8 +67,6 @@ impl S3Store {
             .key(key)
             .content_type(content_type)
             .checksum_sha256(base64::engine::general_purpose::STANDARD.encode(digest))
-            .object_lock_mode(ObjectLockMode::Compliance)
-            .object_lock_retain_until_date(self.retain_until())
             .set_object_lock_legal_hold_status(self.legal_hold_status())
             .set_if_none_match((!overwrite).then(|| "*".to_string()))
             .body(ByteStream::from(bytes))

@@ -1,9 +1,7 @@
 //! Writing evidence: single puts and multipart uploads under Object Lock.
 
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart, ObjectLockMode,
-};
+use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use forensnap_store::{
     Called, CloudError, CompletedObject, ErrorKind, EvidenceWrite, PartBody, Stored, StoredPart,
@@ -90,8 +88,6 @@ impl EvidenceWrite for S3Store {
             .bucket(&self.bucket)
             .key(key)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
-            .object_lock_mode(ObjectLockMode::Compliance)
-            .object_lock_retain_until_date(self.retain_until())
             .set_object_lock_legal_hold_status(self.legal_hold_status())
             .send()
             .await

@@ -54,7 +54,7 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
     custody: &Custody<S>,
     progress: &dyn Progress,
 ) -> Result<Preserved, PreserveError> {
-    check_bucket(custody.store()).await?;
+    check_bucket(custody.store(), plan.retention_days).await?;
     let run = Run {
         plan,
         member,
@@ -72,7 +72,14 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
     result
 }
 
-async fn check_bucket<S: EvidenceWrite + EvidenceAudit>(store: &S) -> Result<(), PreserveError> {
+/// The bucket holds evidence as forensnap needs: Object Lock on, COMPLIANCE by default for at
+/// least `retention_days` (every object takes the bucket's default: forensnap sends no
+/// per-object retention, which S3 would authorise as `s3:PutObjectRetention`, an action the
+/// forensic account's bucket policy denies to everyone), versioning on.
+async fn check_bucket<S: EvidenceWrite + EvidenceAudit>(
+    store: &S,
+    retention_days: u32,
+) -> Result<(), PreserveError> {
     let bucket = store.bucket().to_string();
     let lock = store.bucket_lock().await.map_err(|e| PreserveError::Bucket {
         bucket: bucket.clone(),
@@ -89,6 +96,17 @@ async fn check_bucket<S: EvidenceWrite + EvidenceAudit>(store: &S) -> Result<(),
         ))
     } else if lock.versioning.as_deref() != Some("Enabled") {
         Some("versioning is not enabled".to_string())
+    } else if lock.default_days.unwrap_or(0) < retention_days {
+        let days = lock.default_days.unwrap_or(0);
+        return Err(PreserveError::Bucket {
+            bucket,
+            problem: format!(
+                "its default COMPLIANCE retention is {days} days, shorter than the configured retention_days = {retention_days}; every evidence object takes the bucket's default"
+            ),
+            next: format!(
+                "raise the bucket's default retention to at least {retention_days} days (forensic-account.yaml parameter EvidenceRetentionDays), or lower [forensic] retention_days to {days}"
+            ),
+        });
     } else {
         None
     };

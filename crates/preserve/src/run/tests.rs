@@ -172,6 +172,27 @@ async fn an_unlocked_bucket_stops_the_run_before_any_member_call() {
 }
 
 #[tokio::test]
+async fn a_bucket_default_retention_shorter_than_configured_stops_the_run_before_any_member_call() {
+    let cloud = cloud(true);
+    let store = MemoryStore::new();
+    store.set_bucket_lock(BucketLock {
+        enabled: true,
+        default_mode: Some("COMPLIANCE".into()),
+        default_days: Some(7),
+        versioning: Some("Enabled".into()),
+    });
+    let (result, events, _) = run(&cloud, store, &plan()).await;
+    let err = result.expect_err("refused").to_string();
+    assert!(
+        err.contains("default COMPLIANCE retention is 7 days, shorter than the configured retention_days = 30")
+            && err.contains("EvidenceRetentionDays"),
+        "{err}"
+    );
+    assert!(cloud.lock().expect("lock").calls.is_empty());
+    assert!(events.is_empty());
+}
+
+#[tokio::test]
 async fn a_refused_role_is_recorded_and_nothing_else_happens() {
     let cloud = cloud(true);
     cloud

@@ -1,0 +1,582 @@
+"""Authorising every request the world serves as AWS would, against the policies stored in it.
+
+For one request this module names every IAM action AWS checks (:func:`checks_for`, the table
+below), finds the caller's identity policies and the resource's policy in moto's backends (the
+bucket policy, the KMS key policy, the role's trust policy: what the templates deployed), and asks
+:mod:`.evaluate` for a decision. A refused request is answered ``AccessDenied`` before moto sees
+it. Every decision is logged (:data:`LOG`), so a test can collect the set of
+(principal, action, resource) a run needed and compare it with what the templates grant.
+
+The table of rules, each with the AWS page it follows:
+
+* S3 object writes (PutObject, CreateMultipartUpload): ``s3:PutObject``; with
+  ``x-amz-object-lock-mode`` / ``-retain-until-date`` also ``s3:PutObjectRetention``, with
+  ``x-amz-object-lock-legal-hold`` ``s3:PutObjectLegalHold``, with ``x-amz-tagging``
+  ``s3:PutObjectTagging``; SSE-KMS (asked for, or the bucket default) ``kms:GenerateDataKey`` on
+  the key via S3. UploadPart and CompleteMultipartUpload: ``s3:PutObject`` (and ``kms:Decrypt``
+  for a part of an SSE-KMS upload). https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html
+  ("Required permissions"), https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html,
+  https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#aws-managed-customer-managed-keys
+* S3 reads: GetObject/HeadObject ``s3:GetObject`` (``s3:GetObjectVersion`` with a versionId) and
+  ``kms:Decrypt`` for SSE-KMS objects; GetObjectAttributes ``s3:GetObjectAttributes`` and
+  ``s3:GetObject`` (the Version forms with a versionId); ListObjects(V2) ``s3:ListBucket``,
+  ListObjectVersions ``s3:ListBucketVersions``, ListMultipartUploads
+  ``s3:ListBucketMultipartUploads``, ListParts ``s3:ListMultipartUploadParts``,
+  GetObjectLockConfiguration ``s3:GetBucketObjectLockConfiguration``.
+  https://docs.aws.amazon.com/AmazonS3/latest/API/API_GetObjectAttributes.html ("Permissions").
+* EC2: ``ec2:<Operation>``; CreateSnapshots and CopySnapshot with TagSpecifications also
+  ``ec2:CreateTags`` with ``ec2:CreateAction``; an encrypted CopySnapshot or CreateSnapshots of
+  encrypted volumes ``kms:CreateGrant`` (``kms:GrantIsForAWSResource``), ``kms:Decrypt`` /
+  ``kms:ReEncrypt*``, ``kms:GenerateDataKeyWithoutPlaintext``, ``kms:DescribeKey`` via
+  ``ec2.REGION.amazonaws.com``. https://docs.aws.amazon.com/ebs/latest/userguide/ebs-encryption-requirements.html
+* EBS direct reads: ``ebs:ListSnapshotBlocks`` / ``ebs:GetSnapshotBlock`` on the snapshot, and
+  ``kms:Decrypt`` on an encrypted snapshot's key. https://docs.aws.amazon.com/ebs/latest/userguide/ebsapi-permissions.html
+* KMS: ``kms:<Operation>`` on the key (``kms:SigningAlgorithm`` for Sign); ListAliases is not
+  resource-scoped. The key policy is always consulted.
+  https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html
+* STS AssumeRole: ``sts:AssumeRole`` on the role, with ``sts:ExternalId``; a SourceIdentity also
+  ``sts:SetSourceIdentity``; the trust policy is always consulted.
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_control-access_monitor.html
+  GetCallerIdentity needs no permission.
+* Every request runs over TLS 1.2 or later in the model (``aws:SecureTransport`` true,
+  ``s3:TlsVersion`` 1.3): forensnap's SDK clients use HTTPS on AWS; the loopback world is plain
+  HTTP only because it is local.
+
+An operation not in the table is authorised by its derived name (``service:Operation``) against
+the caller's identity policies only, and logged as ``modelled: false``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+
+from .evaluate import Decision, Request, ResourcePolicyKind, evaluate
+
+_lock = threading.Lock()
+LOG: list[dict] = []
+"""Every decision since the last reset: principal, action, resource, allowed, reason."""
+
+_ASSUMED = re.compile(r"^arn:aws:sts::(\d{12}):assumed-role/([^/]+)/(.+)$")
+_USER = re.compile(r"^arn:aws:iam::(\d{12}):user/(?:.*/)?([^/]+)$")
+
+
+@dataclass
+class Check:
+    """One IAM action AWS evaluates for a request."""
+
+    action: str
+    resource: str
+    resource_account: str | None = None
+    context: dict = field(default_factory=dict)
+    kind: ResourcePolicyKind = ResourcePolicyKind.OPTIONAL
+    resource_policy: tuple[str, dict] | None = None
+
+
+def reset() -> None:
+    with _lock:
+        LOG.clear()
+
+
+def log_snapshot() -> list[dict]:
+    with _lock:
+        return list(LOG)
+
+
+# --- policies stored in moto -------------------------------------------------------------------
+
+
+def _doc(text) -> dict:
+    if isinstance(text, dict):
+        return text
+    if isinstance(text, bytes):
+        text = text.decode()
+    from urllib.parse import unquote
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return json.loads(unquote(text))
+
+
+def identity_policies(principal_arn: str) -> list[tuple[str, dict]]:
+    """The inline and managed policies of the role (for a session) or user behind an ARN."""
+    from moto.iam.models import iam_backends
+
+    out: list[tuple[str, dict]] = []
+    match = _ASSUMED.match(principal_arn)
+    if match:
+        account, role_name = match.group(1), match.group(2)
+        try:
+            role = iam_backends[account]["aws"].get_role(role_name)
+        except Exception:  # noqa: BLE001 - a role deleted since: no policies
+            return out
+        holders = [role]
+    else:
+        match = _USER.match(principal_arn)
+        if not match:
+            return out
+        account, user_name = match.group(1), match.group(2)
+        backend = iam_backends[account]["aws"]
+        try:
+            user = backend.get_user(user_name)
+        except Exception:  # noqa: BLE001
+            return out
+        holders = [user] + [g for g in backend.groups.values() if user in g.users]
+    for holder in holders:
+        for name, text in holder.policies.items():
+            out.append((f"{holder.name} inline {name}", _doc(text)))
+        for arn, policy in holder.managed_policies.items():
+            version = next(
+                (v for v in policy.versions if v.is_default), None
+            ) if hasattr(policy, "versions") else None
+            document = version.document if version is not None else policy.document
+            out.append((f"{holder.name} managed {arn}", _doc(document)))
+    return out
+
+
+def _bucket(name: str):
+    from moto.s3.models import s3_backends
+
+    owner = s3_backends.bucket_accounts.get(name)
+    if owner is None:
+        return None, None
+    partition, account = owner
+    backend = s3_backends[account][partition]
+    return backend.buckets.get(name), account
+
+
+def _key(key_ref: str, caller_account: str, region: str):
+    """The KMS key a reference names (id, ARN, alias name or alias ARN) and its account."""
+    from moto.kms.models import kms_backends
+
+    account, key_region = caller_account, region
+    match = re.match(r"^arn:aws:kms:([\w-]+):(\d{12}):(key|alias)/(.+)$", key_ref)
+    if match:
+        key_region, account = match.group(1), match.group(2)
+    backend = kms_backends[account][key_region]
+    try:
+        key_id = backend.any_id_to_key_id(key_ref)
+    except Exception:  # noqa: BLE001 - an alias that names nothing
+        return None
+    return backend.keys.get(key_id)
+
+
+def _key_checks(actions, key_ref: str, caller_account: str, region: str, context: dict) -> list[Check]:
+    key = _key(key_ref, caller_account, region) if key_ref else None
+    if key is None:
+        return []  # moto answers NotFound itself
+    policy = (f"key policy of {key.arn}", _doc(key.policy))
+    return [
+        Check(action, key.arn, key.account_id, dict(context), ResourcePolicyKind.KEY_POLICY, policy)
+        for action in actions
+    ]
+
+
+# --- the table -----------------------------------------------------------------------------------
+
+
+def _s3_checks(call, account: str) -> list[Check]:
+    from ..wire import s3_bucket_key
+
+    op = call.operation
+    bucket_name, key = s3_bucket_key(call)
+    bucket, owner = _bucket(bucket_name)
+    policy = None
+    if bucket is not None and bucket.policy:
+        policy = (f"bucket policy of {bucket_name}", _doc(bucket.policy))
+    version = call.query.get("versionId", [None])[0]
+    obj = f"arn:aws:s3:::{bucket_name}/{key}"
+    whole = f"arn:aws:s3:::{bucket_name}"
+    context = {
+        "s3:TlsVersion": "1.3",
+    }
+    for header in (
+        "x-amz-server-side-encryption",
+        "x-amz-server-side-encryption-aws-kms-key-id",
+        "x-amz-server-side-encryption-customer-algorithm",
+        "x-amz-object-lock-mode",
+        "x-amz-object-lock-retain-until-date",
+        "x-amz-object-lock-legal-hold",
+        "x-amz-acl",
+    ):
+        value = call.header(header)
+        if value is not None:
+            name = {
+                "x-amz-object-lock-mode": "s3:object-lock-mode",
+                "x-amz-object-lock-retain-until-date": "s3:object-lock-retain-until-date",
+                "x-amz-object-lock-legal-hold": "s3:object-lock-legal-hold",
+            }.get(header, f"s3:{header}")
+            context[name] = value
+
+    def s3(action: str, resource: str) -> Check:
+        return Check(action, resource, owner, dict(context), ResourcePolicyKind.OPTIONAL, policy)
+
+    checks: list[Check] = []
+    kms_key = _sse_kms_key(call, bucket)
+    if op in ("PutObject", "CreateMultipartUpload"):
+        checks.append(s3("s3:PutObject", obj))
+        if call.header("x-amz-object-lock-mode") or call.header("x-amz-object-lock-retain-until-date"):
+            checks.append(s3("s3:PutObjectRetention", obj))
+        if call.header("x-amz-object-lock-legal-hold"):
+            checks.append(s3("s3:PutObjectLegalHold", obj))
+        if call.header("x-amz-tagging"):
+            checks.append(s3("s3:PutObjectTagging", obj))
+        if kms_key:
+            checks += _key_checks(["kms:GenerateDataKey"], kms_key, account, call.region,
+                                  _via("s3", call.region, account))
+    elif op in ("UploadPart", "CompleteMultipartUpload"):
+        checks.append(s3("s3:PutObject", obj))
+        if kms_key and op == "UploadPart":
+            checks += _key_checks(["kms:Decrypt"], kms_key, account, call.region,
+                                  _via("s3", call.region, account))
+    elif op in ("GetObject", "HeadObject"):
+        checks.append(s3("s3:GetObjectVersion" if version else "s3:GetObject", obj))
+        stored_key = _stored_object_key(bucket, key, version)
+        if stored_key:
+            checks += _key_checks(["kms:Decrypt"], stored_key, account, call.region,
+                                  _via("s3", call.region, account))
+    elif op == "GetObjectAttributes":
+        if version:
+            checks += [s3("s3:GetObjectVersion", obj), s3("s3:GetObjectVersionAttributes", obj)]
+        else:
+            checks += [s3("s3:GetObject", obj), s3("s3:GetObjectAttributes", obj)]
+    else:
+        simple = {
+            "GetObjectRetention": ("s3:GetObjectRetention", obj),
+            "PutObjectRetention": ("s3:PutObjectRetention", obj),
+            "GetObjectLegalHold": ("s3:GetObjectLegalHold", obj),
+            "PutObjectLegalHold": ("s3:PutObjectLegalHold", obj),
+            "DeleteObject": ("s3:DeleteObjectVersion" if version else "s3:DeleteObject", obj),
+            "AbortMultipartUpload": ("s3:AbortMultipartUpload", obj),
+            "ListParts": ("s3:ListMultipartUploadParts", obj),
+            "ListObjects": ("s3:ListBucket", whole),
+            "ListObjectsV2": ("s3:ListBucket", whole),
+            "HeadBucket": ("s3:ListBucket", whole),
+            "ListObjectVersions": ("s3:ListBucketVersions", whole),
+            "ListMultipartUploads": ("s3:ListBucketMultipartUploads", whole),
+            "GetBucketVersioning": ("s3:GetBucketVersioning", whole),
+            "GetObjectLockConfiguration": ("s3:GetBucketObjectLockConfiguration", whole),
+            "GetBucketLocation": ("s3:GetBucketLocation", whole),
+            "GetBucketEncryption": ("s3:GetEncryptionConfiguration", whole),
+            "GetBucketPolicy": ("s3:GetBucketPolicy", whole),
+        }.get(op)
+        if simple is None:
+            return []  # not modelled: see authorize()
+        checks.append(s3(*simple))
+    return checks
+
+
+def _via(service: str, region: str, account: str) -> dict:
+    return {"kms:ViaService": f"{service}.{region}.amazonaws.com", "kms:CallerAccount": account}
+
+
+def _sse_kms_key(call, bucket) -> str | None:
+    """The KMS key an object write is encrypted with: the one asked for, else the bucket's
+    default (SSE-KMS), else none."""
+    asked = call.header("x-amz-server-side-encryption")
+    if asked and asked != "aws:kms":
+        return None
+    named = call.header("x-amz-server-side-encryption-aws-kms-key-id")
+    if named:
+        return named
+    if asked == "aws:kms":
+        return "alias/aws/s3"
+    if bucket is None or not bucket.encryption:
+        return None
+    try:
+        rule = bucket.encryption["Rule"]
+        rule = rule[0] if isinstance(rule, list) else rule
+        default = rule["ApplyServerSideEncryptionByDefault"]
+    except (KeyError, TypeError, IndexError):
+        return None
+    if default.get("SSEAlgorithm") != "aws:kms":
+        return None
+    return default.get("KMSMasterKeyID") or "alias/aws/s3"
+
+
+def _stored_object_key(bucket, key: str, version: str | None) -> str | None:
+    if bucket is None:
+        return None
+    try:
+        if version:
+            obj = next((v for v in bucket.keys.getlist(key, []) if v.version_id == version), None)
+        else:
+            obj = bucket.keys.get(key)
+    except Exception:  # noqa: BLE001 - moto's key store shapes vary; no key then no KMS check
+        return None
+    if obj is None or getattr(obj, "encryption", None) != "aws:kms":
+        return None
+    return getattr(obj, "kms_key_id", None) or "alias/aws/s3"
+
+
+def _indexed(call, prefix: str, suffix: str) -> list[str]:
+    """Values of EC2 query parameters ``<prefix>.N.<suffix>`` (N from 1), in order."""
+    found = []
+    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)\.{re.escape(suffix)}$")
+    for name, values in call.params.items():
+        match = pattern.match(name)
+        if match:
+            found.append((int(match.group(1)), values[0]))
+    return [value for _, value in sorted(found)]
+
+
+def _numbered(call, prefix: str) -> list[str]:
+    """Values of EC2 query parameters ``<prefix>.N``, in order."""
+    pattern = re.compile(rf"^{re.escape(prefix)}\.(\d+)$")
+    found = sorted((int(m.group(1)), v[0]) for k, v in call.params.items() if (m := pattern.match(k)))
+    return [value for _, value in found]
+
+
+def _request_tags(call) -> dict:
+    """``aws:TagKeys`` and ``aws:RequestTag/<key>`` of the tags a request puts on what it makes."""
+    keys = _indexed(call, "TagSpecification.1.Tag", "Key") or _indexed(call, "Tag", "Key")
+    values = _indexed(call, "TagSpecification.1.Tag", "Value") or _indexed(call, "Tag", "Value")
+    context: dict = {}
+    if keys:
+        context["aws:TagKeys"] = keys
+        for key, value in zip(keys, values):
+            context[f"aws:RequestTag/{key}"] = value
+    return context
+
+
+def _snapshot_tags(snapshot_id: str, region: str) -> dict:
+    """``aws:ResourceTag/<key>`` of an existing snapshot."""
+    from moto.ec2.models import ec2_backends
+
+    for account in list(ec2_backends.keys()):
+        try:
+            backend = ec2_backends[account][region]
+        except KeyError:
+            continue
+        if snapshot_id in backend.snapshots:
+            tags = backend.tags.get(snapshot_id, {})
+            return {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
+    return {}
+
+
+def _ec2_checks(call, account: str) -> list[Check]:
+    op = call.operation
+    region = call.region
+    snapshot_any = f"arn:aws:ec2:{region}::snapshot/*"
+    via = _via("ec2", region, account)
+    checks: list[Check] = []
+
+    def ec2(action: str, resource: str, **context) -> Check:
+        return Check(action, resource, account, dict(context))
+
+    tagged = any(k.startswith("TagSpecification") for k in call.params)
+    tags = _request_tags(call)
+    if op == "CopySnapshot":
+        source = call.param("SourceSnapshotId") or "*"
+        checks += [Check("ec2:CopySnapshot", f"arn:aws:ec2:{region}::snapshot/{source}", account,
+                         _snapshot_tags(source, call.param("SourceRegion") or region)),
+                   ec2("ec2:CopySnapshot", snapshot_any, **tags)]
+        if tagged:
+            checks.append(ec2("ec2:CreateTags", snapshot_any,
+                              **{"ec2:CreateAction": "CopySnapshot"}, **tags))
+        target = call.param("KmsKeyId")
+        source_key = _snapshot_key(source, call.param("SourceRegion") or region)
+        if source_key:
+            grant = dict(via, **{"kms:GrantIsForAWSResource": True})
+            checks += _key_checks(["kms:DescribeKey", "kms:Decrypt"], source_key, account, region, via)
+            checks += _key_checks(["kms:CreateGrant"], source_key, account, region, grant)
+        if target:
+            grant = dict(via, **{"kms:GrantIsForAWSResource": True})
+            checks += _key_checks(
+                ["kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo"],
+                target, account, region, via)
+            checks += _key_checks(["kms:CreateGrant"], target, account, region, grant)
+            if source_key:
+                checks += _key_checks(["kms:ReEncryptFrom"], source_key, account, region, via)
+    elif op == "CreateSnapshots":
+        instance = call.param("InstanceSpecification.InstanceId") or "*"
+        checks += [ec2("ec2:CreateSnapshots", f"arn:aws:ec2:{region}:{account}:instance/{instance}"),
+                   ec2("ec2:CreateSnapshots", snapshot_any)]
+        if tagged:
+            checks.append(ec2("ec2:CreateTags", snapshot_any,
+                              **{"ec2:CreateAction": "CreateSnapshots"}, **tags))
+        for key_ref in _instance_volume_keys(account, region, instance):
+            grant = dict(via, **{"kms:GrantIsForAWSResource": True})
+            checks += _key_checks(["kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext"],
+                                  key_ref, account, region, via)
+            checks += _key_checks(["kms:CreateGrant"], key_ref, account, region, grant)
+    elif op == "GetConsoleOutput":
+        instance = call.param("InstanceId") or "*"
+        checks.append(ec2("ec2:GetConsoleOutput", f"arn:aws:ec2:{region}:{account}:instance/{instance}"))
+    elif op in ("ModifySnapshotAttribute", "DeleteSnapshot", "DescribeSnapshotAttribute"):
+        snapshot = call.param("SnapshotId") or "*"
+        context = _snapshot_tags(snapshot, region)
+        if op == "ModifySnapshotAttribute":
+            # https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonec2.html
+            # (ec2:Add/userId, ec2:Add/group, ec2:Remove/userId, ec2:Remove/group)
+            for verb in ("Add", "Remove"):
+                users = _indexed(call, f"CreateVolumePermission.{verb}", "UserId")
+                groups = _indexed(call, f"CreateVolumePermission.{verb}", "Group")
+                if call.param("OperationType") == verb.lower():
+                    # The older form: OperationType with UserId.N / UserGroup.N.
+                    users += _numbered(call, "UserId")
+                    groups += _numbered(call, "UserGroup")
+                if users:
+                    context[f"ec2:{verb}/userId"] = users
+                if groups:
+                    context[f"ec2:{verb}/group"] = groups
+        checks.append(Check(f"ec2:{op}", f"arn:aws:ec2:{region}::snapshot/{snapshot}", account, context))
+    elif op == "CreateTags":
+        for name, values in call.params.items():
+            if re.match(r"^ResourceId\.\d+$", name):
+                resource = values[0]
+                kind = {"snap": "snapshot", "vol": "volume", "i": "instance"}.get(resource.split("-")[0], "resource")
+                arn = (f"arn:aws:ec2:{region}::snapshot/{resource}" if kind == "snapshot"
+                       else f"arn:aws:ec2:{region}:{account}:{kind}/{resource}")
+                checks.append(ec2("ec2:CreateTags", arn, **tags))
+    else:
+        checks.append(ec2(f"ec2:{op}", "*"))
+    return checks
+
+
+def _snapshot_key(snapshot_id: str, region: str) -> str | None:
+    """The KMS key of an encrypted snapshot, in whichever account holds it."""
+    from moto.ec2.models import ec2_backends
+
+    for account in list(ec2_backends.keys()):
+        try:
+            snapshot = ec2_backends[account][region].snapshots.get(snapshot_id)
+        except KeyError:
+            continue
+        if snapshot is not None:
+            return snapshot.kms_key_id if snapshot.encrypted else None
+    return None
+
+
+def _instance_volume_keys(account: str, region: str, instance_id: str) -> list[str]:
+    from moto.ec2.models import ec2_backends
+
+    backend = ec2_backends[account][region]
+    keys = []
+    for volume in backend.volumes.values():
+        attached = getattr(volume, "attachment", None)
+        if attached is not None and getattr(attached.instance, "id", None) == instance_id:
+            if volume.encrypted and volume.kms_key_id:
+                keys.append(volume.kms_key_id)
+    return keys
+
+
+def _kms_checks(call, account: str) -> list[Check]:
+    op = call.operation
+    try:
+        body = json.loads(call.body or b"{}")
+    except ValueError:
+        body = {}
+    if op in ("ListAliases", "ListKeys", "CreateKey"):
+        return [Check(f"kms:{op}", "*", account)]
+    key_ref = body.get("KeyId") or body.get("TargetKeyId") or ""
+    context = {"kms:CallerAccount": account}
+    if op == "Sign" or op == "Verify":
+        context["kms:SigningAlgorithm"] = body.get("SigningAlgorithm", "")
+        context["kms:MessageType"] = body.get("MessageType", "RAW")
+    return _key_checks([f"kms:{op}"], key_ref, account, call.region, context)
+
+
+def _sts_checks(call, account: str) -> list[Check]:
+    op = call.operation
+    if op == "GetCallerIdentity":
+        return []
+    if op != "AssumeRole":
+        return [Check(f"sts:{op}", "*", account)]
+    from moto.iam.models import iam_backends
+
+    role_arn = call.param("RoleArn") or ""
+    match = re.match(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn)
+    if not match:
+        return []  # identity.check_assume_role names the malformed ARN
+    role_account, role_name = match.group(1), match.group(2)
+    try:
+        role = iam_backends[role_account]["aws"].get_role(role_name)
+    except Exception:  # noqa: BLE001 - moto answers NoSuchEntity
+        return []
+    trust = (f"trust policy of {role_arn}", _doc(role.assume_role_policy_document))
+    context = {"sts:RoleSessionName": call.param("RoleSessionName") or ""}
+    if call.param("ExternalId") is not None:
+        context["sts:ExternalId"] = call.param("ExternalId")
+    source_identity = call.param("SourceIdentity")
+    if source_identity is not None:
+        context["sts:SourceIdentity"] = source_identity
+    checks = [Check("sts:AssumeRole", role_arn, role_account, dict(context),
+                    ResourcePolicyKind.TRUST_POLICY, trust)]
+    if source_identity is not None:
+        checks.append(Check("sts:SetSourceIdentity", role_arn, role_account, dict(context),
+                            ResourcePolicyKind.TRUST_POLICY, trust))
+    if any(name.startswith("Tags.member.") for name in call.params):
+        checks.append(Check("sts:TagSession", role_arn, role_account, dict(context),
+                            ResourcePolicyKind.TRUST_POLICY, trust))
+    return checks
+
+
+def _ebs_checks(call, account: str, snapshot_id: str) -> list[Check]:
+    resource = f"arn:aws:ec2:{call.region}::snapshot/{snapshot_id}"
+    checks = [Check(f"ebs:{call.operation}", resource, account)]
+    key = _snapshot_key(snapshot_id, call.region)
+    if key:
+        checks += _key_checks(["kms:Decrypt"], key, account, call.region,
+                              {"kms:CallerAccount": account})
+    return checks
+
+
+def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list[Check], bool]:
+    """The IAM checks of a request and whether the table models its operation."""
+    service = call.service
+    if service == "s3":
+        checks = _s3_checks(call, account)
+        return checks, bool(checks)
+    if service == "ec2":
+        return _ec2_checks(call, account), True
+    if service == "kms":
+        return _kms_checks(call, account), True
+    if service == "sts":
+        return _sts_checks(call, account), True
+    if service == "ebs" and snapshot_id:
+        return _ebs_checks(call, account, snapshot_id), True
+    return [Check(f"{service}:{call.operation}", "*", account)], False
+
+
+# --- deciding ------------------------------------------------------------------------------------
+
+
+def authorize(call, principal_arn: str, account: str, snapshot_id: str | None = None) -> Decision:
+    """Evaluate every check of the request; the first refusal is the answer."""
+    checks, modelled = checks_for(call, account, snapshot_id)
+    root = principal_arn.endswith(":root")
+    decision = Decision(True, "no check applies", None)
+    for check in checks:
+        context = {
+            "aws:SecureTransport": True,
+            "aws:PrincipalAccount": account,
+            "aws:RequestedRegion": call.region,
+        }
+        if check.resource_account:
+            context["aws:ResourceAccount"] = check.resource_account
+        context.update(check.context)
+        request = Request(principal_arn, check.action, check.resource, context,
+                          check.resource_account)
+        # The root user is not subject to identity policies; resource policies still bind it.
+        identity = [("root user", _ALLOW_ALL)] if root else identity_policies(principal_arn)
+        decision = evaluate(request, identity, check.resource_policy, check.kind)
+        with _lock:
+            LOG.append({
+                "principal": principal_arn,
+                "action": check.action,
+                "resource": check.resource,
+                "operation": f"{call.service}:{call.operation}",
+                "allowed": decision.allowed,
+                "reason": decision.reason,
+                "modelled": modelled,
+            })
+        if not decision.allowed:
+            return decision
+    return decision
+
+
+_ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
