@@ -393,8 +393,10 @@ async fn a_wrong_external_id_fails_clearly_and_touches_nothing() {
         "ev-collect-extid",
         &[volume("/dev/xvda", "root.img", "none", 1, 0)],
     );
-    let case = Case::new(&env, "IR-2026-0003")
-        .with_config("external_id = \"ext-2026\"", "external_id = \"wrong\"");
+    let case = Case::new(&env, "IR-2026-0003").with_config(
+        "external_id = \"ext-2026-forensnap\"",
+        "external_id = \"wrong\"",
+    );
     let run = case.collect();
     assert!(!run.ok);
     for needle in [
@@ -493,10 +495,15 @@ async fn an_unknown_instance_fails_clearly() {
 
 #[tokio::test]
 async fn a_bucket_without_compliance_lock_is_refused_before_the_member_account_is_touched() {
-    let env = world(
-        "ev-collect-bucket",
-        &[volume("/dev/xvda", "root.img", "none", 1, 0)],
-    );
+    // A hand-made world (no policies): under the templates the collector role may not even read
+    // another bucket's configuration, so the refusal would be AccessDenied; this test checks that
+    // forensnap itself recognises a bucket without Object Lock.
+    let volumes = [volume("/dev/xvda", "root.img", "none", 1, 0)];
+    let refs: Vec<&str> = volumes.iter().map(String::as_str).collect();
+    let env = Env::new(&format!(
+        "policies = false\n{}",
+        world_toml("ev-collect-bucket", &refs)
+    ));
     s3(&env.forensic().await)
         .create_bucket()
         .bucket("plain-bucket")
@@ -504,7 +511,7 @@ async fn a_bucket_without_compliance_lock_is_refused_before_the_member_account_i
         .await
         .expect("plain bucket");
     let case = Case::new(&env, "IR-2026-0005").with_config(
-        "evidence_bucket = \"ev-collect-bucket\"",
+        &format!("evidence_bucket = \"{}\"", bucket_of("ev-collect-bucket")),
         "evidence_bucket = \"plain-bucket\"",
     );
     let run = case.collect();
@@ -541,8 +548,8 @@ async fn a_key_the_forensic_account_cannot_use_fails_unshared_and_always_reencry
         &[&volume("/dev/xvda", "root.img", "cmk", 2, 3)],
     );
     toml = toml.replace(
-        "external_id = \"ext-2026\"",
-        "external_id = \"ext-2026\"\ncmk_usable_by_forensic = false",
+        "external_id = \"ext-2026-forensnap\"",
+        "external_id = \"ext-2026-forensnap\"\ncmk_usable_by_forensic = false",
     );
     let env = Env::new(&toml);
     let case = Case::new(&env, "IR-2026-0006");

@@ -12,13 +12,21 @@ use forensnap_tests::*;
 
 const PART: usize = 5 * 1024 * 1024;
 
+/// A hand-made world (no policies): these tests probe the world's S3 itself (explicit lock
+/// headers, retention changes), which the templates' bucket policy would refuse before S3 saw
+/// them.
 fn env() -> Env {
-    Env::new(&world_toml(
+    let toml = world_toml(
         "forensnap-evidence",
         &[
             "device = \"/dev/xvda\"\nimage = \"root.img\"\nbuild = { kind = \"pattern\", blocks = 1 }",
         ],
-    ))
+    )
+    .replace(
+        "name_prefix = \"forensnap-evidence\"",
+        "evidence_bucket = \"forensnap-evidence\"",
+    );
+    Env::new(&format!("policies = false\n{toml}"))
 }
 
 fn bytes(len: usize, seed: u8) -> Vec<u8> {

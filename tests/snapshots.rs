@@ -184,8 +184,8 @@ async fn unshared_snapshots_stay_invisible_and_cannot_be_copied() {
 async fn a_copy_to_a_key_that_does_not_exist_or_is_not_shared_ends_in_error() {
     let mut toml = world_toml("ev-badkey", &THREE_VOLUMES[2..3]);
     toml = toml.replace(
-        "external_id = \"ext-2026\"",
-        "external_id = \"ext-2026\"\ncmk_usable_by_forensic = false",
+        "external_id = \"ext-2026-forensnap\"",
+        "external_id = \"ext-2026-forensnap\"\ncmk_usable_by_forensic = false",
     );
     let env = Env::new(&toml);
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
@@ -281,7 +281,8 @@ async fn snapshots_stay_pending_with_progress_and_copies_are_limited_to_twenty()
         .await
         .expect_err("pending");
     assert_eq!(code(&err), "IncorrectState");
-    let err = ebs_no_retry(&env.member().await)
+    // (As the member's administrator: forensnap's member role never reads blocks.)
+    let err = ebs_no_retry(&env.member_admin().await)
         .list_snapshot_blocks()
         .snapshot_id(&id)
         .send()

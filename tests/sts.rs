@@ -56,22 +56,22 @@ async fn assume_role_checks_the_role_and_its_trust_policy() {
     let err = assume(
         &sts,
         "arn:aws:iam::111111111111:role/NoSuchRole",
-        "ext-2026",
+        "ext-2026-forensnap",
         900,
     )
     .await
     .expect_err("no role");
     assert!(err.starts_with("AccessDenied"), "{err}");
-    let err = assume(&sts, &role, "ext-2026", 60)
+    let err = assume(&sts, &role, "ext-2026-forensnap", 60)
         .await
         .expect_err("too short");
     assert!(err.starts_with("ValidationError"), "{err}");
-    let err = assume(&sts, &role, "ext-2026", 7200)
+    let err = assume(&sts, &role, "ext-2026-forensnap", 7200)
         .await
         .expect_err("over MaxSessionDuration");
     assert!(err.starts_with("ValidationError"), "{err}");
 
-    let creds = assume(&sts, &role, "ext-2026", 900)
+    let creds = assume(&sts, &role, "ext-2026-forensnap", 900)
         .await
         .expect("right ExternalId");
     let member = sdk_config(&env.world, "us-east-1", static_credentials(&creds)).await;
@@ -100,7 +100,7 @@ async fn assume_role_checks_the_role_and_its_trust_policy() {
         .filter_map(|i| i.instance_id())
         .collect();
     assert_eq!(ids, vec![instance_id.as_str()]);
-    let operator = aws_sdk_ec2::Client::new(&env.forensic().await)
+    let operator = aws_sdk_ec2::Client::new(&env.forensic_admin().await)
         .describe_instances()
         .send()
         .await
@@ -114,31 +114,44 @@ async fn assume_role_checks_the_role_and_its_trust_policy() {
 #[tokio::test]
 async fn a_trust_policy_without_set_source_identity_refuses_a_source_identity() {
     let toml = world_toml("ev-sts-si", &ONE_VOLUME).replace(
-        "external_id = \"ext-2026\"",
-        "external_id = \"ext-2026\"\ntrust_source_identity = false",
+        "external_id = \"ext-2026-forensnap\"",
+        "external_id = \"ext-2026-forensnap\"\ntrust_source_identity = false",
     );
     let env = Env::new(&toml);
     let sts = aws_sdk_sts::Client::new(&env.forensic().await);
-    let err = assume(&sts, &env.seeded.member().role_arn, "ext-2026", 900)
-        .await
-        .expect_err("SourceIdentity");
+    let err = assume(
+        &sts,
+        &env.seeded.member().role_arn,
+        "ext-2026-forensnap",
+        900,
+    )
+    .await
+    .expect_err("SourceIdentity");
     assert!(err.starts_with("AccessDenied"), "{err}");
-    sts.assume_role()
+    // member-role.yaml (RequireSourceIdentity) admits no session without a case id either.
+    let err = sts
+        .assume_role()
         .role_arn(&env.seeded.member().role_arn)
         .role_session_name("no-source-identity")
-        .external_id("ext-2026")
+        .external_id("ext-2026-forensnap")
         .send()
         .await
-        .expect("without SourceIdentity the role can be assumed");
+        .expect_err("without SourceIdentity the template's role cannot be assumed");
+    assert_eq!(err.code(), Some("AccessDenied"), "{err:?}");
 }
 
 #[tokio::test]
 async fn temporary_credentials_expire_and_need_their_session_token() {
     let env = Env::new(&world_toml("ev-sts-exp", &ONE_VOLUME));
     let sts = aws_sdk_sts::Client::new(&env.forensic().await);
-    let creds = assume(&sts, &env.seeded.member().role_arn, "ext-2026", 900)
-        .await
-        .expect("assume");
+    let creds = assume(
+        &sts,
+        &env.seeded.member().role_arn,
+        "ext-2026-forensnap",
+        900,
+    )
+    .await
+    .expect("assume");
     let ec2 = aws_sdk_ec2::Client::new(
         &sdk_config(&env.world, "us-east-1", static_credentials(&creds)).await,
     );
@@ -186,7 +199,8 @@ async fn the_case_session_carries_the_case_and_renews_itself() {
     let case = forensnap_core::CaseId::parse("IR-77").expect("case");
     let role = &env.seeded.member().role_arn;
     let ttl = std::time::Duration::from_secs(900);
-    let provider = forensnap_aws::CaseRoleProvider::new(sts.clone(), role, "ext-2026", &case, ttl);
+    let provider =
+        forensnap_aws::CaseRoleProvider::new(sts.clone(), role, "ext-2026-forensnap", &case, ttl);
     let first = provider.provide_credentials().await.expect("assumed");
     let expiry = first.expiry().expect("temporary credentials expire");
     let left = expiry

@@ -10,7 +10,8 @@ fn seed_error(toml: &str) -> String {
     world.seed(&file).expect_err("a bad world file").to_string()
 }
 
-const HEAD: &str = "region = \"us-east-1\"\n[forensic]\naccount = \"123456789012\"\nevidence_bucket = \"ev-bad\"\n";
+const HEAD: &str =
+    "region = \"us-east-1\"\n[forensic]\naccount = \"123456789012\"\nname_prefix = \"ev-bad\"\n";
 
 #[test]
 fn bad_world_files_name_the_key_and_the_fix() {
@@ -18,7 +19,7 @@ fn bad_world_files_name_the_key_and_the_fix() {
     assert!(err.contains("missing key 'forensic'"), "{err}");
 
     let err = seed_error(&format!(
-        "{HEAD}[[members]]\naccount = \"111111111111\"\nexternal_id = \"x\"\n[[members.instances]]\nname = \"a\"\n\
+        "{HEAD}[[members]]\naccount = \"111111111111\"\nexternal_id = \"ext-2026-forensnap\"\n[[members.instances]]\nname = \"a\"\n\
          [[members.instances.volumes]]\ndevice = \"/dev/xvda\"\nimage = \"a.img\"\nencryption = \"aes\"\nbuild = {{ kind = \"zeros\" }}\n"
     ));
     assert!(
@@ -27,7 +28,7 @@ fn bad_world_files_name_the_key_and_the_fix() {
     );
 
     let err = seed_error(&format!(
-        "{HEAD}[[members]]\naccount = \"111111111111\"\nexternal_id = \"x\"\n[[members.instances]]\nname = \"a\"\n\
+        "{HEAD}[[members]]\naccount = \"111111111111\"\nexternal_id = \"ext-2026-forensnap\"\n[[members.instances]]\nname = \"a\"\n\
          [[members.instances.volumes]]\ndevice = \"/dev/xvda\"\nimage = \"missing.img\"\n"
     ));
     assert!(
@@ -37,6 +38,22 @@ fn bad_world_files_name_the_key_and_the_fix() {
 
     let err = seed_error(&format!("{HEAD}[[members]]\naccount = \"111111111111\"\n"));
     assert!(err.contains("missing key 'external_id'"), "{err}");
+
+    // The templates decide the bucket's name and want a 16-character ExternalId.
+    let err = seed_error(
+        "region = \"us-east-1\"\n[forensic]\naccount = \"123456789012\"\nevidence_bucket = \"ev-bad\"\n",
+    );
+    assert!(
+        err.contains("evidence_bucket") && err.contains("set name_prefix instead"),
+        "{err}"
+    );
+    let err = seed_error(&format!(
+        "{HEAD}[[members]]\naccount = \"111111111111\"\nexternal_id = \"short\"\n"
+    ));
+    assert!(
+        err.contains("'short' is shorter than the 16 characters member-role.yaml requires"),
+        "{err}"
+    );
 
     let err = seed_error("this is not toml = = \n");
     assert!(err.contains("is not valid TOML"), "{err}");

@@ -73,6 +73,30 @@ def check_credentials(call: Call) -> None:
                        "The security token included in the request is expired")
 
 
+def profile_session(call: Call) -> str | None:
+    """The role session an instance-profile key acts as, if the key is one."""
+    with _lock:
+        return _profiles.get(call.access_key or "")
+
+
+def get_caller_identity(call: Call):
+    """GetCallerIdentity for an instance-profile key: the role session, as STS answers on EC2
+    (moto would name the IAM user the key was minted for)."""
+    import uuid
+
+    arn = profile_session(call)
+    account = arn.split(":")[4]
+    role, session = arn.split("/")[1], arn.split("/")[2]
+    body = (
+        '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
+        f"<GetCallerIdentityResult><Arn>{arn}</Arn><UserId>AROA{role.upper()[:12]}:{session}</UserId>"
+        f"<Account>{account}</Account></GetCallerIdentityResult>"
+        f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
+        "</GetCallerIdentityResponse>"
+    ).encode()
+    return 200, [("Content-Type", "text/xml")], body
+
+
 def caller_arn(call: Call) -> str:
     with _lock:
         profile = _profiles.get(call.access_key or "")

@@ -3,8 +3,10 @@
 The world file (see ``config/demo-world.toml``)::
 
     region = "us-east-1"
+    policies = true                 # default: deploy forensic-vpc/*.yaml and evaluate policies
     [forensic]                      # the forensic account forensnap runs in
-    account, evidence_bucket, retention_days, ebs_key_alias, signing_key_alias
+    account, name_prefix (the template's NamePrefix), retention_days
+    (policies = false, a hand-made world: evidence_bucket, ebs_key_alias, signing_key_alias)
     [[members]]                     # member accounts with a collector role
     account, role, external_id, cmk_usable_by_forensic (default true)
     [[members.instances]]           # name (Name tag), instance_type, tags
@@ -124,19 +126,28 @@ def seed(world_path: str, endpoint: str) -> dict:
     members = world.get("members", [])
     member_accounts = [str(_require(m, "account", "[[members]]")) for m in members]
     fclient = _clients(endpoint, region, f_account)
-    policies = world.get("policies", False)
+    policies = world.get("policies", True)
     if not isinstance(policies, bool):
         raise SeedError(f"{world_path}: policies must be true or false, not {policies!r}")
+    if policies and "evidence_bucket" in forensic:
+        raise SeedError(
+            f"{world_path}: [forensic] evidence_bucket: forensic-account.yaml names the bucket "
+            f"<name_prefix>-evidence-<account>-<region>; set name_prefix instead (or policies = false "
+            f"for a hand-made world that evaluates no policy)"
+        )
     if policies:
         f_out = _deploy_forensic(fclient, endpoint, forensic, f_account, members, member_accounts, region)
     else:
         f_out = _seed_forensic(fclient, forensic, f_account, member_accounts, region)
+    f_out.update(_admin(fclient))
     out = {"region": region, "endpoint": endpoint, "policies": policies, "forensic": f_out}
-    out["members"] = [
-        _seed_member(_clients(endpoint, region, acct), member, acct, f_account, region, base, endpoint,
-                     index, f_out if policies else None)
-        for index, (member, acct) in enumerate(zip(members, member_accounts))
-    ]
+    out["members"] = []
+    for index, (member, acct) in enumerate(zip(members, member_accounts)):
+        mclient = _clients(endpoint, region, acct)
+        seeded = _seed_member(mclient, member, acct, f_account, region, base, endpoint, index,
+                              f_out if policies else None)
+        seeded.update(_admin(mclient))
+        out["members"].append(seeded)
     if policies:
         # From here on every request is authorised against what the templates deployed.
         _control(endpoint, "settings", {"policies": True})
@@ -206,7 +217,7 @@ def _key_policy(owner: str, users: list[str]) -> str:
 
 
 def _seed_forensic(client, forensic: dict, account: str, members: list[str], region: str) -> dict:
-    bucket = _require(forensic, "evidence_bucket", "[forensic]")
+    bucket = forensic.get("evidence_bucket") or bucket_name(forensic, account, region)
     days = int(forensic.get("retention_days", 30))
     s3, kms, iam = client("s3"), client("kms"), client("iam")
     s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
@@ -239,6 +250,25 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
         "access_key_id": key["AccessKeyId"],
         "secret_access_key": key["SecretAccessKey"],
     }
+
+
+def _admin(client) -> dict:
+    """An administrator of the account (an IAM user allowed everything by its own policy, still
+    bound by resource policies and explicit denies), for tests to set up and inspect what
+    forensnap's least-privilege roles may not touch."""
+    iam = client("iam")
+    iam.create_user(UserName="world-admin")
+    iam.put_user_policy(UserName="world-admin", PolicyName="administrator", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+    }))
+    key = iam.create_access_key(UserName="world-admin")["AccessKey"]
+    return {"admin_access_key_id": key["AccessKeyId"], "admin_secret_access_key": key["SecretAccessKey"]}
+
+
+def bucket_name(forensic: dict, account: str, region: str) -> str:
+    """The evidence bucket's name as forensic-account.yaml makes it."""
+    return f"{forensic.get('name_prefix', 'forensnap')}-evidence-{account}-{region}"
 
 
 def _operator_key(client, forensic: dict, account: str) -> tuple[dict, dict]:
@@ -309,6 +339,18 @@ def _deploy_member_role(member: dict, account: str, region: str, endpoint: str, 
         "ExternalId": external_id,
         "ForensicEbsKeyArn": forensic["ebs_key_arn"],
     })
+    if not member.get("trust_source_identity", True):
+        # A member role deployed wrongly (its trust without sts:SetSourceIdentity), for the
+        # tests that forensnap names that mistake.
+        iam = _clients(endpoint, region, account)("iam")
+        name = outputs["RoleName"]
+        trust = iam.get_role(RoleName=name)["Role"]["AssumeRolePolicyDocument"]
+        trust = json.loads(trust) if isinstance(trust, str) else trust
+        trust["Statement"] = [
+            st for st in trust["Statement"] if "sts:SetSourceIdentity" not in (
+                [st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+        ]
+        iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
     return outputs["RoleArn"]
 
 

@@ -111,7 +111,11 @@ def behaviour(checks: Checks) -> None:
     tmp = tempfile.mkdtemp(prefix="forensnap-selftest-")
     with open(os.path.join(tmp, "world.toml"), "w") as handle:
         handle.write(
-            'region = "us-east-1"\n[forensic]\naccount = "123456789012"\nevidence_bucket = "selftest"\n'
+            # A hand-made world: these checks probe moto's own S3/EC2/KMS behaviour, which the
+            # templates' policies would refuse before moto saw it (policy/test_*.py and the
+            # end-to-end suite cover the templates and their evaluation).
+            'region = "us-east-1"\npolicies = false\n[forensic]\naccount = "123456789012"\n'
+            'evidence_bucket = "selftest"\n'
             '[[members]]\naccount = "111111111111"\nexternal_id = "x-1"\n'
             '[[members.instances]]\nname = "i"\n[[members.instances.volumes]]\ndevice = "/dev/xvda"\n'
             'image = "a.img"\nencryption = "default"\nbuild = { kind = "pattern", blocks = 3, offset_blocks = 1 }\n'

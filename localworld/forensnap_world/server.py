@@ -81,6 +81,9 @@ class World:
             identity.check_assume_role(call, trust=not patches.Settings.policies)
         if patches.Settings.policies:
             self.authorize(call)
+        if call.service == "sts" and call.operation == "GetCallerIdentity" \
+                and identity.profile_session(call):
+            return respond(start_response, *identity.get_caller_identity(call))
         if ebs.handles(call):
             if call.operation == "ListSnapshotBlocks":
                 return respond(start_response, *ebs.list_snapshot_blocks(call))

@@ -9,7 +9,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use aws_config::sts::AssumeRoleProvider;
 use base64::Engine;
 pub use forensnap_localworld::{Seeded, World, forensic_credentials, sdk_config};
 use sha2::{Digest, Sha256};
@@ -51,20 +50,38 @@ impl Env {
         .await
     }
 
+    /// SDK config acting as the forensic account's administrator (set-up and inspection that
+    /// forensnap's least-privilege collector role may not do).
+    pub async fn forensic_admin(&self) -> SdkConfig {
+        let credentials = self.seeded.forensic.admin.credentials();
+        sdk_config(&self.world, &self.seeded.region, credentials).await
+    }
+
+    /// SDK config acting as the first member account's administrator.
+    pub async fn member_admin(&self) -> SdkConfig {
+        let credentials = self.seeded.member().admin.credentials();
+        sdk_config(&self.world, &self.seeded.region, credentials).await
+    }
+
     /// SDK config acting in the first member account through its collector role.
     pub async fn member(&self) -> SdkConfig {
         let member = self.seeded.member();
         self.assume(&member.role_arn, &member.external_id).await
     }
 
+    /// SDK config acting through `role_arn` as forensnap does: assumed by the collector role with
+    /// the ExternalId, a session named for the case and the case id as SourceIdentity (the member
+    /// role's trust policy requires both).
     pub async fn assume(&self, role_arn: &str, external_id: &str) -> SdkConfig {
-        let base = self.forensic().await;
-        let provider = AssumeRoleProvider::builder(role_arn)
-            .external_id(external_id)
-            .session_name("forensnap-CASE-1")
-            .configure(&base)
-            .build()
-            .await;
+        let sts = aws_sdk_sts::Client::new(&self.forensic().await);
+        let case = forensnap_core::CaseId::parse("CASE-1").expect("case id");
+        let provider = forensnap_aws::CaseRoleProvider::new(
+            sts,
+            role_arn,
+            external_id,
+            &case,
+            Duration::from_secs(3600),
+        );
         sdk_config(&self.world, &self.seeded.region, provider).await
     }
 }
@@ -147,12 +164,23 @@ pub async fn kms_public_key(env: &Env) -> Vec<u8> {
         .to_vec()
 }
 
-/// A one-member world with one instance whose volumes are given as TOML tables.
+/// The ExternalId of the test worlds' member role (member-role.yaml wants 16 characters or more).
+pub const EXTERNAL_ID: &str = "ext-2026-forensnap";
+
+/// The evidence bucket forensic-account.yaml makes for `name_prefix` in the test worlds' forensic
+/// account and region.
+pub fn bucket_of(name_prefix: &str) -> String {
+    format!("{name_prefix}-evidence-123456789012-us-east-1")
+}
+
+/// A one-member world with one instance whose volumes are given as TOML tables; `bucket` is the
+/// forensic template's NamePrefix (the bucket is [`bucket_of`] it), and the world evaluates the
+/// templates' policies.
 pub fn world_toml(bucket: &str, volumes: &[&str]) -> String {
     let mut text = format!(
-        "region = \"us-east-1\"\n[forensic]\naccount = \"123456789012\"\nevidence_bucket = \"{bucket}\"\n\
+        "region = \"us-east-1\"\n[forensic]\naccount = \"123456789012\"\nname_prefix = \"{bucket}\"\n\
          retention_days = 30\n[[members]]\naccount = \"111111111111\"\nrole = \"ForensnapCollector\"\n\
-         external_id = \"ext-2026\"\n[[members.instances]]\nname = \"web-1\"\n"
+         external_id = \"{EXTERNAL_ID}\"\n[[members.instances]]\nname = \"web-1\"\n"
     );
     for volume in volumes {
         text.push_str("[[members.instances.volumes]]\n");

@@ -39,23 +39,32 @@ impl KmsSigner {
         let fail = |problem: String| SignerError {
             key: key_id.to_string(),
             problem,
-            next: "create it as KeySpec ECC_NIST_P256, KeyUsage SIGN_VERIFY (forensic-vpc/forensic-account.yaml does) and allow the forensic role kms:GetPublicKey and kms:Sign",
+            next: "create it as KeySpec ECC_NIST_P256, KeyUsage SIGN_VERIFY (forensic-vpc/forensic-account.yaml does) and allow the forensic role kms:DescribeKey, kms:GetPublicKey and kms:Sign",
         };
+        // DescribeKey first: a key of the wrong kind is named as such even when (as the forensic
+        // template's least privilege has it) the role may not read that key's public key.
+        let described = kms
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|e| fail(aws_error("DescribeKey", e).to_string()))?;
+        let metadata = described.key_metadata();
+        let (spec, usage) = (
+            metadata.and_then(|m| m.key_spec()),
+            metadata.and_then(|m| m.key_usage()),
+        );
+        if spec != Some(&KeySpec::EccNistP256) || usage != Some(&KeyUsageType::SignVerify) {
+            return Err(fail(format!(
+                "it is a {spec:?} {usage:?} key, not ECC_NIST_P256 SIGN_VERIFY"
+            )));
+        }
         let out = kms
             .get_public_key()
             .key_id(key_id)
             .send()
             .await
             .map_err(|e| fail(aws_error("GetPublicKey", e).to_string()))?;
-        if out.key_spec() != Some(&KeySpec::EccNistP256)
-            || out.key_usage() != Some(&KeyUsageType::SignVerify)
-        {
-            return Err(fail(format!(
-                "it is a {:?} {:?} key, not ECC_NIST_P256 SIGN_VERIFY",
-                out.key_spec(),
-                out.key_usage()
-            )));
-        }
         let public_key = out
             .public_key()
             .map(|b| b.as_ref().to_vec())

@@ -215,6 +215,15 @@ impl World {
             .map(|_| ())
     }
 
+    /// Switch the evaluation of policies on or off (a world deployed from the templates starts
+    /// with it on). Off stands for an administrator who changed the policies: tests use it to
+    /// make what the templates forbid (a delete marker) and check that forensnap notices.
+    pub fn set_policies(&self, on: bool) -> Result<(), WorldError> {
+        let body = format!("{{\"policies\": {on}}}");
+        self.control::<serde_json::Value>("POST", "settings", Some(body))
+            .map(|_| ())
+    }
+
     /// Every authorisation decision since the world was seeded (or the list was cleared).
     pub fn authorizations(&self) -> Result<Vec<Decision>, WorldError> {
         Ok(self

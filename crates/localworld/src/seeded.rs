@@ -34,12 +34,40 @@ pub struct Forensic {
     pub ebs_key_arn: String,
     /// ECC_NIST_P256 signing key.
     pub signing_key_arn: String,
-    /// The operator user the access key belongs to.
+    /// Who the operator's key acts as: the collector role's instance-profile session in a world
+    /// deployed from the templates, the operator user in a hand-made one.
     pub operator_arn: String,
     /// Operator access key id.
     pub access_key_id: String,
     /// Operator secret key.
     pub secret_access_key: String,
+    /// The account's administrator (see [`Admin`]).
+    #[serde(flatten)]
+    pub admin: Admin,
+}
+
+/// An administrator of an account: an IAM user allowed everything by its own policy, still
+/// bound by resource policies and explicit denies. Tests set up and inspect with it what
+/// forensnap's least-privilege roles may not touch.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Admin {
+    /// Access key id.
+    pub admin_access_key_id: String,
+    /// Secret key.
+    pub admin_secret_access_key: String,
+}
+
+impl Admin {
+    /// The administrator's static credentials.
+    pub fn credentials(&self) -> aws_credential_types::Credentials {
+        aws_credential_types::Credentials::new(
+            &self.admin_access_key_id,
+            &self.admin_secret_access_key,
+            None,
+            None,
+            "forensnap-local-world-admin",
+        )
+    }
 }
 
 /// A member account with its collector role and instances.
@@ -56,6 +84,9 @@ pub struct Member {
     pub cmk_arn: Option<String>,
     /// Instances.
     pub instances: Vec<Instance>,
+    /// The account's administrator.
+    #[serde(flatten)]
+    pub admin: Admin,
 }
 
 /// One instance.

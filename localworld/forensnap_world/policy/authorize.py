@@ -73,6 +73,10 @@ class Check:
     context: dict = field(default_factory=dict)
     kind: ResourcePolicyKind = ResourcePolicyKind.OPTIONAL
     resource_policy: tuple[str, dict] | None = None
+    deferred: bool = False
+    """Checked after the call returns, as EC2 does for the KMS keys of a snapshot or copy: a
+    refusal makes the snapshot end in state ``error`` (the world's snapshot lifecycle decides
+    that), not the request fail. Logged like the others."""
 
 
 def reset() -> None:
@@ -164,13 +168,15 @@ def _key(key_ref: str, caller_account: str, region: str):
     return backend.keys.get(key_id)
 
 
-def _key_checks(actions, key_ref: str, caller_account: str, region: str, context: dict) -> list[Check]:
+def _key_checks(actions, key_ref: str, caller_account: str, region: str, context: dict,
+                deferred: bool = False) -> list[Check]:
     key = _key(key_ref, caller_account, region) if key_ref else None
     if key is None:
         return []  # moto answers NotFound itself
     policy = (f"key policy of {key.arn}", _doc(key.policy))
     return [
-        Check(action, key.arn, key.account_id, dict(context), ResourcePolicyKind.KEY_POLICY, policy)
+        Check(action, key.arn, key.account_id, dict(context), ResourcePolicyKind.KEY_POLICY, policy,
+              deferred)
         for action in actions
     ]
 
@@ -381,16 +387,20 @@ def _ec2_checks(call, account: str) -> list[Check]:
         source_key = _snapshot_key(source, call.param("SourceRegion") or region)
         if source_key:
             grant = dict(via, **{"kms:GrantIsForAWSResource": True})
-            checks += _key_checks(["kms:DescribeKey", "kms:Decrypt"], source_key, account, region, via)
-            checks += _key_checks(["kms:CreateGrant"], source_key, account, region, grant)
+            checks += _key_checks(["kms:DescribeKey", "kms:Decrypt"], source_key, account, region,
+                                  via, deferred=True)
+            checks += _key_checks(["kms:CreateGrant"], source_key, account, region, grant,
+                                  deferred=True)
         if target:
             grant = dict(via, **{"kms:GrantIsForAWSResource": True})
             checks += _key_checks(
                 ["kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo"],
-                target, account, region, via)
-            checks += _key_checks(["kms:CreateGrant"], target, account, region, grant)
+                target, account, region, via, deferred=True)
+            checks += _key_checks(["kms:CreateGrant"], target, account, region, grant,
+                                  deferred=True)
             if source_key:
-                checks += _key_checks(["kms:ReEncryptFrom"], source_key, account, region, via)
+                checks += _key_checks(["kms:ReEncryptFrom"], source_key, account, region, via,
+                                      deferred=True)
     elif op == "CreateSnapshots":
         instance = call.param("InstanceSpecification.InstanceId") or "*"
         checks += [ec2("ec2:CreateSnapshots", f"arn:aws:ec2:{region}:{account}:instance/{instance}"),
@@ -401,8 +411,22 @@ def _ec2_checks(call, account: str) -> list[Check]:
         for key_ref in _instance_volume_keys(account, region, instance):
             grant = dict(via, **{"kms:GrantIsForAWSResource": True})
             checks += _key_checks(["kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext"],
-                                  key_ref, account, region, via)
-            checks += _key_checks(["kms:CreateGrant"], key_ref, account, region, grant)
+                                  key_ref, account, region, via, deferred=True)
+            checks += _key_checks(["kms:CreateGrant"], key_ref, account, region, grant,
+                                  deferred=True)
+    elif op == "CreateSnapshot":
+        volume = call.param("VolumeId") or "*"
+        checks += [ec2("ec2:CreateSnapshot", f"arn:aws:ec2:{region}:{account}:volume/{volume}"),
+                   ec2("ec2:CreateSnapshot", snapshot_any, **tags)]
+        if tagged:
+            checks.append(ec2("ec2:CreateTags", snapshot_any,
+                              **{"ec2:CreateAction": "CreateSnapshot"}, **tags))
+    elif op in ("AttachVolume", "DetachVolume", "DeleteVolume", "ModifyVolume"):
+        volume = call.param("VolumeId") or "*"
+        checks.append(ec2(f"ec2:{op}", f"arn:aws:ec2:{region}:{account}:volume/{volume}"))
+    elif op in ("StopInstances", "StartInstances", "RebootInstances", "TerminateInstances"):
+        for instance in _numbered(call, "InstanceId") or ["*"]:
+            checks.append(ec2(f"ec2:{op}", f"arn:aws:ec2:{region}:{account}:instance/{instance}"))
     elif op == "GetConsoleOutput":
         instance = call.param("InstanceId") or "*"
         checks.append(ec2("ec2:GetConsoleOutput", f"arn:aws:ec2:{region}:{account}:instance/{instance}"))
@@ -573,10 +597,11 @@ def authorize(call, principal_arn: str, account: str, snapshot_id: str | None = 
                 "allowed": decision.allowed,
                 "reason": decision.reason,
                 "modelled": modelled,
+                "deferred": check.deferred,
             })
-        if not decision.allowed:
+        if not decision.allowed and not check.deferred:
             return decision
-    return decision
+    return Decision(True, "every check allows it", None) if checks else decision
 
 
 _ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
