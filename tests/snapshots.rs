@@ -126,7 +126,12 @@ async fn seeded_images_come_back_byte_for_byte_in_the_forensic_account() {
 async fn a_snapshot_on_the_default_aws_ebs_key_refuses_to_be_shared() {
     let env = Env::new(&world_toml("ev-default-key", &THREE_VOLUMES[..1]));
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
-    let snapshot_id = member_snapshot(&env, &member_ec2, 0).await;
+    let snapshot_id = member_snapshot(
+        &env,
+        &aws_sdk_ec2::Client::new(&env.member_admin().await),
+        0,
+    )
+    .await;
     let err = set_share(
         &member_ec2,
         snapshot_id.as_str(),
@@ -143,7 +148,12 @@ async fn unshared_snapshots_stay_invisible_and_cannot_be_copied() {
     let env = Env::new(&world_toml("ev-unshared", &THREE_VOLUMES[1..2]));
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic_ec2 = aws_sdk_ec2::Client::new(&env.forensic().await);
-    let snapshot_id = member_snapshot(&env, &member_ec2, 0).await;
+    let snapshot_id = member_snapshot(
+        &env,
+        &aws_sdk_ec2::Client::new(&env.member_admin().await),
+        0,
+    )
+    .await;
     let id = snapshot_id.as_str();
     let err = forensic_ec2
         .describe_snapshots()
@@ -190,7 +200,12 @@ async fn a_copy_to_a_key_that_does_not_exist_or_is_not_shared_ends_in_error() {
     let env = Env::new(&toml);
     let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic_ec2 = aws_sdk_ec2::Client::new(&env.forensic().await);
-    let snapshot_id = member_snapshot(&env, &member_ec2, 0).await;
+    let snapshot_id = member_snapshot(
+        &env,
+        &aws_sdk_ec2::Client::new(&env.member_admin().await),
+        0,
+    )
+    .await;
     let id = snapshot_id.as_str().to_string();
 
     // A key id that names no key: the copy is accepted and then fails, as in AWS.
@@ -259,7 +274,12 @@ async fn snapshots_stay_pending_with_progress_and_copies_are_limited_to_twenty()
             copy_seconds: 600.0,
         })
         .expect("settings");
-    let id = member_snapshot(&env, &member_ec2, 0).await;
+    let id = member_snapshot(
+        &env,
+        &aws_sdk_ec2::Client::new(&env.member_admin().await),
+        0,
+    )
+    .await;
     let described = member_ec2
         .describe_snapshots()
         .snapshot_ids(&id)

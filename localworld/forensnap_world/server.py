@@ -13,6 +13,8 @@ Control API (JSON over HTTP, loopback only):
 * ``POST /_forensnap/instance-profile`` ``{"access_key_id", "account", "role_name"}``: requests
   signed with that key come from a session of the role, as instance-profile credentials do
 * ``GET|DELETE /_forensnap/authorizations`` every policy decision since the last reset
+* ``POST /_forensnap/unused-grants`` ``{"roles": [ARN, ...]}``: each action the roles' identity
+  policies allow that no allowed decision since the last reset used
 * ``POST /_forensnap/reset``    everything back to empty (also on moto's ``/moto-api/reset``)
 """
 
@@ -79,8 +81,9 @@ class World:
         identity.check_credentials(call)
         if call.service == "sts" and call.operation == "AssumeRole":
             identity.check_assume_role(call, trust=not patches.Settings.policies)
+        hidden: list[str] = []
         if patches.Settings.policies:
-            self.authorize(call)
+            hidden = self.authorize(call)
         if call.service == "sts" and call.operation == "GetCallerIdentity" \
                 and identity.profile_session(call):
             return respond(start_response, *identity.get_caller_identity(call))
@@ -96,20 +99,24 @@ class World:
         status, headers, body = self.run_moto(environ)
         if call.service == "s3":
             status, headers, body = s3checks.after(call, status, headers, body)
+        if hidden:
+            headers = [(k, v) for k, v in headers if k.lower() not in hidden]
         if call.method != "HEAD":  # HEAD keeps moto's Content-Length of the object
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
         return respond(start_response, status, headers, body)
 
     @staticmethod
-    def authorize(call) -> None:
-        """Refuse the request as AWS would when the stored policies do not allow it."""
-        from .policy.authorize import authorize
+    def authorize(call) -> list[str]:
+        """Refuse the request as AWS would when the stored policies do not allow it; returns the
+        response headers the caller may not see."""
+        from .policy.authorize import authorize_request
 
         principal = identity.caller_arn(call)
         snapshot = re.match(r"^/snapshots/([^/]+)/", call.path) if call.service == "ebs" else None
-        decision = authorize(call, principal, call.account, snapshot.group(1) if snapshot else None)
+        decision, hidden = authorize_request(call, principal, call.account,
+                                             snapshot.group(1) if snapshot else None)
         if decision.allowed:
-            return
+            return hidden
         status, code = {
             "s3": (403, "AccessDenied"),
             "ec2": (403, "UnauthorizedOperation"),
@@ -203,6 +210,10 @@ class World:
             arn = identity.act_as_role(payload["access_key_id"], payload["account"],
                                        payload["role_name"], payload.get("session", "i-forensnap"))
             return {"principal": arn}
+        if name == "unused-grants" and method == "POST":
+            from .policy import authorize as authz
+
+            return {"unused": authz.grants_unused(payload["roles"])}
         if name == "authorizations":
             from .policy import authorize as authz
 

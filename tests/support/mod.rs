@@ -305,7 +305,8 @@ pub async fn set_share(
         .map(|_| ())
 }
 
-/// A member-account snapshot (CreateSnapshot) of seeded volume `volume` of the first instance.
+/// A member-account snapshot (CreateSnapshot) of seeded volume `volume` of the first instance,
+/// made with `member` (the member's administrator: forensnap's role uses CreateSnapshots).
 pub async fn member_snapshot(env: &Env, member: &aws_sdk_ec2::Client, volume: usize) -> String {
     let volume = &env.seeded.member().instances[0].volumes[volume];
     let snap = member
@@ -322,7 +323,8 @@ pub async fn member_snapshot(env: &Env, member: &aws_sdk_ec2::Client, volume: us
 pub async fn forensic_copy(env: &Env, volume: usize) -> String {
     let member = aws_sdk_ec2::Client::new(&env.member().await);
     let forensic = aws_sdk_ec2::Client::new(&env.forensic().await);
-    let snapshot = member_snapshot(env, &member, volume).await;
+    let admin = aws_sdk_ec2::Client::new(&env.member_admin().await);
+    let snapshot = member_snapshot(env, &admin, volume).await;
     let id = snapshot.as_str();
     set_share(&member, id, &env.seeded.forensic.account, true)
         .await

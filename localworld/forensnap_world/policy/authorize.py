@@ -77,11 +77,27 @@ class Check:
     """Checked after the call returns, as EC2 does for the KMS keys of a snapshot or copy: a
     refusal makes the snapshot end in state ``error`` (the world's snapshot lifecycle decides
     that), not the request fail. Logged like the others."""
+    hides: tuple[str, ...] = ()
+    """Response headers AWS leaves out when this check fails, instead of refusing the request
+    (HeadObject/GetObject name an object's lock only to a caller allowed to read it)."""
 
 
 def reset() -> None:
     with _lock:
         LOG.clear()
+
+
+def _persist(entry: dict) -> None:
+    """With ``FORENSNAP_AUTHZ_LOG_DIR`` set, every decision of every world is also appended to
+    ``<dir>/<pid>.jsonl``: what a whole test suite needed, for the least-privilege check
+    (``policy/least_privilege.py``). Called with the lock held."""
+    import os
+
+    folder = os.environ.get("FORENSNAP_AUTHZ_LOG_DIR")
+    if not folder:
+        return
+    with open(os.path.join(folder, f"{os.getpid()}.jsonl"), "a") as handle:
+        handle.write(json.dumps(entry) + "\n")
 
 
 def log_snapshot() -> list[dict]:
@@ -240,6 +256,14 @@ def _s3_checks(call, account: str) -> list[Check]:
                                   _via("s3", call.region, account))
     elif op in ("GetObject", "HeadObject"):
         checks.append(s3("s3:GetObjectVersion" if version else "s3:GetObject", obj))
+        # "x-amz-object-lock-mode ... returned only if the requester has the
+        # s3:GetObjectRetention permission" (and the legal hold with s3:GetObjectLegalHold):
+        # https://docs.aws.amazon.com/AmazonS3/latest/API/API_HeadObject.html
+        retention = s3("s3:GetObjectRetention", obj)
+        retention.hides = ("x-amz-object-lock-mode", "x-amz-object-lock-retain-until-date")
+        hold = s3("s3:GetObjectLegalHold", obj)
+        hold.hides = ("x-amz-object-lock-legal-hold",)
+        checks += [retention, hold]
         stored_key = _stored_object_key(bucket, key, version)
         if stored_key:
             checks += _key_checks(["kms:Decrypt"], stored_key, account, call.region,
@@ -394,7 +418,8 @@ def _ec2_checks(call, account: str) -> list[Check]:
         if target:
             grant = dict(via, **{"kms:GrantIsForAWSResource": True})
             checks += _key_checks(
-                ["kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptTo"],
+                ["kms:DescribeKey", "kms:Decrypt", "kms:GenerateDataKeyWithoutPlaintext",
+                 "kms:ReEncryptTo"],
                 target, account, region, via, deferred=True)
             checks += _key_checks(["kms:CreateGrant"], target, account, region, grant,
                                   deferred=True)
@@ -571,6 +596,20 @@ def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list
 
 def authorize(call, principal_arn: str, account: str, snapshot_id: str | None = None) -> Decision:
     """Evaluate every check of the request; the first refusal is the answer."""
+    return authorize_request(call, principal_arn, account, snapshot_id)[0]
+
+
+def authorize_request(call, principal_arn: str, account: str,
+                      snapshot_id: str | None = None) -> tuple[Decision, list[str]]:
+    """The decision, and the response headers to leave out (checks that hide rather than
+    refuse, and failed)."""
+    hidden: list[str] = []
+    decision = _authorize(call, principal_arn, account, snapshot_id, hidden)
+    return decision, hidden
+
+
+def _authorize(call, principal_arn: str, account: str, snapshot_id: str | None,
+               hidden: list[str]) -> Decision:
     checks, modelled = checks_for(call, account, snapshot_id)
     root = principal_arn.endswith(":root")
     decision = Decision(True, "no check applies", None)
@@ -588,20 +627,69 @@ def authorize(call, principal_arn: str, account: str, snapshot_id: str | None = 
         # The root user is not subject to identity policies; resource policies still bind it.
         identity = [("root user", _ALLOW_ALL)] if root else identity_policies(principal_arn)
         decision = evaluate(request, identity, check.resource_policy, check.kind)
+        entry = {
+            "principal": principal_arn,
+            "action": check.action,
+            "resource": check.resource,
+            "operation": f"{call.service}:{call.operation}",
+            "allowed": decision.allowed,
+            "reason": decision.reason,
+            "modelled": modelled,
+            "deferred": check.deferred,
+            "hides": bool(check.hides),
+        }
         with _lock:
-            LOG.append({
-                "principal": principal_arn,
-                "action": check.action,
-                "resource": check.resource,
-                "operation": f"{call.service}:{call.operation}",
-                "allowed": decision.allowed,
-                "reason": decision.reason,
-                "modelled": modelled,
-                "deferred": check.deferred,
-            })
+            LOG.append(entry)
+            _persist(entry)
+        if not decision.allowed and check.hides:
+            hidden.extend(check.hides)
+            continue
         if not decision.allowed and not check.deferred:
             return decision
     return Decision(True, "every check allows it", None) if checks else decision
 
 
 _ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+# --- least privilege ---------------------------------------------------------------------------
+
+
+def grants_unused(role_arns: list[str]) -> list[dict]:
+    """Every (role, statement, action) an Allow statement of the role's identity policies grants
+    that no allowed decision since the last reset used: an action used on a resource the
+    statement names (wildcards as IAM reads them; conditions are not re-evaluated). An empty
+    list means every grant was needed by what ran."""
+    from .evaluate import _action_matches, _arn_like
+
+    with _lock:
+        decisions = [d for d in LOG if d["allowed"]]
+    unused = []
+    for role_arn in role_arns:
+        match = re.match(r"^arn:aws:iam::(\d{12}):role/(?:.*/)?([^/]+)$", role_arn)
+        if not match:
+            raise ValueError(f"{role_arn!r} is not a role ARN")
+        account, name = match.group(1), match.group(2)
+        session = f"arn:aws:sts::{account}:assumed-role/{name}/"
+        used = [d for d in decisions if d["principal"].startswith(session)]
+        for policy_name, document in identity_policies(f"{session}grants"):
+            statements = document.get("Statement", [])
+            statements = [statements] if isinstance(statements, dict) else statements
+            for n, statement in enumerate(statements, 1):
+                if statement.get("Effect") != "Allow":
+                    continue
+                sid = statement.get("Sid") or f"statement {n}"
+                actions = statement.get("Action", [])
+                actions = [actions] if isinstance(actions, str) else actions
+                resources = statement.get("Resource", "*")
+                resources = [resources] if isinstance(resources, str) else resources
+                for action in actions:
+                    if not any(
+                        _action_matches(action, d["action"])
+                        and any(r == "*" or d["resource"] == r or _arn_like(r, d["resource"])
+                                for r in resources)
+                        for d in used
+                    ):
+                        unused.append({"role": role_arn, "policy": policy_name,
+                                       "statement": sid, "action": action})
+    return unused

@@ -235,12 +235,9 @@ class ResolveRealTemplatesTest(unittest.TestCase):
                          {"aws:ResourceAccount": MEMBERS, "kms:ViaService": "ec2.us-east-1.amazonaws.com"})
         self.assertEqual(statement(document, "EvidenceKeyViaServices")["Condition"]["StringEquals"]["kms:ViaService"],
                          ["s3.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com", "dynamodb.us-east-1.amazonaws.com"])
-        self.assertEqual(statement(document, "CollectorLogs")["Resource"],
-                         f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/forensnap/collector:*")
-        self.assertEqual(statement(document, "CaseState")["Resource"],
-                         f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/forensnap-cases")
-        self.assertEqual(statement(document, "RequestQueue")["Resource"],
-                         f"arn:aws:sqs:{REGION}:{ACCOUNT}:forensnap-requests")
+        # No queue, table or log rights until the daemon uses them (least privilege).
+        sids = {st.get("Sid") for st in document["Statement"]}
+        self.assertFalse(sids & {"CollectorLogs", "CaseState", "RequestQueue"}, sids)
 
         trust = r["CollectorRole"]["Properties"]["AssumeRolePolicyDocument"]
         self.assertEqual(statement(trust, "EcsTaskRole")["Condition"], {
@@ -461,8 +458,7 @@ class OrderAndPhysicalIdsTest(unittest.TestCase):
                 self.assertLess(position[need], position[lid], f"{need} before {lid}")
         self.assertEqual(t.dependencies(template)["CollectorRole"], set())
         self.assertEqual(t.dependencies(template)["CollectorPolicy"], {
-            "CollectorRole", "EbsKey", "EvidenceKey", "SigningKey", "EvidenceBucket", "RequestQueue",
-            "CaseTable", "CollectorLogGroup"})
+            "CollectorRole", "EbsKey", "EvidenceKey", "SigningKey", "EvidenceBucket"})
         for later in ("SigningKey", "EvidenceBucketPolicy", "CollectorPolicy"):
             self.assertLess(position["CollectorRole"], position[later])
 
