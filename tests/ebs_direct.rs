@@ -111,7 +111,9 @@ async fn errors_are_404_and_400_and_403_not_500() {
 
     // Merely shared with the forensic account: readable only after a copy.
     let member = aws_sdk_ec2::Client::new(&env.member().await);
-    let shared = member
+    // (Made by the member's administrator: forensnap's member role snapshots with
+    // CreateSnapshots and is granted nothing else.)
+    let shared = aws_sdk_ec2::Client::new(&env.member_admin().await)
         .create_snapshot()
         .volume_id(&env.seeded.member().instances[0].volumes[1].volume_id)
         .send()
