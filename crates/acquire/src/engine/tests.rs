@@ -44,6 +44,16 @@ async fn run_on<K: EvidenceWrite>(
     .await
 }
 
+/// The rows of a stored block map (its text, header skipped).
+fn block_map_entries(map: Vec<u8>) -> Vec<BlockMapEntry> {
+    String::from_utf8(map)
+        .expect("utf8")
+        .lines()
+        .skip(1)
+        .map(|l| BlockMapEntry::from_line(l).expect("line"))
+        .collect()
+}
+
 fn expected_object(source: &MemorySource, indexes: &[u64]) -> Vec<u8> {
     indexes.iter().flat_map(|&i| source.block(i)).collect()
 }
@@ -71,16 +81,10 @@ async fn the_image_hash_equals_sha256sum_and_the_object_holds_the_listed_blocks(
         expected_object(&source, &indexes),
         "no corrupted byte stored"
     );
-    let map = String::from_utf8(
+    let entries = block_map_entries(
         sink.object("cases/C/evidence/v1/data/blockmap.tsv")
             .expect("map"),
-    )
-    .expect("utf8");
-    let entries: Vec<BlockMapEntry> = map
-        .lines()
-        .skip(1)
-        .map(|l| BlockMapEntry::from_line(l).expect("line"))
-        .collect();
+    );
     assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), indexes);
     for (n, e) in entries.iter().enumerate() {
         assert_eq!(e.object_offset, n as u64 * BLOCK_SIZE);
@@ -193,12 +197,7 @@ async fn the_raw_layout_stores_the_whole_image_with_the_same_hashes() {
     assert_eq!(blocks.data_sha256, hex::encode(Sha256::digest(&stored)));
     let map = raw_sink.object("r/data/blockmap.tsv").expect("map");
     assert_eq!(raw.block_map_sha256, hex::encode(Sha256::digest(&map)));
-    let entries: Vec<BlockMapEntry> = String::from_utf8(map)
-        .expect("utf8")
-        .lines()
-        .skip(1)
-        .map(|l| BlockMapEntry::from_line(l).expect("line"))
-        .collect();
+    let entries = block_map_entries(map);
     assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), indexes);
     assert!(
         entries.iter().all(|e| e.object_offset == e.offset),

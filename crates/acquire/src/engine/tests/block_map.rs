@@ -170,12 +170,7 @@ async fn a_fresh_acquisition_reads_no_part_checkpoint_back() {
         );
         let map = sink.inner.object("p/data/blockmap.tsv").expect("map");
         assert_eq!(got.block_map_sha256, hex::encode(Sha256::digest(&map)));
-        let entries: Vec<BlockMapEntry> = String::from_utf8(map)
-            .expect("utf8")
-            .lines()
-            .skip(1)
-            .map(|l| BlockMapEntry::from_line(l).expect("line"))
-            .collect();
+        let entries = block_map_entries(map);
         assert_eq!(entries.iter().map(|e| e.index).collect::<Vec<_>>(), indexes);
         for (n, e) in entries.iter().enumerate() {
             let object_offset = match layout {

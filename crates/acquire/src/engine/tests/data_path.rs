@@ -61,12 +61,9 @@ async fn a_multi_page_volume_lists_each_page_once() {
             got.image_sha256,
             hex::encode(Sha256::digest(source.raw_image()))
         );
-        let map =
-            String::from_utf8(sink.object("p/data/blockmap.tsv").expect("map")).expect("utf8");
-        let listed: Vec<u64> = map
-            .lines()
-            .skip(1)
-            .map(|l| BlockMapEntry::from_line(l).expect("line").index)
+        let listed: Vec<u64> = block_map_entries(sink.object("p/data/blockmap.tsv").expect("map"))
+            .iter()
+            .map(|e| e.index)
             .collect();
         assert_eq!(listed, indexes, "every listed block stored once, in order");
     }
