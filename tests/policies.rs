@@ -263,4 +263,101 @@ async fn what_the_templates_must_refuse_is_refused() {
         "AssumeRole by another principal of the forensic account",
         "no statement allows sts:AssumeRole",
     );
+    // From another account: the member account's own administrator, with every parameter right.
+    denied(
+        assume(env.member_admin().await, Some(EXTERNAL_ID), Some("IR-DENY")).await,
+        "AssumeRole from another account (the member's administrator)",
+        "no statement allows sts:AssumeRole",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_config_written_from_the_stacks_outputs_collects() {
+    let env = world();
+    let stacks = env
+        .seeded
+        .stacks
+        .clone()
+        .expect("the world wrote its stacks");
+    let out = env.path("from-stack.toml");
+    let member = &env.seeded.member().account;
+    let run = forensnap(&[
+        "config",
+        "from-stack",
+        "--forensic",
+        &stacks.forensic,
+        "--member",
+        &stacks.members[0],
+        "--external-id",
+        &format!("{member}={EXTERNAL_ID}"),
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(run.ok, "from-stack failed: {}", run.stderr);
+    let written = std::fs::read_to_string(&out).expect("written");
+    assert!(
+        written.contains(&format!(
+            "evidence_bucket = \"{}\"",
+            env.seeded.forensic.evidence_bucket
+        )),
+        "{written}"
+    );
+    // Refused the second time: a config is never overwritten.
+    let again = forensnap(&[
+        "config",
+        "from-stack",
+        "--forensic",
+        &stacks.forensic,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(
+        !again.ok && again.stderr.contains("never overwritten"),
+        "{}",
+        again.stderr
+    );
+    // The member's ExternalId is not in the stack (NoEcho): without it, nothing is written.
+    let missing = forensnap(&[
+        "config",
+        "from-stack",
+        "--forensic",
+        &stacks.forensic,
+        "--member",
+        &stacks.members[0],
+    ]);
+    assert!(
+        !missing.ok
+            && missing
+                .stderr
+                .contains(&format!("no --external-id {member}=ID given")),
+        "{}",
+        missing.stderr
+    );
+
+    // With the local world's endpoint and operator key (on AWS the instance profile supplies
+    // credentials), the written config collects.
+    let generated =
+        std::fs::read_to_string(env.seeded.config.clone().expect("config")).expect("read");
+    let aws: String = generated
+        .split("\n[")
+        .find(|section| section.starts_with("aws]"))
+        .map(|section| format!("\n[{section}"))
+        .expect("the seed's [aws] section");
+    let config = env.path("collect.toml");
+    std::fs::write(&config, format!("{written}{aws}\n")).expect("write");
+    let run = forensnap(&[
+        "collect",
+        "--config",
+        &config.display().to_string(),
+        "--case",
+        "IR-FROM-STACK",
+        "--account",
+        member,
+        "--instance",
+        &env.seeded.member().instances[0].instance_id,
+        "--output",
+        "json",
+    ]);
+    assert!(run.ok, "collect with the written config: {}", run.stderr);
+    assert_eq!(run.json()["evidence"].as_array().expect("items").len(), 5);
 }

@@ -153,6 +153,19 @@ def seed(world_path: str, endpoint: str) -> dict:
         _control(endpoint, "settings", {"policies": True})
     stem = os.path.splitext(os.path.basename(world_path))[0]
     out["config"] = write_config(out, os.path.join(base, "generated", f"{stem}.forensnap.toml"))
+    if policies:
+        # The stacks as describe-stacks prints them, for `forensnap config from-stack`.
+        folder = os.path.join(base, "generated", f"{stem}.stacks")
+        os.makedirs(folder, exist_ok=True)
+        files = []
+        for name, stack in [("forensic", out["forensic"].pop("stack"))] + [
+            (f"member-{m['account']}", m.pop("stack")) for m in out["members"]
+        ]:
+            path = os.path.join(folder, f"{name}.json")
+            with open(path, "w") as handle:
+                json.dump(stack, handle, indent=2)
+            files.append(path)
+        out["stacks"] = {"forensic": files[0], "members": files[1:]}
     return out
 
 
@@ -307,6 +320,7 @@ def _deploy_forensic(client, endpoint, forensic, account, members, member_accoun
     if forensic.get("name_prefix"):
         parameters["NamePrefix"] = forensic["name_prefix"]
     outputs = deploy_forensic(endpoint, region, account, parameters)
+    stack = _described("forensnap-forensic", outputs, parameters)
     _, key = _operator_key(client, forensic, account)
     session = _control(endpoint, "instance-profile", {
         "access_key_id": key["AccessKeyId"], "account": account,
@@ -319,26 +333,42 @@ def _deploy_forensic(client, endpoint, forensic, account, members, member_accoun
         "ebs_key_arn": outputs["EbsKeyArn"],
         "signing_key_arn": outputs["SigningKeyArn"],
         "collector_role_arn": outputs["CollectorRoleArn"],
+        "stack": stack,
         "operator_arn": session,
         "access_key_id": key["AccessKeyId"],
         "secret_access_key": key["SecretAccessKey"],
     }
 
 
+def _described(name: str, outputs: dict, parameters: dict, no_echo: tuple = ()) -> dict:
+    """A stack as ``aws cloudformation describe-stacks`` prints it (what
+    ``forensnap config from-stack`` reads): outputs, and parameters with NoEcho ones masked."""
+    def value(key, v):
+        if key in no_echo:
+            return "****"
+        return ",".join(v) if isinstance(v, list) else str(v)
+    return {"Stacks": [{
+        "StackName": name,
+        "Parameters": [{"ParameterKey": k, "ParameterValue": value(k, v)} for k, v in parameters.items()],
+        "Outputs": [{"OutputKey": k, "OutputValue": str(v)} for k, v in outputs.items()],
+    }]}
+
+
 def _deploy_member_role(member: dict, account: str, region: str, endpoint: str, forensic: dict,
-                        where: str) -> str:
+                        where: str) -> tuple[str, dict]:
     """The member role as ``forensic-vpc/member-role.yaml`` makes it; returns its ARN."""
     from .policy.templates import deploy_member
 
     external_id = _require(member, "external_id", where)
     if len(external_id) < 16:
         raise SeedError(f"{where}: external_id {external_id!r} is shorter than the 16 characters member-role.yaml requires (parameter ExternalId)")
-    outputs = deploy_member(endpoint, region, account, {
+    parameters = {
         "RoleName": member.get("role", "ForensnapCollector"),
         "ForensicCollectorRoleArn": forensic["collector_role_arn"],
         "ExternalId": external_id,
         "ForensicEbsKeyArn": forensic["ebs_key_arn"],
-    })
+    }
+    outputs = deploy_member(endpoint, region, account, parameters)
     if not member.get("trust_source_identity", True):
         # A member role deployed wrongly (its trust without sts:SetSourceIdentity), for the
         # tests that forensnap names that mistake.
@@ -351,7 +381,8 @@ def _deploy_member_role(member: dict, account: str, region: str, endpoint: str, 
                 [st["Action"]] if isinstance(st["Action"], str) else st["Action"])
         ]
         iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))
-    return outputs["RoleArn"]
+    return outputs["RoleArn"], _described(f"forensnap-member-{account}", outputs, parameters,
+                                          no_echo=("ExternalId",))
 
 
 def _trust_policy(forensic_account: str, external_id: str, source_identity: bool) -> str:
@@ -373,8 +404,10 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
     role_name = member.get("role", "ForensnapCollector")
     external_id = _require(member, "external_id", where)
     iam, ec2, kms = client("iam"), client("ec2"), client("kms")
+    stack = None
     if deployed is not None:
-        role = {"Arn": _deploy_member_role(member, account, region, endpoint, deployed, where)}
+        arn, stack = _deploy_member_role(member, account, region, endpoint, deployed, where)
+        role = {"Arn": arn}
     else:
         role = iam.create_role(
             RoleName=role_name, AssumeRolePolicyDocument=_trust_policy(
@@ -435,10 +468,13 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
                 "image_sha256": padded_sha256(content),
             })
         instances.append({"name": name, "instance_id": launched["InstanceId"], "volumes": out_volumes})
-    return {
+    out = {
         "account": account, "role_arn": role["Arn"], "external_id": external_id,
         "cmk_arn": cmk_arn, "instances": instances,
     }
+    if stack is not None:
+        out["stack"] = stack
+    return out
 
 
 def main_seed(argv) -> None:

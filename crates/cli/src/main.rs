@@ -5,6 +5,7 @@ mod collect;
 mod export;
 mod forensic;
 mod progress;
+mod stack_config;
 mod verify;
 
 use std::path::PathBuf;
@@ -51,6 +52,17 @@ enum Command {
     /// signed checkpoints and signatures, Object Lock retention. Online (S3, recorded in the
     /// custody log) or --offline on a downloaded case folder. Exit status 0 only when all holds.
     Verify(verify::Args),
+    /// Configuration helpers.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum ConfigCommand {
+    /// Write a config from the forensic-vpc stacks' outputs (`aws cloudformation
+    /// describe-stacks` JSON of the forensic stack and each member stack) and the member roles'
+    /// ExternalIds; every other key keeps its default.
+    FromStack(stack_config::Args),
 }
 
 /// Shared by every subcommand.
@@ -85,6 +97,7 @@ fn main() -> ExitCode {
             Command::Collect(args) => collect::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Config(ConfigCommand::FromStack(args)) => stack_config::run(args),
         }
     });
     match result {

@@ -3,6 +3,7 @@
 //! Parsing refuses unknown keys (a typo must not silently fall back to a default) and
 //! [`Config::validate`] checks what serde cannot: account ids, ARNs, endpoint URLs, limits.
 //! Keys are snake_case like the local world's files, so one vocabulary serves both.
+//! [`stacks`] writes a config from the forensic-vpc stacks' outputs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -11,6 +12,8 @@ use serde::Deserialize;
 
 /// How a volume's data object holds the image (`blocks` or `raw`): the core's type, parsed here.
 pub use forensnap_core::layout::Layout;
+
+pub mod stacks;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]

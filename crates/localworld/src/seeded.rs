@@ -19,6 +19,19 @@ pub struct Seeded {
     /// A forensnap config written for this world, once forensnap has one.
     #[serde(default)]
     pub config: Option<String>,
+    /// The deployed stacks as `aws cloudformation describe-stacks` prints them (worlds deployed
+    /// from the templates only).
+    #[serde(default)]
+    pub stacks: Option<Stacks>,
+}
+
+/// Files holding `describe-stacks` JSON of the deployed stacks.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Stacks {
+    /// The forensic-account stack.
+    pub forensic: String,
+    /// One member-role stack per member account, in the world file's order.
+    pub members: Vec<String>,
 }
 
 /// The forensic account's resources and operator credentials.
