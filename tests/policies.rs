@@ -361,3 +361,55 @@ async fn a_config_written_from_the_stacks_outputs_collects() {
     assert!(run.ok, "collect with the written config: {}", run.stderr);
     assert_eq!(run.json()["evidence"].as_array().expect("items").len(), 5);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_collected_outside_us_east_1_verifies_with_nothing_refused() {
+    let toml = world_toml(
+        "ev-eu",
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root.img\"\nsize_gib = 1\nencryption = \"default\"\n\
+           build = { kind = \"pattern\", blocks = 3 }",
+        ],
+    )
+    .replace("region = \"us-east-1\"", "region = \"eu-west-1\"");
+    let env = Env::new(&toml);
+    assert_eq!(env.seeded.region, "eu-west-1");
+    assert_eq!(
+        env.seeded.forensic.evidence_bucket,
+        "ev-eu-evidence-123456789012-eu-west-1"
+    );
+    env.world.clear_authorizations().expect("clear");
+    let config = env.seeded.config.clone().expect("config");
+    let instance = env.seeded.member().instances[0].instance_id.clone();
+    let run = forensnap(&[
+        "collect",
+        "--config",
+        &config,
+        "--case",
+        "IR-EU-1",
+        "--account",
+        "111111111111",
+        "--instance",
+        &instance,
+        "--region",
+        "eu-west-1",
+        "--output",
+        "json",
+    ]);
+    assert!(run.ok, "collect in eu-west-1: {}", run.stderr);
+    let verified = forensnap(&["verify", "--config", &config, "--case", "IR-EU-1"]);
+    assert!(verified.ok, "verify in eu-west-1: {}", verified.stdout);
+    let decisions = env.world.authorizations().expect("decisions");
+    assert!(
+        decisions.iter().all(|d| d.allowed),
+        "a refusal in eu-west-1"
+    );
+    assert!(
+        decisions
+            .iter()
+            .filter(|d| d.resource.starts_with("arn:aws:kms:")
+                || d.resource.starts_with("arn:aws:ec2:"))
+            .all(|d| d.resource.contains(":eu-west-1:")),
+        "every regional resource is in eu-west-1"
+    );
+}

@@ -58,3 +58,24 @@ fn bad_world_files_name_the_key_and_the_fix() {
     let err = seed_error("this is not toml = = \n");
     assert!(err.contains("is not valid TOML"), "{err}");
 }
+
+#[test]
+fn a_hand_made_world_seeds_outside_us_east_1() {
+    // S3 refuses a bucket without a LocationConstraint anywhere but us-east-1; the seed names it.
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("world.toml");
+    std::fs::write(
+        &file,
+        "region = \"eu-west-1\"\npolicies = false\n[forensic]\naccount = \"123456789012\"\n\
+         evidence_bucket = \"ev-hand-eu\"\n[[members]]\naccount = \"111111111111\"\n\
+         external_id = \"x\"\n[[members.instances]]\nname = \"a\"\n[[members.instances.volumes]]\n\
+         device = \"/dev/xvda\"\nimage = \"a.img\"\nbuild = { kind = \"pattern\", blocks = 1 }\n",
+    )
+    .expect("write");
+    let world = World::start().expect("start");
+    let seeded = world.seed(&file).expect("seeded in eu-west-1");
+    assert_eq!(seeded.region, "eu-west-1");
+    assert_eq!(seeded.forensic.evidence_bucket, "ev-hand-eu");
+    let config = std::fs::read_to_string(seeded.config.expect("config")).expect("read");
+    assert!(config.contains("region = \"eu-west-1\""), "{config}");
+}

@@ -233,7 +233,9 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
     bucket = forensic.get("evidence_bucket") or bucket_name(forensic, account, region)
     days = int(forensic.get("retention_days", 30))
     s3, kms, iam = client("s3"), client("kms"), client("iam")
-    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True)
+    location = {} if region == "us-east-1" else {
+        "CreateBucketConfiguration": {"LocationConstraint": region}}  # S3 refuses it elsewhere
+    s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True, **location)
     s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
     s3.put_object_lock_configuration(
         Bucket=bucket,
