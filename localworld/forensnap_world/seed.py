@@ -232,7 +232,7 @@ def _key_policy(owner: str, users: list[str]) -> str:
 def _seed_forensic(client, forensic: dict, account: str, members: list[str], region: str) -> dict:
     bucket = forensic.get("evidence_bucket") or bucket_name(forensic, account, region)
     days = int(forensic.get("retention_days", 30))
-    s3, kms, iam = client("s3"), client("kms"), client("iam")
+    s3, kms = client("s3"), client("kms")
     location = {} if region == "us-east-1" else {
         "CreateBucketConfiguration": {"LocationConstraint": region}}  # S3 refuses it elsewhere
     s3.create_bucket(Bucket=bucket, ObjectLockEnabledForBucket=True, **location)

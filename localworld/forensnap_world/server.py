@@ -31,6 +31,7 @@ import threading
 import time
 
 from . import MOTO_VERSION, clock, ebs, identity, patches, s3checks
+from .policy import authorize as authz
 from .faults import FAULTS, INTERNAL, THROTTLE
 from .volumes import REGISTRY, load
 from .wire import AwsError, error, read_call, respond
@@ -109,12 +110,10 @@ class World:
     def authorize(call) -> list[str]:
         """Refuse the request as AWS would when the stored policies do not allow it; returns the
         response headers the caller may not see."""
-        from .policy.authorize import authorize_request
-
         principal = identity.caller_arn(call)
         snapshot = re.match(r"^/snapshots/([^/]+)/", call.path) if call.service == "ebs" else None
-        decision, hidden = authorize_request(call, principal, call.account,
-                                             snapshot.group(1) if snapshot else None)
+        decision, hidden = authz.authorize_request(call, principal, call.account,
+                                                   snapshot.group(1) if snapshot else None)
         if decision.allowed:
             return hidden
         status, code = {
@@ -157,8 +156,6 @@ class World:
         clock.reset()
         identity.forget_all()
         patches.Settings.update({"snapshot_seconds": 0, "copy_seconds": 0, "policies": False})
-        from .policy import authorize as authz
-
         authz.reset()
 
     @staticmethod
@@ -211,12 +208,8 @@ class World:
                                        payload["role_name"], payload.get("session", "i-forensnap"))
             return {"principal": arn}
         if name == "unused-grants" and method == "POST":
-            from .policy import authorize as authz
-
             return {"unused": authz.grants_unused(payload["roles"])}
         if name == "authorizations":
-            from .policy import authorize as authz
-
             if method == "DELETE":
                 authz.reset()
             return {"decisions": authz.log_snapshot()}

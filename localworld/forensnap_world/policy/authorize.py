@@ -121,30 +121,39 @@ def _doc(text) -> dict:
         return json.loads(unquote(text))
 
 
+def role_policies(account: str, role_name: str) -> list[tuple[str, dict]]:
+    """The inline and managed policies of a role (none for a role deleted since)."""
+    from moto.iam.models import iam_backends
+
+    try:
+        role = iam_backends[account]["aws"].get_role(role_name)
+    except Exception:  # noqa: BLE001 - moto raises its own NoSuchEntity
+        return []
+    return _policies_of([role])
+
+
 def identity_policies(principal_arn: str) -> list[tuple[str, dict]]:
     """The inline and managed policies of the role (for a session) or user behind an ARN."""
     from moto.iam.models import iam_backends
 
-    out: list[tuple[str, dict]] = []
     match = _ASSUMED.match(principal_arn)
     if match:
-        account, role_name = match.group(1), match.group(2)
-        try:
-            role = iam_backends[account]["aws"].get_role(role_name)
-        except Exception:  # noqa: BLE001 - a role deleted since: no policies
-            return out
-        holders = [role]
-    else:
-        match = _USER.match(principal_arn)
-        if not match:
-            return out
-        account, user_name = match.group(1), match.group(2)
-        backend = iam_backends[account]["aws"]
-        try:
-            user = backend.get_user(user_name)
-        except Exception:  # noqa: BLE001
-            return out
-        holders = [user] + [g for g in backend.groups.values() if user in g.users]
+        return role_policies(match.group(1), match.group(2))
+    match = _USER.match(principal_arn)
+    if not match:
+        return []
+    account, user_name = match.group(1), match.group(2)
+    backend = iam_backends[account]["aws"]
+    try:
+        user = backend.get_user(user_name)
+    except Exception:  # noqa: BLE001 - moto raises its own NoSuchEntity
+        return []
+    return _policies_of([user] + [g for g in backend.groups.values() if user in g.users])
+
+
+def _policies_of(holders) -> list[tuple[str, dict]]:
+    """(name, document) of every inline and managed policy of roles, users or groups."""
+    out: list[tuple[str, dict]] = []
     for holder in holders:
         for name, text in holder.policies.items():
             out.append((f"{holder.name} inline {name}", _doc(text)))
@@ -372,8 +381,8 @@ def _request_tags(call) -> dict:
     return context
 
 
-def _snapshot_tags(snapshot_id: str, region: str) -> dict:
-    """``aws:ResourceTag/<key>`` of an existing snapshot."""
+def _find_snapshot(snapshot_id: str, region: str):
+    """(EC2 backend, snapshot) of a snapshot in whichever account holds it, or (None, None)."""
     from moto.ec2.models import ec2_backends
 
     for account in list(ec2_backends.keys()):
@@ -381,10 +390,18 @@ def _snapshot_tags(snapshot_id: str, region: str) -> dict:
             backend = ec2_backends[account][region]
         except KeyError:
             continue
-        if snapshot_id in backend.snapshots:
-            tags = backend.tags.get(snapshot_id, {})
-            return {f"aws:ResourceTag/{k}": v for k, v in tags.items()}
-    return {}
+        snapshot = backend.snapshots.get(snapshot_id)
+        if snapshot is not None:
+            return backend, snapshot
+    return None, None
+
+
+def _snapshot_tags(snapshot_id: str, region: str) -> dict:
+    """``aws:ResourceTag/<key>`` of an existing snapshot."""
+    backend, snapshot = _find_snapshot(snapshot_id, region)
+    if snapshot is None:
+        return {}
+    return {f"aws:ResourceTag/{k}": v for k, v in backend.tags.get(snapshot_id, {}).items()}
 
 
 def _ec2_checks(call, account: str) -> list[Check]:
@@ -488,16 +505,10 @@ def _ec2_checks(call, account: str) -> list[Check]:
 
 def _snapshot_key(snapshot_id: str, region: str) -> str | None:
     """The KMS key of an encrypted snapshot, in whichever account holds it."""
-    from moto.ec2.models import ec2_backends
-
-    for account in list(ec2_backends.keys()):
-        try:
-            snapshot = ec2_backends[account][region].snapshots.get(snapshot_id)
-        except KeyError:
-            continue
-        if snapshot is not None:
-            return snapshot.kms_key_id if snapshot.encrypted else None
-    return None
+    _, snapshot = _find_snapshot(snapshot_id, region)
+    if snapshot is None or not snapshot.encrypted:
+        return None
+    return snapshot.kms_key_id
 
 
 def _instance_volume_keys(account: str, region: str, instance_id: str) -> list[str]:
@@ -594,25 +605,17 @@ def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list
 # --- deciding ------------------------------------------------------------------------------------
 
 
-def authorize(call, principal_arn: str, account: str, snapshot_id: str | None = None) -> Decision:
-    """Evaluate every check of the request; the first refusal is the answer."""
-    return authorize_request(call, principal_arn, account, snapshot_id)[0]
-
-
 def authorize_request(call, principal_arn: str, account: str,
                       snapshot_id: str | None = None) -> tuple[Decision, list[str]]:
-    """The decision, and the response headers to leave out (checks that hide rather than
-    refuse, and failed)."""
-    hidden: list[str] = []
-    decision = _authorize(call, principal_arn, account, snapshot_id, hidden)
-    return decision, hidden
-
-
-def _authorize(call, principal_arn: str, account: str, snapshot_id: str | None,
-               hidden: list[str]) -> Decision:
+    """Evaluate every check of the request: the first refusal is the decision. Also returns the
+    response headers to leave out (checks that hide rather than refuse, and failed)."""
     checks, modelled = checks_for(call, account, snapshot_id)
-    root = principal_arn.endswith(":root")
-    decision = Decision(True, "no check applies", None)
+    # The root user is not subject to identity policies; resource policies still bind it.
+    if principal_arn.endswith(":root"):
+        identity = [("root user", _ALLOW_ALL)]
+    else:
+        identity = identity_policies(principal_arn) if checks else []
+    hidden: list[str] = []
     for check in checks:
         context = {
             "aws:SecureTransport": True,
@@ -624,8 +627,6 @@ def _authorize(call, principal_arn: str, account: str, snapshot_id: str | None,
         context.update(check.context)
         request = Request(principal_arn, check.action, check.resource, context,
                           check.resource_account)
-        # The root user is not subject to identity policies; resource policies still bind it.
-        identity = [("root user", _ALLOW_ALL)] if root else identity_policies(principal_arn)
         decision = evaluate(request, identity, check.resource_policy, check.kind)
         entry = {
             "principal": principal_arn,
@@ -645,8 +646,9 @@ def _authorize(call, principal_arn: str, account: str, snapshot_id: str | None,
             hidden.extend(check.hides)
             continue
         if not decision.allowed and not check.deferred:
-            return decision
-    return Decision(True, "every check allows it", None) if checks else decision
+            return decision, hidden
+    reason = "every check allows it" if checks else "no check applies"
+    return Decision(True, reason, None), hidden
 
 
 _ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
@@ -672,7 +674,7 @@ def grants_unused(role_arns: list[str]) -> list[dict]:
         account, name = match.group(1), match.group(2)
         session = f"arn:aws:sts::{account}:assumed-role/{name}/"
         used = [d for d in decisions if d["principal"].startswith(session)]
-        for policy_name, document in identity_policies(f"{session}grants"):
+        for policy_name, document in role_policies(account, name):
             statements = document.get("Statement", [])
             statements = [statements] if isinstance(statements, dict) else statements
             for n, statement in enumerate(statements, 1):

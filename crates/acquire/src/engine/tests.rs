@@ -284,6 +284,18 @@ async fn a_data_object_that_does_not_match_its_checkpoints_is_never_overwritten(
     );
 }
 
+/// Change one character of the AWS checksum of the first block in the part checkpoint at `key`
+/// (a checkpoint edited after the fact: the checksum no longer matches the block's SHA-256).
+fn edit_first_aws_checksum(sink: &MemoryStore, key: &str) {
+    let mut checkpoint: serde_json::Value =
+        serde_json::from_slice(&sink.object(key).expect("checkpoint")).expect("json");
+    let block = &mut checkpoint["blocks"][0];
+    let mut edited = block[2].as_str().expect("aws checksum").as_bytes().to_vec();
+    edited[0] = if edited[0] == b'A' { b'B' } else { b'A' };
+    block[2] = serde_json::Value::from(String::from_utf8(edited).expect("base64 text"));
+    sink.replace(key, serde_json::to_vec(&checkpoint).expect("json"));
+}
+
 fn err_names(err: &AcquireError, what: &str) -> bool {
     err.to_string().contains(what)
 }
@@ -302,15 +314,7 @@ async fn aws_checksum_matches_are_counted_and_a_checkpoint_whose_checksum_differ
     // SHA-256. Rebuilding the block map (after a crash before the marker) must refuse it.
     sink.remove(&marker_key("p/"));
     sink.remove("p/data/blockmap.tsv");
-    let key = part_key("p/", 1);
-    let mut checkpoint: serde_json::Value =
-        serde_json::from_slice(&sink.object(&key).expect("checkpoint")).expect("json");
-    let block = &mut checkpoint["blocks"][0];
-    let theirs = block[2].as_str().expect("aws checksum").to_string();
-    let mut edited = theirs.clone().into_bytes();
-    edited[0] = if edited[0] == b'A' { b'B' } else { b'A' };
-    block[2] = serde_json::Value::from(String::from_utf8(edited).expect("base64 text"));
-    sink.replace(&key, serde_json::to_vec(&checkpoint).expect("json"));
+    edit_first_aws_checksum(&sink, &part_key("p/", 1));
     let err = run_on(&source, &sink, &options(), "snap-1", "p/")
         .await
         .expect_err("refused");

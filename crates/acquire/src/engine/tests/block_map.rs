@@ -272,14 +272,7 @@ async fn a_resumed_part_whose_checkpoint_has_a_differing_aws_checksum_is_refused
         .expect_err("part 3 fails");
     // Part 1's checkpoint edited: the resume point (part 2) does not look at it, the block map
     // reads it back and must refuse it.
-    let key = part_key("p/", 1);
-    let mut checkpoint: serde_json::Value =
-        serde_json::from_slice(&sink.object(&key).expect("checkpoint")).expect("json");
-    let block = &mut checkpoint["blocks"][0];
-    let mut edited = block[2].as_str().expect("aws checksum").as_bytes().to_vec();
-    edited[0] = if edited[0] == b'A' { b'B' } else { b'A' };
-    block[2] = serde_json::Value::from(String::from_utf8(edited).expect("base64 text"));
-    sink.replace(&key, serde_json::to_vec(&checkpoint).expect("json"));
+    edit_first_aws_checksum(&sink, &part_key("p/", 1));
     let err = run_on(&source, &sink, &options(), "snap-1", "p/")
         .await
         .expect_err("refused");
