@@ -2,14 +2,14 @@
 //! objects in memory, with the calls forensnap's S3 adapter makes and S3's answers to them.
 //!
 //! * this module -- configuration, routing, request bodies with their checksums checked, errors;
-//! * [`objects`] -- PutObject (`If-None-Match: *`, Object Lock headers), GetObject (ranges),
+//! * `objects` -- PutObject (`If-None-Match: *`, Object Lock headers), GetObject (ranges),
 //!   HeadObject (checksum mode, lock state), DeleteObject, ListObjectsV2, ListObjectVersions;
-//! * [`multipart`] -- Create/UploadPart/Complete/Abort, ListParts, ListMultipartUploads, with
+//! * `multipart` -- Create/UploadPart/Complete/Abort, ListParts, ListMultipartUploads, with
 //!   each part's SHA-256 checked (header or aws-chunked trailer) and the composite checksum
 //!   `base64(sha256(part digests))-N` on completion;
-//! * [`bucket`] -- CreateBucket, HeadBucket, ListBuckets, location, versioning, Object Lock
+//! * `bucket` -- CreateBucket, HeadBucket, ListBuckets, location, versioning, Object Lock
 //!   configuration;
-//! * [`model`] -- what is held; [`body`] -- bodies as they arrive; [`xml`] -- documents.
+//! * `model` -- what is held; `body` -- bodies as they arrive; `xml` -- documents.
 //!
 //! Hand-written rather than built on an S3 server crate (`s3s`): the calls are few, and the
 //! emulator must control what such crates hide -- latency before the answer, the idle cut of a
