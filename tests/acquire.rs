@@ -35,7 +35,11 @@ async fn run(
         &source,
         &sink,
         &limit,
-        &AcquireOptions::default(),
+        &AcquireOptions {
+            // The smallest parts S3 takes (10 blocks), so that small volumes have several.
+            part_bytes: 5 << 20,
+            ..AcquireOptions::default()
+        },
         snapshot,
         prefix,
         &forensnap_evidence::NoProgress,
@@ -155,18 +159,38 @@ async fn a_run_killed_part_way_resumes_with_identical_hashes_and_no_open_upload(
     let env = env();
     let snapshot = forensic_copy(&env, 0).await;
     let volume = env.seeded.member().instances[0].volumes[0].clone();
-    // 25 data blocks in a 1 GiB volume: parts of 10, 10 and 5 blocks. The second part fails.
+    // 25 data blocks in a 1 GiB volume: parts of 10, 10 and 5 blocks. Every UploadPart after
+    // the first hangs; once part 1's checkpoint is stored, the run is dropped mid-flight (as a
+    // killed process stops: no error path, nothing cleaned up).
     env.world
         .add_fault(
-            &FaultRule::new(FaultKind::Error, "s3", "UploadPart")
+            &FaultRule::new(FaultKind::Latency, "s3", "UploadPart")
                 .after(1)
-                .count(1),
+                .latency_ms(20_000),
         )
         .expect("fault");
-    let err = run(&env, &snapshot, "cases/IR-K/evidence/root/")
-        .await
-        .expect_err("killed part-way");
-    assert!(err.to_string().contains("UploadPart"), "{err}");
+    let prefix = "cases/IR-K/evidence/root/";
+    let checkpoint = forensnap_core::ItemLayout::at(prefix).part_checkpoint(1);
+    let first_part_stored = async {
+        let s3 = s3(&env.forensic().await);
+        for _ in 0..600 {
+            let head = s3
+                .head_object()
+                .bucket(&env.seeded.forensic.evidence_bucket)
+                .key(&checkpoint)
+                .send()
+                .await;
+            if head.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("part 1 was never checkpointed");
+    };
+    tokio::select! {
+        done = run(&env, &snapshot, prefix) => panic!("the run ended before it was killed: {done:?}"),
+        () = first_part_stored => {}
+    }
     env.world.clear_faults().expect("clear");
     let got = run(&env, &snapshot, "cases/IR-K/evidence/root/")
         .await

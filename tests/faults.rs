@@ -328,7 +328,7 @@ mod futures_free {
                     blocks.extend(page.blocks);
                 }
                 Ok(None) => return (volume, blocks),
-                Err(SourceError::Throttled(_)) | Err(SourceError::Transient(_)) => continue,
+                Err(SourceError::Throttled(..)) | Err(SourceError::Transient(_)) => continue,
                 Err(e) => panic!("listing failed: {e}"),
             }
         }

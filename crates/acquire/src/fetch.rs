@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use base64::Engine;
+use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use crate::limit::Limits;
@@ -54,8 +55,8 @@ impl FetchPolicy {
 pub struct VerifiedBlock {
     /// Block index.
     pub index: u64,
-    /// The bytes.
-    pub data: Vec<u8>,
+    /// The bytes (shared, not copied, on their way to the part upload).
+    pub data: Bytes,
     /// Our SHA-256, hex.
     pub sha256: String,
     /// AWS's `x-amz-Checksum`.
@@ -122,7 +123,7 @@ pub async fn fetch_verified<'l, S: BlockSource>(
             }
             Err(err) => {
                 match &err {
-                    SourceError::Throttled(_) => permit.throttled(),
+                    SourceError::Throttled(scope, _) => permit.throttled(*scope),
                     _ => drop(permit),
                 }
                 if matches!(err, SourceError::Fatal(_)) || attempts >= policy.max_attempts {
@@ -294,7 +295,11 @@ mod tests {
             .await
             .expect("after throttling");
         assert_eq!(got.attempts, 4);
-        assert_eq!(limit.allowed(), 1, "halved three times");
+        assert_eq!(
+            limit.allowed(),
+            2,
+            "halved three times to one, then one calm round trip added one"
+        );
 
         let bad = ListedBlock {
             index: 1,

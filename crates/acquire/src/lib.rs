@@ -8,7 +8,8 @@
 //!   again and never returned, throttling and 5xx retried with jittered backoff.
 //! * [`listing`] -- paging through a snapshot's blocks, resumable from a block index (a
 //!   NextToken lives only 60 minutes).
-//! * [`engine`]  -- one snapshot into one object, part by part, checkpointed, resumable.
+//! * [`engine`]  -- one snapshot into one object: a pipeline of continuous reads, parts
+//!   uploading several at once, hashing on its own thread; checkpointed, resumable.
 //! * [`memory`]  -- an in-memory block source for tests, with injectable faults (feature `memory`).
 //!
 //! Evidence is written through [`forensnap_store::EvidenceWrite`]; the bag around a volume and
@@ -21,8 +22,10 @@ pub mod listing;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 
-pub use engine::{AcquireError, AcquireOptions, acquire};
+pub use engine::{AcquireError, AcquireOptions, acquire, part_blocks};
 pub use fetch::{FetchPolicy, VerifiedBlock, fetch_verified};
 /// The block source seam the engine reads through (`forensnap-ports`).
-pub use forensnap_ports::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+pub use forensnap_ports::{
+    BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError, ThrottleScope,
+};
 pub use limit::{AdaptiveLimit, Limits};

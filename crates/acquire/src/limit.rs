@@ -1,14 +1,28 @@
-//! Adaptive, bounded concurrency for block reads (additive increase, multiplicative decrease).
+//! Adaptive, bounded concurrency for block reads (additive increase, multiplicative decrease,
+//! as TCP does it).
 //!
 //! EBS allows 1,000 GetSnapshotBlock requests per second per snapshot (not adjustable) and a
-//! per-account ceiling shared by every snapshot being read. A reader starts modestly, adds one
-//! slot after every `grow_after` calm completions, halves its slots on a throttle, and never
-//! exceeds `max`. A token bucket paces starts under `per_second`, so one reader cannot burst
-//! over the ceiling even while its slots are all free.
+//! per-account ceiling shared by every snapshot being read. Reads in flight needed to reach a
+//! rate grow with latency (Little's law: 100 ms x 1,000/s = 100 reads), so the limiter finds
+//! its level rather than being told it:
+//!
+//! * **slow start** -- one more slot per calm completion (doubling every round trip) until the
+//!   first throttle;
+//! * **congestion avoidance** -- after that, one more slot per `allowed` calm completions (one
+//!   per round trip);
+//! * **decrease** -- a throttle halves the slots, at most once per round trip: a throttled
+//!   request that started before the last decrease says nothing new and is ignored (without
+//!   this guard, the burst of throttles one overload produces halves the limit to 1);
+//! * **pacing** -- a token bucket of a twentieth of a second's worth paces starts under
+//!   `per_second`, so a reader cannot burst over a quota even while its slots are all free.
+//!
+//! [`Limits`] pairs a snapshot's limiter with the account's shared one, and a throttle slows the
+//! one whose quota AWS names (`Reason`), both when it names none.
 
 use std::sync::Mutex;
 use std::time::Duration;
 
+use forensnap_ports::ThrottleScope;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -17,8 +31,12 @@ struct State {
     allowed: usize,
     /// Slots taken.
     in_flight: usize,
-    /// Calm completions since the last change.
+    /// Calm completions since the last increase (congestion avoidance).
     calm: usize,
+    /// Until the first throttle, every calm completion adds a slot.
+    slow_start: bool,
+    /// Decreases so far; a permit remembers the value it started under.
+    epoch: u64,
     /// Token bucket: tokens available and when last refilled.
     tokens: f64,
     refilled: Instant,
@@ -32,10 +50,10 @@ pub struct AdaptiveLimit {
     max: usize,
     /// Never fewer than this.
     min: usize,
-    /// Calm completions before one more slot.
-    grow_after: usize,
     /// Request starts per second at most.
     per_second: f64,
+    /// Tokens the bucket holds at most (the largest burst of starts).
+    burst: f64,
 }
 
 /// A taken slot; report how the request went with [`Permit::calm`] or [`Permit::throttled`],
@@ -43,25 +61,31 @@ pub struct AdaptiveLimit {
 pub struct Permit<'a> {
     limit: &'a AdaptiveLimit,
     done: bool,
+    /// The limiter's epoch when the request started.
+    epoch: u64,
 }
 
 impl AdaptiveLimit {
     /// Start with `initial` slots, at most `max`, pacing starts under `per_second`.
     pub fn new(initial: usize, max: usize, per_second: f64) -> Self {
         let max = max.max(1);
+        let per_second = per_second.max(1.0);
+        let burst = (per_second / 20.0).max(1.0);
         AdaptiveLimit {
             state: Mutex::new(State {
                 allowed: initial.clamp(1, max),
                 in_flight: 0,
                 calm: 0,
-                tokens: per_second.max(1.0),
+                slow_start: true,
+                epoch: 0,
+                tokens: burst,
                 refilled: Instant::now(),
             }),
             freed: Notify::new(),
             max,
             min: 1,
-            grow_after: 16,
-            per_second: per_second.max(1.0),
+            per_second,
+            burst,
         }
     }
 
@@ -78,7 +102,7 @@ impl AdaptiveLimit {
                 let mut s = self.state.lock().expect("limit state");
                 let now = Instant::now();
                 let elapsed = now.duration_since(s.refilled).as_secs_f64();
-                s.tokens = (s.tokens + elapsed * self.per_second).min(self.per_second);
+                s.tokens = (s.tokens + elapsed * self.per_second).min(self.burst);
                 s.refilled = now;
                 if s.in_flight < s.allowed && s.tokens >= 1.0 {
                     s.tokens -= 1.0;
@@ -86,6 +110,7 @@ impl AdaptiveLimit {
                     return Permit {
                         limit: self,
                         done: false,
+                        epoch: s.epoch,
                     };
                 }
                 if s.in_flight < s.allowed {
@@ -101,22 +126,28 @@ impl AdaptiveLimit {
         }
     }
 
-    fn release(&self, outcome: Option<bool>) {
+    fn release(&self, outcome: Option<bool>, epoch: u64) {
         if let Ok(mut s) = self.state.lock() {
             s.in_flight = s.in_flight.saturating_sub(1);
             match outcome {
-                Some(true) => {
-                    s.calm += 1;
-                    if s.calm >= self.grow_after && s.allowed < self.max {
+                Some(true) if s.allowed < self.max => {
+                    if s.slow_start {
                         s.allowed += 1;
-                        s.calm = 0;
+                    } else {
+                        s.calm += 1;
+                        if s.calm >= s.allowed {
+                            s.allowed += 1;
+                            s.calm = 0;
+                        }
                     }
                 }
-                Some(false) => {
+                Some(false) if epoch == s.epoch => {
                     s.allowed = (s.allowed / 2).max(self.min);
                     s.calm = 0;
+                    s.slow_start = false;
+                    s.epoch += 1;
                 }
-                None => {}
+                _ => {}
             }
         }
         self.freed.notify_waiters();
@@ -127,27 +158,27 @@ impl Permit<'_> {
     /// The request succeeded without throttling.
     pub fn calm(mut self) {
         self.done = true;
-        self.limit.release(Some(true));
+        self.limit.release(Some(true), self.epoch);
     }
 
     /// The request was throttled.
     pub fn throttled(mut self) {
         self.done = true;
-        self.limit.release(Some(false));
+        self.limit.release(Some(false), self.epoch);
     }
 }
 
 impl Drop for Permit<'_> {
     fn drop(&mut self) {
         if !self.done {
-            self.limit.release(None);
+            self.limit.release(None, self.epoch);
         }
     }
 }
 
 /// The limits one block read passes: its snapshot's own (1,000 requests/s per snapshot, not
 /// adjustable) and, when several snapshots are read at once, the account's shared one (1,000
-/// requests/s per account by default). A throttle slows both: AWS does not always say which.
+/// requests/s per account by default).
 #[derive(Clone, Copy)]
 pub struct Limits<'a> {
     /// The snapshot's limiter.
@@ -185,16 +216,15 @@ impl<'a> Limits<'a> {
         }
     }
 
-    /// Wait for the account's slot first (the scarcer one), then the snapshot's.
+    /// Wait for the snapshot's slot first (its own quota, no one else's), then the account's:
+    /// an account slot is never held while waiting for a snapshot's.
     pub async fn acquire(&self) -> Permits<'a> {
+        let snapshot = self.snapshot.acquire().await;
         let account = match self.account {
             Some(limit) => Some(limit.acquire().await),
             None => None,
         };
-        Permits {
-            account,
-            snapshot: self.snapshot.acquire().await,
-        }
+        Permits { account, snapshot }
     }
 }
 
@@ -207,12 +237,24 @@ impl Permits<'_> {
         self.snapshot.calm();
     }
 
-    /// The request was throttled.
-    pub fn throttled(self) {
-        if let Some(account) = self.account {
-            account.throttled();
+    /// The request was throttled on `scope`'s quota: that limiter slows (both when AWS named
+    /// none); the other counts the request as neither calm nor throttled.
+    pub fn throttled(self, scope: ThrottleScope) {
+        let (account, snapshot) = match scope {
+            ThrottleScope::Snapshot => (false, true),
+            ThrottleScope::Account => (true, false),
+            ThrottleScope::Unknown => (true, true),
+        };
+        if let Some(permit) = self.account {
+            if account {
+                permit.throttled();
+            } else {
+                drop(permit);
+            }
         }
-        self.snapshot.throttled();
+        if snapshot {
+            self.snapshot.throttled();
+        }
     }
 }
 
@@ -233,6 +275,68 @@ mod tests {
             limit.acquire().await.throttled();
         }
         assert_eq!(limit.allowed(), 1, "never below one");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_throttles_from_one_round_trip_halves_once() {
+        let limit = AdaptiveLimit::new(8, 8, 10_000.0);
+        let mut permits = Vec::new();
+        for _ in 0..8 {
+            permits.push(limit.acquire().await);
+        }
+        for permit in permits {
+            permit.throttled();
+        }
+        assert_eq!(
+            limit.allowed(),
+            4,
+            "eight throttles of one round trip: one halving"
+        );
+        limit.acquire().await.throttled();
+        assert_eq!(
+            limit.allowed(),
+            2,
+            "a request started after it halves again"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn slow_start_doubles_per_round_trip_then_adds_one() {
+        let limit = AdaptiveLimit::new(1, 1_000, 1_000_000.0);
+        let round_trip = || async {
+            let mut permits = Vec::new();
+            for _ in 0..limit.allowed() {
+                permits.push(limit.acquire().await);
+            }
+            for permit in permits {
+                permit.calm();
+            }
+        };
+        for _ in 0..5 {
+            round_trip().await;
+        }
+        assert_eq!(limit.allowed(), 32, "1, 2, 4, 8, 16, 32");
+        limit.acquire().await.throttled();
+        assert_eq!(limit.allowed(), 16);
+        round_trip().await;
+        assert_eq!(
+            limit.allowed(),
+            17,
+            "after a throttle: one slot per round trip"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_slows_the_quota_aws_names() {
+        let account = AdaptiveLimit::new(8, 8, 10_000.0);
+        let snapshot = AdaptiveLimit::new(8, 8, 10_000.0);
+        let limits = Limits::shared(&snapshot, &account);
+        limits.acquire().await.throttled(ThrottleScope::Snapshot);
+        assert_eq!((snapshot.allowed(), account.allowed()), (4, 8));
+        limits.acquire().await.throttled(ThrottleScope::Account);
+        assert_eq!((snapshot.allowed(), account.allowed()), (4, 4));
+        limits.acquire().await.throttled(ThrottleScope::Unknown);
+        assert_eq!((snapshot.allowed(), account.allowed()), (2, 2));
     }
 
     #[tokio::test(start_paused = true)]
@@ -282,7 +386,7 @@ mod tests {
             third.is_err(),
             "two snapshots share the account's two slots"
         );
-        second.throttled();
+        second.throttled(ThrottleScope::Unknown);
         assert_eq!(
             (account.allowed(), b.allowed()),
             (1, 2),

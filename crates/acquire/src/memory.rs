@@ -8,7 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use forensnap_ports::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+use forensnap_ports::{
+    BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError, ThrottleScope,
+};
 
 /// A sparse volume held in memory.
 pub struct MemorySource {
@@ -25,11 +27,15 @@ pub struct MemorySource {
     in_flight: AtomicUsize,
     /// Most GetSnapshotBlock calls ever in flight at once.
     pub peak_in_flight: AtomicUsize,
+    /// Answers take a random time up to this many microseconds (0: answer at once), so that
+    /// reads finish out of order.
+    jitter_micros: u64,
 }
 
 #[derive(Default)]
 struct Faults {
     throttles: u32,
+    scope: Option<ThrottleScope>,
     corrupt: BTreeMap<u64, u32>,
 }
 
@@ -46,7 +52,14 @@ impl MemorySource {
             gets: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             peak_in_flight: AtomicUsize::new(0),
+            jitter_micros: 0,
         }
+    }
+
+    /// Answers take a random time up to `max` (reads finish out of order).
+    pub fn with_jitter(mut self, max: std::time::Duration) -> Self {
+        self.jitter_micros = max.as_micros() as u64;
+        self
     }
 
     /// The bytes of block `index` (zeros when unlisted), generated from the index.
@@ -71,9 +84,15 @@ impl MemorySource {
         format!("token-{index}")
     }
 
-    /// The next `n` reads are throttled.
+    /// The next `n` reads are throttled (AWS naming no quota).
     pub fn throttle_next(&self, n: u32) {
-        self.faults.lock().expect("faults").throttles = n;
+        self.throttle_next_as(n, ThrottleScope::Unknown);
+    }
+
+    /// The next `n` reads are throttled, AWS naming `scope`'s quota.
+    pub fn throttle_next_as(&self, n: u32, scope: ThrottleScope) {
+        let mut faults = self.faults.lock().expect("faults");
+        (faults.throttles, faults.scope) = (n, Some(scope));
     }
 
     /// The next `n` reads of block `index` come back with one byte flipped.
@@ -118,7 +137,12 @@ impl BlockSource for MemorySource {
         self.gets.fetch_add(1, Ordering::SeqCst);
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
-        tokio::task::yield_now().await;
+        if self.jitter_micros > 0 {
+            let wait = fastrand::u64(0..=self.jitter_micros);
+            tokio::time::sleep(std::time::Duration::from_micros(wait)).await;
+        } else {
+            tokio::task::yield_now().await;
+        }
         self.in_flight.fetch_sub(1, Ordering::SeqCst);
         if token != self.token(index) {
             return Err(SourceError::Fatal(format!(
@@ -131,7 +155,10 @@ impl BlockSource for MemorySource {
             let mut faults = self.faults.lock().expect("faults");
             if faults.throttles > 0 {
                 faults.throttles -= 1;
-                return Err(SourceError::Throttled("RequestThrottledException".into()));
+                return Err(SourceError::Throttled(
+                    faults.scope.unwrap_or(ThrottleScope::Unknown),
+                    "RequestThrottledException".into(),
+                ));
             }
             if let Some(left) = faults.corrupt.get_mut(&index)
                 && *left > 0
@@ -143,7 +170,7 @@ impl BlockSource for MemorySource {
         }
         Ok(FetchedBlock {
             data_length: data.len() as u64,
-            data,
+            data: data.into(),
             checksum,
             algorithm: "SHA256".into(),
         })

@@ -1,5 +1,6 @@
 //! Memory stays bounded whatever the volume size: acquiring 1 GiB of data (and a 2 GiB volume)
-//! allocates at most `window + channel_blocks + a few` blocks of 512 KiB at any moment.
+//! allocates at most `window` blocks read ahead plus `uploads + 1` parts, and a few blocks more,
+//! at any moment.
 
 use forensnap_acquire::memory::MemorySource;
 use forensnap_acquire::{AcquireOptions, AdaptiveLimit, acquire};
@@ -17,7 +18,8 @@ async fn acquiring_a_gibibyte_holds_only_the_window_in_memory() {
     let limit = AdaptiveLimit::new(8, 8, 1_000_000.0);
     let options = AcquireOptions {
         window: 8,
-        channel_blocks: 2,
+        uploads: 2,
+        part_bytes: 5 << 20,
         list_page: 1_000,
         ..AcquireOptions::default()
     };
@@ -37,9 +39,11 @@ async fn acquiring_a_gibibyte_holds_only_the_window_in_memory() {
     let peak = dhat::HeapStats::get().max_bytes - baseline;
     assert_eq!(got.blocks_stored, 2048);
     eprintln!("peak heap above baseline while acquiring 1 GiB of data: {peak} bytes");
-    // Stated bound: (window + channel + 4) blocks, plus 4 MiB for listings, checkpoints and the
-    // block map text of this volume.
-    let bound = (options.window + options.channel_blocks + 4) as u64 * BLOCK_SIZE + (4 << 20);
+    // Stated bound: window blocks and (uploads + 1) parts of 10 blocks, 4 blocks more, plus 4 MiB
+    // for listings, checkpoints and the block map text of this volume.
+    let per_part = forensnap_acquire::part_blocks(2 << 30, options.part_bytes).expect("fits");
+    let blocks = options.window as u64 + (options.uploads as u64 + 1) * per_part + 4;
+    let bound = blocks * BLOCK_SIZE + (4 << 20);
     assert!(
         (peak as u64) < bound,
         "peak {peak} bytes above baseline, bound {bound}"

@@ -8,7 +8,11 @@ use aws_config::SdkConfig;
 use aws_config::retry::RetryConfig;
 use aws_sdk_ebs::config::http::HttpResponse;
 use aws_sdk_ebs::error::{ProvideErrorMetadata, SdkError};
-use forensnap_ports::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+use aws_sdk_ebs::operation::get_snapshot_block::GetSnapshotBlockError;
+use bytes::BytesMut;
+use forensnap_ports::{
+    BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError, ThrottleScope,
+};
 use forensnap_store::ErrorKind;
 
 use crate::errors::aws_error;
@@ -42,7 +46,7 @@ where
 {
     let err = aws_error(operation, err);
     match err.kind {
-        ErrorKind::Throttled => SourceError::Throttled(err.to_string()),
+        ErrorKind::Throttled => SourceError::Throttled(ThrottleScope::Unknown, err.to_string()),
         ErrorKind::Transient => SourceError::Transient(err.to_string()),
         // An answer whose code we do not know is AWS's own trouble more often than ours.
         ErrorKind::Other if err.code.is_none() => SourceError::Transient(err.to_string()),
@@ -103,26 +107,41 @@ impl BlockSource for EbsSource {
             .block_token(token)
             .send()
             .await
-            .map_err(|e| classify("GetSnapshotBlock", e))?;
+            .map_err(|e| {
+                // AWS names the quota it enforced: the engine slows the snapshot or the account.
+                let scope = match e.as_service_error() {
+                    Some(GetSnapshotBlockError::RequestThrottledException(t)) => {
+                        Some(ThrottleScope::from_reason(t.reason().map(|r| r.as_str())))
+                    }
+                    _ => None,
+                };
+                match (scope, classify("GetSnapshotBlock", e)) {
+                    (Some(scope), SourceError::Throttled(_, message)) => {
+                        SourceError::Throttled(scope, message)
+                    }
+                    (_, other) => other,
+                }
+            })?;
         let checksum = out.checksum().unwrap_or_default().to_string();
         let algorithm = out
             .checksum_algorithm()
             .map(|a| a.as_str().to_string())
             .unwrap_or_default();
         let data_length = out.data_length().unwrap_or_default().max(0) as u64;
-        let data = out
-            .block_data
-            .collect()
-            .await
-            .map_err(|e| {
+        // The frames are copied once, into one buffer of the announced length; from there the
+        // block is shared (`Bytes`) up to the part upload.
+        let mut data = BytesMut::with_capacity(data_length.min(1 << 20) as usize);
+        let mut body = out.block_data;
+        while let Some(frame) = body.next().await {
+            let frame = frame.map_err(|e| {
                 SourceError::Transient(format!(
                     "GetSnapshotBlock {snapshot_id} block {index}: body: {e}"
                 ))
-            })?
-            .into_bytes()
-            .to_vec();
+            })?;
+            data.extend_from_slice(&frame);
+        }
         Ok(FetchedBlock {
-            data,
+            data: data.freeze(),
             checksum,
             algorithm,
             data_length,

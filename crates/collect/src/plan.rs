@@ -63,7 +63,8 @@ pub fn acquire_plan(config: &Config) -> AcquirePlan {
     AcquirePlan {
         options: AcquireOptions {
             window: a.window_blocks as usize,
-            channel_blocks: 4,
+            uploads: a.uploads_per_volume as usize,
+            part_bytes: u64::from(a.part_mib) << 20,
             list_page: 10_000,
             policy: FetchPolicy::default(),
             layout: a.layout,

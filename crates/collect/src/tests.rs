@@ -74,7 +74,8 @@ fn acquire_plan() -> AcquirePlan {
     AcquirePlan {
         options: AcquireOptions {
             window: 4,
-            channel_blocks: 2,
+            uploads: 2,
+            part_bytes: 5 << 20,
             list_page: 100,
             policy: FetchPolicy {
                 base_delay: Duration::from_millis(1),

@@ -58,22 +58,38 @@ pub struct Acquire {
     /// raise it only with the quota).
     #[serde(default = "default_rps")]
     pub requests_per_second_per_account: u32,
-    /// Blocks read ahead of the upload per volume (memory: this many x 512 KiB per volume).
+    /// Blocks read ahead of assembly per volume, in flight or waiting for their turn (memory:
+    /// this many x 512 KiB per volume).
     #[serde(default = "default_window")]
     pub window_blocks: u32,
+    /// Parts of a volume's data object uploading at once (memory: one more part than this,
+    /// each held whole so that a failed upload is sent again from its bytes).
+    #[serde(default = "default_uploads")]
+    pub uploads_per_volume: u32,
+    /// Size of those parts, MiB (larger where S3's 10,000-part limit needs it).
+    #[serde(default = "default_part_mib")]
+    pub part_mib: u32,
 }
 
 fn default_concurrent_volumes() -> u32 {
     4
 }
 fn default_max_reads() -> u32 {
-    64
+    // 1,000 requests/s at 100 ms takes 100 reads in flight (Little's law), plus headroom for
+    // jitter; the limiter finds the level below this.
+    160
 }
 fn default_rps() -> u32 {
     1_000
 }
 fn default_window() -> u32 {
-    64
+    192
+}
+fn default_uploads() -> u32 {
+    4
+}
+fn default_part_mib() -> u32 {
+    16
 }
 
 impl Default for Acquire {
@@ -85,6 +101,8 @@ impl Default for Acquire {
             requests_per_second_per_snapshot: default_rps(),
             requests_per_second_per_account: default_rps(),
             window_blocks: default_window(),
+            uploads_per_volume: default_uploads(),
+            part_mib: default_part_mib(),
         }
     }
 }
@@ -458,6 +476,8 @@ impl Config {
                 1..=1_000,
             ),
             ("acquire.window_blocks", a.window_blocks, 1..=4_096),
+            ("acquire.uploads_per_volume", a.uploads_per_volume, 1..=32),
+            ("acquire.part_mib", a.part_mib, 5..=512),
             (
                 "acquire.requests_per_second_per_snapshot",
                 a.requests_per_second_per_snapshot,

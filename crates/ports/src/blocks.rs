@@ -2,6 +2,8 @@
 
 use std::future::Future;
 
+use bytes::Bytes;
+
 /// A block EBS lists (it holds data); unlisted blocks read as zeros.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedBlock {
@@ -27,8 +29,8 @@ pub struct BlockPage {
 /// One GetSnapshotBlock answer, unverified.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchedBlock {
-    /// The bytes.
-    pub data: Vec<u8>,
+    /// The bytes, as read from the socket (shared onwards into the part upload, not copied).
+    pub data: Bytes,
     /// `x-amz-Checksum`: base64 SHA-256 of the bytes as AWS computed them.
     pub checksum: String,
     /// `x-amz-Checksum-Algorithm`.
@@ -37,12 +39,34 @@ pub struct FetchedBlock {
     pub data_length: u64,
 }
 
+/// Which quota a throttled read ran into, as AWS's `Reason` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleScope {
+    /// The snapshot's own quota (`RESOURCE_LEVEL_THROTTLE`): slow this snapshot's reads.
+    Snapshot,
+    /// The account's quota, shared by every snapshot read (`ACCOUNT_THROTTLED`).
+    Account,
+    /// Not said (or a dependency of EBS): slow both.
+    Unknown,
+}
+
+impl ThrottleScope {
+    /// The scope of AWS's `RequestThrottledException` reason.
+    pub fn from_reason(reason: Option<&str>) -> Self {
+        match reason {
+            Some("RESOURCE_LEVEL_THROTTLE") => ThrottleScope::Snapshot,
+            Some("ACCOUNT_THROTTLED") => ThrottleScope::Account,
+            _ => ThrottleScope::Unknown,
+        }
+    }
+}
+
 /// A failed read, classified for retrying.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SourceError {
-    /// `RequestThrottledException` and kin: slow down, then retry.
-    #[error("throttled: {0}")]
-    Throttled(String),
+    /// `RequestThrottledException` and kin: slow down (the quota it names), then retry.
+    #[error("throttled: {1}")]
+    Throttled(ThrottleScope, String),
     /// 5xx, timeouts, dropped connections: retry.
     #[error("transient failure: {0}")]
     Transient(String),

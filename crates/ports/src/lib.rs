@@ -10,6 +10,6 @@
 pub mod blocks;
 pub mod ec2;
 
-pub use blocks::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError};
+pub use blocks::{BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError, ThrottleScope};
 pub use ec2::{Ec2, InstanceRecord, SnapState, SnapshotInfo};
 pub use forensnap_store::{Called, CloudError};

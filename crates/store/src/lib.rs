@@ -7,6 +7,8 @@
 //!   found again after a crash, HEAD of a completed object.
 //! * [`EvidenceAudit`] -- the bucket's Object Lock configuration, every version under a prefix
 //!   (delete markers included), one version's retention and legal hold.
+//! * [`body`]   -- [`PartBody`]: a multipart part held as shared chunks, so a failed upload is
+//!   sent again from the same bytes.
 //! * [`error`]  -- [`CloudError`] with an [`ErrorKind`]: the adapters classify AWS's codes once.
 //! * [`types`]  -- what the calls return.
 //! * [`folder`] -- a downloaded case folder (`aws s3 sync`), read and audited offline.
@@ -14,6 +16,7 @@
 //!
 //! The S3 implementation lives with the other AWS adapters (`forensnap-aws`).
 
+pub mod body;
 pub mod error;
 pub mod folder;
 #[cfg(any(test, feature = "memory"))]
@@ -30,9 +33,7 @@ pub use types::{
     BucketLock, Called, CompletedObject, LockState, Stored, StoredPart, Version, composite_sha256,
 };
 
-/// The body of one multipart part: chunks sent in order through a bounded channel, exactly the
-/// announced length in all (the acquisition engine streams a part without holding it whole).
-pub type PartBody = tokio::sync::mpsc::Receiver<Vec<u8>>;
+pub use body::PartBody;
 
 /// Reading stored evidence (S3, memory, or a downloaded case folder).
 pub trait EvidenceRead: Send + Sync {
@@ -75,13 +76,13 @@ pub trait EvidenceWrite: EvidenceRead {
         &self,
         key: &str,
     ) -> impl Future<Output = Result<(String, Vec<StoredPart>), CloudError>> + Send;
-    /// Upload part `number` of exactly `len` bytes, streamed from `body`, its SHA-256 checked.
+    /// Upload part `number` from `body` (its length announced exactly), its SHA-256 checked.
+    /// The body is shared: the caller keeps a clone to send again if this fails.
     fn upload_part(
         &self,
         key: &str,
         upload_id: &str,
         number: u32,
-        len: u64,
         body: PartBody,
     ) -> impl Future<Output = Result<StoredPart, CloudError>> + Send;
     /// Complete the upload from `parts`.

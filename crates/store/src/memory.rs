@@ -43,8 +43,8 @@ struct Bucket {
     /// Multipart objects as completed (what HeadObject reports).
     completed: BTreeMap<String, CompletedObject>,
     next_id: u64,
-    /// Part numbers of `blocks.bin` uploads that fail once each.
-    fail_parts: Vec<u32>,
+    /// Part numbers of data-object uploads that fail once each (transient, or for good).
+    fail_parts: Vec<(u32, ErrorKind)>,
     lock: BucketLock,
     /// Seconds since the epoch that new objects are stamped with.
     now: i64,
@@ -113,9 +113,16 @@ impl MemoryStore {
         self.state().lock = lock;
     }
 
-    /// The next upload of data part `number` (of a `blocks.bin` object) fails once.
+    /// The next upload of data part `number` (of a `data/` object other than the block map)
+    /// fails once with a transient error (S3's `InternalError`): a retry succeeds.
     pub fn fail_part_once(&self, number: u32) {
-        self.state().fail_parts.push(number);
+        self.state().fail_parts.push((number, ErrorKind::Transient));
+    }
+
+    /// The next upload of data part `number` is refused once with an error no retry helps
+    /// (`AccessDenied`): the run stops there, as a killed one would, and the next run resumes.
+    pub fn stop_at_part(&self, number: u32) {
+        self.state().fail_parts.push((number, ErrorKind::Denied));
     }
 
     /// The latest version's bytes of an object.
@@ -276,46 +283,38 @@ impl EvidenceWrite for MemoryStore {
         key: &str,
         upload_id: &str,
         number: u32,
-        len: u64,
-        mut body: PartBody,
+        body: PartBody,
     ) -> Result<StoredPart, CloudError> {
         let fail = {
             let mut state = self.state();
-            let hit = key.ends_with("blocks.bin") && state.fail_parts.contains(&number);
-            state.fail_parts.retain(|n| !(hit && *n == number));
-            hit
+            let data = key.contains("data/") && !key.ends_with(".tsv");
+            let at = state
+                .fail_parts
+                .iter()
+                .position(|(n, _)| data && *n == number);
+            at.map(|at| state.fail_parts.remove(at).1)
         };
-        let injected = || {
-            err(
-                ErrorKind::Transient,
+        if let Some(kind) = fail {
+            let code = match kind {
+                ErrorKind::Denied => "AccessDenied",
+                _ => "InternalError",
+            };
+            return Err(err(
+                kind,
                 "UploadPart",
-                "InternalError",
+                code,
                 format!("UploadPart {number} failed (injected)"),
-            )
-        };
-        let mut hash = Sha256::new();
-        let mut data = Vec::new();
-        let mut size = 0u64;
-        while let Some(chunk) = body.recv().await {
-            if fail {
-                return Err(injected());
-            }
-            hash.update(&chunk);
-            size += chunk.len() as u64;
-            if !self.discard_data {
-                data.extend_from_slice(&chunk);
-            }
-        }
-        if fail {
-            return Err(injected());
-        }
-        if size != len {
-            return Err(CloudError::new(
-                ErrorKind::Invalid,
-                "UploadPart",
-                format!("part {number}: {size} bytes received, {len} announced"),
             ));
         }
+        let mut hash = Sha256::new();
+        let mut data = Vec::new();
+        for chunk in body.chunks() {
+            hash.update(chunk);
+            if !self.discard_data {
+                data.extend_from_slice(chunk);
+            }
+        }
+        let size = body.len();
         let part = StoredPart {
             number,
             size,
@@ -461,17 +460,13 @@ mod tests {
         store.fail_part_once(1);
         let (id, parts) = store.open_upload("x/blocks.bin").await.expect("open");
         assert!(parts.is_empty());
-        let send = |bytes: &'static [u8]| {
-            let (tx, rx) = tokio::sync::mpsc::channel(1);
-            tx.try_send(bytes.to_vec()).expect("send");
-            rx
-        };
+        let send = |bytes: &'static [u8]| PartBody::from(bytes.to_vec());
         let failed = store
-            .upload_part("x/blocks.bin", &id, 1, 3, send(b"abc"))
+            .upload_part("x/blocks.bin", &id, 1, send(b"abc"))
             .await;
         assert_eq!(failed.expect_err("injected").kind, ErrorKind::Transient);
         let part = store
-            .upload_part("x/blocks.bin", &id, 1, 3, send(b"abc"))
+            .upload_part("x/blocks.bin", &id, 1, send(b"abc"))
             .await
             .expect("part");
         let (again, parts) = store.open_upload("x/blocks.bin").await.expect("reopen");

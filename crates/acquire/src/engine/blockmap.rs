@@ -14,10 +14,9 @@ use forensnap_core::layout::{BLOCK_MAP_HEADER, BLOCK_MAP_PATH, BLOCK_SIZE, Block
 use futures::StreamExt;
 use futures::future::Either;
 use sha2::{Digest, Sha256};
-use tokio::sync::mpsc;
 
 use forensnap_ports::BlockSource;
-use forensnap_store::{CloudError, EvidenceWrite, StoredPart};
+use forensnap_store::{CloudError, EvidenceWrite, PartBody, StoredPart};
 
 use super::{AcquireError, Run, part_key, sink_error};
 
@@ -219,11 +218,6 @@ async fn upload_chunk<K: EvidenceWrite>(
     number: u32,
     chunk: Vec<u8>,
 ) -> Result<StoredPart, CloudError> {
-    let (tx, rx) = mpsc::channel(1);
-    let len = chunk.len() as u64;
-    let send = async move {
-        let _ = tx.send(chunk).await;
-    };
-    let (part, ()) = tokio::join!(sink.upload_part(key, upload_id, number, len, rx), send);
-    part
+    sink.upload_part(key, upload_id, number, PartBody::from(chunk))
+        .await
 }

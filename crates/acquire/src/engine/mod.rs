@@ -1,7 +1,8 @@
-//! Acquiring one snapshot: every listed block read and verified, streamed in index order into
-//! one multipart object part by part, the full-image SHA-256 computed over the whole logical
-//! volume (zero runs included), and a checkpoint written after every part so that a crashed run
-//! resumes from the parts already stored without fetching them again.
+//! Acquiring one snapshot: every listed block read and verified, assembled in index order into
+//! the parts of one multipart object (several uploading at once), the full-image SHA-256
+//! computed over the whole logical volume (zero runs included) on a thread of its own, and a
+//! checkpoint written after every part so that a crashed run resumes from the parts already
+//! stored without fetching them again.
 //!
 //! Two layouts ([`Layout`]): `blocks` stores only the listed blocks (`data/blocks.bin`), `raw`
 //! the whole image (`data/disk.raw`, zero runs written). Both give the same image SHA-256 and
@@ -10,29 +11,33 @@
 //! at once instead of acquiring again; a crash between CompleteMultipartUpload and the marker is
 //! recognised by the completed object's composite checksum matching the part checkpoints.
 //!
-//! Memory is bounded by `window + channel_blocks + 2` blocks whatever the volume size: blocks
-//! are fetched at most `window` at a time (in order), handed to the part upload through a
-//! channel of `channel_blocks`, and nothing else holds block data. Besides blocks, a run holds
-//! the listed blocks not yet read (a part's worth and a listing page at most) and at most 32 MiB
-//! of block-map rows (those of the parts it wrote, so the block map need not read their
-//! checkpoints back). See `docs/acquisition-design.md` for the
-//! layout.
+//! Memory is bounded whatever the volume size: at most `window` blocks read ahead, plus
+//! `uploads + 1` parts held whole (so that a failed upload is sent again from its bytes), of
+//! [`part_blocks`] blocks each: with the defaults (192 blocks, 4 uploads, 16 MiB parts) 96 MiB
+//! and 80 MiB per volume. Besides blocks, a run holds the listed blocks not yet read (a part's
+//! worth and a listing page at most) and at most 32 MiB of block-map rows (those of the parts
+//! it wrote, so the block map need not read their checkpoints back). See
+//! `docs/acquisition-design.md` for the layout.
 //!
 //! This module owns [`acquire`] (the completion marker, the first listing page, the choice
 //! between streaming and recovery, the [`Acquired`] record) and the state of one run; the rest
 //! is split by concern:
 //!
-//! * `upload`   -- listing and the parts: fetched, hashed, streamed, checkpointed, completed.
+//! * `upload`   -- the pipeline: listing cut into parts, continuous reads, parts assembled,
+//!   uploaded several at once and retried, checkpointed, the object completed.
+//! * `hasher`   -- the image and data-object hashes on a thread of their own.
 //! * `resume`   -- the part checkpoints read back: resume point, hash states, recovery.
 //! * `blockmap` -- `data/blockmap.tsv` from the rows held in memory and the part checkpoints.
 
 mod blockmap;
+mod hasher;
 mod resume;
 mod upload;
 
 use forensnap_core::ItemLayout;
 use forensnap_core::hashing::{ImageHasher, ResumableSha256};
 use forensnap_core::layout::{BLOCK_MAP_PATH, BLOCK_SIZE, Layout, TooLarge, blocks_per_part};
+
 use forensnap_evidence::Acquired;
 use forensnap_evidence::progress::ByteProgress;
 use forensnap_ports::{BlockSource, SourceError};
@@ -45,16 +50,25 @@ use blockmap::HeldRows;
 pub use resume::PartCheckpoint;
 use upload::FirstPage;
 
+/// Blocks per part for a volume of `volume_bytes`: `part_bytes` rounded to whole blocks, or
+/// more when S3's 10,000-part limit needs more (volumes over about 156 GiB at 16 MiB).
+pub fn part_blocks(volume_bytes: u64, part_bytes: u64) -> Result<u64, TooLarge> {
+    Ok(blocks_per_part(volume_bytes)?.max(part_bytes / BLOCK_SIZE))
+}
+
 /// Content type of the resume state (part checkpoints, completion marker).
 const JSON: &str = "application/json";
 
 /// Tuning of one acquisition.
 #[derive(Debug, Clone, Copy)]
 pub struct AcquireOptions {
-    /// Blocks fetched ahead of the upload at most (the reader's share of memory).
+    /// Blocks read ahead of assembly at most (in flight or waiting for their turn): the
+    /// reader's share of memory, and a ceiling on reads in flight.
     pub window: usize,
-    /// Blocks queued between reader and upload.
-    pub channel_blocks: usize,
+    /// Parts uploading at once (each held whole until stored).
+    pub uploads: usize,
+    /// Part size aimed at (whole blocks; larger where S3's part limit needs it).
+    pub part_bytes: u64,
     /// ListSnapshotBlocks page size.
     pub list_page: u32,
     /// Block read retries.
@@ -66,8 +80,9 @@ pub struct AcquireOptions {
 impl Default for AcquireOptions {
     fn default() -> Self {
         AcquireOptions {
-            window: 64,
-            channel_blocks: 4,
+            window: 192,
+            uploads: 4,
+            part_bytes: 16 << 20,
             list_page: 10_000,
             policy: FetchPolicy::default(),
             layout: Layout::Blocks,
@@ -228,10 +243,11 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
     // handed to the stream, which consumes it instead of listing it again.
     let first = FirstPage::list(source, options, snapshot_id).await?;
     let volume_bytes = first.volume_bytes();
-    let per_part = blocks_per_part(volume_bytes).map_err(|source| AcquireError::TooLarge {
-        snapshot_id: snapshot_id.into(),
-        source,
-    })?;
+    let per_part =
+        part_blocks(volume_bytes, options.part_bytes).map_err(|source| AcquireError::TooLarge {
+            snapshot_id: snapshot_id.into(),
+            source,
+        })?;
     let run = Run {
         source,
         sink,
@@ -264,18 +280,27 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         composite_sha256,
     } = streamed;
     let block_map = run.write_block_map(parts.len() as u32, held).await?;
+    // Finishing the image hash zero-fills the tail of the volume: CPU work, off the runtime.
+    let (image_sha256, data_sha256) =
+        tokio::task::spawn_blocking(move || (hashes.image.finish(), hashes.object.finalize_hex()))
+            .await
+            .map_err(|e| AcquireError::Checkpoint {
+                snapshot_id: snapshot_id.into(),
+                key: run.data_key.clone(),
+                why: format!("finishing the image hash: {e}"),
+            })?;
     let data_bytes = parts.iter().map(|p| p.size).sum();
     let acquired = Acquired {
         snapshot_id: snapshot_id.into(),
         volume_bytes,
         layout: options.layout,
-        image_sha256: hashes.image.finish(),
+        image_sha256,
         // The block map lists every stored block (of this run and of earlier ones) once.
         blocks_stored: block_map.blocks,
         parts: parts.len() as u32,
         data_key: run.data_key.clone(),
         data_bytes,
-        data_sha256: hashes.object.finalize_hex(),
+        data_sha256,
         block_map_key: format!("{prefix}{BLOCK_MAP_PATH}"),
         block_map_bytes: block_map.bytes,
         block_map_sha256: block_map.sha256,

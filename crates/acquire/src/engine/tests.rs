@@ -12,7 +12,9 @@ use forensnap_store::MemoryStore;
 fn options() -> AcquireOptions {
     AcquireOptions {
         window: 4,
-        channel_blocks: 2,
+        uploads: 2,
+        // Parts of the smallest size S3 takes: 10 blocks (the tests count parts).
+        part_bytes: 5 << 20,
         list_page: 100,
         policy: FetchPolicy {
             base_delay: std::time::Duration::from_millis(1),
@@ -105,7 +107,7 @@ async fn a_crashed_run_resumes_from_stored_parts_with_the_same_hashes() {
             .expect("acquired")
     };
     let sink = MemoryStore::default();
-    sink.fail_part_once(3);
+    sink.stop_at_part(3);
     let err = run_on(&source, &sink, &options(), "snap-1", "p/")
         .await
         .expect_err("part 3 fails");
@@ -331,3 +333,4 @@ async fn aws_checksum_matches_are_counted_and_a_checkpoint_whose_checksum_differ
 
 mod block_map;
 mod data_path;
+mod pipeline;

@@ -1,23 +1,38 @@
-//! The streaming phase: listing (the first page reused, the rest paged from the resume point),
-//! each part planned from the listed blocks (zero blocks added in the raw layout), its blocks
-//! fetched and verified at most `window` at a time, hashed in index order and streamed into the
-//! part's upload, a checkpoint written after it, and the data object completed.
+//! The streaming phase, a pipeline that never waits on itself:
+//!
+//! 1. **plan** -- listing (the first page reused, the rest paged from the resume point) cut into
+//!    parts of whole blocks (zero blocks added in the raw layout);
+//! 2. **read** -- one continuous stream of verified block reads across part boundaries, at most
+//!    `window` ahead, in flight as many as the limiter allows, handed over in index order;
+//! 3. **assemble** -- each block goes to its part's body (shared `Bytes`, no copy) and to the
+//!    volume's hashing thread (`hasher`), which never holds the pipeline up;
+//! 4. **upload** -- up to `uploads` parts at once, each retried from the bytes it holds; a part
+//!    then takes the hash states after it from the hashing thread and writes its checkpoint.
+//!
+//! Memory: at most `window` blocks read ahead, plus `uploads + 1` parts (the one being filled)
+//! of `per_part` blocks each (zero blocks of the raw layout share one static buffer); besides,
+//! a listing page and the block-map rows held (see `blockmap`).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
+use std::pin::pin;
 
+use bytes::Bytes;
 use forensnap_core::layout::{BLOCK_SIZE, Layout};
-use futures::future::Either;
-use futures::{FutureExt, StreamExt};
-use tokio::sync::mpsc;
+use futures::stream::FuturesUnordered;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::oneshot;
 
 use forensnap_ports::{BlockPage, BlockSource, ListedBlock, SourceError};
-use forensnap_store::{CloudError, ErrorKind, EvidenceWrite, StoredPart, composite_sha256};
-
-use super::blockmap::{HELD_ROWS_BUDGET, HeldRows};
-use super::{
-    AcquireError, AcquireOptions, Hashes, JSON, PartCheckpoint, Run, Streamed, part_key, sink_error,
+use forensnap_store::{
+    CloudError, ErrorKind, EvidenceWrite, PartBody, StoredPart, composite_sha256,
 };
-use crate::fetch::{FetchError, FetchPolicy, VerifiedBlock, fetch_verified};
+
+use super::blockmap::{HELD_ROWS_BUDGET, HeldRows, Row};
+use super::hasher::{Hasher, Marked, gone};
+use super::{
+    AcquireError, AcquireOptions, JSON, PartCheckpoint, Run, Streamed, part_key, sink_error,
+};
+use crate::fetch::{FetchPolicy, VerifiedBlock, fetch_verified};
 use crate::listing::Lister;
 
 /// One block of a part: listed by EBS (fetched) or a zero block of the raw layout.
@@ -26,11 +41,48 @@ enum Slot {
     Zero(u64),
 }
 
-/// A block ready for the part: fetched and verified, or zeros.
+/// One planned read: a slot of part `part` (none for the one empty part of a volume with no
+/// data), whether it is the part's last, and where listing resumes after that part.
+struct Planned {
+    part: u32,
+    slot: Option<Slot>,
+    last: bool,
+    next_index: u64,
+    /// The part ends at this volume offset (raw layout: zero-filled up to it).
+    end_offset: Option<u64>,
+}
+
+/// A planned read, done: the block fetched and verified, or zeros, or nothing (empty part).
 enum Piece {
     Data(VerifiedBlock),
     Zero(u64),
+    Nothing,
 }
+
+/// A part being filled from the read stream, in order.
+struct Assembling {
+    number: u32,
+    body: PartBody,
+    rows: Vec<Row>,
+    discarded: u64,
+    object_offset: u64,
+    next_index: u64,
+}
+
+/// Where the part planner stands.
+struct Planner {
+    lister: Lister,
+    queue: VecDeque<ListedBlock>,
+    next_index: u64,
+    number: u32,
+    first: bool,
+}
+
+/// The hash states after a part, as the hashing thread will answer them.
+type MarkReply = oneshot::Receiver<Result<Marked, String>>;
+
+/// A zero block of the raw layout: one static buffer, shared by every zero slot.
+static ZERO_BLOCK: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
 
 /// The first listing page, fetched by [`acquire`](super::acquire) to learn the volume size, and
 /// the lister that fetched it (positioned after it, its page token fresh).
@@ -106,7 +158,7 @@ async fn list_with_retries<S: BlockSource>(
         attempts += 1;
         match lister.next(source).await {
             Ok(page) => return Ok(page),
-            Err(SourceError::Throttled(_) | SourceError::Transient(_))
+            Err(SourceError::Throttled(..) | SourceError::Transient(_))
                 if attempts < policy.max_attempts =>
             {
                 tokio::time::sleep(policy.delay(attempts)).await;
@@ -132,63 +184,117 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             "the data upload",
             data_key,
         ))?;
-        let (mut parts, checkpoint) = self.resume_point(&stored).await?;
-        let resumed_parts = parts.len() as u32;
-        let mut hashes = self.hashes_after(checkpoint.as_ref())?;
-        let mut next_index = checkpoint.as_ref().map(|c| c.next_index).unwrap_or(0);
+        let (resumed, checkpoint) = self.resume_point(&stored).await?;
+        let resumed_parts = resumed.len() as u32;
+        let hashes = self.hashes_after(checkpoint.as_ref())?;
+        let next_index = checkpoint.as_ref().map(|c| c.next_index).unwrap_or(0);
         let mut object_offset = checkpoint
             .as_ref()
             .map(|c| c.object_offset + c.size)
             .unwrap_or(0);
-        let mut held = HeldRows::new(HELD_ROWS_BUDGET);
         self.progress
             .position(snapshot_id, hashes.image.position(), self.volume_bytes);
-        let (mut lister, mut queue) =
-            first.resume_at(snapshot_id, next_index, self.options.list_page);
-        let (mut fetched_now, mut discarded) = (0u64, 0u64);
+        let raw = self.options.layout == Layout::Raw;
+        let hasher = Hasher::spawn(hashes, raw).map_err(|e| {
+            self.checkpoint_error(data_key, format!("starting the hashing thread: {e}"))
+        })?;
+        let (lister, queue) = first.resume_at(snapshot_id, next_index, self.options.list_page);
+        let planner = Planner {
+            lister,
+            queue,
+            next_index,
+            number: resumed_parts + 1,
+            first: resumed.is_empty(),
+        };
 
-        while let Some((slots, end_index)) = self
-            .next_part(&mut lister, &mut queue, next_index, parts.is_empty())
-            .await?
-        {
-            let number = parts.len() as u32 + 1;
-            let len = slots.len() as u64 * BLOCK_SIZE;
-            let (part, after, entries, part_discarded) = self
-                .upload_part(&upload_id, number, slots, hashes.clone())
-                .await?;
-            hashes = after;
-            fetched_now += entries.len() as u64;
-            discarded += part_discarded;
-            next_index =
-                end_index.unwrap_or_else(|| entries.last().map(|e| e.0 + 1).unwrap_or(next_index));
-            let checkpoint = PartCheckpoint {
-                part: number,
-                size: len,
-                sha256: part.sha256.clone(),
-                object_offset,
-                next_index,
-                image_hash: hashes.image.checkpoint(),
-                object_hash: hashes.object.checkpoint(),
-                blocks: entries,
-            };
-            let key = part_key(self.prefix, number);
-            let bytes =
-                serde_json::to_vec(&checkpoint).map_err(|e| self.checkpoint_error(&key, e))?;
-            sink.put_version(&key, bytes, JSON)
-                .await
-                .map_err(sink_error(snapshot_id, "a part checkpoint", &key))?;
-            object_offset += len;
-            parts.push(part);
-            tracing::info!(
-                snapshot_id,
-                part = number,
-                blocks = checkpoint.blocks.len(),
-                "part stored"
-            );
-            // The block map is assembled from these rows: kept, it need not read this
-            // checkpoint back.
-            held.hold(number, checkpoint.blocks);
+        // Plan -> read: one stream of verified blocks in index order across parts.
+        let planned = futures::stream::try_unfold(planner, move |mut planner| async move {
+            let parts = self.plan_part(&mut planner).await?;
+            Ok::<_, AcquireError>(parts.map(|p| {
+                (
+                    futures::stream::iter(p.into_iter().map(Ok::<_, AcquireError>)),
+                    planner,
+                )
+            }))
+        })
+        .try_flatten();
+        let reads = planned
+            .map(move |planned| async move {
+                let planned = planned?;
+                let piece = match &planned.slot {
+                    Some(Slot::Listed(block)) => Piece::Data(
+                        fetch_verified(
+                            self.source,
+                            self.limits,
+                            &self.options.policy,
+                            snapshot_id,
+                            block,
+                        )
+                        .await?,
+                    ),
+                    Some(Slot::Zero(index)) => Piece::Zero(*index),
+                    None => Piece::Nothing,
+                };
+                Ok::<_, AcquireError>((planned, piece))
+            })
+            .buffered(self.options.window.max(1));
+        let mut reads = pin!(reads);
+
+        // Assemble -> upload, several parts at once.
+        let max_uploads = self.options.uploads.max(1);
+        let mut uploads = FuturesUnordered::new();
+        let mut current: Option<Assembling> = None;
+        let mut done: BTreeMap<u32, StoredPart> = BTreeMap::new();
+        let mut held = HeldRows::new(HELD_ROWS_BUDGET);
+        let (mut fetched_now, mut discarded) = (0u64, 0u64);
+        let mut reading = true;
+        // After a failure nothing new starts, but the parts uploading finish and write their
+        // checkpoints: a resume then starts after them instead of fetching them again.
+        let mut failure: Option<AcquireError> = None;
+        while (reading && failure.is_none()) || !uploads.is_empty() {
+            tokio::select! {
+                Some(stored) = uploads.next(), if !uploads.is_empty() => match stored {
+                    Ok((part, rows, part_discarded)) => {
+                        let (part, rows, part_discarded): (StoredPart, Vec<Row>, u64) =
+                            (part, rows, part_discarded);
+                        fetched_now += rows.len() as u64;
+                        discarded += part_discarded;
+                        tracing::info!(snapshot_id, part = part.number, blocks = rows.len(), "part stored");
+                        // The block map is assembled from these rows: kept, it need not read
+                        // this part's checkpoint back.
+                        held.hold(part.number, rows);
+                        done.insert(part.number, part);
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                },
+                next = reads.next(), if reading && failure.is_none() && uploads.len() < max_uploads => {
+                    let Some(read) = next else {
+                        reading = false;
+                        continue;
+                    };
+                    match read.and_then(|(planned, piece)| {
+                        self.assemble(&mut current, &hasher, planned, piece, &mut object_offset)
+                    }) {
+                        Ok(Some((part, mark))) => {
+                            uploads.push(self.store_part(&upload_id, part, mark));
+                        }
+                        Ok(None) => {}
+                        Err(e) => failure = Some(e),
+                    }
+                }
+            }
         }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        let hashes = hasher
+            .finish()
+            .await
+            .map_err(|why| self.checkpoint_error(data_key, why))?;
+        let mut parts = resumed;
+        parts.extend(done.into_values());
 
         let completed = sink
             .complete_upload(data_key, &upload_id, &parts)
@@ -223,6 +329,54 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         })
     }
 
+    /// Put one read in its part; when it is the part's last, return the part to upload with
+    /// the hash mark it waits for.
+    fn assemble(
+        &self,
+        current: &mut Option<Assembling>,
+        hasher: &Hasher,
+        planned: Planned,
+        piece: Piece,
+        object_offset: &mut u64,
+    ) -> Result<Option<(Assembling, MarkReply)>, AcquireError> {
+        let part = current.get_or_insert_with(|| Assembling {
+            number: planned.part,
+            body: PartBody::with_capacity(self.per_part as usize),
+            rows: Vec::new(),
+            discarded: 0,
+            object_offset: *object_offset,
+            next_index: planned.next_index,
+        });
+        let end = match piece {
+            Piece::Data(block) => {
+                let offset = block.index * BLOCK_SIZE;
+                hasher.block(offset, block.data.clone());
+                part.body.push(block.data);
+                part.rows
+                    .push((block.index, block.sha256, block.aws_checksum));
+                part.discarded += u64::from(block.discarded);
+                Some(offset + BLOCK_SIZE)
+            }
+            Piece::Zero(index) => {
+                part.body.push(Bytes::from_static(&ZERO_BLOCK));
+                Some((index + 1) * BLOCK_SIZE)
+            }
+            Piece::Nothing => None,
+        };
+        if let Some(end) = end {
+            self.progress
+                .position(self.snapshot_id, end, self.volume_bytes);
+        }
+        if !planned.last {
+            return Ok(None);
+        }
+        let part = current
+            .take()
+            .ok_or_else(|| self.checkpoint_error(&self.data_key, "a part ended before it began"))?;
+        *object_offset += part.body.len();
+        Ok(Some((part, hasher.mark(planned.end_offset))))
+    }
+
     /// One more listing page into `queue`.
     async fn list_more(
         &self,
@@ -233,6 +387,54 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             list_with_retries(self.source, &self.options.policy, self.snapshot_id, lister).await?;
         queue.extend(page.into_iter().flat_map(|p| p.blocks));
         Ok(())
+    }
+
+    /// The reads of the next part; `None` when every part is planned.
+    async fn plan_part(&self, planner: &mut Planner) -> Result<Option<Vec<Planned>>, AcquireError> {
+        let Some((slots, end_index)) = self
+            .next_part(
+                &mut planner.lister,
+                &mut planner.queue,
+                planner.next_index,
+                planner.first,
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        planner.first = false;
+        let part = planner.number;
+        planner.number += 1;
+        planner.next_index = end_index.unwrap_or_else(|| match slots.last() {
+            Some(Slot::Listed(b)) => b.index + 1,
+            Some(Slot::Zero(index)) => index + 1,
+            None => planner.next_index,
+        });
+        let next_index = planner.next_index;
+        let end_offset = end_index.map(|end| (end * BLOCK_SIZE).min(self.volume_bytes));
+        if slots.is_empty() {
+            return Ok(Some(vec![Planned {
+                part,
+                slot: None,
+                last: true,
+                next_index,
+                end_offset,
+            }]));
+        }
+        let count = slots.len();
+        Ok(Some(
+            slots
+                .into_iter()
+                .enumerate()
+                .map(|(i, slot)| Planned {
+                    part,
+                    slot: Some(slot),
+                    last: i + 1 == count,
+                    next_index,
+                    end_offset,
+                })
+                .collect(),
+        ))
     }
 
     /// The blocks of the next part and, for the raw layout, the index it ends at; `None` when
@@ -282,94 +484,88 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         }
     }
 
-    /// Fetch, hash and upload one part; returns the stored part, the hash states after it, its
-    /// listed blocks and how many answers were discarded.
-    async fn upload_part(
+    /// Upload one assembled part (retried from the bytes it holds), then write its checkpoint
+    /// with the hash states after it; returns the stored part, its rows and the answers
+    /// discarded while reading it.
+    async fn store_part(
         &self,
         upload_id: &str,
-        number: u32,
-        slots: Vec<Slot>,
-        mut hashes: Hashes,
-    ) -> Result<(StoredPart, Hashes, Vec<(u64, String, String)>, u64), AcquireError> {
-        let snapshot_id = self.snapshot_id;
-        let len = slots.len() as u64 * BLOCK_SIZE;
-        let (tx, rx) = mpsc::channel(self.options.channel_blocks.max(1));
-        let upload = self
-            .sink
-            .upload_part(&self.data_key, upload_id, number, len, rx);
-        let produce = async {
-            let mut entries = Vec::with_capacity(slots.len());
-            let mut reads = futures::stream::iter(slots.iter().map(|slot| {
-                match slot {
-                    Slot::Listed(b) => Either::Left(
-                        fetch_verified(
-                            self.source,
-                            self.limits,
-                            &self.options.policy,
-                            snapshot_id,
-                            b,
-                        )
-                        .map(|r| r.map(Piece::Data)),
-                    ),
-                    Slot::Zero(index) => Either::Right(std::future::ready(Ok(Piece::Zero(*index)))),
-                }
-            }))
-            .buffered(self.options.window.max(1));
-            let mut part_discarded = 0;
-            while let Some(read) = reads.next().await {
-                let (index, data, attempts) = match read? {
-                    Piece::Data(block) => {
-                        part_discarded += u64::from(block.discarded);
-                        entries.push((block.index, block.sha256, block.aws_checksum));
-                        (block.index, block.data, block.attempts)
-                    }
-                    Piece::Zero(index) => (index, vec![0; BLOCK_SIZE as usize], 0),
-                };
-                let offset = index * BLOCK_SIZE;
-                // Hashing is CPU work (zero runs included): off the async runtime.
-                let (back, data, ordered) = tokio::task::spawn_blocking(move || {
-                    let ordered = hashes.image.block(offset, &data);
-                    hashes.object.update(&data);
-                    (hashes, data, ordered)
-                })
-                .await
-                .map_err(|e| FetchError::Failed {
-                    snapshot_id: snapshot_id.into(),
-                    index,
-                    attempts,
-                    last: SourceError::Transient(format!("hashing task: {e}")),
-                })?;
-                hashes = back;
-                ordered.map_err(|e| FetchError::Failed {
-                    snapshot_id: snapshot_id.into(),
-                    index,
-                    attempts,
-                    last: SourceError::Fatal(format!("blocks listed out of order: {e}")),
-                })?;
-                self.progress
-                    .position(snapshot_id, offset + BLOCK_SIZE, self.volume_bytes);
-                if tx.send(data).await.is_err() {
-                    break; // the upload failed; its error is reported below
-                }
-            }
-            drop(tx);
-            Ok::<_, AcquireError>((hashes, entries, part_discarded))
-        };
-        let (uploaded, produced) = tokio::join!(upload, produce);
-        let (hashes, entries, part_discarded) = produced?;
-        let part = uploaded.map_err(sink_error(snapshot_id, "a data part", &self.data_key))?;
-        if part.size != len {
+        part: Assembling,
+        mark: MarkReply,
+    ) -> Result<(StoredPart, Vec<Row>, u64), AcquireError> {
+        let Assembling {
+            number,
+            body,
+            rows,
+            discarded,
+            object_offset,
+            next_index,
+        } = part;
+        let len = body.len();
+        let stored = self.upload_with_retries(upload_id, number, body).await?;
+        if stored.size != len {
             return Err(AcquireError::Sink {
-                snapshot_id: snapshot_id.into(),
+                snapshot_id: self.snapshot_id.into(),
                 what: "a data part",
                 key: self.data_key.clone(),
                 source: Box::new(CloudError::new(
                     ErrorKind::Invalid,
                     "UploadPart",
-                    format!("part {number} holds {} bytes, {len} were sent", part.size),
+                    format!("part {number} holds {} bytes, {len} were sent", stored.size),
                 )),
             });
         }
-        Ok((part, hashes, entries, part_discarded))
+        let key = part_key(self.prefix, number);
+        let (image_hash, object_hash) = mark
+            .await
+            .map_err(|_| gone())
+            .and_then(|marked| marked)
+            .map_err(|why| self.checkpoint_error(&key, why))?;
+        let checkpoint = PartCheckpoint {
+            part: number,
+            size: len,
+            sha256: stored.sha256.clone(),
+            object_offset,
+            next_index,
+            image_hash,
+            object_hash,
+            blocks: rows,
+        };
+        let bytes = serde_json::to_vec(&checkpoint).map_err(|e| self.checkpoint_error(&key, e))?;
+        self.sink
+            .put_version(&key, bytes, JSON)
+            .await
+            .map_err(sink_error(self.snapshot_id, "a part checkpoint", &key))?;
+        Ok((stored, checkpoint.blocks, discarded))
+    }
+
+    /// UploadPart, a transient failure retried with jittered backoff from the same bytes.
+    async fn upload_with_retries(
+        &self,
+        upload_id: &str,
+        number: u32,
+        body: PartBody,
+    ) -> Result<StoredPart, AcquireError> {
+        let policy = &self.options.policy;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self
+                .sink
+                .upload_part(&self.data_key, upload_id, number, body.clone())
+                .await
+            {
+                Ok(part) => return Ok(part),
+                Err(e) if e.is_transient() && attempt < policy.max_attempts => {
+                    tracing::warn!(snapshot_id = self.snapshot_id, part = number, attempt, error = %e, "part upload failed; sending it again");
+                    tokio::time::sleep(policy.delay(attempt)).await;
+                }
+                Err(e) => {
+                    return Err(sink_error(self.snapshot_id, "a data part", &self.data_key)(
+                        e,
+                    ));
+                }
+            }
+        }
     }
 }

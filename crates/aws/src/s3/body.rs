@@ -1,53 +1,56 @@
-//! A multipart part body fed by the acquisition engine through a bounded channel, of exactly the
-//! announced length, so the SDK can send its SHA-256 as a trailer that S3 checks.
+//! A multipart part body sent from the chunks the acquisition engine holds (no copy into one
+//! buffer), of exactly the announced length, so the SDK can send its checksum as a trailer that
+//! S3 checks. The body is retryable: the SDK's own retry of a failed UploadPart sends the same
+//! chunks again.
 
+use std::collections::VecDeque;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use aws_sdk_s3::primitives::ByteStream;
+use aws_smithy_types::body::SdkBody;
 use bytes::Bytes;
 use forensnap_store::PartBody;
 use http_body::{Body, Frame, SizeHint};
 
-/// A part body of exactly `remaining` bytes.
-pub(crate) struct ChannelBody {
-    /// Chunks in order.
-    pub(crate) rx: PartBody,
-    /// Bytes still to come.
-    pub(crate) remaining: u64,
+/// The chunks of one part, sent in order.
+struct ChunksBody {
+    chunks: VecDeque<Bytes>,
+    remaining: u64,
 }
 
-impl Body for ChannelBody {
+impl Body for ChunksBody {
     type Data = Bytes;
-    type Error = Box<dyn std::error::Error + Send + Sync>;
+    type Error = std::convert::Infallible;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
+        _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(chunk)) => {
-                let len = chunk.len() as u64;
-                if len > self.remaining {
-                    return Poll::Ready(Some(Err("part body longer than announced".into())));
-                }
-                self.remaining -= len;
-                Poll::Ready(Some(Ok(Frame::data(Bytes::from(chunk)))))
+        match self.chunks.pop_front() {
+            Some(chunk) => {
+                self.remaining -= chunk.len() as u64;
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
             }
-            Poll::Ready(None) if self.remaining == 0 => Poll::Ready(None),
-            Poll::Ready(None) => Poll::Ready(Some(Err(format!(
-                "part body ended {} bytes early",
-                self.remaining
-            )
-            .into()))),
-            Poll::Pending => Poll::Pending,
+            None => Poll::Ready(None),
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.remaining == 0 && self.rx.is_closed() && self.rx.is_empty()
+        self.chunks.is_empty()
     }
 
     fn size_hint(&self) -> SizeHint {
         SizeHint::with_exact(self.remaining)
     }
+}
+
+/// The SDK body of `part`, which the SDK may send again on a retry.
+pub(crate) fn part_stream(part: PartBody) -> ByteStream {
+    ByteStream::new(SdkBody::retryable(move || {
+        SdkBody::from_body_1_x(ChunksBody {
+            chunks: part.chunks().iter().cloned().collect(),
+            remaining: part.len(),
+        })
+    }))
 }

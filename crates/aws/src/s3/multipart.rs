@@ -1,6 +1,5 @@
 //! Writing evidence: single puts and multipart uploads under Object Lock.
 
-use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
 use base64::Engine;
 use forensnap_store::{
@@ -9,7 +8,7 @@ use forensnap_store::{
 use sha2::{Digest, Sha256};
 
 use super::S3Store;
-use super::body::ChannelBody;
+use super::body::part_stream;
 use crate::errors::aws_error;
 
 impl S3Store {
@@ -107,13 +106,10 @@ impl EvidenceWrite for S3Store {
         key: &str,
         upload_id: &str,
         number: u32,
-        len: u64,
         body: PartBody,
     ) -> Result<StoredPart, CloudError> {
-        let body = ByteStream::from_body_1_x(ChannelBody {
-            rx: body,
-            remaining: len,
-        });
+        let len = body.len();
+        let body = part_stream(body);
         let out = self
             .s3
             .upload_part()

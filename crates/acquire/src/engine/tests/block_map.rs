@@ -32,8 +32,8 @@ impl CountingStore {
         self.peak_in_flight.load(Ordering::SeqCst)
     }
 
-    /// The next upload of data part `number` fails once.
-    fn fail_data_part_once(&self, number: u32) {
+    /// The next upload of data part `number` is refused once, for good (the run stops).
+    fn stop_at_data_part(&self, number: u32) {
         *self.fail_data_part.lock().expect("fail") = Some(number);
     }
 
@@ -99,7 +99,6 @@ impl EvidenceWrite for CountingStore {
         key: &str,
         upload_id: &str,
         number: u32,
-        len: u64,
         body: PartBody,
     ) -> Result<StoredPart, CloudError> {
         let fail = {
@@ -112,14 +111,12 @@ impl EvidenceWrite for CountingStore {
         };
         if fail {
             return Err(CloudError::new(
-                ErrorKind::Transient,
+                ErrorKind::Denied,
                 "UploadPart",
                 format!("injected failure of part {number}"),
             ));
         }
-        self.inner
-            .upload_part(key, upload_id, number, len, body)
-            .await
+        self.inner.upload_part(key, upload_id, number, body).await
     }
 
     async fn complete_upload(
@@ -195,7 +192,7 @@ async fn a_resumed_acquisition_writes_the_block_map_of_a_fresh_one_byte_for_byte
         let fresh_map = fresh_sink.object("p/data/blockmap.tsv").expect("map");
 
         let sink = CountingStore::default();
-        sink.fail_data_part_once(3);
+        sink.stop_at_data_part(3);
         run_on(&source, &sink, &options, "snap-1", "p/")
             .await
             .expect_err("part 3 fails");
@@ -266,7 +263,7 @@ async fn a_recovered_acquisition_reads_its_checkpoints_a_bounded_number_at_once(
 async fn a_resumed_part_whose_checkpoint_has_a_differing_aws_checksum_is_refused() {
     let (source, _) = volume();
     let sink = MemoryStore::default();
-    sink.fail_part_once(3);
+    sink.stop_at_part(3);
     run_on(&source, &sink, &options(), "snap-1", "p/")
         .await
         .expect_err("part 3 fails");

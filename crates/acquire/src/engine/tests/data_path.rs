@@ -84,7 +84,7 @@ async fn a_resume_reuses_the_first_page_when_it_covers_the_resume_point_and_list
     };
     for failing in [3u32, 12] {
         let sink = MemoryStore::default();
-        sink.fail_part_once(failing);
+        sink.stop_at_part(failing);
         run_on(&source, &sink, &options(), "snap-1", "p/")
             .await
             .expect_err("a part fails");
