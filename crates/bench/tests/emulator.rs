@@ -6,7 +6,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::Credentials;
 use forensnap_acquire::{AcquireOptions, AdaptiveLimit, FetchPolicy, acquire};
 use forensnap_aws::EbsSource;
-use forensnap_bench::{Emulator, Snapshot, block};
+use forensnap_emulator::{Emulator, Snapshot, block};
 use forensnap_evidence::NoProgress;
 use forensnap_store::MemoryStore;
 use sha2::{Digest, Sha256};
