@@ -458,29 +458,29 @@ mod tests {
     async fn a_multipart_upload_survives_a_failed_part_and_completes_with_s3s_composite() {
         let store = MemoryStore::new();
         store.fail_part_once(1);
-        let (id, parts) = store.open_upload("x/blocks.bin").await.expect("open");
+        let (id, parts) = store.open_upload("x/data/blocks.bin").await.expect("open");
         assert!(parts.is_empty());
         let send = |bytes: &'static [u8]| PartBody::from(bytes.to_vec());
         let failed = store
-            .upload_part("x/blocks.bin", &id, 1, send(b"abc"))
+            .upload_part("x/data/blocks.bin", &id, 1, send(b"abc"))
             .await;
         assert_eq!(failed.expect_err("injected").kind, ErrorKind::Transient);
         let part = store
-            .upload_part("x/blocks.bin", &id, 1, send(b"abc"))
+            .upload_part("x/data/blocks.bin", &id, 1, send(b"abc"))
             .await
             .expect("part");
-        let (again, parts) = store.open_upload("x/blocks.bin").await.expect("reopen");
+        let (again, parts) = store.open_upload("x/data/blocks.bin").await.expect("reopen");
         assert_eq!(
             (again.as_str(), parts.as_slice()),
             (id.as_str(), std::slice::from_ref(&part))
         );
         let done = store
-            .complete_upload("x/blocks.bin", &id, &parts)
+            .complete_upload("x/data/blocks.bin", &id, &parts)
             .await
             .expect("complete");
         assert_eq!(done.composite_sha256, Some(composite_sha256(&parts)));
-        assert_eq!(store.head("x/blocks.bin").await.expect("head"), Some(done));
-        assert_eq!(store.object("x/blocks.bin"), Some(b"abc".to_vec()));
+        assert_eq!(store.head("x/data/blocks.bin").await.expect("head"), Some(done));
+        assert_eq!(store.object("x/data/blocks.bin"), Some(b"abc".to_vec()));
         assert_eq!(store.open_uploads(), 0);
     }
 }
