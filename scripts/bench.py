@@ -82,8 +82,8 @@ def scenario(name, spec, args, runs):
         env = dict(os.environ, AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench",
                    AWS_REGION="us-east-1", AWS_EC2_METADATA_DISABLED="true")
         os.environ.update(env)
-        results = {"forensnap": [], "coldsnap": []}
-        tools = ["forensnap", "coldsnap"]
+        tools = args.tools.split(",")
+        results = {tool: [] for tool in tools}
         for run in range(runs):
             for tool in tools if run % 2 == 0 else reversed(tools):
                 os.makedirs(TMP, exist_ok=True)
@@ -137,7 +137,8 @@ def scenario(name, spec, args, runs):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--bin-dir", required=True)
-    parser.add_argument("--coldsnap", required=True)
+    parser.add_argument("--coldsnap")
+    parser.add_argument("--tools", default="forensnap,coldsnap")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--scenarios", default="A,B,C,D")
     parser.add_argument("--json")
@@ -149,7 +150,7 @@ def main():
     print("| scenario | tool | MiB/s | CPU s/GiB | peak RSS MiB | throttled % |")
     print("|---|---|---:|---:|---:|---:|")
     for name, r in report["scenarios"].items():
-        for tool in ("forensnap", "coldsnap"):
+        for tool in args.tools.split(","):
             m = r[tool]
             print(f"| {name} | {tool} | {m['mib_per_second']:.0f} | {m['cpu_seconds_per_gib']:.2f} "
                   f"| {m['peak_rss_mib']:.0f} | {m['throttled_percent']:.2f} |")

@@ -334,3 +334,4 @@ async fn aws_checksum_matches_are_counted_and_a_checkpoint_whose_checksum_differ
 mod block_map;
 mod data_path;
 mod pipeline;
+mod store;

@@ -2,136 +2,9 @@
 //! checkpoint; a resumed or recovered one reads the parts of the earlier run, a bounded number
 //! at once, and writes the same block map byte for byte.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
-use forensnap_store::{
-    Called, CloudError, CompletedObject, ErrorKind, EvidenceRead, PartBody, Stored, StoredPart,
-};
-
+use super::store::TestStore;
 use super::*;
 use crate::engine::blockmap::{HeldRows, Row};
-
-/// The memory store, counting GETs of part checkpoints and the most ever in flight at once; a
-/// data part (of either layout) can be made to fail once.
-#[derive(Clone, Default)]
-struct CountingStore {
-    inner: MemoryStore,
-    fail_data_part: Arc<Mutex<Option<u32>>>,
-    checkpoint_gets: Arc<AtomicUsize>,
-    in_flight: Arc<AtomicUsize>,
-    peak_in_flight: Arc<AtomicUsize>,
-}
-
-impl CountingStore {
-    fn checkpoint_gets(&self) -> usize {
-        self.checkpoint_gets.load(Ordering::SeqCst)
-    }
-
-    fn peak_in_flight(&self) -> usize {
-        self.peak_in_flight.load(Ordering::SeqCst)
-    }
-
-    /// The next upload of data part `number` is refused once, for good (the run stops).
-    fn stop_at_data_part(&self, number: u32) {
-        *self.fail_data_part.lock().expect("fail") = Some(number);
-    }
-
-    fn reset(&self) {
-        self.checkpoint_gets.store(0, Ordering::SeqCst);
-        self.peak_in_flight.store(0, Ordering::SeqCst);
-    }
-}
-
-impl EvidenceRead for CountingStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
-        if !key.contains("acquisition/parts/") {
-            return self.inner.get(key).await;
-        }
-        self.checkpoint_gets.fetch_add(1, Ordering::SeqCst);
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
-        // A real GET takes a round trip: let the other reads start meanwhile.
-        tokio::task::yield_now().await;
-        let got = self.inner.get(key).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        got
-    }
-
-    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, CloudError> {
-        self.inner.get_range(key, start, len).await
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
-        self.inner.list(prefix).await
-    }
-}
-
-impl EvidenceWrite for CountingStore {
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-
-    async fn put_new(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<Called<Stored>, CloudError> {
-        self.inner.put_new(key, bytes, content_type).await
-    }
-
-    async fn put_version(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<Called<Stored>, CloudError> {
-        self.inner.put_version(key, bytes, content_type).await
-    }
-
-    async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
-        self.inner.open_upload(key).await
-    }
-
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        body: PartBody,
-    ) -> Result<StoredPart, CloudError> {
-        let fail = {
-            let mut fail = self.fail_data_part.lock().expect("fail");
-            let hit = *fail == Some(number) && key.contains("/data/") && !key.ends_with(".tsv");
-            if hit {
-                *fail = None;
-            }
-            hit
-        };
-        if fail {
-            return Err(CloudError::new(
-                ErrorKind::Denied,
-                "UploadPart",
-                format!("injected failure of part {number}"),
-            ));
-        }
-        self.inner.upload_part(key, upload_id, number, body).await
-    }
-
-    async fn complete_upload(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[StoredPart],
-    ) -> Result<CompletedObject, CloudError> {
-        self.inner.complete_upload(key, upload_id, parts).await
-    }
-
-    async fn head(&self, key: &str) -> Result<Option<CompletedObject>, CloudError> {
-        self.inner.head(key).await
-    }
-}
 
 /// 25 data blocks in a 1 GiB volume: 3 parts in the blocks layout, 205 in the raw one.
 fn volume() -> (MemorySource, Vec<u64>) {
@@ -150,7 +23,7 @@ fn with_layout(layout: Layout) -> AcquireOptions {
 async fn a_fresh_acquisition_reads_no_part_checkpoint_back() {
     for layout in [Layout::Blocks, Layout::Raw] {
         let (source, indexes) = volume();
-        let sink = CountingStore::default();
+        let sink = TestStore::default();
         let got = run_on(&source, &sink, &with_layout(layout), "snap-1", "p/")
             .await
             .expect("acquired");
@@ -191,8 +64,8 @@ async fn a_resumed_acquisition_writes_the_block_map_of_a_fresh_one_byte_for_byte
             .expect("acquired");
         let fresh_map = fresh_sink.object("p/data/blockmap.tsv").expect("map");
 
-        let sink = CountingStore::default();
-        sink.stop_at_data_part(3);
+        let sink = TestStore::default();
+        sink.inner.stop_at_part(3);
         run_on(&source, &sink, &options, "snap-1", "p/")
             .await
             .expect_err("part 3 fails");
@@ -235,7 +108,7 @@ async fn a_recovered_acquisition_reads_its_checkpoints_a_bounded_number_at_once(
     // The raw layout: 205 parts, all stored by the earlier run.
     let (source, _) = volume();
     let options = with_layout(Layout::Raw);
-    let sink = CountingStore::default();
+    let sink = TestStore::default();
     let first = run_on(&source, &sink, &options, "snap-1", "p/")
         .await
         .expect("acquired");

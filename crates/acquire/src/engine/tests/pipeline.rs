@@ -3,135 +3,11 @@
 //! and an acquisition stopped at any write (a kill, as far as the store can tell) resumes to
 //! the same object, block map and hashes.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use forensnap_store::{
-    Called, CloudError, CompletedObject, EvidenceRead, PartBody, Stored, StoredPart,
-};
-use tokio::sync::Notify;
-
+use super::store::TestStore;
 use super::*;
-
-/// The memory store behind a switch: after `writes_left` writes every write hangs for ever
-/// (the process is gone, as far as the store can tell) and `hung` is notified. It also counts
-/// the most part uploads ever in flight at once.
-#[derive(Clone)]
-struct KillableStore {
-    inner: MemoryStore,
-    writes_left: Arc<Mutex<Option<usize>>>,
-    hung: Arc<Notify>,
-    uploading: Arc<AtomicUsize>,
-    peak_uploading: Arc<AtomicUsize>,
-}
-
-impl KillableStore {
-    fn new(inner: MemoryStore, writes_left: Option<usize>) -> Self {
-        KillableStore {
-            inner,
-            writes_left: Arc::new(Mutex::new(writes_left)),
-            hung: Arc::new(Notify::new()),
-            uploading: Arc::new(AtomicUsize::new(0)),
-            peak_uploading: Arc::new(AtomicUsize::new(0)),
-        }
-    }
-
-    /// Count one write; hang for ever once the budget is spent.
-    async fn write(&self) {
-        let dead = {
-            let mut left = self.writes_left.lock().expect("left");
-            match left.as_mut() {
-                Some(0) => true,
-                Some(n) => {
-                    *n -= 1;
-                    false
-                }
-                None => false,
-            }
-        };
-        if dead {
-            self.hung.notify_one();
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-impl EvidenceRead for KillableStore {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
-        self.inner.get(key).await
-    }
-
-    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, CloudError> {
-        self.inner.get_range(key, start, len).await
-    }
-
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
-        self.inner.list(prefix).await
-    }
-}
-
-impl EvidenceWrite for KillableStore {
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-
-    async fn put_new(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<Called<Stored>, CloudError> {
-        self.write().await;
-        self.inner.put_new(key, bytes, content_type).await
-    }
-
-    async fn put_version(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<Called<Stored>, CloudError> {
-        self.write().await;
-        self.inner.put_version(key, bytes, content_type).await
-    }
-
-    async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
-        self.write().await;
-        self.inner.open_upload(key).await
-    }
-
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        body: PartBody,
-    ) -> Result<StoredPart, CloudError> {
-        self.write().await;
-        let now = self.uploading.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak_uploading.fetch_max(now, Ordering::SeqCst);
-        // An upload takes a while: let the pipeline start others meanwhile.
-        tokio::time::sleep(Duration::from_millis(2)).await;
-        let stored = self.inner.upload_part(key, upload_id, number, body).await;
-        self.uploading.fetch_sub(1, Ordering::SeqCst);
-        stored
-    }
-
-    async fn complete_upload(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[StoredPart],
-    ) -> Result<CompletedObject, CloudError> {
-        self.write().await;
-        self.inner.complete_upload(key, upload_id, parts).await
-    }
-
-    async fn head(&self, key: &str) -> Result<Option<CompletedObject>, CloudError> {
-        self.inner.head(key).await
-    }
-}
 
 /// 60 data blocks in a volume of 200 blocks (6 parts of 10 in the blocks layout, 20 in the raw
 /// one), answers arriving out of order.
@@ -155,7 +31,7 @@ fn pipelined(layout: Layout) -> AcquireOptions {
 async fn reads_finishing_out_of_order_make_byte_exact_objects_with_parts_uploading_at_once() {
     for layout in [Layout::Blocks, Layout::Raw] {
         let (source, indexes) = jittered();
-        let sink = KillableStore::new(MemoryStore::default(), None);
+        let sink = TestStore::new(MemoryStore::default(), None);
         let limit = AdaptiveLimit::new(16, 16, 100_000.0);
         let options = pipelined(layout);
         let got = acquire(
@@ -196,7 +72,7 @@ async fn reads_finishing_out_of_order_make_byte_exact_objects_with_parts_uploadi
             source.peak_in_flight.load(Ordering::SeqCst) > 1,
             "{name}: reads overlap"
         );
-        let peak = sink.peak_uploading.load(Ordering::SeqCst);
+        let peak = sink.peak_uploading();
         assert!(
             (2..=3).contains(&peak),
             "{name}: parts upload at once, at most 3: {peak}"
@@ -232,17 +108,17 @@ async fn an_acquisition_stopped_at_any_write_resumes_to_the_same_evidence() {
         let options = pipelined(layout);
         let (source, _) = jittered();
         let whole = MemoryStore::default();
-        let counted = KillableStore::new(whole.clone(), Some(usize::MAX));
+        let counted = TestStore::new(whole.clone(), Some(usize::MAX));
         let reference = run_on(&source, &counted, &options, "snap-1", "p/")
             .await
             .expect("acquired");
-        let writes = usize::MAX - counted.writes_left.lock().expect("left").unwrap_or(0);
+        let writes = usize::MAX - counted.writes_left().unwrap_or(0);
         let data = format!("p/{}", layout.data_path());
         // Stop after every number of writes.
         let mut stopped = 0;
         for stop_after in 0..writes {
             let store = MemoryStore::default();
-            let dying = KillableStore::new(store.clone(), Some(stop_after));
+            let dying = TestStore::new(store.clone(), Some(stop_after));
             let run = run_on(&source, &dying, &options, "snap-1", "p/");
             tokio::select! {
                 result = run => {

@@ -1,0 +1,167 @@
+//! The memory store as the engine tests see it: counts part-checkpoint GETs (and the most in
+//! flight at once), counts part uploads in flight (each takes a moment, so others can start),
+//! and can stop answering after a number of writes, as a killed process stops writing.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use forensnap_store::{
+    Called, CloudError, CompletedObject, EvidenceRead, EvidenceWrite, MemoryStore, PartBody,
+    Stored, StoredPart,
+};
+use tokio::sync::Notify;
+
+#[derive(Clone, Default)]
+pub(super) struct TestStore {
+    pub(super) inner: MemoryStore,
+    /// Writes left before every write hangs for ever (`None`: no limit).
+    writes_left: Arc<Mutex<Option<usize>>>,
+    /// Notified when a write hangs.
+    pub(super) hung: Arc<Notify>,
+    checkpoint_gets: Arc<AtomicUsize>,
+    in_flight: Arc<AtomicUsize>,
+    peak_in_flight: Arc<AtomicUsize>,
+    uploading: Arc<AtomicUsize>,
+    peak_uploading: Arc<AtomicUsize>,
+}
+
+impl TestStore {
+    /// `inner` behind the switch: after `writes_left` writes, every write hangs.
+    pub(super) fn new(inner: MemoryStore, writes_left: Option<usize>) -> Self {
+        TestStore {
+            inner,
+            writes_left: Arc::new(Mutex::new(writes_left)),
+            ..TestStore::default()
+        }
+    }
+
+    /// Writes left (`None`: no limit).
+    pub(super) fn writes_left(&self) -> Option<usize> {
+        *self.writes_left.lock().expect("left")
+    }
+
+    pub(super) fn checkpoint_gets(&self) -> usize {
+        self.checkpoint_gets.load(Ordering::SeqCst)
+    }
+
+    /// Most part-checkpoint GETs in flight at once.
+    pub(super) fn peak_in_flight(&self) -> usize {
+        self.peak_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Most part uploads in flight at once.
+    pub(super) fn peak_uploading(&self) -> usize {
+        self.peak_uploading.load(Ordering::SeqCst)
+    }
+
+    pub(super) fn reset(&self) {
+        self.checkpoint_gets.store(0, Ordering::SeqCst);
+        self.peak_in_flight.store(0, Ordering::SeqCst);
+    }
+
+    /// Count one write; hang for ever once the budget is spent.
+    async fn write(&self) {
+        let dead = {
+            let mut left = self.writes_left.lock().expect("left");
+            match left.as_mut() {
+                Some(0) => true,
+                Some(n) => {
+                    *n -= 1;
+                    false
+                }
+                None => false,
+            }
+        };
+        if dead {
+            self.hung.notify_one();
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+impl EvidenceRead for TestStore {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
+        if !key.contains("acquisition/parts/") {
+            return self.inner.get(key).await;
+        }
+        self.checkpoint_gets.fetch_add(1, Ordering::SeqCst);
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_in_flight.fetch_max(now, Ordering::SeqCst);
+        // A real GET takes a round trip: let the other reads start meanwhile.
+        tokio::task::yield_now().await;
+        let got = self.inner.get(key).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        got
+    }
+
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, CloudError> {
+        self.inner.get_range(key, start, len).await
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
+        self.inner.list(prefix).await
+    }
+}
+
+impl EvidenceWrite for TestStore {
+    fn bucket(&self) -> &str {
+        self.inner.bucket()
+    }
+
+    async fn put_new(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Called<Stored>, CloudError> {
+        self.write().await;
+        self.inner.put_new(key, bytes, content_type).await
+    }
+
+    async fn put_version(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        content_type: &str,
+    ) -> Result<Called<Stored>, CloudError> {
+        self.write().await;
+        self.inner.put_version(key, bytes, content_type).await
+    }
+
+    async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
+        self.write().await;
+        self.inner.open_upload(key).await
+    }
+
+    async fn upload_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: PartBody,
+    ) -> Result<StoredPart, CloudError> {
+        self.write().await;
+        let now = self.uploading.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak_uploading.fetch_max(now, Ordering::SeqCst);
+        // An upload takes a while: let the pipeline start others meanwhile.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let stored = self.inner.upload_part(key, upload_id, number, body).await;
+        self.uploading.fetch_sub(1, Ordering::SeqCst);
+        stored
+    }
+
+    async fn complete_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[StoredPart],
+    ) -> Result<CompletedObject, CloudError> {
+        self.write().await;
+        self.inner.complete_upload(key, upload_id, parts).await
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<CompletedObject>, CloudError> {
+        self.inner.head(key).await
+    }
+}
