@@ -37,7 +37,7 @@ struct Args {
 #[derive(Debug, clap::Args)]
 struct Tuning {
     /// Block reads in flight per volume at most (`max_reads_per_volume`).
-    #[arg(long, default_value_t = 160)]
+    #[arg(long, default_value_t = 128)]
     max_reads: usize,
     /// GetSnapshotBlock requests per second per snapshot (AWS: 1,000).
     #[arg(long, default_value_t = 1_000.0)]
@@ -46,7 +46,7 @@ struct Tuning {
     #[arg(long, default_value_t = 1_000.0)]
     account_rps: f64,
     /// Blocks read ahead per volume (`window_blocks`).
-    #[arg(long, default_value_t = 192)]
+    #[arg(long, default_value_t = 160)]
     window: usize,
     /// Parts uploading at once per volume (`uploads_per_volume`).
     #[arg(long, default_value_t = 4)]

@@ -77,13 +77,13 @@ fn default_concurrent_volumes() -> u32 {
 fn default_max_reads() -> u32 {
     // 1,000 requests/s at 100 ms takes 100 reads in flight (Little's law), plus headroom for
     // jitter; the limiter finds the level below this.
-    160
+    128
 }
 fn default_rps() -> u32 {
     1_000
 }
 fn default_window() -> u32 {
-    192
+    160
 }
 fn default_uploads() -> u32 {
     4
@@ -589,6 +589,8 @@ external_id = "x"
             ("concurrent_volumes", "0"),
             ("requests_per_second_per_snapshot", "1001"),
             ("window_blocks", "0"),
+            ("uploads_per_volume", "0"),
+            ("part_mib", "4"),
         ] {
             let err =
                 parse(&format!("{MINIMAL}[acquire]\n{key} = {value}\n")).expect_err("out of range");

@@ -469,7 +469,10 @@ mod tests {
             .upload_part("x/data/blocks.bin", &id, 1, send(b"abc"))
             .await
             .expect("part");
-        let (again, parts) = store.open_upload("x/data/blocks.bin").await.expect("reopen");
+        let (again, parts) = store
+            .open_upload("x/data/blocks.bin")
+            .await
+            .expect("reopen");
         assert_eq!(
             (again.as_str(), parts.as_slice()),
             (id.as_str(), std::slice::from_ref(&part))
@@ -479,7 +482,10 @@ mod tests {
             .await
             .expect("complete");
         assert_eq!(done.composite_sha256, Some(composite_sha256(&parts)));
-        assert_eq!(store.head("x/data/blocks.bin").await.expect("head"), Some(done));
+        assert_eq!(
+            store.head("x/data/blocks.bin").await.expect("head"),
+            Some(done)
+        );
         assert_eq!(store.object("x/data/blocks.bin"), Some(b"abc".to_vec()));
         assert_eq!(store.open_uploads(), 0);
     }

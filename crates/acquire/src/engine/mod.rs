@@ -13,7 +13,7 @@
 //!
 //! Memory is bounded whatever the volume size: at most `window` blocks read ahead, plus
 //! `uploads + 1` parts held whole (so that a failed upload is sent again from its bytes), of
-//! [`part_blocks`] blocks each: with the defaults (192 blocks, 4 uploads, 16 MiB parts) 96 MiB
+//! [`part_blocks`] blocks each: with the defaults (160 blocks, 4 uploads, 16 MiB parts) 80 MiB
 //! and 80 MiB per volume. Besides blocks, a run holds the listed blocks not yet read (a part's
 //! worth and a listing page at most) and at most 32 MiB of block-map rows (those of the parts
 //! it wrote, so the block map need not read their checkpoints back). See
@@ -80,7 +80,7 @@ pub struct AcquireOptions {
 impl Default for AcquireOptions {
     fn default() -> Self {
         AcquireOptions {
-            window: 192,
+            window: 160,
             uploads: 4,
             part_bytes: 16 << 20,
             list_page: 10_000,

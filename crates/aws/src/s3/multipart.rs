@@ -120,6 +120,11 @@ impl EvidenceWrite for S3Store {
             .content_length(len as i64)
             .checksum_algorithm(ChecksumAlgorithm::Sha256)
             .body(body)
+            // The part's integrity is its SHA-256 trailer, which S3 checks; signing the payload
+            // as well would hash every byte once more. (Over HTTPS the SDK signs no payload
+            // anyway; this spares plain-HTTP endpoints, such as a local stand-in, that pass.)
+            .customize()
+            .disable_payload_signing()
             .send()
             .await
             .map_err(|e| aws_error("UploadPart", e))?;
