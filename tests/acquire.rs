@@ -213,6 +213,59 @@ async fn a_run_killed_part_way_resumes_with_identical_hashes_and_no_open_upload(
 }
 
 #[tokio::test]
+async fn a_run_killed_between_its_completed_object_and_its_marker_recovers_through_head_object() {
+    let env = env();
+    let snapshot = forensic_copy(&env, 0).await;
+    let volume = env.seeded.member().instances[0].volumes[0].clone();
+    // Parts of 10, 10 and 5 blocks: three checkpoint PutObjects, the data object and the block
+    // map completed, then the completion marker, the fourth PutObject: it hangs, and the run is
+    // dropped once the block map exists.
+    env.world
+        .add_fault(
+            &FaultRule::new(FaultKind::Latency, "s3", "PutObject")
+                .after(3)
+                .latency_ms(20_000),
+        )
+        .expect("fault");
+    let prefix = "cases/IR-M/evidence/root/";
+    let block_map = format!("{prefix}data/blockmap.tsv");
+    let block_map_stored = async {
+        let s3 = s3(&env.forensic().await);
+        for _ in 0..600 {
+            let head = s3
+                .head_object()
+                .bucket(&env.seeded.forensic.evidence_bucket)
+                .key(&block_map)
+                .send()
+                .await;
+            if head.is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the block map was never stored");
+    };
+    tokio::select! {
+        done = run(&env, &snapshot, prefix) => panic!("the run ended before it was killed: {done:?}"),
+        () = block_map_stored => {}
+    }
+    env.world.clear_faults().expect("clear");
+    // The object exists: HeadObject's composite checksum (with AWS's part count) must be that
+    // of the three checkpointed parts, or the run would refuse the object.
+    let got = run(&env, &snapshot, prefix).await.expect("recovered");
+    assert_eq!((got.resumed_parts, got.fetched_now), (3, 0));
+    assert!(
+        got.composite_sha256
+            .as_deref()
+            .is_some_and(|c| c.ends_with("-3")),
+        "{:?}",
+        got.composite_sha256
+    );
+    assert_eq!(got.image_sha256, volume.image_sha256);
+    assert_eq!(rebuilt_sha256(&env, &got).await, volume.image_sha256);
+}
+
+#[tokio::test]
 async fn a_volume_listed_over_several_pages_comes_back_whole() {
     // 130 data blocks listed 100 per page: the lister continues by block index over two pages.
     let env = Env::new(&world_toml(

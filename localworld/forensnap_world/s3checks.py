@@ -25,6 +25,8 @@ S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
 _lock = threading.Lock()
 _uploads: dict[str, dict] = {}
+# Composite checksums of the multipart objects completed here, by (bucket, key, version id).
+_composites: dict[tuple[str, str, str], str] = {}
 """upload id -> {"lock": (mode, until, legal_hold), "parts": {n: {alg: b64}}}"""
 
 
@@ -299,7 +301,10 @@ def after(call: Call, status: int, headers: list, body: bytes):
                 _uploads[match.group(1).decode()] = {"lock": _lock_requested(call), "parts": {}}
     elif op == "CompleteMultipartUpload":
         body = _add_composite_checksum(call, body)
+        _remember_composite(call, headers, body)
         _lock_completed_object(call, headers)
+    elif op in ("HeadObject", "GetObject"):
+        headers = _composite_on_read(call, headers)
     elif op == "UploadPart":
         part = int(call.param("partNumber") or 0)
         with _lock:
@@ -332,6 +337,33 @@ def _add_composite_checksum(call: Call, body: bytes) -> bytes:
     composite = f"{b64(hashlib.sha256(digests).digest())}-{len(numbers)}".encode()
     extra = b"<ChecksumSHA256>" + composite + b"</ChecksumSHA256><ChecksumType>COMPOSITE</ChecksumType>"
     return body.replace(b"</CompleteMultipartUploadResult>", extra + b"</CompleteMultipartUploadResult>", 1)
+
+
+def _remember_composite(call: Call, headers: list, body: bytes) -> None:
+    match = re.search(rb"<ChecksumSHA256>([^<]+)</ChecksumSHA256>", body)
+    version = next((v for k, v in headers if k.lower() == "x-amz-version-id"), None)
+    if match and version:
+        bucket, key = s3_bucket_key(call)
+        with _lock:
+            _composites[(bucket, key, version)] = match.group(1).decode()
+
+
+def _composite_on_read(call: Call, headers: list) -> list:
+    """AWS answers HeadObject and GetObject of a multipart object (checksum mode on) with its
+    composite checksum, part count included (`...-N`) and `x-amz-checksum-type: COMPOSITE`;
+    moto gives the composite digest without the part count."""
+    if (call.header("x-amz-checksum-mode") or "").upper() != "ENABLED":
+        return headers
+    version = call.param("versionId") or next(
+        (v for k, v in headers if k.lower() == "x-amz-version-id"), None)
+    bucket, key = s3_bucket_key(call)
+    with _lock:
+        composite = _composites.get((bucket, key, version or ""))
+    if composite is None:
+        return headers
+    kept = [(k, v) for k, v in headers
+            if k.lower() not in ("x-amz-checksum-sha256", "x-amz-checksum-type")]
+    return kept + [("x-amz-checksum-sha256", composite), ("x-amz-checksum-type", "COMPOSITE")]
 
 
 def _rename_root(body: bytes, wrong: bytes, right: bytes) -> bytes:
