@@ -5,7 +5,6 @@ expire (by the world clock) or when presented without their session token.
 
 from __future__ import annotations
 
-import fnmatch
 import json
 import re
 import threading
@@ -113,8 +112,10 @@ def caller_arn(call: Call) -> str:
 
 def check_assume_role(call: Call, trust: bool = True) -> None:
     """Validate an AssumeRole request the way AWS does before moto issues credentials; with
-    ``trust`` also the role's trust policy, in the simple form below (when the world evaluates
-    every policy, ``policy.authorize`` does that instead, with every condition operator)."""
+    ``trust`` (a world with ``policies = false``) also the role's trust policy alone, read by the
+    policy evaluator (``policy.authorize.trust_decision``). When the world evaluates every policy,
+    ``policy.authorize`` decides the trust policy together with the caller's identity policies
+    instead, so ``trust`` is false then."""
     role_arn = call.param("RoleArn") or ""
     session = call.param("RoleSessionName") or ""
     if not _NAME.match(session):
@@ -144,74 +145,13 @@ def check_assume_role(call: Call, trust: bool = True) -> None:
                        f"The requested DurationSeconds {duration} must be between 900 and the "
                        f"role's MaxSessionDuration {max_duration}.")
     try:
-        policy = json.loads(unquote(role.assume_role_policy_document))
+        json.loads(unquote(role.assume_role_policy_document))
     except (ValueError, TypeError):
-        raise denied from None
-    needed = ["sts:AssumeRole"]
-    if source_identity is not None:
-        needed.append("sts:SetSourceIdentity")
-    if call.param("Tags.member.1.Key"):
-        needed.append("sts:TagSession")
+        raise denied from None  # a trust policy that is not JSON trusts nobody
     if not trust:
         return
-    context = {
-        "sts:externalid": call.param("ExternalId"),
-        "sts:sourceidentity": source_identity,
-        "aws:principalaccount": call.account,
-    }
-    for action in needed:
-        if not _trust_allows(policy, caller, call.account, action, context):
-            raise denied
+    from .policy.authorize import trust_decision
 
-
-def _trust_allows(policy: dict, caller: str, account: str, action: str, context: dict) -> bool:
-    statements = policy.get("Statement", [])
-    statements = [statements] if isinstance(statements, dict) else statements
-    allowed = False
-    for statement in statements:
-        acts = statement.get("Action", [])
-        acts = [acts] if isinstance(acts, str) else acts
-        if not any(fnmatch.fnmatch(action.lower(), a.lower()) for a in acts):
-            continue
-        if not _principal_matches(statement.get("Principal", {}), caller, account):
-            continue
-        if not _conditions_hold(statement.get("Condition", {}), context):
-            continue
-        if statement.get("Effect") == "Deny":
-            return False
-        allowed = True
-    return allowed
-
-
-def _principal_matches(principal, caller: str, account: str) -> bool:
-    if principal == "*":
-        return True
-    values = principal.get("AWS", []) if isinstance(principal, dict) else []
-    values = [values] if isinstance(values, str) else values
-    for value in values:
-        if value in ("*", account, f"arn:aws:iam::{account}:root", caller):
-            return True
-        # An assumed-role session matches the role ARN it came from.
-        role = re.match(r"^arn:aws:sts::(\d{12}):assumed-role/([^/]+)/", caller)
-        if role and value == f"arn:aws:iam::{role.group(1)}:role/{role.group(2)}":
-            return True
-    return False
-
-
-def _conditions_hold(conditions: dict, context: dict) -> bool:
-    for operator, clauses in conditions.items():
-        for key, expected in clauses.items():
-            expected = [expected] if isinstance(expected, str) else list(expected)
-            actual = context.get(key.lower())
-            if operator.endswith("IfExists") and actual is None:
-                continue
-            if actual is None:
-                return False
-            base = operator.replace("IfExists", "")
-            if base == "StringEquals" and actual not in expected:
-                return False
-            if base == "StringLike" and not any(fnmatch.fnmatchcase(actual, e) for e in expected):
-                return False
-            if base not in ("StringEquals", "StringLike"):
-                return False  # unknown operators fail closed
-    return True
+    decision = trust_decision(call, caller)
+    if not decision.allowed:
+        raise AwsError(403, "AccessDenied", f"{denied.message}: {decision.reason}")

@@ -16,6 +16,10 @@ Control API (JSON over HTTP, loopback only):
 * ``POST /_forensnap/unused-grants`` ``{"roles": [ARN, ...]}``: each action the roles' identity
   policies allow that no allowed decision since the last reset used
 * ``POST /_forensnap/reset``    everything back to empty (also on moto's ``/moto-api/reset``)
+
+Test-only request header: ``x-forensnap-transport: http | tls1.0 | tls1.1 | tls1.2 | tls1.3``
+makes a request's authorisation see that transport (``aws:SecureTransport``, ``s3:TlsVersion``);
+without it a request is authorised as TLS 1.3 (``wire.TRANSPORT_HEADER``).
 """
 
 from __future__ import annotations

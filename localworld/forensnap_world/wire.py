@@ -18,6 +18,32 @@ _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_requ
 _EBS_BLOCKS = re.compile(r"^/snapshots/([^/]+)/blocks/?$")
 _EBS_BLOCK = re.compile(r"^/snapshots/([^/]+)/blocks/(\d+)$")
 
+TRANSPORT_HEADER = "x-forensnap-transport"
+"""Test-only request header naming the transport a request is authorised as having used.
+
+The world itself listens on plain HTTP on loopback, yet AWS's ``aws:SecureTransport`` and
+``s3:TlsVersion`` describe the connection between the client and AWS, which for forensnap is
+HTTPS (its SDK clients use the endpoints' https URLs, and AWS endpoints require TLS 1.2 or
+later). So a request without this header is authorised as TLS 1.3; a test sends
+``x-forensnap-transport: http`` to stand for a request that reached AWS over plain HTTP
+(``aws:SecureTransport`` false, no ``s3:TlsVersion``), or ``tls1.0`` .. ``tls1.3`` for HTTPS with
+that TLS version. The header matters wherever the world evaluates a policy: every request with
+``policies = true``, the trust policy of an AssumeRole otherwise. An unknown value is refused
+with ``InvalidArgument``, never read as a default."""
+
+TRANSPORTS: dict[str, str | None] = {
+    "https": "1.3",
+    "tls1.3": "1.3",
+    "tls1.2": "1.2",
+    "tls1.1": "1.1",
+    "tls1.0": "1.0",
+    "http": None,
+}
+"""``x-forensnap-transport`` value -> TLS version (``None``: plain HTTP, no TLS at all)."""
+
+DEFAULT_TLS_VERSION = "1.3"
+"""The TLS version of a request without ``x-forensnap-transport``."""
+
 XML_NS = {
     "ec2": None,
     "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
@@ -47,6 +73,25 @@ class Call:
     def param(self, name: str, default: str | None = None) -> str | None:
         values = self.params.get(name) or self.query.get(name)
         return values[0] if values else default
+
+    @property
+    def tls_version(self) -> str | None:
+        """The TLS version the request is authorised as having used, ``None`` for plain HTTP
+        (see :data:`TRANSPORT_HEADER`). Raises :class:`AwsError` for an unknown header value."""
+        value = self.header(TRANSPORT_HEADER)
+        if value is None:
+            return DEFAULT_TLS_VERSION
+        try:
+            return TRANSPORTS[value.strip().lower()]
+        except KeyError:
+            raise AwsError(400, "InvalidArgument",
+                           f"{TRANSPORT_HEADER}: {value!r} is not one of "
+                           f"{', '.join(TRANSPORTS)}") from None
+
+    @property
+    def secure_transport(self) -> bool:
+        """``aws:SecureTransport``: whether the request is authorised as sent over TLS."""
+        return self.tls_version is not None
 
     @property
     def account(self) -> str:

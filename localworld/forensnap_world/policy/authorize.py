@@ -38,9 +38,14 @@ The table of rules, each with the AWS page it follows:
   ``sts:SetSourceIdentity``; the trust policy is always consulted.
   https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_control-access_monitor.html
   GetCallerIdentity needs no permission.
-* Every request runs over TLS 1.2 or later in the model (``aws:SecureTransport`` true,
-  ``s3:TlsVersion`` 1.3): forensnap's SDK clients use HTTPS on AWS; the loopback world is plain
-  HTTP only because it is local.
+* The transport is an input of every decision: ``aws:SecureTransport`` (every service; "This key
+  is always included in the request context") is true unless the request came over plain HTTP,
+  and S3's ``s3:TlsVersion`` is the TLS version, absent without TLS.
+  https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html#condition-keys-securetransport,
+  https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html (``s3:TlsVersion``).
+  The loopback world is plain HTTP only because it is local; a request is authorised as TLS 1.3,
+  forensnap's transport on AWS, unless it carries the test-only header ``x-forensnap-transport``
+  (``http``, or ``tls1.0`` .. ``tls1.3``: :data:`..wire.TRANSPORT_HEADER`).
 
 An operation not in the table is authorised by its derived name (``service:Operation``) against
 the caller's identity policies only, and logged as ``modelled: false``.
@@ -53,7 +58,7 @@ import re
 import threading
 from dataclasses import dataclass, field
 
-from .evaluate import Decision, Request, ResourcePolicyKind, evaluate
+from .evaluate import Decision, PolicyError, Request, ResourcePolicyKind, evaluate
 
 _lock = threading.Lock()
 LOG: list[dict] = []
@@ -221,9 +226,10 @@ def _s3_checks(call, account: str) -> list[Check]:
     version = call.query.get("versionId", [None])[0]
     obj = f"arn:aws:s3:::{bucket_name}/{key}"
     whole = f"arn:aws:s3:::{bucket_name}"
-    context = {
-        "s3:TlsVersion": "1.3",
-    }
+    context: dict = {}
+    if call.tls_version is not None:
+        # "s3:TlsVersion ... the TLS version used by the client"; a plain HTTP request has none.
+        context["s3:TlsVersion"] = call.tls_version
     for header in (
         "x-amz-server-side-encryption",
         "x-amz-server-side-encryption-aws-kms-key-id",
@@ -616,17 +622,9 @@ def authorize_request(call, principal_arn: str, account: str,
     else:
         identity = identity_policies(principal_arn) if checks else []
     hidden: list[str] = []
+    secure = call.secure_transport
     for check in checks:
-        context = {
-            "aws:SecureTransport": True,
-            "aws:PrincipalAccount": account,
-            "aws:RequestedRegion": call.region,
-        }
-        if check.resource_account:
-            context["aws:ResourceAccount"] = check.resource_account
-        context.update(check.context)
-        request = Request(principal_arn, check.action, check.resource, context,
-                          check.resource_account)
+        request = _request(call, principal_arn, account, check, secure)
         decision = evaluate(request, identity, check.resource_policy, check.kind)
         entry = {
             "principal": principal_arn,
@@ -651,7 +649,44 @@ def authorize_request(call, principal_arn: str, account: str,
     return Decision(True, reason, None), hidden
 
 
+def _request(call, principal_arn: str, account: str, check: Check, secure: bool) -> Request:
+    """The evaluator's view of one check: the global keys of the request plus the check's own."""
+    context = {
+        "aws:SecureTransport": secure,
+        "aws:PrincipalAccount": account,
+        "aws:RequestedRegion": call.region,
+    }
+    if check.resource_account:
+        context["aws:ResourceAccount"] = check.resource_account
+    context.update(check.context)
+    return Request(principal_arn, check.action, check.resource, context, check.resource_account)
+
+
 _ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def trust_decision(call, principal_arn: str) -> Decision:
+    """An AssumeRole decided by the role's trust policy alone, for a world that evaluates no other
+    policy (``policies = false``): the caller's identity policies count as allowing everything, as
+    they are not evaluated anywhere else in such a world. The trust policy is read by the same
+    evaluator as in a world with policies (every condition operator, ``Null`` included), so a
+    trust policy means the same thing in both. A policy the evaluator cannot read refuses.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_evaluation-logic-cross-account.html
+    """
+    checks = _sts_checks(call, call.account) if call.operation == "AssumeRole" else []
+    if not checks:
+        return Decision(False, "no trust policy to evaluate (no such role)", None)
+    identity = [("identity policies (not evaluated: policies = false)", _ALLOW_ALL)]
+    secure = call.secure_transport
+    for check in checks:
+        request = _request(call, principal_arn, call.account, check, secure)
+        try:
+            decision = evaluate(request, identity, check.resource_policy, check.kind)
+        except PolicyError as err:
+            return Decision(False, f"the trust policy cannot be evaluated: {err}", None)
+        if not decision.allowed:
+            return decision
+    return Decision(True, "the trust policy allows every action of the request", None)
 
 
 # --- least privilege ---------------------------------------------------------------------------

@@ -19,9 +19,10 @@ What this module owns:
   from ``LogGroupName``, ...). ``placeholders=True`` also makes up deterministic ids for
   resources whose ids AWS picks (KMS keys, VPCs, subnets, ...): only for resolving a template
   without deploying it.
-* **Deploying** (``deploy_template``, ``deploy_forensic``, ``deploy_member``): the resources
-  forensnap's authorisation depends on, created through boto3 in the world (one client factory
-  per account, as ``seed._clients`` builds them): IAM roles (trust policy, MaxSessionDuration,
+* **Deploying** (``deploy_template``, ``deploy_forensic``, ``deploy_member``, and
+  ``deploy_member_stack_set`` for the member role in several accounts as a StackSet would): the
+  resources forensnap's authorisation depends on, created through boto3 in the world (one client
+  factory per account, as ``seed._clients`` builds them): IAM roles (trust policy, MaxSessionDuration,
   inline policies from ``Policies`` and ``AWS::IAM::RolePolicy``, managed policy attachments),
   instance profiles, KMS keys (exact key policy, KeySpec, KeyUsage, Description, tags,
   rotation) and aliases, S3 buckets (Object Lock, versioning, default retention, default
@@ -1035,3 +1036,46 @@ def deploy_member(endpoint: str, region: str, account: str, parameters: dict[str
     """Deploy ``member-role.yaml`` (the member collector role, trust and inline policy); return
     its resolved Outputs (RoleArn, RoleName, AccountId)."""
     return deploy(template_path, endpoint, region, account, parameters, stack_name=stack_name, client=client).outputs
+
+
+def stack_instance_name(stack_set_name: str, account: str, region: str) -> str:
+    """A name of the shape CloudFormation gives the stack behind a StackSet's stack instance,
+    ``StackSet-<name>-<uuid>`` (stack instances:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/stacksets-concepts.html); the
+    uuid here is derived from the account and region, so it is stable. member-role.yaml uses
+    neither ``AWS::StackName`` nor ``AWS::StackId``, so the name changes nothing it creates."""
+    return f"StackSet-{stack_set_name}-{uuid.uuid5(uuid.NAMESPACE_URL, f'{account}/{region}/{stack_set_name}')}"
+
+
+def deploy_member_stack_set(endpoint: str, region: str, accounts: list[str],
+                            parameters: dict[str, str | list[str]], *,
+                            stack_set_name: str = "forensnap-member-role",
+                            template_path: str | Path = MEMBER_TEMPLATE,
+                            client_for: Callable[[str], Callable[[str], Any]] | None = None,
+                            ) -> dict[str, Deployment]:
+    """``member-role.yaml`` deployed as a StackSet deploys it across an organisation: one stack
+    instance per account, in one region (the stack holds only an IAM role, which is global), the
+    same template body and the same parameters everywhere (a StackSet's parameters, no
+    per-account overrides: https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/stackinstances-override.html
+    says overrides are optional, and forensnap needs none). Each instance resolves
+    ``AWS::AccountId`` to its own account, as CloudFormation does in the target account.
+
+    ``client_for(account)`` gives the boto3 client factory acting in that account (the world's
+    own by default). Returns account -> the instance's :class:`Deployment`, in ``accounts`` order.
+    An account listed twice or not of 12 digits raises :class:`TemplateError`, as
+    ``CreateStackInstances`` refuses such targets."""
+    seen: set[str] = set()
+    for account in accounts:
+        if not re.fullmatch(r"\d{12}", account):
+            raise TemplateError(f"StackSet {stack_set_name}: {account!r} is not a 12-digit account id")
+        if account in seen:
+            raise TemplateError(f"StackSet {stack_set_name}: account {account} is listed twice")
+        seen.add(account)
+    template = load_template(Path(template_path))
+    deployments: dict[str, Deployment] = {}
+    for account in accounts:
+        client = client_for(account) if client_for else world_clients(endpoint, region, account)
+        deployments[account] = deploy_template(
+            template, client, region, account, dict(parameters),
+            stack_name=stack_instance_name(stack_set_name, account, region))
+    return deployments
