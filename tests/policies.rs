@@ -269,6 +269,45 @@ async fn what_the_templates_must_refuse_is_refused() {
         "AssumeRole from another account (the member's administrator)",
         "no statement allows sts:AssumeRole",
     );
+
+    // A copy onto a key the member role may not use: EC2 accepts the request and checks the key
+    // afterwards, so the copy ends in state error, naming the refused KMS action. (The key's
+    // policy delegates to the account: only the role's own policies refuse it.)
+    let other_key = aws_sdk_kms::Client::new(&env.member_admin().await)
+        .create_key()
+        .description("a member-account key forensnap's role is not granted")
+        .send()
+        .await
+        .expect("the administrator creates a key");
+    let other_key = other_key
+        .key_metadata()
+        .map(|k| k.arn().unwrap_or_default().to_string())
+        .expect("key arn");
+    let member_admin = aws_sdk_ec2::Client::new(&env.member_admin().await);
+    let source = member_snapshot(&env, &member_admin, 0).await;
+    wait_snapshot(&member_admin, &source).await;
+    let member_ec2 = aws_sdk_ec2::Client::new(&env.member().await);
+    let copy = member_ec2
+        .copy_snapshot()
+        .source_snapshot_id(&source)
+        .source_region(&env.seeded.region)
+        .encrypted(true)
+        .kms_key_id(&other_key)
+        .send()
+        .await
+        .expect("EC2 accepts the copy request");
+    let copied = wait_snapshot(&member_ec2, copy.snapshot_id().expect("id")).await;
+    assert_eq!(
+        copied.state(),
+        Some(&aws_sdk_ec2::types::SnapshotState::Error),
+        "a copy onto a key the collector role may not use: {:?}",
+        copied.state_message()
+    );
+    let message = copied.state_message().unwrap_or_default();
+    assert!(
+        message.contains("kms:") && message.contains(&other_key),
+        "the state message names the refused KMS action and key: {message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

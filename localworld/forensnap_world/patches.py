@@ -262,6 +262,22 @@ def resolve_key(caller: str, region: str, ref: str):
     return key, None
 
 
+def fail_new_snapshots(call, body: bytes, why: str) -> None:
+    """The snapshots a CopySnapshot, CreateSnapshot or CreateSnapshots just made end in state
+    ``error``: EBS could not use a KMS key the caller's policies or the key policy refuse (the
+    request itself succeeded, as in AWS; the failure shows in DescribeSnapshots'
+    ``StateMessage``)."""
+    from moto.ec2.models import ec2_backends
+
+    if call.operation not in ("CopySnapshot", "CreateSnapshot", "CreateSnapshots"):
+        return
+    backend = ec2_backends[call.account][call.region]
+    for snapshot_id in set(re.findall(rb"snap-[0-9a-f]{8,17}", body)):
+        snapshot = backend.snapshots.get(snapshot_id.decode())
+        if snapshot is not None and getattr(snapshot, "_fs_failed", None) is None:
+            snapshot._fs_failed = f"Given key ID is not accessible ({why})"
+
+
 def is_aws_managed(account: str, region: str, key_id: str) -> bool:
     """AWS managed keys (``alias/aws/...``, such as ``aws/ebs``) are never usable cross-account."""
     from moto.kms.models import kms_backends

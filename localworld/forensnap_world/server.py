@@ -104,6 +104,10 @@ class World:
         status, headers, body = self.run_moto(environ)
         if call.service == "s3":
             status, headers, body = s3checks.after(call, status, headers, body)
+        if patches.Settings.policies and call.service == "ec2" and status < 300:
+            refused = authz.deferred_refusal()
+            if refused:
+                patches.fail_new_snapshots(call, body, refused)
         if hidden:
             headers = [(k, v) for k, v in headers if k.lower() not in hidden]
         if call.method != "HEAD":  # HEAD keeps moto's Content-Length of the object
@@ -127,7 +131,7 @@ class World:
             "ebs": (403, "AccessDeniedException"),
             "sts": (403, "AccessDenied"),
         }.get(call.service, (403, "AccessDenied"))
-        raise AwsError(status, code, f"User: {principal} is not authorized: {decision.reason}")
+        raise AwsError(status, code, f"User: {principal} is not authorized {decision.reason}")
 
     def run_moto(self, environ):
         captured = {}

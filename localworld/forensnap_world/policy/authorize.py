@@ -611,10 +611,24 @@ def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list
 # --- deciding ------------------------------------------------------------------------------------
 
 
+_deferred = threading.local()
+
+
+def deferred_refusal() -> str | None:
+    """The first deferred check the request being served failed (EC2's KMS checks of a snapshot
+    or copy), or None: the world's snapshot lifecycle makes the snapshots of that request end in
+    state ``error`` with it, as EBS does when it cannot use a key.
+    https://docs.aws.amazon.com/ebs/latest/userguide/ebs-copy-snapshot.html"""
+    refusals = getattr(_deferred, "refusals", None)
+    return refusals[0] if refusals else None
+
+
 def authorize_request(call, principal_arn: str, account: str,
                       snapshot_id: str | None = None) -> tuple[Decision, list[str]]:
     """Evaluate every check of the request: the first refusal is the decision. Also returns the
-    response headers to leave out (checks that hide rather than refuse, and failed)."""
+    response headers to leave out (checks that hide rather than refuse, and failed). A refused
+    deferred check does not refuse the request; it is kept for :func:`deferred_refusal`."""
+    _deferred.refusals = []
     checks, modelled = checks_for(call, account, snapshot_id)
     # The root user is not subject to identity policies; resource policies still bind it.
     if principal_arn.endswith(":root"):
@@ -643,8 +657,13 @@ def authorize_request(call, principal_arn: str, account: str,
         if not decision.allowed and check.hides:
             hidden.extend(check.hides)
             continue
-        if not decision.allowed and not check.deferred:
-            return decision, hidden
+        if not decision.allowed and check.deferred:
+            _deferred.refusals.append(f"{check.action} on {check.resource}: {decision.reason}")
+            continue
+        if not decision.allowed:
+            # AWS's AccessDenied names the action and the resource, then why.
+            return Decision(False, f"to perform: {check.action} on resource: {check.resource} "
+                                   f"because {decision.reason}", decision.deciding), hidden
     reason = "every check allows it" if checks else "no check applies"
     return Decision(True, reason, None), hidden
 
