@@ -78,6 +78,9 @@ struct Planner {
     first: bool,
 }
 
+/// UploadPart calls the engine makes per part (each one retried by the SDK itself).
+const PART_ATTEMPTS: u32 = 2;
+
 /// The hash states after a part, as the hashing thread will answer them.
 type MarkReply = oneshot::Receiver<Result<Marked, String>>;
 
@@ -539,7 +542,9 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         Ok((stored, checkpoint.blocks, discarded))
     }
 
-    /// UploadPart, a transient failure retried with jittered backoff from the same bytes.
+    /// UploadPart, a transient failure retried from the same bytes after a jittered backoff.
+    /// The S3 adapter's SDK client already retries each call several times with backoff (the
+    /// body is retryable), so the engine adds one more round of those, not ten.
     async fn upload_with_retries(
         &self,
         upload_id: &str,
@@ -556,7 +561,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 .await
             {
                 Ok(part) => return Ok(part),
-                Err(e) if e.is_transient() && attempt < policy.max_attempts => {
+                Err(e) if e.is_transient() && attempt < PART_ATTEMPTS => {
                     tracing::warn!(snapshot_id = self.snapshot_id, part = number, attempt, error = %e, "part upload failed; sending it again");
                     tokio::time::sleep(policy.delay(attempt)).await;
                 }
