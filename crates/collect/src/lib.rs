@@ -385,7 +385,11 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             .await
             .map_err(|e| e.to_string())?;
         let bag = match sealed {
-            Some(bag) => bag,
+            Some(bag) => {
+                self.sealed_event_if_missing(&id, kind, &prefix, &bag)
+                    .await?;
+                bag
+            }
             None => {
                 let key = self.layout.item(&id).file(path);
                 let events = self.custody.events().await;
@@ -414,6 +418,36 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             }
         };
         Ok(self.item(&id, kind, bag))
+    }
+
+    /// Whether the chain holds a successful event whose details `matches`. A step whose result
+    /// is stored (a completion marker, a sealed bag) but whose event a killed run never wrote
+    /// is recorded by the next run, once.
+    async fn recorded(&self, matches: impl Fn(&Details) -> bool) -> bool {
+        self.custody.events().await.iter().any(|event| {
+            event.outcome == Outcome::Ok && matches!(event.details(), Ok(Some(ref d)) if matches(d))
+        })
+    }
+
+    /// `evidence.sealed` of a bag an earlier run sealed, if that run was killed before writing it.
+    async fn sealed_event_if_missing(
+        &self,
+        id: &str,
+        kind: ItemKind,
+        prefix: &str,
+        bag: &SealedBag,
+    ) -> Result<(), String> {
+        let recorded = self
+            .recorded(|d| matches!(d, Details::EvidenceSealed(s) if s.item == id))
+            .await;
+        if recorded {
+            return Ok(());
+        }
+        tracing::info!(
+            item = id,
+            "sealed by an earlier run that left no event: recording it"
+        );
+        self.sealed_event(id, kind, prefix, &bag.files).await
     }
 
     async fn sealed_event(
@@ -514,9 +548,21 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             }
         };
         let bag = match sealed {
-            Some(bag) => bag,
+            Some(bag) => {
+                self.sealed_event_if_missing(&id, ItemKind::Volume, &prefix, &bag)
+                    .await?;
+                bag
+            }
             None => {
-                if !acquired.already_complete {
+                // Recorded unless the chain has it: a run killed between the completion marker
+                // and this event finds the item acquired, and writes the event now.
+                let recorded = self
+                    .recorded(|d| {
+                        matches!(d, Details::AcquisitionCompleted(a)
+                            if a.item == id && a.data.is_some())
+                    })
+                    .await;
+                if !recorded {
                     record(
                         self.draft(AcquisitionCompleted {
                             item: id.clone(),
