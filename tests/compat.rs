@@ -168,6 +168,10 @@ fn a_case_collected_before_the_store_refactor_verifies_offline_with_every_check_
                     "{check} {id}: {rows:#?}"
                 );
             }
+            assert!(
+                has("custody events", id, "records the item's acquisition and seal"),
+                "custody events {id}: {rows:#?}"
+            );
             let payload = if id == VOLUME { "image" } else { "data/" };
             assert!(
                 has("payload", &format!("{id} {payload}"), ""),
@@ -186,7 +190,7 @@ fn a_case_collected_before_the_store_refactor_verifies_offline_with_every_check_
         );
         assert_eq!(
             rows.len(),
-            2 + 4 * ITEMS.len(),
+            2 + 5 * ITEMS.len(),
             "one row per check: {rows:#?}"
         );
     }

@@ -485,6 +485,28 @@ impl EvidenceAudit for DyingAt {
     }
 }
 
+/// The items `forensnap verify` finds stored without the events that record them.
+async fn event_findings(bucket: &Bucket) -> Vec<(String, String)> {
+    let case = forensnap_core::CaseId::parse("IR-1").expect("case");
+    let layout = CaseLayout::new("", &case);
+    let report = forensnap_verify::verify(
+        bucket,
+        &case,
+        &layout,
+        signer().public_key_der(),
+        None,
+        forensnap_verify::quiet(),
+    )
+    .await
+    .expect("verify runs");
+    report
+        .rows
+        .into_iter()
+        .filter(|r| r.check == "custody events" && !r.ok)
+        .map(|r| (r.subject, r.detail))
+        .collect()
+}
+
 #[tokio::test]
 async fn a_run_killed_before_an_items_event_records_it_on_the_next_run_once() {
     // Killed as it writes the first acquisition.completed (the completion marker is stored), or
@@ -515,8 +537,19 @@ async fn a_run_killed_before_an_items_event_records_it_on_the_next_run_once() {
             done = killed => panic!("{action}: the run ended before it was killed: {:?}", done.map(|_| ())),
             () = dying.hung.notified() => {}
         }
+        // Verification names the item the chain does not record.
+        let unrecorded = event_findings(&bucket).await;
+        assert!(
+            unrecorded.iter().any(|(_, detail)| detail.contains(action)),
+            "{action}: verify names the item: {unrecorded:?}"
+        );
         let (result, events) = run(&cloud, &bucket, &source).await;
         result.unwrap_or_else(|e| panic!("{action}: the next run: {e}"));
+        assert_eq!(
+            event_findings(&bucket).await,
+            Vec::<(String, String)>::new(),
+            "{action}: after the next run every item is recorded"
+        );
         assert_eq!(
             (
                 count(&events, Action::AcquisitionCompleted),

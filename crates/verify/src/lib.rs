@@ -19,10 +19,11 @@
 use forensnap_core::keys::{ItemLayout, signature_of};
 use std::collections::{BTreeMap, BTreeSet};
 
+use forensnap_core::details::Details;
 use forensnap_core::seal::{
     Checkpoint, CheckpointObject, fingerprint, verify_checkpoints, verify_signature,
 };
-use forensnap_core::{CaseId, CaseLayout};
+use forensnap_core::{CaseId, CaseLayout, Event, Outcome};
 use forensnap_evidence::export::{check_payload, read_bag};
 use forensnap_evidence::item::TAG_MANIFEST;
 use forensnap_evidence::{ByteProgress, NoProgress};
@@ -250,6 +251,7 @@ pub async fn verify<F: EvidenceAudit>(
         .collect();
     ids.extend(sealed.keys().cloned());
     report.items = ids.len();
+    let recorded = recorded_items(&events);
     for id in &ids {
         let item = layout.item(id);
         let prefix = item.prefix();
@@ -272,12 +274,76 @@ pub async fn verify<F: EvidenceAudit>(
             progress,
         )
         .await?;
+        check_item_events(&mut report, id, &present, &recorded);
     }
 
     if let Some(expected) = expected {
         check_locks(files, &mut report, root, expected).await?;
     }
     Ok(report)
+}
+
+/// The items the chain records as acquired (`acquisition.completed` with data) and as sealed
+/// (`evidence.sealed`), successful events only.
+struct RecordedItems {
+    acquired: BTreeSet<String>,
+    sealed: BTreeSet<String>,
+}
+
+fn recorded_items(events: &[(String, Vec<u8>)]) -> RecordedItems {
+    let mut recorded = RecordedItems {
+        acquired: BTreeSet::new(),
+        sealed: BTreeSet::new(),
+    };
+    for (_, bytes) in events {
+        let Ok(event) = serde_json::from_slice::<Event>(bytes) else {
+            continue; // the chain check names an unreadable event
+        };
+        if event.outcome != Outcome::Ok {
+            continue;
+        }
+        match event.details() {
+            Ok(Some(Details::AcquisitionCompleted(a))) if a.data.is_some() => {
+                recorded.acquired.insert(a.item);
+            }
+            Ok(Some(Details::EvidenceSealed(s))) => {
+                recorded.sealed.insert(s.item);
+            }
+            _ => {}
+        }
+    }
+    recorded
+}
+
+/// An item stored without the events that record it: a run stopped between storing and
+/// recording (the next `collect` of the case writes them), or objects nobody recorded.
+fn check_item_events(report: &mut Report, id: &str, present: &[&str], recorded: &RecordedItems) {
+    let volume = present.iter().any(|p| p.starts_with("data/blockmap.tsv"));
+    let mut missing = Vec::new();
+    if volume && !recorded.acquired.contains(id) {
+        missing.push("acquisition.completed");
+    }
+    if !recorded.sealed.contains(id) {
+        missing.push("evidence.sealed");
+    }
+    if missing.is_empty() {
+        report.push(
+            "custody events",
+            id,
+            true,
+            "the chain records the item's acquisition and seal",
+        );
+    } else {
+        report.push(
+            "custody events",
+            id,
+            false,
+            format!(
+                "no {} event records this item: a run stopped before writing it (run `forensnap collect` for the case again: it records what is missing and collects nothing twice), or the item was stored outside forensnap",
+                missing.join(" or ")
+            ),
+        );
+    }
 }
 
 /// The `.json` objects of one custody folder (`folder` relative to the case), with their bytes,
