@@ -169,7 +169,11 @@ fn a_case_collected_before_the_store_refactor_verifies_offline_with_every_check_
                 );
             }
             assert!(
-                has("custody events", id, "records the item's acquisition and seal"),
+                has(
+                    "custody events",
+                    id,
+                    "records the item's acquisition and seal"
+                ),
                 "custody events {id}: {rows:#?}"
             );
             let payload = if id == VOLUME { "image" } else { "data/" };

@@ -1,8 +1,8 @@
 //! Collection on in-memory doubles: the fake cloud, the memory store and block source.
 
 use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use forensnap_acquire::memory::MemorySource;
@@ -12,7 +12,7 @@ use forensnap_core::{Action, Event, Outcome};
 use forensnap_evidence::NoProgress;
 use forensnap_preserve::SnapshotInfo;
 use forensnap_preserve::fake::{Cloud, FORENSIC_KEY, MEMBER, Shared, accounts, plan};
-use forensnap_store::{Called, CloudError, EvidenceRead, MemoryStore, Stored};
+use forensnap_store::MemoryStore;
 use sha2::{Digest, Sha256};
 
 use super::*;
@@ -377,114 +377,6 @@ mod recorded_objects {
     }
 }
 
-/// The bucket as the custody service sees it, dying (every write hangs for ever) at the first
-/// custody event of `action`: the process is gone before that event is stored.
-#[derive(Clone)]
-struct DyingAt {
-    inner: Bucket,
-    action: &'static str,
-    dead: Arc<AtomicBool>,
-    hung: Arc<tokio::sync::Notify>,
-}
-
-impl DyingAt {
-    async fn write(&self, key: &str, bytes: &[u8]) {
-        let event = key.contains("/custody/events/")
-            && String::from_utf8_lossy(bytes).contains(&format!("\"action\":\"{}\"", self.action));
-        if event {
-            self.dead.store(true, Ordering::SeqCst);
-        }
-        if self.dead.load(Ordering::SeqCst) {
-            self.hung.notify_one();
-            std::future::pending::<()>().await;
-        }
-    }
-}
-
-impl EvidenceRead for DyingAt {
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
-        self.inner.get(key).await
-    }
-    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, CloudError> {
-        self.inner.get_range(key, start, len).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, CloudError> {
-        self.inner.list(prefix).await
-    }
-}
-
-impl EvidenceWrite for DyingAt {
-    fn bucket(&self) -> &str {
-        self.inner.bucket()
-    }
-    async fn put_new(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<Called<Stored>, CloudError> {
-        self.write(key, &bytes).await;
-        self.inner.put_new(key, bytes, content_type).await
-    }
-    async fn put_version(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-    ) -> Result<Called<Stored>, CloudError> {
-        self.write(key, &bytes).await;
-        self.inner.put_version(key, bytes, content_type).await
-    }
-    async fn open_upload(
-        &self,
-        key: &str,
-    ) -> Result<(String, Vec<forensnap_store::StoredPart>), CloudError> {
-        self.write(key, &[]).await;
-        self.inner.open_upload(key).await
-    }
-    async fn upload_part(
-        &self,
-        key: &str,
-        upload_id: &str,
-        number: u32,
-        body: forensnap_store::PartBody,
-    ) -> Result<forensnap_store::StoredPart, CloudError> {
-        self.write(key, &[]).await;
-        self.inner.upload_part(key, upload_id, number, body).await
-    }
-    async fn complete_upload(
-        &self,
-        key: &str,
-        upload_id: &str,
-        parts: &[forensnap_store::StoredPart],
-    ) -> Result<forensnap_store::CompletedObject, CloudError> {
-        self.write(key, &[]).await;
-        self.inner.complete_upload(key, upload_id, parts).await
-    }
-    async fn head(
-        &self,
-        key: &str,
-    ) -> Result<Option<forensnap_store::CompletedObject>, CloudError> {
-        self.inner.head(key).await
-    }
-}
-
-impl EvidenceAudit for DyingAt {
-    async fn bucket_lock(&self) -> Result<Called<forensnap_store::BucketLock>, CloudError> {
-        self.inner.bucket_lock().await
-    }
-    async fn versions(&self, prefix: &str) -> Result<Vec<forensnap_store::Version>, CloudError> {
-        self.inner.versions(prefix).await
-    }
-    async fn lock(
-        &self,
-        key: &str,
-        version_id: &str,
-    ) -> Result<forensnap_store::LockState, CloudError> {
-        self.inner.lock(key, version_id).await
-    }
-}
-
 /// The items `forensnap verify` finds stored without the events that record them.
 async fn event_findings(bucket: &Bucket) -> Vec<(String, String)> {
     let case = forensnap_core::CaseId::parse("IR-1").expect("case");
@@ -518,12 +410,10 @@ async fn a_run_killed_before_an_items_event_records_it_on_the_next_run_once() {
         Action::EvidenceSealed.as_str(),
     ] {
         let (cloud, bucket, source) = (cloud(), Bucket::default(), source());
-        let dying = DyingAt {
-            inner: bucket.clone(),
-            action,
-            dead: Arc::new(AtomicBool::new(false)),
-            hung: Arc::new(tokio::sync::Notify::new()),
-        };
+        let event = format!("\"action\":\"{action}\"");
+        let (dying, died) = bucket.dying_when(move |key, bytes| {
+            key.contains("/custody/events/") && String::from_utf8_lossy(bytes).contains(&event)
+        });
         let (member, forensic, actor) = accounts(&cloud);
         let plan = plan();
         let custody = Custody::open(dying.clone(), "", &plan.case, actor, None)
@@ -535,7 +425,7 @@ async fn a_run_killed_before_an_items_event_records_it_on_the_next_run_once() {
         );
         tokio::select! {
             done = killed => panic!("{action}: the run ended before it was killed: {:?}", done.map(|_| ())),
-            () = dying.hung.notified() => {}
+            () = died.notified() => {}
         }
         // Verification names the item the chain does not record.
         let unrecorded = event_findings(&bucket).await;

@@ -4,7 +4,9 @@
 //! injected. A discarding store hashes part bytes and drops them, so a memory measurement sees
 //! the engine, not the store.
 //!
-//! The store is a cloneable handle: clones share the same bucket.
+//! The store is a cloneable handle: clones share the same bucket. A handle can be made to die at
+//! a chosen write ([`MemoryStore::dying_when`]): that write and every later one never finish, as
+//! when the process is killed, while other handles (the next run) go on.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -56,6 +58,26 @@ pub struct MemoryStore {
     bucket: Arc<Mutex<Bucket>>,
     /// Drop part data after hashing it (memory measurements).
     discard_data: bool,
+    /// Asked before every write of this handle: the process dies there (see
+    /// [`MemoryStore::dying_when`]).
+    dies: Option<Dies>,
+}
+
+/// Whether the process dies at the write of this key and these bytes.
+type DiesWhen = dyn Fn(&str, &[u8]) -> bool + Send + Sync;
+
+/// A handle's "the process dies here" rule and the signal it gives when it does.
+#[derive(Clone)]
+struct Dies {
+    when: Arc<DiesWhen>,
+    dead: Arc<std::sync::atomic::AtomicBool>,
+    died: Arc<tokio::sync::Notify>,
+}
+
+impl std::fmt::Debug for Dies {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Dies")
+    }
 }
 
 impl Default for MemoryStore {
@@ -76,6 +98,7 @@ impl Default for MemoryStore {
                 now: 1_800_000_000,
             })),
             discard_data: false,
+            dies: None,
         }
     }
 }
@@ -101,6 +124,41 @@ impl MemoryStore {
         MemoryStore {
             discard_data: true,
             ..MemoryStore::default()
+        }
+    }
+
+    /// Another handle on the same bucket whose writes stop for good, as a killed process stops,
+    /// from the first write for which `when(key, bytes)` holds (bytes are empty for the multipart
+    /// calls but parts): that write and every later one of this handle never finish, and the
+    /// returned `Notify` is signalled. Other handles go on (the next run of the process).
+    pub fn dying_when(
+        &self,
+        when: impl Fn(&str, &[u8]) -> bool + Send + Sync + 'static,
+    ) -> (MemoryStore, Arc<tokio::sync::Notify>) {
+        let died = Arc::new(tokio::sync::Notify::new());
+        let handle = MemoryStore {
+            dies: Some(Dies {
+                when: Arc::new(when),
+                dead: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+                died: died.clone(),
+            }),
+            ..self.clone()
+        };
+        (handle, died)
+    }
+
+    /// Before a write: hang for ever if this handle's process has died.
+    async fn write(&self, key: &str, bytes: &[u8]) {
+        use std::sync::atomic::Ordering;
+        let Some(dies) = &self.dies else {
+            return;
+        };
+        if (dies.when)(key, bytes) {
+            dies.dead.store(true, Ordering::SeqCst);
+        }
+        if dies.dead.load(Ordering::SeqCst) {
+            dies.died.notify_one();
+            std::future::pending::<()>().await;
         }
     }
 
@@ -246,6 +304,7 @@ impl EvidenceWrite for MemoryStore {
         bytes: Vec<u8>,
         _: &str,
     ) -> Result<Called<Stored>, CloudError> {
+        self.write(key, &bytes).await;
         self.put(key, bytes, false)
     }
 
@@ -255,10 +314,12 @@ impl EvidenceWrite for MemoryStore {
         bytes: Vec<u8>,
         _: &str,
     ) -> Result<Called<Stored>, CloudError> {
+        self.write(key, &bytes).await;
         self.put(key, bytes, true)
     }
 
     async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
+        self.write(key, &[]).await;
         let mut state = self.state();
         if let Some((id, upload)) = state.uploads.iter().find(|(_, u)| u.key == key) {
             return Ok((
@@ -285,6 +346,11 @@ impl EvidenceWrite for MemoryStore {
         number: u32,
         body: PartBody,
     ) -> Result<StoredPart, CloudError> {
+        self.write(
+            key,
+            body.chunks().first().map(|c| &c[..]).unwrap_or_default(),
+        )
+        .await;
         let fail = {
             let mut state = self.state();
             let data = key.contains("data/") && !key.ends_with(".tsv");
@@ -340,6 +406,7 @@ impl EvidenceWrite for MemoryStore {
         upload_id: &str,
         parts: &[StoredPart],
     ) -> Result<CompletedObject, CloudError> {
+        self.write(key, &[]).await;
         let mut state = self.state();
         let upload = state.uploads.remove(upload_id).ok_or_else(|| {
             err(

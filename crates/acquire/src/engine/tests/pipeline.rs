@@ -3,7 +3,8 @@
 //! and an acquisition stopped at any write (a kill, as far as the store can tell) resumes to
 //! the same object, block map and hashes.
 
-use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use super::store::TestStore;
@@ -31,7 +32,7 @@ fn pipelined(layout: Layout) -> AcquireOptions {
 async fn reads_finishing_out_of_order_make_byte_exact_objects_with_parts_uploading_at_once() {
     for layout in [Layout::Blocks, Layout::Raw] {
         let (source, indexes) = jittered();
-        let sink = TestStore::new(MemoryStore::default(), None);
+        let sink = TestStore::new(MemoryStore::default());
         let limit = AdaptiveLimit::new(16, 16, 100_000.0);
         let options = pipelined(layout);
         let got = acquire(
@@ -108,27 +109,36 @@ async fn an_acquisition_stopped_at_any_write_resumes_to_the_same_evidence() {
         let options = pipelined(layout);
         let (source, _) = jittered();
         let whole = MemoryStore::default();
-        let counted = TestStore::new(whole.clone(), Some(usize::MAX));
+        let writes = Arc::new(AtomicUsize::new(0));
+        let (counted, _) = whole.dying_when({
+            let writes = writes.clone();
+            move |_, _| {
+                writes.fetch_add(1, Ordering::SeqCst);
+                false
+            }
+        });
         let reference = run_on(&source, &counted, &options, "snap-1", "p/")
             .await
             .expect("acquired");
-        let writes = usize::MAX - counted.writes_left().unwrap_or(0);
+        let writes = writes.load(Ordering::SeqCst);
         let data = format!("p/{}", layout.data_path());
-        // Stop after every number of writes.
+        // Stop at every write.
         let mut stopped = 0;
-        for stop_after in 0..writes {
+        for stop_at in 0..writes {
             let store = MemoryStore::default();
-            let dying = TestStore::new(store.clone(), Some(stop_after));
+            let seen = AtomicUsize::new(0);
+            let (dying, died) =
+                store.dying_when(move |_, _| seen.fetch_add(1, Ordering::SeqCst) == stop_at);
             let run = run_on(&source, &dying, &options, "snap-1", "p/");
             tokio::select! {
                 result = run => {
                     result.expect("a run that was not stopped succeeds");
                 }
-                () = dying.hung.notified() => stopped += 1,
+                () = died.notified() => stopped += 1,
             }
             let resumed = run_on(&source, &store, &options, "snap-1", "p/")
                 .await
-                .unwrap_or_else(|e| panic!("{name}: stopped after {stop_after} writes: {e}"));
+                .unwrap_or_else(|e| panic!("{name}: stopped at write {stop_at}: {e}"));
             assert_eq!(
                 (
                     &resumed.image_sha256,
@@ -142,11 +152,11 @@ async fn an_acquisition_stopped_at_any_write_resumes_to_the_same_evidence() {
                     &reference.block_map_sha256,
                     reference.blocks_stored
                 ),
-                "{name}: stopped after {stop_after} of {writes} writes"
+                "{name}: stopped at write {stop_at} of {writes}"
             );
             assert!(
                 store.object(&data) == whole.object(&data),
-                "{name}: stopped after {stop_after} writes: the same object"
+                "{name}: stopped at write {stop_at}: the same object"
             );
             assert_eq!(store.open_uploads(), 0, "{name}: no upload left open");
         }

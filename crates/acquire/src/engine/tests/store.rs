@@ -1,24 +1,19 @@
 //! The memory store as the engine tests see it: counts part-checkpoint GETs (and the most in
-//! flight at once), counts part uploads in flight (each takes a moment, so others can start),
-//! and can stop answering after a number of writes, as a killed process stops writing.
+//! flight at once) and part uploads in flight (each takes a moment, so others can start). A
+//! killed process is the memory store's own `dying_when` handle.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use forensnap_store::{
     Called, CloudError, CompletedObject, EvidenceRead, EvidenceWrite, MemoryStore, PartBody,
     Stored, StoredPart,
 };
-use tokio::sync::Notify;
 
 #[derive(Clone, Default)]
 pub(super) struct TestStore {
     pub(super) inner: MemoryStore,
-    /// Writes left before every write hangs for ever (`None`: no limit).
-    writes_left: Arc<Mutex<Option<usize>>>,
-    /// Notified when a write hangs.
-    pub(super) hung: Arc<Notify>,
     checkpoint_gets: Arc<AtomicUsize>,
     in_flight: Arc<AtomicUsize>,
     peak_in_flight: Arc<AtomicUsize>,
@@ -27,18 +22,12 @@ pub(super) struct TestStore {
 }
 
 impl TestStore {
-    /// `inner` behind the switch: after `writes_left` writes, every write hangs.
-    pub(super) fn new(inner: MemoryStore, writes_left: Option<usize>) -> Self {
+    /// Counting the calls to `inner`.
+    pub(super) fn new(inner: MemoryStore) -> Self {
         TestStore {
             inner,
-            writes_left: Arc::new(Mutex::new(writes_left)),
             ..TestStore::default()
         }
-    }
-
-    /// Writes left (`None`: no limit).
-    pub(super) fn writes_left(&self) -> Option<usize> {
-        *self.writes_left.lock().expect("left")
     }
 
     pub(super) fn checkpoint_gets(&self) -> usize {
@@ -58,25 +47,6 @@ impl TestStore {
     pub(super) fn reset(&self) {
         self.checkpoint_gets.store(0, Ordering::SeqCst);
         self.peak_in_flight.store(0, Ordering::SeqCst);
-    }
-
-    /// Count one write; hang for ever once the budget is spent.
-    async fn write(&self) {
-        let dead = {
-            let mut left = self.writes_left.lock().expect("left");
-            match left.as_mut() {
-                Some(0) => true,
-                Some(n) => {
-                    *n -= 1;
-                    false
-                }
-                None => false,
-            }
-        };
-        if dead {
-            self.hung.notify_one();
-            std::future::pending::<()>().await;
-        }
     }
 }
 
@@ -115,7 +85,6 @@ impl EvidenceWrite for TestStore {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<Called<Stored>, CloudError> {
-        self.write().await;
         self.inner.put_new(key, bytes, content_type).await
     }
 
@@ -125,12 +94,10 @@ impl EvidenceWrite for TestStore {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<Called<Stored>, CloudError> {
-        self.write().await;
         self.inner.put_version(key, bytes, content_type).await
     }
 
     async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
-        self.write().await;
         self.inner.open_upload(key).await
     }
 
@@ -141,7 +108,6 @@ impl EvidenceWrite for TestStore {
         number: u32,
         body: PartBody,
     ) -> Result<StoredPart, CloudError> {
-        self.write().await;
         let now = self.uploading.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak_uploading.fetch_max(now, Ordering::SeqCst);
         // An upload takes a while: let the pipeline start others meanwhile.
@@ -157,7 +123,6 @@ impl EvidenceWrite for TestStore {
         upload_id: &str,
         parts: &[StoredPart],
     ) -> Result<CompletedObject, CloudError> {
-        self.write().await;
         self.inner.complete_upload(key, upload_id, parts).await
     }
 
