@@ -14,7 +14,8 @@ forensnap runs `forensnap-bench acquire`: every block verified against AWS's che
 SHA-256 over the whole volume, parts uploaded to the emulator's S3 stand-in, which checks each
 part's SHA-256 and keeps only lengths and hashes ("count" mode). coldsnap runs `coldsnap
 download` to a file in /dev/shm (tmpfs), deleted after each run. MiB/s is allocated data per
-wall second; CPU is user + system of the tool's process(es); RSS is the peak of one process.
+wall second; CPU is user + system of the tool's process(es) (the emulator's own CPU is reported
+beside it as emulator_cpu_seconds); RSS is the peak of one process.
 """
 
 import argparse
@@ -54,6 +55,13 @@ def run_measured(commands):
         rss = max(rss, usage.ru_maxrss)
         outputs.append(out.decode())
     return time.monotonic() - started, cpu, rss, outputs
+
+
+def cpu_of(pid):
+    """User + system CPU seconds of a running process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def stats(url):
@@ -97,7 +105,9 @@ def scenario(name, spec, args, runs):
                     commands = [[args.coldsnap, "--endpoint", info["ebs_endpoint"], "download",
                                  s, f"{TMP}/{s}-{run}.img"] for s in ids]
                 served0, throttled0 = stats(info["stats_url"])
+                emulator_cpu0 = cpu_of(emulator.pid)
                 wall, cpu, rss, outputs = run_measured(commands)
+                emulator_cpu = cpu_of(emulator.pid) - emulator_cpu0
                 served1, throttled1 = stats(info["stats_url"])
                 for s in ids:
                     try:
@@ -111,6 +121,10 @@ def scenario(name, spec, args, runs):
                     "peak_rss_mib": rss / 1024,
                     "throttled_percent": 100 * (throttled1 - throttled0) / max(requests, 1),
                     "seconds": wall,
+                    # The emulator (EBS and, for forensnap, the S3 stand-in checking every part's
+                    # SHA-256) runs on the same machine: its CPU is not the tool's, but it is not
+                    # free for the tool either.
+                    "emulator_cpu_seconds": emulator_cpu,
                 }
                 if tool == "forensnap":
                     volumes = json.loads(outputs[0])["volumes"]

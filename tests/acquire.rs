@@ -27,6 +27,16 @@ async fn run(
     snapshot: &str,
     prefix: &str,
 ) -> Result<Acquired, forensnap_acquire::AcquireError> {
+    run_with(env, snapshot, prefix, AcquireOptions::default().uploads).await
+}
+
+/// Acquire with `uploads` parts uploading at once.
+async fn run_with(
+    env: &Env,
+    snapshot: &str,
+    prefix: &str,
+    uploads: usize,
+) -> Result<Acquired, forensnap_acquire::AcquireError> {
     let cfg = env.forensic().await;
     let source = EbsSource::new(&cfg, None);
     let sink = S3Store::new(s3(&cfg), &env.seeded.forensic.evidence_bucket, false);
@@ -38,6 +48,7 @@ async fn run(
         &AcquireOptions {
             // The smallest parts S3 takes (10 blocks), so that small volumes have several.
             part_bytes: 5 << 20,
+            uploads,
             ..AcquireOptions::default()
         },
         snapshot,
@@ -187,8 +198,10 @@ async fn a_run_killed_part_way_resumes_with_identical_hashes_and_no_open_upload(
         }
         panic!("part 1 was never checkpointed");
     };
+    // One part uploading at a time, so that part 1 is the first UploadPart (the fault counts
+    // requests in the order they arrive).
     tokio::select! {
-        done = run(&env, &snapshot, prefix) => panic!("the run ended before it was killed: {done:?}"),
+        done = run_with(&env, &snapshot, prefix, 1) => panic!("the run ended before it was killed: {done:?}"),
         () = first_part_stored => {}
     }
     env.world.clear_faults().expect("clear");
