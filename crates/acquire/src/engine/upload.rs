@@ -69,6 +69,14 @@ struct Assembling {
     next_index: u64,
 }
 
+/// A part stored and checkpointed: S3's record of it, its block-map rows, and the answers
+/// discarded while reading it.
+struct PartStored {
+    part: StoredPart,
+    rows: Vec<Row>,
+    discarded: u64,
+}
+
 /// Where the part planner stands.
 struct Planner {
     lister: Lister,
@@ -257,9 +265,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         while (reading && failure.is_none()) || !uploads.is_empty() {
             tokio::select! {
                 Some(stored) = uploads.next(), if !uploads.is_empty() => match stored {
-                    Ok((part, rows, part_discarded)) => {
-                        let (part, rows, part_discarded): (StoredPart, Vec<Row>, u64) =
-                            (part, rows, part_discarded);
+                    Ok(PartStored { part, rows, discarded: part_discarded }) => {
                         fetched_now += rows.len() as u64;
                         discarded += part_discarded;
                         tracing::info!(snapshot_id, part = part.number, blocks = rows.len(), "part stored");
@@ -488,14 +494,13 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
     }
 
     /// Upload one assembled part (retried from the bytes it holds), then write its checkpoint
-    /// with the hash states after it; returns the stored part, its rows and the answers
-    /// discarded while reading it.
+    /// with the hash states after it.
     async fn store_part(
         &self,
         upload_id: &str,
         part: Assembling,
         mark: MarkReply,
-    ) -> Result<(StoredPart, Vec<Row>, u64), AcquireError> {
+    ) -> Result<PartStored, AcquireError> {
         let Assembling {
             number,
             body,
@@ -539,7 +544,11 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             .put_version(&key, bytes, JSON)
             .await
             .map_err(sink_error(self.snapshot_id, "a part checkpoint", &key))?;
-        Ok((stored, checkpoint.blocks, discarded))
+        Ok(PartStored {
+            part: stored,
+            rows: checkpoint.blocks,
+            discarded,
+        })
     }
 
     /// UploadPart, a transient failure retried from the same bytes after a jittered backoff.
