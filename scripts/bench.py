@@ -66,8 +66,9 @@ def cpu_of(pid):
 
 def stats(url):
     with urllib.request.urlopen(url, timeout=10) as r:
-        s = json.load(r)["get_snapshot_block"]
-    return s["served"], s["throttled_account"] + s["throttled_resource"]
+        everything = json.load(r)
+    s = everything["get_snapshot_block"]
+    return s["served"], s["throttled_account"] + s["throttled_resource"], everything["s3"]
 
 
 def scenario(name, spec, args, runs):
@@ -104,11 +105,11 @@ def scenario(name, spec, args, runs):
                 else:
                     commands = [[args.coldsnap, "--endpoint", info["ebs_endpoint"], "download",
                                  s, f"{TMP}/{s}-{run}.img"] for s in ids]
-                served0, throttled0 = stats(info["stats_url"])
+                served0, throttled0, s3_0 = stats(info["stats_url"])
                 emulator_cpu0 = cpu_of(emulator.pid)
                 wall, cpu, rss, outputs = run_measured(commands)
                 emulator_cpu = cpu_of(emulator.pid) - emulator_cpu0
-                served1, throttled1 = stats(info["stats_url"])
+                served1, throttled1, s3_1 = stats(info["stats_url"])
                 for s in ids:
                     try:
                         os.remove(f"{TMP}/{s}-{run}.img")
@@ -129,6 +130,15 @@ def scenario(name, spec, args, runs):
                 if tool == "forensnap":
                     volumes = json.loads(outputs[0])["volumes"]
                     row["volume_mib_per_second"] = [v["mib_per_second"] for v in volumes]
+                    # Parts S3 stored beyond those the objects hold were sent again (a retry
+                    # after an error, a cut or a timeout); cuts and BadDigest are counted apart.
+                    stored_parts = s3_1["parts"] - s3_0["parts"]
+                    # Each volume's object parts, and its block map's (uploaded in 8 MiB parts).
+                    expected = sum(v["parts"] + max(1, -(-v["block_map_bytes"] // (8 << 20)))
+                                   for v in volumes)
+                    row["s3_parts_sent_again"] = stored_parts - expected
+                    row["s3_request_timeouts"] = s3_1["request_timeouts"] - s3_0["request_timeouts"]
+                    row["s3_bad_digest"] = s3_1["bad_digest"] - s3_0["bad_digest"]
                 results[tool].append(row)
                 print(f"bench: {name} run {run + 1} {tool}: {row['mib_per_second']:.0f} MiB/s, "
                       f"{row['cpu_seconds_per_gib']:.2f} CPU-s/GiB, {row['peak_rss_mib']:.0f} MiB RSS, "

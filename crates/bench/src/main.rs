@@ -297,6 +297,7 @@ async fn main() -> anyhow::Result<()> {
                         "seconds": round(*secs, 2),
                         "mib_per_second": round(mib / secs, 1),
                         "parts": got.parts,
+                        "block_map_bytes": got.block_map_bytes,
                         "image_sha256": got.image_sha256,
                         "composite_sha256": got.composite_sha256,
                     })
