@@ -156,6 +156,23 @@ impl<S: BlockSource> BlockSource for Counting<S> {
     }
 }
 
+/// The SDK config of `region` (credentials from the default chain) and a counting EBS source on
+/// `endpoint` (AWS's own when `None`).
+async fn counting_source(
+    region: String,
+    endpoint: Option<&str>,
+) -> (aws_config::SdkConfig, Counting<EbsSource>) {
+    let sdk = aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new(region))
+        .load()
+        .await;
+    let source = Counting {
+        inner: EbsSource::new(&sdk, endpoint),
+        throttled: AtomicU64::new(0),
+    };
+    (sdk, source)
+}
+
 fn options(tuning: &Tuning) -> AcquireOptions {
     AcquireOptions {
         window: tuning.window,
@@ -182,14 +199,7 @@ async fn main() -> anyhow::Result<()> {
             region,
             tuning,
         } => {
-            let sdk = aws_config::defaults(BehaviorVersion::latest())
-                .region(Region::new(region))
-                .load()
-                .await;
-            let source = Counting {
-                inner: EbsSource::new(&sdk, endpoint.as_deref()),
-                throttled: AtomicU64::new(0),
-            };
+            let (_, source) = counting_source(region, endpoint.as_deref()).await;
             let sink = MemoryStore::discarding();
             let limit = AdaptiveLimit::new(16, tuning.max_reads, tuning.snapshot_rps);
             let account = AdaptiveLimit::new(16, tuning.max_reads, tuning.account_rps);
@@ -238,14 +248,7 @@ async fn main() -> anyhow::Result<()> {
             prefix,
             tuning,
         } => {
-            let sdk = aws_config::defaults(BehaviorVersion::latest())
-                .region(Region::new(region))
-                .load()
-                .await;
-            let source = Counting {
-                inner: EbsSource::new(&sdk, Some(&endpoint)),
-                throttled: AtomicU64::new(0),
-            };
+            let (sdk, source) = counting_source(region, Some(&endpoint)).await;
             let s3 = aws_sdk_s3::Client::from_conf(
                 aws_sdk_s3::config::Builder::from(&sdk)
                     .endpoint_url(&s3_endpoint)

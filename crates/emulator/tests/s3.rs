@@ -247,21 +247,25 @@ async fn a_three_part_upload_completes_with_the_composite_checksum_and_reads_bac
     assert_eq!(stats.bytes_in, 470_000);
 }
 
-#[tokio::test]
-async fn a_part_whose_checksum_does_not_match_is_refused_with_bad_digest() {
-    let emulator = launch(Storage::Keep, None).await;
-    let s3 = common::s3(&emulator.s3_url().expect("s3"));
-    let upload_id = s3
-        .create_multipart_upload()
+/// A SHA-256 multipart upload of `key` in the test bucket; its id.
+async fn create_upload(s3: &aws_sdk_s3::Client, key: &str) -> String {
+    s3.create_multipart_upload()
         .bucket(BUCKET)
-        .key("k")
+        .key(key)
         .checksum_algorithm(ChecksumAlgorithm::Sha256)
         .send()
         .await
         .expect("create")
         .upload_id()
         .expect("id")
-        .to_string();
+        .to_string()
+}
+
+#[tokio::test]
+async fn a_part_whose_checksum_does_not_match_is_refused_with_bad_digest() {
+    let emulator = launch(Storage::Keep, None).await;
+    let s3 = common::s3(&emulator.s3_url().expect("s3"));
+    let upload_id = create_upload(&s3, "k").await;
     let err = s3
         .upload_part()
         .bucket(BUCKET)
@@ -426,17 +430,7 @@ async fn single_puts_never_overwrite_and_the_bucket_answers_an_auditor() {
 async fn count_mode_keeps_lengths_and_checksums_but_no_bytes() {
     let emulator = launch(Storage::Count, None).await;
     let s3 = common::s3(&emulator.s3_url().expect("s3"));
-    let upload_id = s3
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("big")
-        .checksum_algorithm(ChecksumAlgorithm::Sha256)
-        .send()
-        .await
-        .expect("create")
-        .upload_id()
-        .expect("id")
-        .to_string();
+    let upload_id = create_upload(&s3, "big").await;
     let data = part_data(9, 100_000);
     let part = s3
         .upload_part()
