@@ -262,6 +262,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         // After a failure nothing new starts, but the parts uploading finish and write their
         // checkpoints: a resume then starts after them instead of fetching them again.
         let mut failure: Option<AcquireError> = None;
+        let mut last_checkpoint: Option<oneshot::Receiver<()>> = None;
         while (reading && failure.is_none()) || !uploads.is_empty() {
             tokio::select! {
                 Some(stored) = uploads.next(), if !uploads.is_empty() => match stored {
@@ -287,7 +288,12 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                         self.assemble(&mut current, &hasher, planned, piece, &mut object_offset)
                     }) {
                         Ok(Some((part, mark))) => {
-                            uploads.push(self.store_part(&upload_id, part, mark));
+                            // Checkpoints are written in part order (a resume trusts every
+                            // checkpoint below the one it resumes from): each waits for the
+                            // previous part's.
+                            let (written, next) = oneshot::channel();
+                            let previous = last_checkpoint.replace(next);
+                            uploads.push(self.store_part(&upload_id, part, mark, previous, written));
                         }
                         Ok(None) => {}
                         Err(e) => failure = Some(e),
@@ -500,6 +506,8 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         upload_id: &str,
         part: Assembling,
         mark: MarkReply,
+        previous: Option<oneshot::Receiver<()>>,
+        written: oneshot::Sender<()>,
     ) -> Result<PartStored, AcquireError> {
         let Assembling {
             number,
@@ -540,10 +548,16 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             blocks: rows,
         };
         let bytes = serde_json::to_vec(&checkpoint).map_err(|e| self.checkpoint_error(&key, e))?;
+        if let Some(previous) = previous {
+            previous.await.map_err(|_| {
+                self.checkpoint_error(&key, "not written: the previous part's checkpoint was not")
+            })?;
+        }
         self.sink
             .put_version(&key, bytes, JSON)
             .await
             .map_err(sink_error(self.snapshot_id, "a part checkpoint", &key))?;
+        let _ = written.send(());
         Ok(PartStored {
             part: stored,
             rows: checkpoint.blocks,
