@@ -2,6 +2,13 @@
 COMPLIANCE retention that cannot be shortened, GetObjectRetention, and versioning that cannot be
 suspended on an Object Lock bucket.
 
+Multipart checksums come in AWS's two types: COMPOSITE (SHA-256 here: the object's checksum is
+the SHA-256 of the part digests, then ``-N``) and FULL_OBJECT (CRC-64/NVME, the only type S3
+allows for it, and CRC32/CRC32C when asked: the CRC of the whole object's bytes, as if it had
+been sent in one piece). Each upload's algorithm and type are remembered from
+CreateMultipartUpload, enforced on its parts and on completion, and reported by ListParts,
+ListMultipartUploads, CompleteMultipartUpload and HeadObject/GetObject with checksum mode on.
+
 ``before(call)`` runs ahead of moto and may raise ``AwsError``; ``after(call, status, headers,
 body)`` runs on moto's successful answer and may rewrite it.
 """
@@ -23,11 +30,18 @@ from .wire import AwsError, Call, s3_bucket_key
 
 S3_NS = "http://s3.amazonaws.com/doc/2006-03-01/"
 ALGORITHMS = ("crc32", "crc32c", "crc64nvme", "sha1", "sha256")
+CHECKSUM_TYPES = ("COMPOSITE", "FULL_OBJECT")
+FULL_OBJECT_ALGORITHMS = ("crc32", "crc32c", "crc64nvme")
+"""The algorithms S3 accepts with checksum type FULL_OBJECT (CRC64NVME accepts no other)."""
 _lock = threading.Lock()
 _uploads: dict[str, dict] = {}
+"""upload id -> {"lock": (mode, until, legal_hold), "parts": {n: {alg: b64}},
+"algorithm": lower-case algorithm or None, "type": "COMPOSITE" | "FULL_OBJECT" | None}"""
 # Composite checksums of the multipart objects completed here, by (bucket, key, version id).
 _composites: dict[tuple[str, str, str], str] = {}
-"""upload id -> {"lock": (mode, until, legal_hold), "parts": {n: {alg: b64}}}"""
+# Full-object checksums of the multipart objects completed here, by (bucket, key, version id):
+# (lower-case algorithm, b64).
+_full_objects: dict[tuple[str, str, str], tuple[str, str]] = {}
 
 
 def digest(algorithm: str, data: bytes) -> bytes:
@@ -46,6 +60,24 @@ def digest(algorithm: str, data: bytes) -> bytes:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
+
+
+_CRC_WIDTH = {"crc32": 4, "crc32c": 4, "crc64nvme": 8}
+
+
+def crc_continue(algorithm: str, data: bytes, previous: int = 0) -> int:
+    """The CRC of the bytes a CRC ``previous`` was computed over, followed by ``data``."""
+    if algorithm == "crc32":
+        return zlib.crc32(data, previous)
+    if algorithm == "crc32c":
+        return crt.crc32c(data, previous)
+    if algorithm == "crc64nvme":
+        return crt.crc64nvme(data, previous)
+    raise ValueError(algorithm)
+
+
+def crc_b64(algorithm: str, crc: int) -> str:
+    return b64(crc.to_bytes(_CRC_WIDTH[algorithm], "big"))
 
 
 # --- aws-chunked bodies ------------------------------------------------------------------------
@@ -156,10 +188,17 @@ def before(call: Call) -> None:
                                "Content-MD5 OR x-amz-checksum- HTTP header is required for Put "
                                "Object requests with Object Lock parameters")
         algorithms = [a for a in ALGORITHMS if a in claims]
+        expected, kind = _upload_checksum(call.param("uploadId")) if op == "UploadPart" else (None, None)
+        if kind == "FULL_OBJECT" and expected not in claims:
+            raise AwsError(400, "InvalidRequest",
+                           "Checksum Type mismatch occurred, expected checksum Type: "
+                           f"{expected}, actual checksum Type: "
+                           f"{algorithms[0] if algorithms else 'null'}")
         if algorithms and not call.header("x-amz-sdk-checksum-algorithm"):
             # moto only honours a checksum announced by x-amz-sdk-checksum-algorithm; AWS takes
             # the x-amz-checksum-* header (or trailer) alone, as a precomputed checksum is sent.
-            call.environ["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = algorithms[0].upper()
+            announced = expected if expected in algorithms else algorithms[0]
+            call.environ["HTTP_X_AMZ_SDK_CHECKSUM_ALGORITHM"] = announced.upper()
         call.environ["forensnap.claims"] = claims
     elif op == "CompleteMultipartUpload":
         _check_complete(call)
@@ -180,6 +219,42 @@ def before(call: Call) -> None:
             raise AwsError(400, "InvalidArgument",
                            "x-amz-object-lock-retain-until-date and x-amz-object-lock-mode must "
                            "both be supplied")
+        _requested_checksum(call)
+
+
+def _requested_checksum(call: Call) -> tuple[str | None, str | None]:
+    """CreateMultipartUpload's checksum algorithm (lower case) and type, defaulted and checked
+    as S3 does: CRC64NVME is FULL_OBJECT only, SHA-1/SHA-256 COMPOSITE only; without a type,
+    CRC64NVME is FULL_OBJECT and every other algorithm COMPOSITE."""
+    algorithm = (call.header("x-amz-checksum-algorithm") or "").strip().lower() or None
+    kind = (call.header("x-amz-checksum-type") or "").strip().upper() or None
+    if algorithm is not None and algorithm not in ALGORITHMS:
+        raise AwsError(400, "InvalidRequest",
+                       "Checksum algorithm provided is unsupported. Please try again with any of "
+                       "the valid types: [CRC32, CRC32C, CRC64NVME, SHA1, SHA256]")
+    if kind is not None and kind not in CHECKSUM_TYPES:
+        raise AwsError(400, "InvalidRequest", "Value for x-amz-checksum-type header is invalid.")
+    if algorithm is None:
+        if kind is not None:
+            raise AwsError(400, "InvalidRequest",
+                           "The x-amz-checksum-type header can only be used with the "
+                           "x-amz-checksum-algorithm header.")
+        return None, None
+    if kind is None:
+        kind = "FULL_OBJECT" if algorithm == "crc64nvme" else "COMPOSITE"
+    if (kind == "FULL_OBJECT" and algorithm not in FULL_OBJECT_ALGORITHMS) \
+            or (kind == "COMPOSITE" and algorithm == "crc64nvme"):
+        raise AwsError(400, "InvalidRequest",
+                       f"The {kind} checksum type cannot be used with the {algorithm} checksum "
+                       "algorithm.")
+    return algorithm, kind
+
+
+def _upload_checksum(upload_id: str | None) -> tuple[str | None, str | None]:
+    """The checksum algorithm (lower case) and type an upload was created with."""
+    with _lock:
+        entry = _uploads.get(upload_id or "") or {}
+    return entry.get("algorithm"), entry.get("type")
 
 
 def _check_complete(call: Call) -> None:
@@ -192,12 +267,13 @@ def _check_complete(call: Call) -> None:
         root = ElementTree.fromstring(call.body)
     except ElementTree.ParseError as err:
         raise AwsError(400, "MalformedXML", f"CompleteMultipartUpload body is not XML: {err}")
-    parts = []
+    parts, numbers = [], []
     for part in root.iter():
         if part.tag.split("}")[-1] != "Part":
             continue
         fields = {child.tag.split("}")[-1]: (child.text or "").strip() for child in part}
         number = int(fields.get("PartNumber", "0"))
+        numbers.append(number)
         stored = entry["parts"].get(number)
         if stored is None:
             continue  # moto reports InvalidPart
@@ -216,6 +292,38 @@ def _check_complete(call: Call) -> None:
             raise AwsError(400, "BadDigest",
                            f"The composite SHA256 you specified ({sent}) did not match the parts "
                            f"({composite}).")
+    algorithm, kind = entry.get("algorithm"), entry.get("type")
+    sent_kind = (call.header("x-amz-checksum-type") or "").strip().upper()
+    if sent_kind and kind and sent_kind != kind:
+        raise AwsError(400, "InvalidRequest",
+                       f"The upload was created using the {kind} checksum mode. The complete "
+                       "request must use the same checksum mode.")
+    if kind == "FULL_OBJECT" and numbers:
+        full = _full_object_checksum(call, algorithm, numbers)
+        if full is None:
+            return  # a part moto does not hold: moto reports InvalidPart
+        sent = call.header(f"x-amz-checksum-{algorithm}")
+        if sent and sent != full:
+            raise AwsError(400, "BadDigest",
+                           f"The {algorithm.upper()} you specified for the whole object ({sent}) "
+                           f"did not match the calculated checksum ({full}).")
+        call.environ["forensnap.full_checksum"] = (algorithm, full)
+
+
+def _full_object_checksum(call: Call, algorithm: str, numbers: list[int]) -> str | None:
+    """The CRC of the object the parts ``numbers`` (in that order) make, from the bytes moto
+    holds for them; None when a part is missing."""
+    bucket = _bucket(call)
+    multipart = bucket.multiparts.get(call.param("uploadId") or "") if bucket is not None else None
+    if multipart is None:
+        return None
+    crc = 0
+    for number in numbers:
+        part = multipart.parts.get(number)
+        if part is None:
+            return None
+        crc = crc_continue(algorithm, part.value, crc)
+    return crc_b64(algorithm, crc)
 
 
 def digest_of(claims: dict[str, str], algorithm: str) -> bytes:
@@ -296,23 +404,36 @@ def after(call: Call, status: int, headers: list, body: bytes):
     op = call.operation
     if op == "CreateMultipartUpload":
         match = re.search(rb"<UploadId>([^<]+)</UploadId>", body)
+        algorithm, kind = _requested_checksum(call)
         if match:
             with _lock:
-                _uploads[match.group(1).decode()] = {"lock": _lock_requested(call), "parts": {}}
+                _uploads[match.group(1).decode()] = {"lock": _lock_requested(call), "parts": {},
+                                                     "algorithm": algorithm, "type": kind}
+        if algorithm:
+            headers = _set_headers(headers, {"x-amz-checksum-algorithm": algorithm.upper(),
+                                             "x-amz-checksum-type": kind})
     elif op == "CompleteMultipartUpload":
         body = _add_composite_checksum(call, body)
+        body = _add_full_object_checksum(call, headers, body)
         _remember_composite(call, headers, body)
         _lock_completed_object(call, headers)
     elif op in ("HeadObject", "GetObject"):
-        headers = _composite_on_read(call, headers)
+        headers = _checksum_on_read(call, status, headers)
     elif op == "UploadPart":
         part = int(call.param("partNumber") or 0)
+        claims = call.environ.get("forensnap.claims", {})
         with _lock:
             entry = _uploads.setdefault(call.param("uploadId"), {"lock": (None, None, None), "parts": {}})
-            entry["parts"][part] = call.environ.get("forensnap.claims", {})
+            entry["parts"][part] = claims
+        # AWS answers with the checksums it verified; moto names at most one.
+        headers = _set_headers(headers, {f"x-amz-checksum-{a}": claims[a]
+                                         for a in ALGORITHMS if a in claims})
     elif op == "ListParts":
         body = _rename_root(body, b"ListPartsResponse", b"ListPartsResult")
         body = _add_part_checksums(call.param("uploadId"), body)
+        body = _add_upload_checksum(call.param("uploadId"), body, b"ListPartsResult")
+    elif op == "ListMultipartUploads":
+        body = re.sub(rb"<Upload>.*?</Upload>", _fix_listed_upload, body, flags=re.S)
     elif op == "GetBucketVersioning":
         body = _rename_root(body, b"GetBucketVersioningResponse", b"VersioningConfiguration")
     elif op == "AbortMultipartUpload":
@@ -321,12 +442,47 @@ def after(call: Call, status: int, headers: list, body: bytes):
     return status, headers, body
 
 
+def _set_headers(headers: list, values: dict) -> list:
+    """``headers`` with each of ``values`` (by lower-case name) set to exactly that value."""
+    kept = [(k, v) for k, v in headers if k.lower() not in values]
+    return kept + [(k, v) for k, v in values.items() if v]
+
+
+_CHECKSUM_ELEMENT = re.compile(rb"<Checksum(?:CRC32|CRC32C|CRC64NVME|SHA1|SHA256|Type)>[^<]*"
+                               rb"</Checksum(?:CRC32|CRC32C|CRC64NVME|SHA1|SHA256|Type)>")
+
+
+def _add_full_object_checksum(call: Call, headers: list, body: bytes) -> bytes:
+    """AWS answers CompleteMultipartUpload of a FULL_OBJECT upload with the whole object's CRC
+    and ``<ChecksumType>FULL_OBJECT</ChecksumType>``; moto leaves both out."""
+    found = call.environ.get("forensnap.full_checksum")
+    version = next((v for k, v in headers if k.lower() == "x-amz-version-id"), None)
+    bucket, key = s3_bucket_key(call)
+    if found is None:
+        # Completed before (moto answers a repeated completion with the object it made).
+        with _lock:
+            found = _full_objects.get((bucket, key, version or "")) if version else None
+        if found is None:
+            return body
+    algorithm, value = found
+    if version:
+        with _lock:
+            _full_objects[(bucket, key, version)] = found
+    tag = f"Checksum{algorithm.upper()}".encode()
+    extra = (b"<" + tag + b">" + value.encode() + b"</" + tag + b">"
+             b"<ChecksumType>FULL_OBJECT</ChecksumType>")
+    body = _CHECKSUM_ELEMENT.sub(b"", body)
+    return body.replace(b"</CompleteMultipartUploadResult>", extra + b"</CompleteMultipartUploadResult>", 1)
+
+
 def _add_composite_checksum(call: Call, body: bytes) -> bytes:
     """AWS answers CompleteMultipartUpload of a SHA-256 upload with the composite checksum
     (base64 of the SHA-256 of the part digests, then -N); moto leaves it out."""
     with _lock:
         entry = _uploads.get(call.param("uploadId") or "")
         parts = dict(entry["parts"]) if entry else {}
+    if entry and entry.get("type") == "FULL_OBJECT":
+        return body
     try:
         numbers = [int(n) for n in re.findall(rb"<PartNumber>\s*(\d+)\s*</PartNumber>", call.body)]
     except ValueError:
@@ -348,10 +504,17 @@ def _remember_composite(call: Call, headers: list, body: bytes) -> None:
             _composites[(bucket, key, version)] = match.group(1).decode()
 
 
-def _composite_on_read(call: Call, headers: list) -> list:
+_OBJECT_CHECKSUM_HEADERS = tuple(f"x-amz-checksum-{a}" for a in ALGORITHMS) + ("x-amz-checksum-type",)
+
+
+def _checksum_on_read(call: Call, status: int, headers: list) -> list:
     """AWS answers HeadObject and GetObject of a multipart object (checksum mode on) with its
-    composite checksum, part count included (`...-N`) and `x-amz-checksum-type: COMPOSITE`;
-    moto gives the composite digest without the part count."""
+    checksum and type: a composite one with its part count (`...-N`) and
+    `x-amz-checksum-type: COMPOSITE` (moto gives the composite digest without the part count), a
+    full-object one as the whole object's CRC with `x-amz-checksum-type: FULL_OBJECT`. A part
+    of the object (a range) carries no checksum of the whole."""
+    if status == 206:
+        return [(k, v) for k, v in headers if k.lower() not in _OBJECT_CHECKSUM_HEADERS]
     if (call.header("x-amz-checksum-mode") or "").upper() != "ENABLED":
         return headers
     version = call.param("versionId") or next(
@@ -359,11 +522,16 @@ def _composite_on_read(call: Call, headers: list) -> list:
     bucket, key = s3_bucket_key(call)
     with _lock:
         composite = _composites.get((bucket, key, version or ""))
-    if composite is None:
-        return headers
-    kept = [(k, v) for k, v in headers
-            if k.lower() not in ("x-amz-checksum-sha256", "x-amz-checksum-type")]
-    return kept + [("x-amz-checksum-sha256", composite), ("x-amz-checksum-type", "COMPOSITE")]
+        full = _full_objects.get((bucket, key, version or ""))
+    if composite is not None:
+        kept = [(k, v) for k, v in headers
+                if k.lower() not in ("x-amz-checksum-sha256", "x-amz-checksum-type")]
+        return kept + [("x-amz-checksum-sha256", composite), ("x-amz-checksum-type", "COMPOSITE")]
+    if full is not None:
+        algorithm, value = full
+        kept = [(k, v) for k, v in headers if k.lower() not in _OBJECT_CHECKSUM_HEADERS]
+        return kept + [(f"x-amz-checksum-{algorithm}", value), ("x-amz-checksum-type", "FULL_OBJECT")]
+    return headers
 
 
 def _rename_root(body: bytes, wrong: bytes, right: bytes) -> bytes:
@@ -387,6 +555,43 @@ def _add_part_checksums(upload_id: str | None, body: bytes) -> bytes:
         return match.group(0) + extra
 
     return re.sub(rb"<PartNumber>(\d+)</PartNumber>", add, body)
+
+
+def _checksum_fields(algorithm: str | None, kind: str | None) -> bytes:
+    if not algorithm:
+        return b""
+    return (f"<ChecksumAlgorithm>{algorithm.upper()}</ChecksumAlgorithm>"
+            f"<ChecksumType>{kind}</ChecksumType>").encode()
+
+
+def _add_upload_checksum(upload_id: str | None, body: bytes, root: bytes) -> bytes:
+    """ListParts in AWS names the upload's checksum algorithm and type; moto leaves them out."""
+    algorithm, kind = _upload_checksum(upload_id)
+    if not algorithm:
+        return body
+    body = re.sub(rb"<ChecksumAlgorithm>[^<]*</ChecksumAlgorithm>|<ChecksumType>[^<]*</ChecksumType>",
+                  b"", body)
+    close = b"</" + root + b">"
+    return body.replace(close, _checksum_fields(algorithm, kind) + close, 1)
+
+
+def _fix_listed_upload(match: re.Match) -> bytes:
+    """One ``<Upload>`` of ListMultipartUploads, naming its checksum algorithm and type as AWS
+    does (moto names the type only when CreateMultipartUpload sent one)."""
+    block = match.group(0)
+    found = re.search(rb"<UploadId>([^<]+)</UploadId>", block)
+    algorithm, kind = _upload_checksum(found.group(1).decode() if found else None)
+    if not algorithm:
+        named = re.search(rb"<ChecksumAlgorithm>([^<]+)</ChecksumAlgorithm>", block)
+        if not named:
+            return block
+        algorithm = named.group(1).decode().strip().lower()
+        typed = re.search(rb"<ChecksumType>([^<]+)</ChecksumType>", block)
+        kind = typed.group(1).decode().strip() if typed else (
+            "FULL_OBJECT" if algorithm == "crc64nvme" else "COMPOSITE")
+    block = re.sub(rb"<ChecksumAlgorithm>[^<]*</ChecksumAlgorithm>|<ChecksumAlgorithm/>|"
+                   rb"<ChecksumType>[^<]*</ChecksumType>|<ChecksumType/>", b"", block)
+    return block.replace(b"</Upload>", _checksum_fields(algorithm, kind) + b"</Upload>", 1)
 
 
 def _lock_completed_object(call: Call, headers: list) -> None:

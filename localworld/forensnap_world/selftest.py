@@ -86,13 +86,15 @@ def check_version() -> None:
 
 def check_instance_attributes() -> None:
     from moto.kms.models import Key
-    from moto.s3.models import FakeKey
+    from moto.s3.models import FakeBucket, FakeKey, FakeMultipart
     from moto.sts.models import AssumedRole
     import inspect
 
     for cls, names in (
         (AssumedRole, ["access_key_id", "session_token", "expiration", "arn", "account_id"]),
-        (FakeKey, ["lock_mode", "lock_until", "lock_legal_status"]),
+        (FakeKey, ["lock_mode", "lock_until", "lock_legal_status", "value"]),
+        (FakeBucket, ["multiparts"]),
+        (FakeMultipart, ["parts"]),
         (Key, ["policy", "key_usage", "key_state", "aliases", "arn"]),
     ):
         source = inspect.getsource(cls)
@@ -220,6 +222,56 @@ def _behaviour(checks: Checks, endpoint: str, world: dict) -> None:
         assert code(lambda: s3.put_object_retention(Bucket=bucket, Key="k", VersionId=version, Retention=shorter)) == "AccessDenied"
 
     checks.run("s3: multipart keeps COMPLIANCE lock; checksums and retention enforced", s3_lock)
+
+    def s3_crc64nvme():
+        from awscrt import checksums
+
+        assert checksums.crc64nvme(b"123456789") == 0xAE8B14860A799888  # CRC-64/NVME check value
+        crc = lambda n: base64.b64encode(n.to_bytes(8, "big")).decode()  # noqa: E731
+        s3 = client("s3")
+        bucket = forensic["evidence_bucket"]
+        assert code(lambda: s3.create_multipart_upload(
+            Bucket=bucket, Key="crc", ChecksumAlgorithm="CRC64NVME", ChecksumType="COMPOSITE")) == "InvalidRequest"
+        created = s3.create_multipart_upload(Bucket=bucket, Key="crc", ChecksumAlgorithm="CRC64NVME",
+                                             ChecksumType="FULL_OBJECT")
+        assert (created["ChecksumAlgorithm"], created["ChecksumType"]) == ("CRC64NVME", "FULL_OBJECT"), created
+        upload = created["UploadId"]
+        sha_upload = s3.create_multipart_upload(Bucket=bucket, Key="crc-sha", ChecksumAlgorithm="SHA256")["UploadId"]
+        data = [b"c" * (5 << 20), b"d" * 1000]
+        part = dict(Bucket=bucket, Key="crc", UploadId=upload)
+        assert code(lambda: s3.upload_part(**part, PartNumber=1, Body=data[0],
+                                           ChecksumCRC64NVME=crc(checksums.crc64nvme(b"no")))) == "BadDigest"
+        assert code(lambda: s3.upload_part(**part, PartNumber=1, Body=data[0], ChecksumAlgorithm="CRC32")) == "InvalidRequest"
+        parts = []
+        for number, body in enumerate(data, 1):
+            sent = s3.upload_part(**part, PartNumber=number, Body=body, ChecksumAlgorithm="CRC64NVME")
+            assert sent["ChecksumCRC64NVME"] == crc(checksums.crc64nvme(body)), sent
+            parts.append({"PartNumber": number, "ETag": sent["ETag"], "ChecksumCRC64NVME": sent["ChecksumCRC64NVME"]})
+        listed = {u["UploadId"]: (u.get("ChecksumAlgorithm"), u.get("ChecksumType"))
+                  for u in s3.list_multipart_uploads(Bucket=bucket, Prefix="crc")["Uploads"]}
+        assert listed == {upload: ("CRC64NVME", "FULL_OBJECT"), sha_upload: ("SHA256", "COMPOSITE")}, listed
+        s3.abort_multipart_upload(Bucket=bucket, Key="crc-sha", UploadId=sha_upload)
+        got = s3.list_parts(**part)
+        assert (got["ChecksumAlgorithm"], got["ChecksumType"]) == ("CRC64NVME", "FULL_OBJECT"), got
+        assert [p["ChecksumCRC64NVME"] for p in got["Parts"]] == [p["ChecksumCRC64NVME"] for p in parts], got
+        full = crc(checksums.crc64nvme(data[1], checksums.crc64nvme(data[0])))
+        complete = dict(part, ChecksumType="FULL_OBJECT", MultipartUpload={"Parts": parts})
+        assert code(lambda: s3.complete_multipart_upload(**complete, ChecksumCRC64NVME=crc(1))) == "BadDigest"
+        wrong_part = dict(complete, MultipartUpload={"Parts": [dict(parts[0], ChecksumCRC64NVME=crc(1)), parts[1]]})
+        assert code(lambda: s3.complete_multipart_upload(**wrong_part, ChecksumCRC64NVME=full)) == "InvalidPart"
+        done = s3.complete_multipart_upload(**complete, ChecksumCRC64NVME=full)
+        assert (done.get("ChecksumCRC64NVME"), done.get("ChecksumType")) == (full, "FULL_OBJECT"), done
+        head = s3.head_object(Bucket=bucket, Key="crc", ChecksumMode="ENABLED")
+        assert (head.get("ChecksumCRC64NVME"), head.get("ChecksumType")) == (full, "FULL_OBJECT"), head
+        assert head["VersionId"] == done["VersionId"] and head["ContentLength"] == sum(map(len, data)), head
+        whole = s3.get_object(Bucket=bucket, Key="crc", ChecksumMode="ENABLED")
+        assert (whole.get("ChecksumCRC64NVME"), whole.get("ChecksumType")) == (full, "FULL_OBJECT"), whole
+        assert whole["Body"].read() == b"".join(data)
+        ranged = s3.get_object(Bucket=bucket, Key="crc", ChecksumMode="ENABLED", Range="bytes=0-9")
+        assert "ChecksumCRC64NVME" not in ranged and "ChecksumType" not in ranged, ranged
+        assert ranged["Body"].read() == data[0][:10]
+
+    checks.run("s3: CRC64NVME FULL_OBJECT multipart: parts, listings, whole-object CRC enforced and read back", s3_crc64nvme)
 
     def kms_digest():
         from cryptography.hazmat.primitives import hashes, serialization
