@@ -10,30 +10,35 @@
 //! * [`quota`] -- token buckets per snapshot and per account (`RequestThrottledException` with
 //!   reason `RESOURCE_LEVEL_THROTTLE` or `ACCOUNT_THROTTLED`), plus the listing quota;
 //! * [`latency`] -- fixed latency plus jitter on every answer, waited on the timer;
-//! * [`s3`] -- the S3 stand-in: multipart uploads with per-part SHA-256 checks (header or
-//!   aws-chunked trailer), the composite checksum, Object Lock, versions, in memory;
+//! * [`s3`] -- the S3 stand-in: multipart uploads with per-part SHA-256 or CRC-64/NVME checks
+//!   (header or aws-chunked trailer), the composite SHA-256 or the full-object CRC-64/NVME,
+//!   Object Lock, versions, in memory;
 //! * [`stats`] -- counters, also at `GET /_emulator/stats` on both listeners;
 //! * [`ceiling`] -- an in-process load generator measuring the emulator's own ceiling;
 //! * `http` -- listener, response bodies, query decoding.
 //!
 //! The S3 side is written on hyper rather than on an S3 server crate such as `s3s`: forensnap
 //! uses about fifteen calls, and the emulator must control what such a crate hides (latency
-//! before the answer, cutting an idle streaming body, "count" mode that hashes parts and drops
+//! before the answer, cutting an idle streaming body, "count" mode that checksums parts and drops
 //! their bytes, S3's exact error codes), with no second HTTP stack in the tree.
 //!
 //! ## S3 calls served
 //! Those of forensnap's S3 adapter (`forensnap-aws`, `s3/*.rs`): ListMultipartUploads, ListParts,
-//! CreateMultipartUpload (`x-amz-checksum-algorithm: SHA256`, Object Lock headers), UploadPart
-//! (SHA-256 from `x-amz-checksum-sha256` or an aws-chunked trailer, checked: `BadDigest`),
-//! CompleteMultipartUpload (ETags and part checksums checked, `InvalidPartOrder`,
-//! `EntityTooSmall`, composite `...-N`), AbortMultipartUpload, PutObject (`If-None-Match: *` ->
+//! CreateMultipartUpload (`x-amz-checksum-algorithm: SHA256` composite or `CRC64NVME`
+//! full-object, Object Lock headers), UploadPart (SHA-256 or CRC-64/NVME from
+//! `x-amz-checksum-sha256`/`-crc64nvme` or an aws-chunked trailer, checked: `BadDigest`; a body is
+//! hashed only with the algorithms its request announces), CompleteMultipartUpload (ETags and
+//! part checksums checked, `InvalidPartOrder`, `EntityTooSmall`, composite `...-N`, or the
+//! full-object CRC combined from the parts' and checked against `x-amz-checksum-crc64nvme`),
+//! AbortMultipartUpload, PutObject (`If-None-Match: *` ->
 //! `PreconditionFailed`), GetObject (whole or `Range`), HeadObject (`x-amz-checksum-mode`, lock
 //! state, `versionId`), ListObjectsV2 (and v1, with `delimiter`), ListObjectVersions,
 //! GetObjectLockConfiguration, GetBucketVersioning; and CreateBucket, HeadBucket, ListBuckets,
 //! GetBucketLocation, PutBucketVersioning, PutObjectLockConfiguration, DeleteObject (delete
 //! markers; a retained or held version is refused with `AccessDenied`). Anything else answers
-//! `501 NotImplemented` naming the request. Signatures are not checked; only SHA-256 checksums
-//! are (CRC and Content-MD5 values are accepted as given); a version id is made per write.
+//! `501 NotImplemented` naming the request. Signatures are not checked; only SHA-256 and
+//! CRC-64/NVME checksums are (CRC32, CRC32C, SHA-1 and Content-MD5 values are accepted as given);
+//! a version id is made per write.
 //!
 //! ## Ceiling
 //! `forensnap-emulator ceiling --seconds 5 --connections 64` on the 2-core machine, release

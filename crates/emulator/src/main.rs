@@ -86,7 +86,7 @@ struct Serve {
     /// Default retention of the buckets, days.
     #[arg(long, default_value_t = 1)]
     retention_days: u32,
-    /// Keep only each part's length and SHA-256, not its bytes.
+    /// Keep only each part's length and checksums, not its bytes.
     #[arg(long)]
     s3_count: bool,
     /// Cut an S3 request body idle for this many seconds (RequestTimeout).

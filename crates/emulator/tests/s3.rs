@@ -1,8 +1,9 @@
 //! The S3 stand-in through the real aws-sdk-s3 client, making the calls forensnap's S3 adapter
 //! makes: a multipart upload with SHA-256 checksums (streamed parts carry them as aws-chunked
 //! trailers, in-memory ones as headers) completes with the composite checksum, reads back, and a
-//! part whose checksum does not match is refused with BadDigest; plus conditional puts, listings,
-//! Object Lock, count mode and the idle cut, some over raw HTTP.
+//! part whose checksum does not match is refused with BadDigest; the same with CRC-64/NVME and
+//! the full-object checksum (the client's checked on completion); plus conditional puts,
+//! listings, Object Lock, count mode and the idle cut, some over raw HTTP.
 
 mod common;
 
@@ -14,11 +15,12 @@ use std::time::Duration;
 use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
-    ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart,
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
     ObjectLockLegalHoldStatus,
 };
 use base64::Engine as _;
 use bytes::Bytes;
+use crc_fast::CrcAlgorithm;
 use forensnap_emulator::{BucketSpec, EbsConfig, Emulator, EmulatorConfig, S3Config, Storage};
 use http_body::{Frame, SizeHint};
 use sha2::{Digest, Sha256};
@@ -500,4 +502,481 @@ async fn an_idle_request_body_is_cut_with_request_timeout() {
     assert!(answer.contains("<Code>RequestTimeout</Code>"), "{answer}");
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(emulator.stats().s3.request_timeouts, 1);
+}
+
+/// Base64 of the CRC-64/NVME of `data`, as S3 writes it.
+fn crc64(data: &[u8]) -> String {
+    b64(&crc_fast::checksum(CrcAlgorithm::Crc64Nvme, data).to_be_bytes())
+}
+
+/// A CRC64NVME (full-object) multipart upload of `key` in the test bucket; its id.
+async fn create_crc_upload(s3: &aws_sdk_s3::Client, key: &str) -> String {
+    let created = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .checksum_type(ChecksumType::FullObject)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(
+        created.checksum_algorithm(),
+        Some(&ChecksumAlgorithm::Crc64Nvme)
+    );
+    assert_eq!(created.checksum_type(), Some(&ChecksumType::FullObject));
+    created.upload_id().expect("id").to_string()
+}
+
+/// Upload part `number` streamed, its CRC-64/NVME as an aws-chunked trailer (as forensnap
+/// sends parts); the part as CompleteMultipartUpload lists it.
+async fn upload_crc_part(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    upload_id: &str,
+    number: i32,
+    data: &[u8],
+) -> CompletedPart {
+    let out = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .part_number(number)
+        .content_length(data.len() as i64)
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .body(ByteStream::from_body_1_x(Streamed::new(data)))
+        .send()
+        .await
+        .expect("part");
+    assert_eq!(out.checksum_crc64_nvme(), Some(crc64(data).as_str()));
+    assert_eq!(out.checksum_sha256(), None, "part {number}");
+    CompletedPart::builder()
+        .part_number(number)
+        .e_tag(out.e_tag().expect("etag"))
+        .checksum_crc64_nvme(out.checksum_crc64_nvme().expect("sum"))
+        .build()
+}
+
+/// A hand-written UploadPart of `data` as aws-chunked with the trailer `name: value`.
+fn raw_trailer_part(
+    addr: std::net::SocketAddr,
+    key: &str,
+    upload_id: &str,
+    number: u32,
+    data: &[u8],
+    name: &str,
+    value: &str,
+) -> String {
+    let body = format!(
+        "{:x}\r\n{}\r\n0\r\n{name}:{value}\r\n\r\n",
+        data.len(),
+        String::from_utf8_lossy(data)
+    );
+    format!(
+        "PUT /{BUCKET}/{key}?partNumber={number}&uploadId={upload_id} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\
+         Content-Encoding: aws-chunked\r\nx-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\
+         x-amz-sdk-checksum-algorithm: CRC64NVME\r\n\
+         x-amz-decoded-content-length: {}\r\nx-amz-trailer: {name}\r\nContent-Length: {}\r\n\r\n{body}",
+        data.len(),
+        body.len()
+    )
+}
+
+#[tokio::test]
+async fn a_crc64nvme_upload_completes_with_the_full_object_checksum_and_reads_back() {
+    let emulator = launch(Storage::Keep, None).await;
+    let s3 = common::s3(&emulator.s3_url().expect("s3"));
+    let key = "case-2/vol-1/data/blocks.bin";
+    let upload_id = create_crc_upload(&s3, key).await;
+    let parts = [
+        part_data(4, 200_000),
+        part_data(5, 200_000),
+        part_data(6, 70_001),
+    ];
+    let mut completed = Vec::new();
+    for (i, data) in parts.iter().enumerate().take(2) {
+        completed.push(upload_crc_part(&s3, key, &upload_id, i as i32 + 1, data).await);
+    }
+    // In memory, checksum given: CRC-64/NVME in a header.
+    let last = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .part_number(3)
+        .checksum_crc64_nvme(crc64(&parts[2]))
+        .body(ByteStream::from(parts[2].clone()))
+        .send()
+        .await
+        .expect("part 3");
+    assert_eq!(last.checksum_crc64_nvme(), Some(crc64(&parts[2]).as_str()));
+    completed.push(
+        CompletedPart::builder()
+            .part_number(3)
+            .e_tag(last.e_tag().expect("etag"))
+            .checksum_crc64_nvme(last.checksum_crc64_nvme().expect("sum"))
+            .build(),
+    );
+    let etags: Vec<_> = completed.iter().map(|p| p.e_tag()).collect();
+    assert!(etags.iter().all(|e| e.is_some_and(|e| e.starts_with('"'))));
+    assert_ne!(etags[0], etags[1]);
+
+    // What a resumed acquisition finds: the open upload, its algorithm and its parts' CRCs.
+    let open = s3
+        .list_multipart_uploads()
+        .bucket(BUCKET)
+        .prefix(key)
+        .send()
+        .await
+        .expect("uploads");
+    assert_eq!(open.uploads().len(), 1);
+    assert_eq!(
+        open.uploads()[0].checksum_algorithm(),
+        Some(&ChecksumAlgorithm::Crc64Nvme)
+    );
+    assert_eq!(
+        open.uploads()[0].checksum_type(),
+        Some(&ChecksumType::FullObject)
+    );
+    let listed = s3
+        .list_parts()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .send()
+        .await
+        .expect("parts");
+    assert_eq!(
+        listed.checksum_algorithm(),
+        Some(&ChecksumAlgorithm::Crc64Nvme)
+    );
+    assert_eq!(listed.checksum_type(), Some(&ChecksumType::FullObject));
+    let listed_crcs: Vec<_> = listed
+        .parts()
+        .iter()
+        .map(|p| p.checksum_crc64_nvme())
+        .collect();
+    let expected_crcs: Vec<_> = parts.iter().map(|p| crc64(p)).collect();
+    assert_eq!(
+        listed_crcs,
+        expected_crcs
+            .iter()
+            .map(|c| Some(c.as_str()))
+            .collect::<Vec<_>>()
+    );
+    assert!(listed.parts().iter().all(|p| p.checksum_sha256().is_none()));
+
+    // The client's full-object CRC, computed over the whole object here (S3 combines parts).
+    let full = crc64(&parts.concat());
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(&upload_id)
+        .checksum_crc64_nvme(&full)
+        .checksum_type(ChecksumType::FullObject)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.checksum_crc64_nvme(), Some(full.as_str()));
+    assert_eq!(done.checksum_type(), Some(&ChecksumType::FullObject));
+    assert_eq!(done.checksum_sha256(), None);
+
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.checksum_crc64_nvme(), Some(full.as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+    assert_eq!(head.content_length(), Some(470_001));
+    assert_eq!(head.parts_count(), Some(3));
+
+    // In checksum mode the SDK checks the whole body against the full-object CRC it is sent.
+    let whole = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(whole.checksum_crc64_nvme(), Some(full.as_str()));
+    let whole = whole.body.collect().await.expect("body").into_bytes();
+    assert_eq!(whole.as_ref(), parts.concat().as_slice());
+    let range = s3
+        .get_object()
+        .bucket(BUCKET)
+        .key(key)
+        .range("bytes=199990-200009")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("range");
+    assert_eq!(range.checksum_crc64_nvme(), None);
+    assert_eq!(range.checksum_type(), None);
+
+    let stats = emulator.stats().s3;
+    assert_eq!(stats.parts, 3);
+    assert_eq!(stats.completed_uploads, 1);
+    assert_eq!(stats.bad_digest, 0);
+}
+
+#[tokio::test]
+async fn a_crc64nvme_upload_takes_only_full_object_and_parts_carrying_their_crc() {
+    let emulator = launch(Storage::Keep, None).await;
+    let s3 = common::s3(&emulator.s3_url().expect("s3"));
+    let composite = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .checksum_type(ChecksumType::Composite)
+        .send()
+        .await
+        .expect_err("CRC64NVME is full-object only");
+    assert_eq!(composite.code(), Some("InvalidRequest"), "{composite:?}");
+    // Without a type, CRC64NVME is full-object.
+    let untyped = s3
+        .create_multipart_upload()
+        .bucket(BUCKET)
+        .key("k")
+        .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(untyped.checksum_type(), Some(&ChecksumType::FullObject));
+    let upload_id = untyped.upload_id().expect("id");
+    let refused = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("k")
+        .upload_id(upload_id)
+        .part_number(1)
+        .checksum_sha256(b64(&Sha256::digest(b"these bytes")))
+        .body(ByteStream::from_static(b"these bytes"))
+        .send()
+        .await
+        .expect_err("a part without its CRC64NVME");
+    assert_eq!(refused.code(), Some("InvalidRequest"), "{refused:?}");
+    assert!(
+        refused.message().is_some_and(|m| m.contains("crc64nvme")),
+        "{refused:?}"
+    );
+    assert_eq!(emulator.stats().s3.parts, 0);
+}
+
+#[tokio::test]
+async fn a_part_whose_crc64nvme_does_not_match_is_refused_with_bad_digest() {
+    let emulator = launch(Storage::Keep, None).await;
+    let s3 = common::s3(&emulator.s3_url().expect("s3"));
+    let upload_id = create_crc_upload(&s3, "k").await;
+    let err = s3
+        .upload_part()
+        .bucket(BUCKET)
+        .key("k")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .checksum_crc64_nvme(crc64(b"other bytes"))
+        .body(ByteStream::from_static(b"these bytes"))
+        .send()
+        .await
+        .expect_err("a wrong checksum");
+    assert_eq!(err.code(), Some("BadDigest"), "{err:?}");
+    assert!(
+        err.message()
+            .is_some_and(|m| m.starts_with("The CRC64NVME you specified did not match")),
+        "{err:?}"
+    );
+
+    // The same through an aws-chunked trailer, written by hand.
+    let addr = emulator.s3_addr.expect("s3");
+    let data = b"hello, evidence";
+    let trailer = "x-amz-checksum-crc64nvme";
+    let wrong = raw_trailer_part(addr, "k", &upload_id, 2, data, trailer, &crc64(b"else"));
+    let (status, answer) = common::raw(addr, wrong.as_bytes()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("<Code>BadDigest</Code>"), "{answer}");
+
+    // A right trailer is accepted and echoed.
+    let right = raw_trailer_part(addr, "k", &upload_id, 2, data, trailer, &crc64(data));
+    let (status, answer) = common::raw(addr, right.as_bytes()).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(answer.to_ascii_lowercase().contains(&format!(
+        "x-amz-checksum-crc64nvme: {}",
+        crc64(data).to_ascii_lowercase()
+    )));
+    assert!(
+        !answer
+            .to_ascii_lowercase()
+            .contains("x-amz-checksum-sha256"),
+        "{answer}"
+    );
+
+    // A checksum trailer the request did not announce was not computed: refused, not trusted.
+    let unannounced = right.replace("x-amz-trailer: x-amz-checksum-crc64nvme\r\n", "");
+    let unannounced = unannounced.replace(
+        "x-amz-sdk-checksum-algorithm: CRC64NVME\r\n",
+        "x-amz-sdk-checksum-algorithm: CRC32\r\n",
+    );
+    let (status, answer) = common::raw(addr, unannounced.as_bytes()).await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("<Code>InvalidRequest</Code>"), "{answer}");
+    assert!(answer.contains("was not announced"), "{answer}");
+
+    assert_eq!(emulator.stats().s3.bad_digest, 2);
+    assert_eq!(emulator.stats().s3.parts, 1);
+}
+
+#[tokio::test]
+async fn completing_a_crc64nvme_upload_checks_the_full_object_checksum() {
+    let emulator = launch(Storage::Keep, None).await;
+    let s3 = common::s3(&emulator.s3_url().expect("s3"));
+    let key = "checked";
+    let upload_id = create_crc_upload(&s3, key).await;
+    let parts = [part_data(7, 100_000), part_data(8, 1)];
+    let mut completed = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        completed.push(upload_crc_part(&s3, key, &upload_id, i as i32 + 1, data).await);
+    }
+    let complete = |full: String, listed: Vec<CompletedPart>| {
+        s3.complete_multipart_upload()
+            .bucket(BUCKET)
+            .key(key)
+            .upload_id(&upload_id)
+            .checksum_crc64_nvme(full)
+            .checksum_type(ChecksumType::FullObject)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(listed))
+                    .build(),
+            )
+            .send()
+    };
+    let full = crc64(&parts.concat());
+
+    // A full-object CRC that is not the object's: BadDigest, counted, the upload still open.
+    let wrong = complete(crc64(&parts[0]), completed.clone())
+        .await
+        .expect_err("a wrong full-object checksum");
+    assert_eq!(wrong.code(), Some("BadDigest"), "{wrong:?}");
+    assert_eq!(emulator.stats().s3.bad_digest, 1);
+
+    // A part's CRC that is not the stored part's: InvalidPart.
+    let mut mislisted = completed.clone();
+    mislisted[1] = CompletedPart::builder()
+        .part_number(2)
+        .e_tag(completed[1].e_tag().expect("etag"))
+        .checksum_crc64_nvme(crc64(b"not part 2"))
+        .build();
+    let invalid = complete(full.clone(), mislisted)
+        .await
+        .expect_err("a wrong part checksum");
+    assert_eq!(invalid.code(), Some("InvalidPart"), "{invalid:?}");
+
+    // Parts listed without their CRCs, the right full-object CRC: completed.
+    let bare = completed
+        .iter()
+        .map(|p| {
+            CompletedPart::builder()
+                .set_part_number(p.part_number())
+                .set_e_tag(p.e_tag().map(str::to_string))
+                .build()
+        })
+        .collect();
+    let done = complete(full.clone(), bare).await.expect("complete");
+    assert_eq!(done.checksum_crc64_nvme(), Some(full.as_str()));
+    assert_eq!(emulator.stats().s3.completed_uploads, 1);
+    assert_eq!(emulator.stats().s3.bad_digest, 1);
+}
+
+#[tokio::test]
+async fn count_mode_combines_part_crcs_into_the_full_object_checksum() {
+    let emulator = launch(Storage::Count, None).await;
+    let s3 = common::s3(&emulator.s3_url().expect("s3"));
+    let upload_id = create_crc_upload(&s3, "big").await;
+    let parts = [
+        part_data(9, 100_000),
+        part_data(10, 65_536),
+        part_data(11, 3),
+    ];
+    let mut completed = Vec::new();
+    for (i, data) in parts.iter().enumerate() {
+        completed.push(upload_crc_part(&s3, "big", &upload_id, i as i32 + 1, data).await);
+    }
+    let full = crc64(&parts.concat());
+    let done = s3
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("big")
+        .upload_id(&upload_id)
+        .checksum_crc64_nvme(&full)
+        .checksum_type(ChecksumType::FullObject)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(completed))
+                .build(),
+        )
+        .send()
+        .await
+        .expect("complete");
+    assert_eq!(done.checksum_crc64_nvme(), Some(full.as_str()));
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("big")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.content_length(), Some(165_539));
+    assert_eq!(head.checksum_crc64_nvme(), Some(full.as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+}
+
+#[tokio::test]
+async fn a_put_object_with_a_crc64nvme_keeps_it_as_a_full_object_checksum() {
+    let emulator = launch(Storage::Keep, None).await;
+    let s3 = common::s3(&emulator.s3_url().expect("s3"));
+    let bytes: &'static [u8] = b"{\"manifest\":1}";
+    let put = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("case-3/manifest.json")
+        .checksum_crc64_nvme(crc64(bytes))
+        .body(ByteStream::from_static(bytes))
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.checksum_crc64_nvme(), Some(crc64(bytes).as_str()));
+    let wrong = s3
+        .put_object()
+        .bucket(BUCKET)
+        .key("case-3/other.json")
+        .checksum_crc64_nvme(crc64(b"other"))
+        .body(ByteStream::from_static(bytes))
+        .send()
+        .await
+        .expect_err("a wrong checksum");
+    assert_eq!(wrong.code(), Some("BadDigest"));
+    let head = s3
+        .head_object()
+        .bucket(BUCKET)
+        .key("case-3/manifest.json")
+        .checksum_mode(ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.checksum_crc64_nvme(), Some(crc64(bytes).as_str()));
+    assert_eq!(head.checksum_type(), Some(&ChecksumType::FullObject));
+    assert_eq!(emulator.stats().s3.bad_digest, 1);
 }

@@ -1,28 +1,43 @@
 //! Request bodies as S3 receives them: plain, or `aws-chunked` (the SDK's encoding for a streamed
 //! body whose checksum follows as a trailer: `hex-size[;chunk-signature=..]\r\n data \r\n ...
-//! 0\r\n x-amz-checksum-sha256:BASE64\r\n \r\n`), hashed (SHA-256) as the bytes arrive, kept or
-//! only counted, and cut when the client sends nothing for the idle timeout (S3's
-//! `RequestTimeout`).
+//! 0\r\n x-amz-checksum-crc64nvme:BASE64\r\n \r\n`), hashed as the bytes arrive with only the
+//! algorithms the request announces (SHA-256, CRC-64/NVME; a body announcing neither is not
+//! hashed), kept or only counted, and cut when the client sends nothing for the idle timeout
+//! (S3's `RequestTimeout`).
 
 use std::time::Duration;
 
 use bytes::Bytes;
+use crc_fast::CrcAlgorithm;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
+
+use super::model::Sums;
 
 /// Longest size or trailer line accepted in an aws-chunked body.
 const MAX_LINE: usize = 4096;
 /// Largest capacity reserved up front from a declared length (a liar gets a growing buffer).
 const MAX_RESERVE: u64 = 256 << 20;
 
+/// The digests to compute of a body: those its request announces.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Hashes {
+    /// SHA-256.
+    pub(crate) sha256: bool,
+    /// CRC-64/NVME.
+    pub(crate) crc64nvme: bool,
+}
+
 /// How to read one body.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ReadOptions {
     /// The body is aws-chunked.
     pub(crate) chunked: bool,
-    /// Keep the bytes (else only their length and SHA-256).
+    /// Keep the bytes (else only their length and digests).
     pub(crate) keep: bool,
+    /// Digests to compute.
+    pub(crate) hashes: Hashes,
     /// Cut the body when no byte arrives for this long.
     pub(crate) idle: Option<Duration>,
     /// Bytes announced (decoded length), to reserve.
@@ -38,8 +53,8 @@ pub(crate) struct Received {
     pub(crate) data: Option<Bytes>,
     /// Decoded length.
     pub(crate) len: u64,
-    /// SHA-256 of the decoded bytes.
-    pub(crate) sha256: [u8; 32],
+    /// Digests of the decoded bytes (those asked for).
+    pub(crate) computed: Sums,
     /// Trailers (aws-chunked or HTTP), names lower-case.
     pub(crate) trailers: Vec<(String, String)>,
 }
@@ -73,8 +88,10 @@ pub(crate) enum ReadError {
 
 /// Where decoded bytes go.
 struct Sink {
-    /// Running digest.
-    hasher: Sha256,
+    /// Running SHA-256, when asked for.
+    sha256: Option<Sha256>,
+    /// Running CRC-64/NVME, when asked for.
+    crc64nvme: Option<crc_fast::Digest>,
     /// Bytes so far.
     len: u64,
     /// Kept bytes.
@@ -89,18 +106,35 @@ impl Sink {
         if self.len > self.limit {
             return Err(ReadError::TooLong(self.limit));
         }
-        self.hasher.update(bytes);
+        if let Some(sha256) = self.sha256.as_mut() {
+            sha256.update(bytes);
+        }
+        if let Some(crc) = self.crc64nvme.as_mut() {
+            crc.update(bytes);
+        }
         if let Some(kept) = self.kept.as_mut() {
             kept.extend_from_slice(bytes);
         }
         Ok(())
     }
+
+    /// The digests computed.
+    fn sums(&self) -> Sums {
+        Sums {
+            sha256: self.sha256.as_ref().map(|h| h.clone().finalize().into()),
+            crc64nvme: self.crc64nvme.as_ref().map(crc_fast::Digest::finalize),
+        }
+    }
 }
 
 /// Read `body` to its end.
 pub(crate) async fn read(mut body: Incoming, options: ReadOptions) -> Result<Received, ReadError> {
+    let hashes = options.hashes;
     let mut sink = Sink {
-        hasher: Sha256::new(),
+        sha256: hashes.sha256.then(Sha256::new),
+        crc64nvme: hashes
+            .crc64nvme
+            .then(|| crc_fast::Digest::new(CrcAlgorithm::Crc64Nvme)),
         len: 0,
         kept: options
             .keep
@@ -136,9 +170,9 @@ pub(crate) async fn read(mut body: Incoming, options: ReadOptions) -> Result<Rec
         trailers.extend(decoder.finish()?);
     }
     Ok(Received {
+        computed: sink.sums(),
         data: sink.kept.map(Bytes::from),
         len: sink.len,
-        sha256: sink.hasher.finalize().into(),
         trailers,
     })
 }
@@ -277,7 +311,8 @@ mod tests {
 
     fn sink() -> Sink {
         Sink {
-            hasher: Sha256::new(),
+            sha256: Some(Sha256::new()),
+            crc64nvme: Some(crc_fast::Digest::new(CrcAlgorithm::Crc64Nvme)),
             len: 0,
             kept: Some(Vec::new()),
             limit: 1 << 20,
@@ -321,6 +356,23 @@ mod tests {
         assert_eq!(trailers[0].1, "A");
         let (_, trailers) = decode(&[b"0\r\nx-amz-checksum-sha256:A"]).expect("decoded");
         assert_eq!(trailers[0].1, "A");
+    }
+
+    #[test]
+    fn hashes_with_the_algorithms_asked_for() {
+        let mut sink = sink();
+        sink.take(b"1234").expect("taken");
+        sink.take(b"56789").expect("taken");
+        let sums = sink.sums();
+        // The check value of CRC-64/NVME (the CRC catalogue's).
+        assert_eq!(sums.crc64nvme, Some(0xAE8B_1486_0A79_9888));
+        assert_eq!(sums.sha256, Some(Sha256::digest(b"123456789").into()));
+        let none = Sink {
+            sha256: None,
+            crc64nvme: None,
+            ..sink
+        };
+        assert_eq!(none.sums(), Sums::default());
     }
 
     #[test]

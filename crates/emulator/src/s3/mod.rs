@@ -1,19 +1,21 @@
 //! The S3 stand-in for the evidence sink: path-style (`/bucket/key`) REST over hyper, holding
 //! objects in memory, with the calls forensnap's S3 adapter makes and S3's answers to them.
 //!
-//! * this module -- configuration, routing, request bodies with their checksums checked, errors;
+//! * this module -- configuration, routing, request bodies with their checksums checked (SHA-256,
+//!   CRC-64/NVME: a body is hashed only with the algorithms its request announces), errors;
 //! * `objects` -- PutObject (`If-None-Match: *`, Object Lock headers), GetObject (ranges),
 //!   HeadObject (checksum mode, lock state), DeleteObject, ListObjectsV2, ListObjectVersions;
 //! * `multipart` -- Create/UploadPart/Complete/Abort, ListParts, ListMultipartUploads, with
-//!   each part's SHA-256 checked (header or aws-chunked trailer) and the composite checksum
-//!   `base64(sha256(part digests))-N` on completion;
+//!   each part's checksum checked (header or aws-chunked trailer): SHA256 uploads get the
+//!   composite `base64(sha256(part digests))-N` on completion, CRC64NVME uploads the full-object
+//!   CRC combined from the parts' CRCs and lengths (no bytes needed);
 //! * `bucket` -- CreateBucket, HeadBucket, ListBuckets, location, versioning, Object Lock
 //!   configuration;
 //! * `model` -- what is held; `body` -- bodies as they arrive; `xml` -- documents.
 //!
 //! Hand-written rather than built on an S3 server crate (`s3s`): the calls are few, and the
 //! emulator must control what such crates hide -- latency before the answer, the idle cut of a
-//! streaming body, "count" mode that hashes parts and drops their bytes, exact error codes.
+//! streaming body, "count" mode that checksums parts and drops their bytes, exact error codes.
 
 mod body;
 mod bucket;
@@ -31,9 +33,9 @@ use base64::Engine as _;
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 
-use self::body::{ReadError, ReadOptions, Received};
-use self::model::Bucket;
+use self::body::{Hashes, ReadError, ReadOptions, Received};
 pub use self::model::Retention;
+use self::model::{Bucket, Sums};
 use crate::http::{Body, build, percent_decode, query, stats_answer};
 use crate::latency::Latency;
 use crate::stats::{Stats, add};
@@ -51,7 +53,7 @@ pub enum Storage {
     /// Keep them (GetObject returns them).
     #[default]
     Keep,
-    /// Keep only each part's length and SHA-256 (for benchmarks larger than memory); objects
+    /// Keep only each part's length and checksums (for benchmarks larger than memory); objects
     /// written by PutObject are still kept (they are small: manifests, resume state).
     Count,
 }
@@ -326,7 +328,8 @@ impl S3 {
         }
     }
 
-    /// Receive an upload's body and check the SHA-256 the client sent (header or trailer).
+    /// Receive an upload's body, hashed with the algorithms its request announces, and check the
+    /// SHA-256 and CRC-64/NVME the client sent (header or trailer).
     async fn receive(&self, call: &Call, body: Incoming, keep: bool) -> Result<Checked, S3Error> {
         let encoding = call.header("content-encoding").unwrap_or_default();
         let chunked = encoding.contains("aws-chunked")
@@ -346,9 +349,17 @@ impl S3 {
                 "Your proposed upload exceeds the maximum allowed size",
             ));
         }
+        let announced_trailers: Vec<String> = call
+            .header("x-amz-trailer")
+            .unwrap_or_default()
+            .split(',')
+            .map(|t| t.trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect();
         let options = ReadOptions {
             chunked,
             keep,
+            hashes: announced_hashes(call, &announced_trailers),
             idle: self.config.idle_timeout,
             announced,
             limit: MAX_UPLOAD,
@@ -365,13 +376,6 @@ impl S3 {
                 ),
             ));
         }
-        let announced_trailers: Vec<String> = call
-            .header("x-amz-trailer")
-            .unwrap_or_default()
-            .split(',')
-            .map(|t| t.trim().to_ascii_lowercase())
-            .filter(|t| !t.is_empty())
-            .collect();
         if let Some(missing) = announced_trailers
             .iter()
             .find(|t| received.trailer(t).is_none())
@@ -382,23 +386,22 @@ impl S3 {
                 format!("the body ended without its announced trailer {missing}"),
             ));
         }
-        let digest = base64::engine::general_purpose::STANDARD.encode(received.sha256);
-        let given = call
-            .header("x-amz-checksum-sha256")
-            .or_else(|| received.trailer("x-amz-checksum-sha256"))
-            .map(str::to_string);
-        if let Some(given) = &given
-            && *given != digest
-        {
-            add(&self.stats.s3_bad_digest, 1);
-            return Err(err(
-                400,
-                "BadDigest",
-                format!(
-                    "The SHA256 you specified did not match the calculated checksum (given {given}, calculated {digest})"
-                ),
-            ));
-        }
+        let computed = received.computed;
+        let given = Sums {
+            sha256: self
+                .verify(call, &received, "SHA256", computed.sha256.map(|d| b64(&d)))?
+                .then_some(computed.sha256)
+                .flatten(),
+            crc64nvme: self
+                .verify(
+                    call,
+                    &received,
+                    "CRC64NVME",
+                    computed.crc64nvme.map(crc64_b64),
+                )?
+                .then_some(computed.crc64nvme)
+                .flatten(),
+        };
         let is_checksum = |name: &str| {
             name.starts_with("x-amz-checksum-")
                 && !matches!(
@@ -406,15 +409,66 @@ impl S3 {
                     "x-amz-checksum-algorithm" | "x-amz-checksum-type" | "x-amz-checksum-mode"
                 )
         };
-        let any_checksum = given.is_some()
+        let any_checksum = given != Sums::default()
             || call.parts.headers.contains_key("content-md5")
             || call.parts.headers.keys().any(|n| is_checksum(n.as_str()))
             || received.trailers.iter().any(|(n, _)| is_checksum(n));
         Ok(Checked {
             received,
-            sha256_given: given.is_some(),
+            given,
             any_checksum,
         })
+    }
+
+    /// Check the checksum of algorithm `name` (`SHA256`, `CRC64NVME`) the client sent in a header
+    /// or trailer against the one `computed` (base64); whether the client sent one.
+    fn verify(
+        &self,
+        call: &Call,
+        received: &Received,
+        name: &str,
+        computed: Option<String>,
+    ) -> Result<bool, S3Error> {
+        let field = format!("x-amz-checksum-{}", name.to_ascii_lowercase());
+        let Some(given) = call.header(&field).or_else(|| received.trailer(&field)) else {
+            return Ok(false);
+        };
+        // A header announces itself; only a trailer can arrive unannounced (the body was then not
+        // hashed with its algorithm).
+        let Some(computed) = computed else {
+            return Err(err(
+                400,
+                "InvalidRequest",
+                format!("The trailer {field} was not announced in x-amz-trailer"),
+            ));
+        };
+        if given != computed {
+            add(&self.stats.s3_bad_digest, 1);
+            return Err(err(
+                400,
+                "BadDigest",
+                format!(
+                    "The {name} you specified did not match the calculated checksum (given {given}, calculated {computed})"
+                ),
+            ));
+        }
+        Ok(true)
+    }
+
+    /// A quoted ETag for a received body, from the digest it got: its SHA-256, else its
+    /// CRC-64/NVME and length, else (nothing announced, so nothing hashed) a fresh unique value.
+    fn body_etag(&self, received: &Received) -> String {
+        if let Some(digest) = received.computed.sha256 {
+            return etag(&digest, None);
+        }
+        let (high, low) = match received.computed.crc64nvme {
+            Some(crc) => (crc, received.len),
+            None => (self.seq.fetch_add(1, Ordering::Relaxed), fastrand::u64(..)),
+        };
+        let mut id = [0u8; 16];
+        id[..8].copy_from_slice(&high.to_be_bytes());
+        id[8..].copy_from_slice(&low.to_be_bytes());
+        etag(&id, None)
     }
 
     /// Read a body, mapping failures to S3's errors.
@@ -447,6 +501,7 @@ impl S3 {
         let options = ReadOptions {
             chunked: false,
             keep: true,
+            hashes: Hashes::default(),
             idle: self.config.idle_timeout,
             announced: 0,
             limit: MAX_XML,
@@ -460,12 +515,31 @@ impl S3 {
 
 /// An upload body received and checked.
 pub(crate) struct Checked {
-    /// The bytes (or their count) and SHA-256.
+    /// The bytes (or their count) and digests.
     received: Received,
-    /// The client sent a SHA-256 (and it matched).
-    sha256_given: bool,
+    /// The checksums the client sent (all matched).
+    given: Sums,
     /// The client sent some checksum or Content-MD5 (Object Lock requires one).
     any_checksum: bool,
+}
+
+/// The digests a request announces for its body, to compute as it arrives: from
+/// `x-amz-sdk-checksum-algorithm`, `x-amz-trailer` (`announced_trailers`) or an
+/// `x-amz-checksum-*` header.
+fn announced_hashes(call: &Call, announced_trailers: &[String]) -> Hashes {
+    let sdk = call
+        .header("x-amz-sdk-checksum-algorithm")
+        .unwrap_or_default();
+    let announces = |name: &str| {
+        let field = format!("x-amz-checksum-{}", name.to_ascii_lowercase());
+        sdk.eq_ignore_ascii_case(name)
+            || announced_trailers.contains(&field)
+            || call.header(&field).is_some()
+    };
+    Hashes {
+        sha256: announces("SHA256"),
+        crc64nvme: announces("CRC64NVME"),
+    }
 }
 
 /// `NotImplemented` for a call the stand-in does not serve.
@@ -500,6 +574,11 @@ fn b64(digest: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(digest)
 }
 
+/// Base64 of a CRC-64/NVME, as S3 writes it (its 8 bytes, big-endian).
+fn crc64_b64(crc: u64) -> String {
+    b64(&crc.to_be_bytes())
+}
+
 /// A quoted ETag from a digest (S3's are MD5; any opaque quoted value will do).
 fn etag(digest: &[u8], parts: Option<u32>) -> String {
     let hex = hex::encode(&digest[..16.min(digest.len())]);
@@ -507,6 +586,17 @@ fn etag(digest: &[u8], parts: Option<u32>) -> String {
         Some(n) => format!("\"{hex}-{n}\""),
         None => format!("\"{hex}\""),
     }
+}
+
+/// The checksum headers of a body's answer (PutObject, UploadPart): those the client sent.
+fn checksum_headers(mut builder: http::response::Builder, given: &Sums) -> http::response::Builder {
+    if let Some(digest) = given.sha256 {
+        builder = builder.header("x-amz-checksum-sha256", b64(&digest));
+    }
+    if let Some(crc) = given.crc64nvme {
+        builder = builder.header("x-amz-checksum-crc64nvme", crc64_b64(crc));
+    }
+    builder
 }
 
 /// The Object Lock a PutObject or CreateMultipartUpload asks for in its headers.
@@ -563,4 +653,58 @@ fn lock_headers(
         builder = builder.header("x-amz-object-lock-legal-hold", "ON");
     }
     builder
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(headers: &[(&str, &str)]) -> Call {
+        let mut request = http::Request::builder().method("PUT").uri("/b/k");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let (parts, ()) = request.body(()).expect("request").into_parts();
+        Call {
+            bucket: "b".into(),
+            key: "k".into(),
+            q: HashMap::new(),
+            parts,
+        }
+    }
+
+    #[test]
+    fn a_body_is_hashed_only_with_the_algorithms_it_announces() {
+        let hashes = |headers: &[(&str, &str)], trailers: &[&str]| {
+            let trailers: Vec<String> = trailers.iter().map(|t| t.to_string()).collect();
+            announced_hashes(&call(headers), &trailers)
+        };
+        let crc = Hashes {
+            sha256: false,
+            crc64nvme: true,
+        };
+        let sha = Hashes {
+            sha256: true,
+            crc64nvme: false,
+        };
+        assert_eq!(
+            hashes(
+                &[("x-amz-sdk-checksum-algorithm", "CRC64NVME")],
+                &["x-amz-checksum-crc64nvme"]
+            ),
+            crc
+        );
+        assert_eq!(hashes(&[], &["x-amz-checksum-crc64nvme"]), crc);
+        assert_eq!(hashes(&[("x-amz-checksum-crc64nvme", "AAAA")], &[]), crc);
+        assert_eq!(hashes(&[("x-amz-checksum-sha256", "AAAA")], &[]), sha);
+        assert_eq!(
+            hashes(&[("x-amz-sdk-checksum-algorithm", "sha256")], &[]),
+            sha
+        );
+        assert_eq!(
+            hashes(&[("x-amz-sdk-checksum-algorithm", "CRC32")], &[]),
+            Hashes::default()
+        );
+        assert_eq!(hashes(&[], &[]), Hashes::default());
+    }
 }

@@ -1,6 +1,6 @@
 //! What the S3 stand-in holds: buckets (versioning, Object Lock), object versions (bytes or only
-//! their length and SHA-256), open multipart uploads and their parts. One lock guards it all and
-//! is held only to look up or insert, never while a body streams in.
+//! their length and checksums), open multipart uploads (their checksum algorithm) and their parts.
+//! One lock guards it all and is held only to look up or insert, never while a body streams in.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::time::SystemTime;
@@ -12,7 +12,7 @@ use bytes::Bytes;
 pub(crate) enum Data {
     /// Kept, in order (a multipart object keeps its parts' buffers).
     Kept(Vec<Bytes>),
-    /// Only counted (length and SHA-256 known; "count" mode).
+    /// Only counted (length and checksums known; "count" mode).
     Counted,
 }
 
@@ -35,6 +35,97 @@ impl Data {
             out.push_back(chunk.slice(lo as usize..hi as usize));
         }
         Some(out)
+    }
+}
+
+/// The checksums of a body: those computed as it arrived, or those the client sent (and that
+/// matched).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Sums {
+    /// SHA-256.
+    pub(crate) sha256: Option<[u8; 32]>,
+    /// CRC-64/NVME.
+    pub(crate) crc64nvme: Option<u64>,
+}
+
+/// A multipart upload's checksum algorithm (CreateMultipartUpload's `x-amz-checksum-algorithm`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Algorithm {
+    /// SHA-256, composite: each part's checked, the object's `base64(sha256(part digests))-N`.
+    Sha256,
+    /// CRC-64/NVME, full object: each part's checked, the object's combined from the parts'.
+    Crc64Nvme,
+    /// Another (`CRC32`, `CRC32C`, `SHA1`): echoed and listed as composite, not checked.
+    Other(String),
+}
+
+impl Algorithm {
+    /// The algorithm a header names (any case).
+    pub(crate) fn parse(name: &str) -> Algorithm {
+        match name.to_ascii_uppercase().as_str() {
+            "SHA256" => Algorithm::Sha256,
+            "CRC64NVME" => Algorithm::Crc64Nvme,
+            other => Algorithm::Other(other.to_string()),
+        }
+    }
+
+    /// Its name as S3 writes it (`SHA256`, `CRC64NVME`).
+    pub(crate) fn name(&self) -> &str {
+        match self {
+            Algorithm::Sha256 => "SHA256",
+            Algorithm::Crc64Nvme => "CRC64NVME",
+            Algorithm::Other(name) => name,
+        }
+    }
+
+    /// How an object's checksum of this algorithm covers it.
+    pub(crate) fn kind(&self) -> ChecksumType {
+        match self {
+            Algorithm::Crc64Nvme => ChecksumType::FullObject,
+            Algorithm::Sha256 | Algorithm::Other(_) => ChecksumType::Composite,
+        }
+    }
+}
+
+/// How an object's checksum covers it (`x-amz-checksum-type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChecksumType {
+    /// A checksum of the parts' checksums, `...-N`.
+    Composite,
+    /// A checksum of the whole object's bytes.
+    FullObject,
+}
+
+impl ChecksumType {
+    /// As S3 writes it.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            ChecksumType::Composite => "COMPOSITE",
+            ChecksumType::FullObject => "FULL_OBJECT",
+        }
+    }
+}
+
+/// An object's checksum, as HeadObject reports it in checksum mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ObjectChecksum {
+    /// `SHA256` or `CRC64NVME`.
+    pub(crate) algorithm: &'static str,
+    /// Base64 (`...-N` when composite).
+    pub(crate) value: String,
+    /// Composite or full object.
+    pub(crate) kind: ChecksumType,
+}
+
+impl ObjectChecksum {
+    /// The header carrying it (`x-amz-checksum-crc64nvme`).
+    pub(crate) fn header(&self) -> String {
+        format!("x-amz-checksum-{}", self.algorithm.to_ascii_lowercase())
+    }
+
+    /// The XML element carrying it (`ChecksumCRC64NVME`).
+    pub(crate) fn element(&self) -> String {
+        format!("Checksum{}", self.algorithm)
     }
 }
 
@@ -78,8 +169,8 @@ pub(crate) struct ObjectVersion {
     pub(crate) size: u64,
     /// ETag, quoted.
     pub(crate) etag: String,
-    /// SHA-256, base64, full (`composite == false`) or `...-N`.
-    pub(crate) sha256: Option<String>,
+    /// Checksum, when the client sent one (PutObject) or the upload had a checked algorithm.
+    pub(crate) checksum: Option<ObjectChecksum>,
     /// Parts, for a multipart object.
     pub(crate) parts: Option<u32>,
     /// Content-Type.
@@ -95,10 +186,8 @@ pub(crate) struct ObjectVersion {
 pub(crate) struct Part {
     /// Length.
     pub(crate) size: u64,
-    /// SHA-256 of the part.
-    pub(crate) sha256: [u8; 32],
-    /// Whether the client sent a SHA-256 for it (S3 only reports checksums it was given).
-    pub(crate) checksummed: bool,
+    /// The checksums the client sent for it (and that matched; S3 only reports those).
+    pub(crate) given: Sums,
     /// ETag, quoted.
     pub(crate) etag: String,
     /// Bytes.
@@ -116,8 +205,8 @@ pub(crate) struct Upload {
     pub(crate) seq: u64,
     /// Created.
     pub(crate) initiated: SystemTime,
-    /// `SHA256` when created with that checksum algorithm (the only one checked).
-    pub(crate) algorithm: Option<String>,
+    /// The checksum algorithm it was created with (SHA256 and CRC64NVME are checked).
+    pub(crate) algorithm: Option<Algorithm>,
     /// Content-Type of the object to be.
     pub(crate) content_type: String,
     /// Object Lock of the object to be.

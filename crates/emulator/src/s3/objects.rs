@@ -1,4 +1,5 @@
-//! Objects: PutObject (Object Lock headers, `If-None-Match: *`, SHA-256 checked), GetObject and
+//! Objects: PutObject (Object Lock headers, `If-None-Match: *`, SHA-256 or CRC-64/NVME checked
+//! and kept as the object's full-object checksum), GetObject and
 //! HeadObject (ranges, checksum mode, lock state, versions), DeleteObject (delete markers; a
 //! locked version stays), ListObjectsV2 (and v1), ListObjectVersions.
 
@@ -7,10 +8,11 @@ use std::time::SystemTime;
 use hyper::Response;
 use hyper::body::Incoming;
 
-use super::model::{Data, ObjectVersion};
+use super::model::{ChecksumType, Data, ObjectChecksum, ObjectVersion, Sums};
 use super::xml::{Doc, http_date, iso};
 use super::{
-    Answer, Call, S3, S3Error, asked_lock, b64, err, etag, lock_headers, no_bucket, xml_answer,
+    Answer, Call, S3, S3Error, asked_lock, b64, checksum_headers, crc64_b64, err, lock_headers,
+    no_bucket, xml_answer,
 };
 use crate::http::Body;
 use crate::stats::add;
@@ -59,8 +61,8 @@ impl S3 {
         } else {
             "null".to_string()
         };
-        let tag = etag(&received.sha256, None);
-        let sha256 = upload.sha256_given.then(|| b64(&received.sha256));
+        let tag = self.body_etag(&received);
+        let checksum = put_checksum(&upload.given);
         add(&self.stats.s3_bytes_in, received.len);
         bucket.put(
             &call.key,
@@ -70,7 +72,7 @@ impl S3 {
                 data: Data::Kept(received.data.into_iter().collect()),
                 size: received.len,
                 etag: tag.clone(),
-                sha256: sha256.clone(),
+                checksum,
                 parts: None,
                 content_type: call
                     .header("content-type")
@@ -84,10 +86,7 @@ impl S3 {
         if version_id != "null" {
             builder = builder.header("x-amz-version-id", version_id);
         }
-        if let Some(sum) = sha256 {
-            builder = builder.header("x-amz-checksum-sha256", sum);
-        }
-        Ok((builder, Body::Empty))
+        Ok((checksum_headers(builder, &upload.given), Body::Empty))
     }
 
     /// GetObject, or HeadObject when `head`.
@@ -154,16 +153,11 @@ impl S3 {
         // A range has no checksum of its own (S3 sends one only for whole objects).
         if checksum_mode
             && range.is_none()
-            && let Some(sum) = &version.sha256
+            && let Some(sum) = &version.checksum
         {
-            builder = builder.header("x-amz-checksum-sha256", sum).header(
-                "x-amz-checksum-type",
-                if version.parts.is_some() {
-                    "COMPOSITE"
-                } else {
-                    "FULL_OBJECT"
-                },
-            );
+            builder = builder
+                .header(sum.header(), &sum.value)
+                .header("x-amz-checksum-type", sum.kind.as_str());
         }
         builder = lock_headers(builder, &version.lock);
         if head {
@@ -173,7 +167,7 @@ impl S3 {
             err(
                 501,
                 "NotImplemented",
-                format!("{}: the emulator runs in count mode and kept only the length and SHA-256 of this object's parts", call.key),
+                format!("{}: the emulator runs in count mode and kept only the length and checksums of this object's parts", call.key),
             )
         })?;
         add(&self.stats.s3_bytes_out, len);
@@ -243,7 +237,7 @@ impl S3 {
                 data: Data::Kept(Vec::new()),
                 size: 0,
                 etag: String::new(),
-                sha256: None,
+                checksum: None,
                 parts: None,
                 content_type: String::new(),
                 modified: now,
@@ -333,8 +327,9 @@ impl S3 {
                 .el("ETag", &v.etag)
                 .el("Size", v.size)
                 .el("StorageClass", "STANDARD");
-            if v.sha256.is_some() {
-                doc.el("ChecksumAlgorithm", "SHA256");
+            if let Some(sum) = &v.checksum {
+                doc.el("ChecksumAlgorithm", sum.algorithm)
+                    .el("ChecksumType", sum.kind.as_str());
             }
             doc.close("Contents");
         }
@@ -424,6 +419,20 @@ impl S3 {
         }
         xml_answer(doc.end(root))
     }
+}
+
+/// The full-object checksum a PutObject keeps: the SHA-256 the client sent, else its CRC-64/NVME.
+fn put_checksum(given: &Sums) -> Option<ObjectChecksum> {
+    let (algorithm, value) = match (given.sha256, given.crc64nvme) {
+        (Some(digest), _) => ("SHA256", b64(&digest)),
+        (None, Some(crc)) => ("CRC64NVME", crc64_b64(crc)),
+        (None, None) => return None,
+    };
+    Some(ObjectChecksum {
+        algorithm,
+        value,
+        kind: ChecksumType::FullObject,
+    })
 }
 
 /// `max-keys`, at most [`MAX_KEYS`].
