@@ -111,16 +111,16 @@ async fn a_seeded_image_comes_back_from_s3_with_its_sha256() {
             volume.image_sha256,
             "rebuilt from S3 alone"
         );
-        assert!(
-            got.composite_sha256
-                .as_deref()
-                .is_some_and(|c| c.ends_with(&format!("-{}", got.parts))),
-            "{:?}",
-            got.composite_sha256
-        );
-
         let s3 = s3(&env.forensic().await);
         let bucket = &env.seeded.forensic.evidence_bucket;
+        // New uploads carry CRC-64/NVME parts: S3 (the world, from the bytes it holds) reports
+        // the whole object's CRC, which the engine combined from the parts and checked.
+        assert_eq!(got.composite_sha256, None);
+        assert_eq!(
+            got.data_crc64nvme,
+            object_crc64nvme(&s3, bucket, &got.data_key).await,
+            "the whole object's CRC-64/NVME"
+        );
         assert_eq!(
             Some(assert_locked(&s3, bucket, &got.data_key).await),
             got.version_id,
@@ -263,17 +263,16 @@ async fn a_run_killed_between_its_completed_object_and_its_marker_recovers_throu
         () = block_map_stored => {}
     }
     env.world.clear_faults().expect("clear");
-    // The object exists: HeadObject's composite checksum (with AWS's part count) must be that
-    // of the three checkpointed parts, or the run would refuse the object.
+    // The object exists: HeadObject's CRC-64/NVME of the whole object must be the one the
+    // three checkpointed parts combine into, or the run would refuse the object.
     let got = run(&env, &snapshot, prefix).await.expect("recovered");
     assert_eq!((got.resumed_parts, got.fetched_now), (3, 0));
-    assert!(
-        got.composite_sha256
-            .as_deref()
-            .is_some_and(|c| c.ends_with("-3")),
-        "{:?}",
-        got.composite_sha256
+    let s3 = s3(&env.forensic().await);
+    assert_eq!(
+        got.data_crc64nvme,
+        object_crc64nvme(&s3, &env.seeded.forensic.evidence_bucket, &got.data_key).await
     );
+    assert!(got.data_crc64nvme.is_some());
     assert_eq!(got.image_sha256, volume.image_sha256);
     assert_eq!(rebuilt_sha256(&env, &got).await, volume.image_sha256);
 }
@@ -311,4 +310,22 @@ async fn a_volume_listed_over_several_pages_comes_back_whole() {
     assert_eq!(got.blocks_stored, 130);
     assert_eq!(got.image_sha256, volume.image_sha256);
     assert_eq!(rebuilt_sha256(&env, &got).await, volume.image_sha256);
+}
+
+/// The whole object's CRC-64/NVME as S3 reports it (HeadObject, checksum mode on).
+async fn object_crc64nvme(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> Option<String> {
+    let head = s3
+        .head_object()
+        .bucket(bucket)
+        .key(key)
+        .checksum_mode(aws_sdk_s3::types::ChecksumMode::Enabled)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(
+        head.checksum_type().map(|t| t.as_str()),
+        Some("FULL_OBJECT"),
+        "{key}"
+    );
+    head.checksum_crc64_nvme().map(str::to_string)
 }

@@ -303,6 +303,7 @@ async fn main() -> anyhow::Result<()> {
                         "block_map_bytes": got.block_map_bytes,
                         "image_sha256": got.image_sha256,
                         "composite_sha256": got.composite_sha256,
+                        "data_crc64nvme": got.data_crc64nvme,
                     })
                 })
                 .collect();

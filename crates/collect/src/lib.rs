@@ -573,6 +573,7 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                                 image_sha256: acquired.image_sha256.clone(),
                                 data_sha256: acquired.data_sha256.clone(),
                                 composite_sha256: acquired.composite_sha256.clone(),
+                                data_crc64nvme: acquired.data_crc64nvme.clone(),
                                 block_map_sha256: acquired.block_map_sha256.clone(),
                                 blocks_stored: acquired.blocks_stored,
                                 aws_checksums_matched: acquired.aws_checksums_matched,

@@ -339,8 +339,11 @@ pub struct AcquiredData {
     pub image_sha256: String,
     /// SHA-256 of the data object.
     pub data_sha256: String,
-    /// S3's composite checksum of the data object.
+    /// S3's composite checksum of the data object (uploads with SHA-256 parts).
     pub composite_sha256: Option<String>,
+    /// S3's CRC-64/NVME of the whole data object, base64 (uploads with CRC-64/NVME parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_crc64nvme: Option<String>,
     /// SHA-256 of the block map.
     pub block_map_sha256: String,
     /// Blocks stored.

@@ -36,8 +36,11 @@ pub struct Acquired {
     pub aws_checksums_matched: Option<u64>,
     /// Version of the data object.
     pub version_id: Option<String>,
-    /// S3's composite checksum of the data object.
+    /// S3's composite checksum of the data object (uploads with SHA-256 parts).
     pub composite_sha256: Option<String>,
+    /// S3's CRC-64/NVME of the whole data object, base64 (uploads with CRC-64/NVME parts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_crc64nvme: Option<String>,
     /// Parts found stored from an earlier run.
     pub resumed_parts: u32,
     /// Blocks fetched by this run.

@@ -114,6 +114,10 @@ pub fn volume_fields(acquired: &Acquired) -> Vec<(String, String)> {
             "Data-Composite-SHA256",
             acquired.composite_sha256.clone().unwrap_or_default(),
         ),
+        (
+            "Data-CRC64NVME",
+            acquired.data_crc64nvme.clone().unwrap_or_default(),
+        ),
     ]
     .into_iter()
     .filter(|(_, v)| !v.is_empty())

@@ -30,7 +30,8 @@ pub use folder::FolderStore;
 #[cfg(any(test, feature = "memory"))]
 pub use memory::MemoryStore;
 pub use types::{
-    BucketLock, Called, CompletedObject, LockState, Stored, StoredPart, Version, composite_sha256,
+    BucketLock, Called, CompletedObject, LockState, ObjectChecksum, PartAlgorithm, PartChecksum,
+    PartHasher, Stored, StoredPart, Upload, Version, object_checksum,
 };
 
 pub use body::PartBody;
@@ -71,28 +72,31 @@ pub trait EvidenceWrite: EvidenceRead {
         content_type: &str,
     ) -> impl Future<Output = Result<Called<Stored>, CloudError>> + Send;
     /// The open multipart upload for `key` and the parts it holds, creating the upload (with its
-    /// Object Lock retention) when there is none.
+    /// Object Lock retention, parts checked with CRC-64/NVME) when there is none. An upload
+    /// opened earlier keeps the part checksum it was created with.
     fn open_upload(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<(String, Vec<StoredPart>), CloudError>> + Send;
-    /// Upload part `number` from `body` (its length announced exactly), its SHA-256 checked.
-    /// The body is shared: the caller keeps a clone to send again if this fails.
+    ) -> impl Future<Output = Result<(Upload, Vec<StoredPart>), CloudError>> + Send;
+    /// Upload part `number` from `body` (its length announced exactly), its checksum in the
+    /// upload's algorithm checked by the store. The body is shared: the caller keeps a clone to
+    /// send again if this fails.
     fn upload_part(
         &self,
         key: &str,
-        upload_id: &str,
+        upload: &Upload,
         number: u32,
         body: PartBody,
     ) -> impl Future<Output = Result<StoredPart, CloudError>> + Send;
-    /// Complete the upload from `parts`.
+    /// Complete the upload from `parts`, with the whole object's checksum where the algorithm has
+    /// one (the store checks it).
     fn complete_upload(
         &self,
         key: &str,
-        upload_id: &str,
+        upload: &Upload,
         parts: &[StoredPart],
     ) -> impl Future<Output = Result<CompletedObject, CloudError>> + Send;
-    /// The completed object at `key` (version and composite checksum), `None` when absent.
+    /// The completed object at `key` (version and checksum), `None` when absent.
     fn head(
         &self,
         key: &str,

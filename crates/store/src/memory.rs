@@ -11,12 +11,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::{
     BucketLock, Called, CloudError, CompletedObject, ErrorKind, EvidenceAudit, EvidenceRead,
-    EvidenceWrite, LockState, PartBody, Stored, StoredPart, Version, composite_sha256,
+    EvidenceWrite, LockState, PartAlgorithm, PartBody, PartHasher, Stored, StoredPart, Upload,
+    Version, object_checksum,
 };
 
 /// The bucket name the memory store reports.
@@ -32,16 +32,19 @@ struct ObjectVersion {
     lock: LockState,
 }
 
-#[derive(Debug, Default)]
-struct Upload {
+#[derive(Debug)]
+struct OpenUpload {
     key: String,
+    algorithm: PartAlgorithm,
     parts: BTreeMap<u32, (StoredPart, Vec<u8>)>,
 }
 
 #[derive(Debug)]
 struct Bucket {
     objects: BTreeMap<String, Vec<ObjectVersion>>,
-    uploads: BTreeMap<String, Upload>,
+    uploads: BTreeMap<String, OpenUpload>,
+    /// The part checksum of uploads created from now on.
+    part_algorithm: PartAlgorithm,
     /// Multipart objects as completed (what HeadObject reports).
     completed: BTreeMap<String, CompletedObject>,
     next_id: u64,
@@ -86,6 +89,7 @@ impl Default for MemoryStore {
             bucket: Arc::new(Mutex::new(Bucket {
                 objects: BTreeMap::new(),
                 uploads: BTreeMap::new(),
+                part_algorithm: PartAlgorithm::default(),
                 completed: BTreeMap::new(),
                 next_id: 0,
                 fail_parts: Vec::new(),
@@ -117,6 +121,12 @@ impl MemoryStore {
     /// An empty bucket with Object Lock (COMPLIANCE, 30 days) and versioning enabled.
     pub fn new() -> Self {
         MemoryStore::default()
+    }
+
+    /// Uploads created from now on check their parts with `algorithm` (an upload opened by an
+    /// earlier version with SHA-256, for resume tests).
+    pub fn create_uploads_with(&self, algorithm: PartAlgorithm) {
+        self.state().part_algorithm = algorithm;
     }
 
     /// A store that hashes and drops part bytes (for memory measurements).
@@ -318,31 +328,38 @@ impl EvidenceWrite for MemoryStore {
         self.put(key, bytes, true)
     }
 
-    async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
+    async fn open_upload(&self, key: &str) -> Result<(Upload, Vec<StoredPart>), CloudError> {
         self.write(key, &[]).await;
         let mut state = self.state();
         if let Some((id, upload)) = state.uploads.iter().find(|(_, u)| u.key == key) {
             return Ok((
-                id.clone(),
+                Upload {
+                    id: id.clone(),
+                    algorithm: upload.algorithm,
+                },
                 upload.parts.values().map(|(p, _)| p.clone()).collect(),
             ));
         }
         state.next_id += 1;
-        let id = format!("upload-{}", state.next_id);
+        let upload = Upload {
+            id: format!("upload-{}", state.next_id),
+            algorithm: state.part_algorithm,
+        };
         state.uploads.insert(
-            id.clone(),
-            Upload {
+            upload.id.clone(),
+            OpenUpload {
                 key: key.into(),
+                algorithm: upload.algorithm,
                 parts: BTreeMap::new(),
             },
         );
-        Ok((id, Vec::new()))
+        Ok((upload, Vec::new()))
     }
 
     async fn upload_part(
         &self,
         key: &str,
-        upload_id: &str,
+        upload: &Upload,
         number: u32,
         body: PartBody,
     ) -> Result<StoredPart, CloudError> {
@@ -372,7 +389,7 @@ impl EvidenceWrite for MemoryStore {
                 format!("UploadPart {number} failed (injected)"),
             ));
         }
-        let mut hash = Sha256::new();
+        let mut hash = PartHasher::new(upload.algorithm);
         let mut data = Vec::new();
         for chunk in body.chunks() {
             hash.update(chunk);
@@ -384,36 +401,49 @@ impl EvidenceWrite for MemoryStore {
         let part = StoredPart {
             number,
             size,
-            sha256: base64::engine::general_purpose::STANDARD.encode(hash.finalize()),
+            checksum: hash.finish(),
             etag: format!("\"etag-{number}\""),
         };
         let mut state = self.state();
-        let upload = state.uploads.get_mut(upload_id).ok_or_else(|| {
+        let open = state.uploads.get_mut(&upload.id).ok_or_else(|| {
             err(
                 ErrorKind::NotFound,
                 "UploadPart",
                 "NoSuchUpload",
-                upload_id.to_string(),
+                upload.id.clone(),
             )
         })?;
-        upload.parts.insert(number, (part.clone(), data));
+        if open.algorithm != upload.algorithm {
+            return Err(err(
+                ErrorKind::Invalid,
+                "UploadPart",
+                "InvalidRequest",
+                format!(
+                    "the upload was created with {}, the part sent {}",
+                    open.algorithm, upload.algorithm
+                ),
+            ));
+        }
+        open.parts.insert(number, (part.clone(), data));
         Ok(part)
     }
 
     async fn complete_upload(
         &self,
         key: &str,
-        upload_id: &str,
+        upload: &Upload,
         parts: &[StoredPart],
     ) -> Result<CompletedObject, CloudError> {
         self.write(key, &[]).await;
         let mut state = self.state();
-        let upload = state.uploads.remove(upload_id).ok_or_else(|| {
+        let checksum = object_checksum(upload.algorithm, parts)
+            .map_err(|why| err(ErrorKind::Invalid, "CompleteMultipartUpload", "InvalidPart", why))?;
+        let upload = state.uploads.remove(&upload.id).ok_or_else(|| {
             err(
                 ErrorKind::NotFound,
                 "CompleteMultipartUpload",
                 "NoSuchUpload",
-                upload_id.to_string(),
+                upload.id.clone(),
             )
         })?;
         let mut object = Vec::new();
@@ -439,7 +469,7 @@ impl EvidenceWrite for MemoryStore {
         let version = Self::version(&mut state, object);
         let completed = CompletedObject {
             version_id: Some(version.version_id.clone()),
-            composite_sha256: Some(composite_sha256(parts)),
+            checksum: Some(checksum),
         };
         state.objects.entry(key.into()).or_default().push(version);
         state.completed.insert(key.into(), completed.clone());
@@ -522,38 +552,38 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_multipart_upload_survives_a_failed_part_and_completes_with_s3s_composite() {
-        let store = MemoryStore::new();
-        store.fail_part_once(1);
-        let (id, parts) = store.open_upload("x/data/blocks.bin").await.expect("open");
-        assert!(parts.is_empty());
-        let send = |bytes: &'static [u8]| PartBody::from(bytes.to_vec());
-        let failed = store
-            .upload_part("x/data/blocks.bin", &id, 1, send(b"abc"))
-            .await;
-        assert_eq!(failed.expect_err("injected").kind, ErrorKind::Transient);
-        let part = store
-            .upload_part("x/data/blocks.bin", &id, 1, send(b"abc"))
-            .await
-            .expect("part");
-        let (again, parts) = store
-            .open_upload("x/data/blocks.bin")
-            .await
-            .expect("reopen");
-        assert_eq!(
-            (again.as_str(), parts.as_slice()),
-            (id.as_str(), std::slice::from_ref(&part))
-        );
-        let done = store
-            .complete_upload("x/data/blocks.bin", &id, &parts)
-            .await
-            .expect("complete");
-        assert_eq!(done.composite_sha256, Some(composite_sha256(&parts)));
-        assert_eq!(
-            store.head("x/data/blocks.bin").await.expect("head"),
-            Some(done)
-        );
-        assert_eq!(store.object("x/data/blocks.bin"), Some(b"abc".to_vec()));
-        assert_eq!(store.open_uploads(), 0);
+    async fn a_multipart_upload_survives_a_failed_part_and_completes_with_s3s_checksum() {
+        for algorithm in [PartAlgorithm::Crc64Nvme, PartAlgorithm::Sha256] {
+            let store = MemoryStore::new();
+            store.create_uploads_with(algorithm);
+            store.fail_part_once(1);
+            let key = "x/data/blocks.bin";
+            let (upload, parts) = store.open_upload(key).await.expect("open");
+            assert_eq!(upload.algorithm, algorithm);
+            assert!(parts.is_empty());
+            let send = |bytes: &'static [u8]| PartBody::from(bytes.to_vec());
+            let failed = store.upload_part(key, &upload, 1, send(b"abc")).await;
+            assert_eq!(failed.expect_err("injected").kind, ErrorKind::Transient);
+            let part = store
+                .upload_part(key, &upload, 1, send(b"abc"))
+                .await
+                .expect("part");
+            assert_eq!(part.checksum, algorithm.checksum(b"abc"));
+            // A new default does not change an open upload.
+            store.create_uploads_with(PartAlgorithm::default());
+            let (again, parts) = store.open_upload(key).await.expect("reopen");
+            assert_eq!(
+                (&again, parts.as_slice()),
+                (&upload, std::slice::from_ref(&part))
+            );
+            let done = store
+                .complete_upload(key, &upload, &parts)
+                .await
+                .expect("complete");
+            assert_eq!(done.checksum, object_checksum(algorithm, &parts).ok());
+            assert_eq!(store.head(key).await.expect("head"), Some(done));
+            assert_eq!(store.object(key), Some(b"abc".to_vec()));
+            assert_eq!(store.open_uploads(), 0);
+        }
     }
 }

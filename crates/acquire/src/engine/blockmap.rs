@@ -16,7 +16,7 @@ use futures::future::Either;
 use sha2::{Digest, Sha256};
 
 use forensnap_ports::BlockSource;
-use forensnap_store::{CloudError, EvidenceWrite, PartBody, StoredPart};
+use forensnap_store::{CloudError, EvidenceWrite, PartBody, StoredPart, Upload};
 
 use super::{AcquireError, Run, part_key, sink_error};
 
@@ -129,7 +129,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             held = held.len(),
             "assembling the block map"
         );
-        let (upload_id, _) = sink.open_upload(key).await.map_err(sink_error(
+        let (upload, _) = sink.open_upload(key).await.map_err(sink_error(
             snapshot_id,
             "the block map upload",
             key,
@@ -174,7 +174,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 hash.update(&chunk);
                 size += chunk.len() as u64;
                 stored.push(
-                    upload_chunk(sink, key, &upload_id, stored.len() as u32 + 1, chunk)
+                    upload_chunk(sink, key, &upload, stored.len() as u32 + 1, chunk)
                         .await
                         .map_err(sink_error(snapshot_id, "the block map", key))?,
                 );
@@ -189,7 +189,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 ),
             ));
         }
-        sink.complete_upload(key, &upload_id, &stored)
+        sink.complete_upload(key, &upload, &stored)
             .await
             .map_err(sink_error(snapshot_id, "the block map", key))?;
         Ok(BlockMap {
@@ -214,10 +214,10 @@ fn checksum_matches(sha256_hex: &str, aws_base64: &str) -> bool {
 async fn upload_chunk<K: EvidenceWrite>(
     sink: &K,
     key: &str,
-    upload_id: &str,
+    upload: &Upload,
     number: u32,
     chunk: Vec<u8>,
 ) -> Result<StoredPart, CloudError> {
-    sink.upload_part(key, upload_id, number, PartBody::from(chunk))
+    sink.upload_part(key, upload, number, PartBody::from(chunk))
         .await
 }

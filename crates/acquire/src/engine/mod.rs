@@ -9,7 +9,8 @@
 //! the same block map (`data/blockmap.tsv`). When everything is stored, a completion marker
 //! (`acquisition/complete.json`, the [`Acquired`] record) makes a later run of the case return
 //! at once instead of acquiring again; a crash between CompleteMultipartUpload and the marker is
-//! recognised by the completed object's composite checksum matching the part checkpoints.
+//! recognised by the completed object's checksum (CRC-64/NVME of the whole object, or the
+//! composite SHA-256 of an upload opened before it) matching the part checkpoints.
 //!
 //! Memory is bounded whatever the volume size: at most `window` blocks read ahead, plus
 //! `uploads + 1` parts held whole (so that a failed upload is sent again from its bytes), of
@@ -41,7 +42,7 @@ use forensnap_core::layout::{BLOCK_MAP_PATH, BLOCK_SIZE, Layout, TooLarge, block
 use forensnap_evidence::Acquired;
 use forensnap_evidence::progress::ByteProgress;
 use forensnap_ports::{BlockSource, SourceError};
-use forensnap_store::{CloudError, EvidenceWrite, StoredPart};
+use forensnap_store::{CloudError, EvidenceWrite, ObjectChecksum, StoredPart};
 
 use crate::fetch::{FetchError, FetchPolicy};
 use crate::limit::Limits;
@@ -195,7 +196,8 @@ struct Streamed {
     fetched_now: u64,
     discarded: u64,
     version_id: Option<String>,
-    composite_sha256: Option<String>,
+    /// S3's checksum of the completed data object.
+    checksum: Option<ObjectChecksum>,
 }
 
 /// Acquire `snapshot_id` into the evidence item at `prefix` (`data/blocks.bin` or
@@ -277,8 +279,13 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         fetched_now,
         discarded,
         version_id,
-        composite_sha256,
+        checksum,
     } = streamed;
+    let (composite_sha256, data_crc64nvme) = match checksum {
+        Some(ObjectChecksum::CompositeSha256(c)) => (Some(c), None),
+        Some(ObjectChecksum::Crc64Nvme(c)) => (None, Some(c)),
+        None => (None, None),
+    };
     let block_map = run.write_block_map(parts.len() as u32, held).await?;
     // Finishing the image hash zero-fills the tail of the volume: CPU work, off the runtime.
     let (image_sha256, data_sha256) =
@@ -308,6 +315,7 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         aws_checksums_matched: Some(block_map.blocks),
         version_id,
         composite_sha256,
+        data_crc64nvme,
         resumed_parts,
         fetched_now,
         discarded,

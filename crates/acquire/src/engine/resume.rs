@@ -5,7 +5,9 @@
 
 use forensnap_core::hashing::{ImageHasher, ResumableSha256, Sha256Checkpoint};
 use forensnap_ports::BlockSource;
-use forensnap_store::{CompletedObject, EvidenceWrite, StoredPart, composite_sha256};
+use forensnap_store::{
+    CompletedObject, EvidenceWrite, PartAlgorithm, PartChecksum, StoredPart, object_checksum,
+};
 
 use super::blockmap::HeldRows;
 use super::{AcquireError, Hashes, Run, Streamed, part_key, sink_error};
@@ -17,8 +19,9 @@ pub struct PartCheckpoint {
     pub part: u32,
     /// Bytes in the part.
     pub size: u64,
-    /// S3's SHA-256 of the part, base64.
-    pub sha256: String,
+    /// S3's checksum of the part (`"crc64nvme"`, or `"sha256"` in uploads opened before it).
+    #[serde(flatten)]
+    pub checksum: PartChecksum,
     /// Offset of the part in the data object.
     pub object_offset: u64,
     /// Block index listing resumes at.
@@ -78,7 +81,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
     }
 
     /// The data object was completed by an earlier run that stopped before its marker: accept
-    /// it only if its composite checksum is exactly that of the checkpointed parts.
+    /// it only if its checksum is exactly the one its checkpointed parts make.
     pub(super) async fn recover_completed(
         &self,
         object: CompletedObject,
@@ -90,19 +93,31 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             parts.push(StoredPart {
                 number: c.part,
                 size: c.size,
-                sha256: c.sha256.clone(),
+                checksum: c.checksum.clone(),
                 etag: String::new(),
             });
             last = Some(c);
         }
-        let ours = composite_sha256(&parts);
-        if parts.is_empty() || object.composite_sha256.as_deref() != Some(ours.as_str()) {
+        let algorithm = parts
+            .first()
+            .map(|p| p.checksum.algorithm())
+            .unwrap_or(PartAlgorithm::Crc64Nvme);
+        let ours = object_checksum(algorithm, &parts);
+        let matches = matches!((&ours, &object.checksum), (Ok(a), Some(b)) if a == b);
+        if parts.is_empty() || !matches {
             return Err(self.checkpoint_error(
                 &self.data_key,
                 format!(
-                    "the data object exists (composite SHA-256 {}) but does not match its {} part checkpoints ({ours}); it was not written by this acquisition as recorded: leave it in place, investigate, and collect into a new case",
-                    object.composite_sha256.as_deref().unwrap_or("not reported"),
-                    parts.len()
+                    "the data object exists ({}) but does not match its {} part checkpoints ({}); it was not written by this acquisition as recorded: leave it in place, investigate, and collect into a new case",
+                    object
+                        .checksum
+                        .as_ref()
+                        .map_or("S3 reported no checksum".to_string(), |c| c.to_string()),
+                    parts.len(),
+                    match &ours {
+                        Ok(c) => c.to_string(),
+                        Err(why) => why.clone(),
+                    }
                 ),
             ));
         }
@@ -121,7 +136,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             fetched_now: 0,
             discarded: 0,
             version_id: object.version_id,
-            composite_sha256: object.composite_sha256,
+            checksum: object.checksum,
         })
     }
 
@@ -143,7 +158,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 continue;
             };
             let part = &contiguous[n - 1];
-            if checkpoint.size != part.size || checkpoint.sha256 != part.sha256 {
+            if checkpoint.size != part.size || checkpoint.checksum != part.checksum {
                 continue; // the part was uploaded again after this checkpoint: not trustworthy
             }
             return Ok((contiguous[..n].to_vec(), Some(checkpoint)));

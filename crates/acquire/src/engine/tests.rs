@@ -142,6 +142,48 @@ async fn a_crashed_run_resumes_from_stored_parts_with_the_same_hashes() {
 }
 
 #[tokio::test]
+async fn an_upload_opened_with_sha256_parts_resumes_with_sha256() {
+    // An earlier version opened the upload with SHA-256 parts and stopped at part 3: the resume
+    // keeps the upload's algorithm (S3 refuses a part in another), and S3's composite checksum
+    // of the whole is checked as before.
+    let indexes: Vec<u64> = (0..25).map(|i| i * 70 + 1).collect();
+    let source = MemorySource::pattern(BLOCK_SIZE, 2048, &indexes);
+    let fresh = run_on(&source, &MemoryStore::default(), &options(), "snap-1", "p/")
+        .await
+        .expect("acquired");
+    assert!(fresh.data_crc64nvme.is_some() && fresh.composite_sha256.is_none());
+    let sink = MemoryStore::default();
+    sink.create_uploads_with(forensnap_store::PartAlgorithm::Sha256);
+    sink.stop_at_part(3);
+    run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect_err("part 3 fails");
+    sink.create_uploads_with(forensnap_store::PartAlgorithm::Crc64Nvme);
+    let resumed = run_on(&source, &sink, &options(), "snap-1", "p/")
+        .await
+        .expect("resumed");
+    assert_eq!(resumed.resumed_parts, 2);
+    assert_eq!(
+        (&resumed.image_sha256, &resumed.data_sha256),
+        (&fresh.image_sha256, &fresh.data_sha256)
+    );
+    assert!(
+        resumed
+            .composite_sha256
+            .as_deref()
+            .is_some_and(|c| c.ends_with("-3")),
+        "{:?}",
+        resumed.composite_sha256
+    );
+    assert_eq!(resumed.data_crc64nvme, None);
+    // The block map, uploaded after the switch, is a new upload with CRC-64/NVME parts.
+    assert_eq!(
+        sink.object("p/data/blocks.bin").expect("object"),
+        expected_object(&source, &indexes)
+    );
+}
+
+#[tokio::test]
 async fn a_volume_with_data_only_in_its_last_block_and_an_empty_one() {
     let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[2047]);
     let sink = MemoryStore::default();

@@ -24,7 +24,7 @@ use tokio::sync::oneshot;
 
 use forensnap_ports::{BlockPage, BlockSource, ListedBlock, SourceError};
 use forensnap_store::{
-    CloudError, ErrorKind, EvidenceWrite, PartBody, StoredPart, composite_sha256,
+    CloudError, ErrorKind, EvidenceWrite, PartBody, StoredPart, Upload, object_checksum,
 };
 
 use super::blockmap::{HELD_ROWS_BUDGET, HeldRows, Row};
@@ -190,7 +190,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
     pub(super) async fn stream(&self, first: FirstPage) -> Result<Streamed, AcquireError> {
         let (snapshot_id, sink) = (self.snapshot_id, self.sink);
         let data_key = &self.data_key;
-        let (upload_id, stored) = sink.open_upload(data_key).await.map_err(sink_error(
+        let (upload, stored) = sink.open_upload(data_key).await.map_err(sink_error(
             snapshot_id,
             "the data upload",
             data_key,
@@ -293,7 +293,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                             // previous part's.
                             let (written, next) = oneshot::channel();
                             let previous = last_checkpoint.replace(next);
-                            uploads.push(self.store_part(&upload_id, part, mark, previous, written));
+                            uploads.push(self.store_part(&upload, part, mark, previous, written));
                         }
                         Ok(None) => {}
                         Err(e) => failure = Some(e),
@@ -312,11 +312,22 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         parts.extend(done.into_values());
 
         let completed = sink
-            .complete_upload(data_key, &upload_id, &parts)
+            .complete_upload(data_key, &upload, &parts)
             .await
             .map_err(sink_error(snapshot_id, "the data object", data_key))?;
-        if let Some(reported) = &completed.composite_sha256 {
-            let ours = composite_sha256(&parts);
+        if let Some(reported) = &completed.checksum {
+            let ours = object_checksum(upload.algorithm, &parts).map_err(|why| {
+                AcquireError::Sink {
+                    snapshot_id: snapshot_id.into(),
+                    what: "the data object",
+                    key: data_key.clone(),
+                    source: Box::new(CloudError::new(
+                        ErrorKind::Invalid,
+                        "CompleteMultipartUpload",
+                        why,
+                    )),
+                }
+            })?;
             if reported != &ours {
                 return Err(AcquireError::Sink {
                     snapshot_id: snapshot_id.into(),
@@ -326,7 +337,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                         ErrorKind::Invalid,
                         "CompleteMultipartUpload",
                         format!(
-                            "S3 reports composite SHA-256 {reported}, the parts sent make {ours}"
+                            "S3 reports {reported}, the parts sent make {ours}"
                         ),
                     )),
                 });
@@ -340,7 +351,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             fetched_now,
             discarded,
             version_id: completed.version_id,
-            composite_sha256: completed.composite_sha256,
+            checksum: completed.checksum,
         })
     }
 
@@ -503,7 +514,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
     /// with the hash states after it.
     async fn store_part(
         &self,
-        upload_id: &str,
+        upload: &Upload,
         part: Assembling,
         mark: MarkReply,
         previous: Option<oneshot::Receiver<()>>,
@@ -518,7 +529,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             next_index,
         } = part;
         let len = body.len();
-        let stored = self.upload_with_retries(upload_id, number, body).await?;
+        let stored = self.upload_with_retries(upload, number, body).await?;
         if stored.size != len {
             return Err(AcquireError::Sink {
                 snapshot_id: self.snapshot_id.into(),
@@ -540,7 +551,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         let checkpoint = PartCheckpoint {
             part: number,
             size: len,
-            sha256: stored.sha256.clone(),
+            checksum: stored.checksum.clone(),
             object_offset,
             next_index,
             image_hash,
@@ -570,7 +581,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
     /// body is retryable), so the engine adds one more round of those, not ten.
     async fn upload_with_retries(
         &self,
-        upload_id: &str,
+        upload: &Upload,
         number: u32,
         body: PartBody,
     ) -> Result<StoredPart, AcquireError> {
@@ -580,7 +591,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             attempt += 1;
             match self
                 .sink
-                .upload_part(&self.data_key, upload_id, number, body.clone())
+                .upload_part(&self.data_key, upload, number, body.clone())
                 .await
             {
                 Ok(part) => return Ok(part),

@@ -1,11 +1,12 @@
 //! Writing evidence: single puts and multipart uploads under Object Lock.
 
-use aws_sdk_s3::types::{ChecksumAlgorithm, ChecksumMode, CompletedMultipartUpload, CompletedPart};
-use base64::Engine;
-use forensnap_store::{
-    Called, CloudError, CompletedObject, ErrorKind, EvidenceWrite, PartBody, Stored, StoredPart,
+use aws_sdk_s3::types::{
+    ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
 };
-use sha2::{Digest, Sha256};
+use forensnap_store::{
+    Called, CloudError, CompletedObject, ErrorKind, EvidenceWrite, ObjectChecksum, PartAlgorithm,
+    PartBody, PartChecksum, Stored, StoredPart, Upload, object_checksum,
+};
 
 use super::S3Store;
 use super::body::part_stream;
@@ -25,10 +26,24 @@ impl S3Store {
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws_error("ListParts", e))?;
             for part in page.parts() {
+                let number = part.part_number().unwrap_or_default().max(0) as u32;
+                let checksum = match (part.checksum_crc64_nvme(), part.checksum_sha256()) {
+                    (Some(crc), _) => PartChecksum::Crc64nvme(crc.into()),
+                    (None, Some(sha)) => PartChecksum::Sha256(sha.into()),
+                    (None, None) => {
+                        return Err(CloudError::new(
+                            ErrorKind::Invalid,
+                            "ListParts",
+                            format!(
+                                "part {number} of upload {upload_id} of {key} has neither a CRC64NVME nor a SHA-256 checksum"
+                            ),
+                        ));
+                    }
+                };
                 parts.push(StoredPart {
-                    number: part.part_number().unwrap_or_default().max(0) as u32,
+                    number,
                     size: part.size().unwrap_or_default().max(0) as u64,
-                    sha256: part.checksum_sha256().unwrap_or_default().to_string(),
+                    checksum,
                     etag: part.e_tag().unwrap_or_default().to_string(),
                 });
             }
@@ -61,7 +76,7 @@ impl EvidenceWrite for S3Store {
         self.put_object_locked(key, bytes, content_type, true).await
     }
 
-    async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
+    async fn open_upload(&self, key: &str) -> Result<(Upload, Vec<StoredPart>), CloudError> {
         let open = self
             .s3
             .list_multipart_uploads()
@@ -74,19 +89,40 @@ impl EvidenceWrite for S3Store {
             .uploads()
             .iter()
             .filter(|u| u.key() == Some(key))
-            .filter_map(|u| u.upload_id())
-            .next_back()
-            .map(str::to_string);
-        if let Some(upload_id) = existing {
-            let parts = self.parts(key, &upload_id).await?;
-            return Ok((upload_id, parts));
+            .filter_map(|u| Some((u.upload_id()?, u.checksum_algorithm())))
+            .next_back();
+        if let Some((upload_id, algorithm)) = existing {
+            let parts = self.parts(key, upload_id).await?;
+            // S3 names the upload's algorithm; its parts name it too (an upload listed without
+            // one, by an older S3 API, is told by its parts).
+            let algorithm = match algorithm {
+                Some(a) => PartAlgorithm::from_name(a.as_str()).ok_or_else(|| {
+                    CloudError::new(
+                        ErrorKind::Invalid,
+                        "ListMultipartUploads",
+                        format!(
+                            "the open upload {upload_id} of {key} checks its parts with {a}, which forensnap does not use: abort it (aws s3api abort-multipart-upload) and collect again"
+                        ),
+                    )
+                })?,
+                None => parts
+                    .first()
+                    .map(|p| p.checksum.algorithm())
+                    .unwrap_or(PartAlgorithm::Sha256),
+            };
+            let upload = Upload {
+                id: upload_id.to_string(),
+                algorithm,
+            };
+            return Ok((upload, parts));
         }
         let created = self
             .s3
             .create_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_algorithm(ChecksumAlgorithm::Crc64Nvme)
+            .checksum_type(ChecksumType::FullObject)
             .set_object_lock_legal_hold_status(self.legal_hold_status())
             .send()
             .await
@@ -98,13 +134,19 @@ impl EvidenceWrite for S3Store {
                 "no upload id returned",
             )
         })?;
-        Ok((upload_id.to_string(), Vec::new()))
+        Ok((
+            Upload {
+                id: upload_id.to_string(),
+                algorithm: PartAlgorithm::Crc64Nvme,
+            },
+            Vec::new(),
+        ))
     }
 
     async fn upload_part(
         &self,
         key: &str,
-        upload_id: &str,
+        upload: &Upload,
         number: u32,
         body: PartBody,
     ) -> Result<StoredPart, CloudError> {
@@ -115,12 +157,15 @@ impl EvidenceWrite for S3Store {
             .upload_part()
             .bucket(&self.bucket)
             .key(key)
-            .upload_id(upload_id)
+            .upload_id(&upload.id)
             .part_number(number as i32)
             .content_length(len as i64)
-            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .checksum_algorithm(match upload.algorithm {
+                PartAlgorithm::Crc64Nvme => ChecksumAlgorithm::Crc64Nvme,
+                PartAlgorithm::Sha256 => ChecksumAlgorithm::Sha256,
+            })
             .body(body)
-            // The part's integrity is its SHA-256 trailer, which S3 checks; signing the payload
+            // The part's integrity is its checksum trailer, which S3 checks; signing the payload
             // as well would hash every byte once more. (Over HTTPS the SDK signs no payload
             // anyway; this spares plain-HTTP endpoints, such as a local stand-in, that pass.)
             .customize()
@@ -128,24 +173,31 @@ impl EvidenceWrite for S3Store {
             .send()
             .await
             .map_err(|e| aws_error("UploadPart", e))?;
-        let sha256 = match out.checksum_sha256() {
-            Some(sum) => sum.to_string(),
-            // S3 always echoes the checksum it verified; an empty part has the empty digest.
-            None if len == 0 => {
-                base64::engine::general_purpose::STANDARD.encode(Sha256::digest(b""))
-            }
+        let echoed = match upload.algorithm {
+            PartAlgorithm::Crc64Nvme => out
+                .checksum_crc64_nvme()
+                .map(|c| PartChecksum::Crc64nvme(c.into())),
+            PartAlgorithm::Sha256 => out.checksum_sha256().map(|c| PartChecksum::Sha256(c.into())),
+        };
+        let checksum = match echoed {
+            Some(sum) => sum,
+            // S3 always echoes the checksum it verified; an empty part has the empty one.
+            None if len == 0 => upload.algorithm.checksum(b""),
             None => {
                 return Err(CloudError::new(
                     ErrorKind::Invalid,
                     "UploadPart",
-                    format!("part {number}: S3 returned no SHA-256"),
+                    format!(
+                        "part {number} of {key}: S3 returned no {} checksum",
+                        upload.algorithm
+                    ),
                 ));
             }
         };
         Ok(StoredPart {
             number,
             size: len,
-            sha256,
+            checksum,
             etag: out.e_tag().unwrap_or_default().to_string(),
         })
     }
@@ -153,36 +205,49 @@ impl EvidenceWrite for S3Store {
     async fn complete_upload(
         &self,
         key: &str,
-        upload_id: &str,
+        upload: &Upload,
         parts: &[StoredPart],
     ) -> Result<CompletedObject, CloudError> {
+        // The whole object's checksum, from the parts': S3 checks it before it completes.
+        let expected = object_checksum(upload.algorithm, parts)
+            .map_err(|why| CloudError::new(ErrorKind::Invalid, "CompleteMultipartUpload", why))?;
         let completed = parts
             .iter()
             .map(|p| {
-                CompletedPart::builder()
+                let part = CompletedPart::builder()
                     .part_number(p.number as i32)
-                    .e_tag(&p.etag)
-                    .checksum_sha256(&p.sha256)
-                    .build()
+                    .e_tag(&p.etag);
+                match &p.checksum {
+                    PartChecksum::Crc64nvme(c) => part.checksum_crc64_nvme(c),
+                    PartChecksum::Sha256(c) => part.checksum_sha256(c),
+                }
+                .build()
             })
             .collect();
-        let out = self
+        let request = self
             .s3
             .complete_multipart_upload()
             .bucket(&self.bucket)
             .key(key)
-            .upload_id(upload_id)
+            .upload_id(&upload.id)
             .multipart_upload(
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(completed))
                     .build(),
-            )
+            );
+        let request = match &expected {
+            ObjectChecksum::Crc64Nvme(c) => request
+                .checksum_crc64_nvme(c)
+                .checksum_type(ChecksumType::FullObject),
+            ObjectChecksum::CompositeSha256(_) => request,
+        };
+        let out = request
             .send()
             .await
             .map_err(|e| aws_error("CompleteMultipartUpload", e))?;
         Ok(CompletedObject {
             version_id: out.version_id().map(str::to_string),
-            composite_sha256: out.checksum_sha256().map(str::to_string),
+            checksum: reported(out.checksum_crc64_nvme(), out.checksum_sha256()),
         })
     }
 
@@ -209,7 +274,18 @@ impl EvidenceWrite for S3Store {
         };
         Ok(Some(CompletedObject {
             version_id: out.version_id().map(str::to_string),
-            composite_sha256: out.checksum_sha256().map(str::to_string),
+            checksum: reported(out.checksum_crc64_nvme(), out.checksum_sha256()),
         }))
+    }
+}
+
+/// The object checksum S3 reported: a whole-object CRC-64/NVME, or a composite SHA-256 (`-N`).
+/// A SHA-256 without `-N` is the whole object's, which no multipart upload of ours makes: it is
+/// reported as given and will not match the parts.
+fn reported(crc64nvme: Option<&str>, sha256: Option<&str>) -> Option<ObjectChecksum> {
+    match (crc64nvme, sha256) {
+        (Some(crc), _) => Some(ObjectChecksum::Crc64Nvme(crc.into())),
+        (None, Some(sha)) => Some(ObjectChecksum::CompositeSha256(sha.into())),
+        (None, None) => None,
     }
 }

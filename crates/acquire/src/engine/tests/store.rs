@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use forensnap_store::{
     Called, CloudError, CompletedObject, EvidenceRead, EvidenceWrite, MemoryStore, PartBody,
-    Stored, StoredPart,
+    Stored, StoredPart, Upload,
 };
 
 #[derive(Clone, Default)]
@@ -97,14 +97,14 @@ impl EvidenceWrite for TestStore {
         self.inner.put_version(key, bytes, content_type).await
     }
 
-    async fn open_upload(&self, key: &str) -> Result<(String, Vec<StoredPart>), CloudError> {
+    async fn open_upload(&self, key: &str) -> Result<(Upload, Vec<StoredPart>), CloudError> {
         self.inner.open_upload(key).await
     }
 
     async fn upload_part(
         &self,
         key: &str,
-        upload_id: &str,
+        upload: &Upload,
         number: u32,
         body: PartBody,
     ) -> Result<StoredPart, CloudError> {
@@ -112,7 +112,7 @@ impl EvidenceWrite for TestStore {
         self.peak_uploading.fetch_max(now, Ordering::SeqCst);
         // An upload takes a while: let the pipeline start others meanwhile.
         tokio::time::sleep(Duration::from_millis(2)).await;
-        let stored = self.inner.upload_part(key, upload_id, number, body).await;
+        let stored = self.inner.upload_part(key, upload, number, body).await;
         self.uploading.fetch_sub(1, Ordering::SeqCst);
         stored
     }
@@ -120,10 +120,10 @@ impl EvidenceWrite for TestStore {
     async fn complete_upload(
         &self,
         key: &str,
-        upload_id: &str,
+        upload: &Upload,
         parts: &[StoredPart],
     ) -> Result<CompletedObject, CloudError> {
-        self.inner.complete_upload(key, upload_id, parts).await
+        self.inner.complete_upload(key, upload, parts).await
     }
 
     async fn head(&self, key: &str) -> Result<Option<CompletedObject>, CloudError> {
