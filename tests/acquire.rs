@@ -329,3 +329,44 @@ async fn object_crc64nvme(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> O
     );
     head.checksum_crc64_nvme().map(str::to_string)
 }
+
+#[tokio::test]
+async fn an_upload_opened_with_sha256_by_an_earlier_version_completes_with_sha256_parts() {
+    // An earlier forensnap opened the data upload with SHA-256 parts and stopped: S3 fixed the
+    // algorithm then, so the run resumes the upload with SHA-256 parts (a CRC-64/NVME part
+    // would be refused) and S3 answers the composite checksum, which the engine checks.
+    let env = env();
+    let snapshot = forensic_copy(&env, 0).await;
+    let volume = env.seeded.member().instances[0].volumes[0].clone();
+    let prefix = "cases/IR-OLD/evidence/root/";
+    let data_key = forensnap_core::ItemLayout::at(prefix)
+        .file(forensnap_core::layout::Layout::Blocks.data_path());
+    let s3 = s3(&env.forensic().await);
+    let bucket = &env.seeded.forensic.evidence_bucket;
+    s3.create_multipart_upload()
+        .bucket(bucket)
+        .key(&data_key)
+        .checksum_algorithm(aws_sdk_s3::types::ChecksumAlgorithm::Sha256)
+        .send()
+        .await
+        .expect("an upload opened the old way");
+    let got = run(&env, &snapshot, prefix).await.expect("acquired");
+    assert_eq!(got.image_sha256, volume.image_sha256);
+    assert_eq!(got.data_crc64nvme, None);
+    assert!(
+        got.composite_sha256
+            .as_deref()
+            .is_some_and(|c| c.ends_with(&format!("-{}", got.parts))),
+        "{:?}",
+        got.composite_sha256
+    );
+    assert_eq!(rebuilt_sha256(&env, &got).await, volume.image_sha256);
+    let open = s3
+        .list_multipart_uploads()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("uploads");
+    assert!(open.uploads().is_empty(), "no upload left open");
+}

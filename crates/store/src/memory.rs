@@ -436,8 +436,14 @@ impl EvidenceWrite for MemoryStore {
     ) -> Result<CompletedObject, CloudError> {
         self.write(key, &[]).await;
         let mut state = self.state();
-        let checksum = object_checksum(upload.algorithm, parts)
-            .map_err(|why| err(ErrorKind::Invalid, "CompleteMultipartUpload", "InvalidPart", why))?;
+        let checksum = object_checksum(upload.algorithm, parts).map_err(|why| {
+            err(
+                ErrorKind::Invalid,
+                "CompleteMultipartUpload",
+                "InvalidPart",
+                why,
+            )
+        })?;
         let upload = state.uploads.remove(&upload.id).ok_or_else(|| {
             err(
                 ErrorKind::NotFound,

@@ -233,7 +233,12 @@ pub fn object_checksum(
             .decode(part.checksum.value())
             .ok()
             .filter(|d| d.len() == len)
-            .ok_or_else(|| format!("part {}: {} is not a {algorithm} value", part.number, part.checksum))
+            .ok_or_else(|| {
+                format!(
+                    "part {}: {} is not a {algorithm} value",
+                    part.number, part.checksum
+                )
+            })
     };
     match algorithm {
         PartAlgorithm::Sha256 => {
@@ -359,7 +364,7 @@ mod tests {
             part(1, b"a", PartAlgorithm::Crc64Nvme),
             part(2, b"b", PartAlgorithm::Sha256),
         ];
-        let err = object_checksum(PartAlgorithm::Crc64Nvme, &parts).unwrap_err();
+        let err = object_checksum(PartAlgorithm::Crc64Nvme, &parts).expect_err("mixed");
         assert!(err.contains("part 2 carries SHA256"), "{err}");
     }
 

@@ -316,8 +316,8 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             .await
             .map_err(sink_error(snapshot_id, "the data object", data_key))?;
         if let Some(reported) = &completed.checksum {
-            let ours = object_checksum(upload.algorithm, &parts).map_err(|why| {
-                AcquireError::Sink {
+            let ours =
+                object_checksum(upload.algorithm, &parts).map_err(|why| AcquireError::Sink {
                     snapshot_id: snapshot_id.into(),
                     what: "the data object",
                     key: data_key.clone(),
@@ -326,8 +326,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                         "CompleteMultipartUpload",
                         why,
                     )),
-                }
-            })?;
+                })?;
             if reported != &ours {
                 return Err(AcquireError::Sink {
                     snapshot_id: snapshot_id.into(),
@@ -336,9 +335,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                     source: Box::new(CloudError::new(
                         ErrorKind::Invalid,
                         "CompleteMultipartUpload",
-                        format!(
-                            "S3 reports {reported}, the parts sent make {ours}"
-                        ),
+                        format!("S3 reports {reported}, the parts sent make {ours}"),
                     )),
                 });
             }

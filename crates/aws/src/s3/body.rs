@@ -1,6 +1,5 @@
 //! A multipart part body sent from the chunks the acquisition engine holds (no copy into one
-//! buffer), of exactly the announced length, so the SDK can send its checksum as a trailer that
-//! S3 checks. The body is retryable: the SDK's own retry of a failed UploadPart sends the same
+//! buffer), of exactly the announced length (its checksum goes in a header, computed before). The body is retryable: the SDK's own retry of a failed UploadPart sends the same
 //! chunks again.
 
 use std::collections::VecDeque;
