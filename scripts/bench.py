@@ -4,8 +4,10 @@ against one forensnap-emulator per scenario, medians printed as a table and as J
 Scenarios (EBS latency is fixed + up to 10% jitter; quotas are AWS's, token buckets with a
 burst of 100 ms):
   A  no latency, no quota, one 4 GiB snapshot 60% allocated
-  B  100 ms, 1,000 req/s per snapshot and per account, one 4 GiB snapshot 60% allocated
-  C  100 ms, four 2 GiB snapshots 60% allocated at once under one 1,000 req/s account quota
+  B  100 ms, 1,000 req/s per snapshot and per account, one 4 GiB snapshot 60% allocated; S3
+     requests (forensnap's parts and checkpoints) take 100 ms too
+  C  100 ms, four 2 GiB snapshots 60% allocated at once under one 1,000 req/s account quota;
+     S3 requests take 100 ms
   D  no latency, no quota, one 64 GiB snapshot 10% allocated (peak RSS; compare with A)
   E  one 256 GiB snapshot with 1 GiB allocated, S3 idle timeout 5 s; compared with SHA-256
      over 256 GiB of zeros on one core
@@ -29,8 +31,10 @@ import urllib.request
 
 SCENARIOS = {
     "A": dict(latency=0, snapshot_rps=0, account_rps=0, snapshots=[(4, 60)]),
-    "B": dict(latency=100, snapshot_rps=1000, account_rps=1000, snapshots=[(4, 60)]),
-    "C": dict(latency=100, snapshot_rps=1000, account_rps=1000, snapshots=[(2, 60)] * 4),
+    "B": dict(latency=100, snapshot_rps=1000, account_rps=1000, snapshots=[(4, 60)],
+              s3_latency=100),
+    "C": dict(latency=100, snapshot_rps=1000, account_rps=1000, snapshots=[(2, 60)] * 4,
+              s3_latency=100),
     "D": dict(latency=0, snapshot_rps=0, account_rps=0, snapshots=[(64, 10)]),
     "E": dict(latency=0, snapshot_rps=0, account_rps=0, snapshots=[(256, 100 / 256)],
               idle_timeout=5),
@@ -76,7 +80,7 @@ def scenario(name, spec, args, runs):
     cmd = [f"{args.bin_dir}/forensnap-emulator", "serve", "--latency-ms", str(spec["latency"]),
            "--jitter-ms", str(jitter), "--snapshot-rps", str(spec["snapshot_rps"]),
            "--account-rps", str(spec["account_rps"]), "--list-rps", "50", "--s3", "--s3-count",
-           "--s3-latency-ms", "0", "--bucket", BUCKET]
+           "--s3-latency-ms", str(spec.get("s3_latency", 0)), "--bucket", BUCKET]
     if spec.get("idle_timeout"):
         cmd += ["--idle-timeout-secs", str(spec["idle_timeout"])]
     ids = []

@@ -101,31 +101,38 @@ pub(super) struct BlockMap {
 }
 
 impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
-    /// The rows of part `number` from its checkpoint.
-    async fn checkpoint_rows(&self, number: u32) -> Result<Vec<Row>, AcquireError> {
-        let checkpoint = self.read_checkpoint(number).await?.ok_or_else(|| {
-            self.checkpoint_error(
-                &part_key(self.prefix, number),
-                "missing: the block map cannot be assembled",
-            )
+    /// The rows of `part` from its checkpoint, which must describe the part S3 holds.
+    async fn checkpoint_rows(&self, part: &StoredPart) -> Result<Vec<Row>, AcquireError> {
+        let key = part_key(self.prefix, part.number);
+        let checkpoint = self.read_checkpoint(part.number).await?.ok_or_else(|| {
+            self.checkpoint_error(&key, "missing: the block map cannot be assembled")
         })?;
+        if checkpoint.size != part.size || checkpoint.checksum != part.checksum {
+            return Err(self.checkpoint_error(
+                &key,
+                format!(
+                    "records {} bytes with {}, but S3 holds part {} as {} bytes with {}: the data object is not what the checkpoints describe; abort the upload (aws s3api abort-multipart-upload) and collect again",
+                    checkpoint.size, checkpoint.checksum, part.number, part.size, part.checksum
+                ),
+            ));
+        }
         Ok(checkpoint.blocks)
     }
 
-    /// Assemble the block map of parts `1..=parts` from the rows `held` and the part
+    /// Assemble the block map of `parts` (numbered `1..=n`) from the rows `held` and the part
     /// checkpoints, uploaded in 8 MiB parts (bounded memory). Every block must carry an AWS
     /// checksum equal to our SHA-256, or the acquisition fails: a block is stored only after
     /// that check, so a difference means a checkpoint was altered.
     pub(super) async fn write_block_map(
         &self,
-        parts: u32,
+        parts: &[StoredPart],
         mut held: HeldRows,
     ) -> Result<BlockMap, AcquireError> {
         let (snapshot_id, sink) = (self.snapshot_id, self.sink);
         let key = &format!("{}{BLOCK_MAP_PATH}", self.prefix);
         tracing::debug!(
             snapshot_id,
-            parts,
+            parts = parts.len(),
             held = held.len(),
             "assembling the block map"
         );
@@ -136,9 +143,9 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         ))?;
         // Held rows are ready at once; the others are read, CHECKPOINT_READS at a time, and
         // come out in part order whatever order the reads finish in.
-        let mut rows = futures::stream::iter((1..=parts).map(|n| match held.take(n) {
+        let mut rows = futures::stream::iter(parts.iter().map(|p| match held.take(p.number) {
             Some(rows) => Either::Left(std::future::ready(Ok(rows))),
-            None => Either::Right(self.checkpoint_rows(n)),
+            None => Either::Right(self.checkpoint_rows(p)),
         }))
         .buffered(CHECKPOINT_READS);
         let mut stored = Vec::new();
@@ -169,7 +176,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 buffer.extend_from_slice(entry.to_line().as_bytes());
                 buffer.push(b'\n');
             }
-            if buffer.len() >= BLOCK_MAP_PART || n == parts {
+            if buffer.len() >= BLOCK_MAP_PART || n as usize == parts.len() {
                 let chunk = std::mem::take(&mut buffer);
                 hash.update(&chunk);
                 size += chunk.len() as u64;

@@ -2,7 +2,9 @@
 //! the parts of one multipart object (several uploading at once), the full-image SHA-256
 //! computed over the whole logical volume (zero runs included) on a thread of its own, and a
 //! checkpoint written after every part so that a crashed run resumes from the parts already
-//! stored without fetching them again.
+//! stored without fetching them again. Checkpoints are written beside the next uploads, in any
+//! order (an upload slot is free once its part is stored): a resume starts after the longest
+//! run of parts `1..=n` that all have one.
 //!
 //! Two layouts ([`Layout`]): `blocks` stores only the listed blocks (`data/blocks.bin`), `raw`
 //! the whole image (`data/disk.raw`, zero runs written). Both give the same image SHA-256 and
@@ -286,7 +288,7 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
         Some(ObjectChecksum::Crc64Nvme(c)) => (None, Some(c)),
         None => (None, None),
     };
-    let block_map = run.write_block_map(parts.len() as u32, held).await?;
+    let block_map = run.write_block_map(&parts, held).await?;
     // Finishing the image hash zero-fills the tail of the volume: CPU work, off the runtime.
     let (image_sha256, data_sha256) =
         tokio::task::spawn_blocking(move || (hashes.image.finish(), hashes.object.finalize_hex()))

@@ -140,7 +140,10 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         })
     }
 
-    /// The longest run of stored parts `1..=n` with a checkpoint for `n`.
+    /// Where an open upload resumes: the longest run of stored parts `1..=n` that all have a
+    /// checkpoint (listed, one call per thousand parts; checkpoints are written in any order, so
+    /// a part may be stored with its checkpoint missing, or the reverse), whose last checkpoint
+    /// matches its stored part. The block map reads the earlier ones back and checks them too.
     pub(super) async fn resume_point(
         &self,
         stored: &[StoredPart],
@@ -153,7 +156,15 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             .take_while(|(i, p)| p.number == *i as u32 + 1)
             .map(|(_, p)| p)
             .collect();
-        for n in (1..=contiguous.len()).rev() {
+        if contiguous.is_empty() {
+            return Ok((Vec::new(), None));
+        }
+        let checkpointed = self.checkpointed_parts().await?;
+        let covered = contiguous
+            .iter()
+            .take_while(|p| checkpointed.contains(&p.number))
+            .count();
+        for n in (1..=covered).rev() {
             let Some(checkpoint) = self.read_checkpoint(n as u32).await? else {
                 continue;
             };
@@ -164,5 +175,20 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             return Ok((contiguous[..n].to_vec(), Some(checkpoint)));
         }
         Ok((Vec::new(), None))
+    }
+
+    /// The part numbers that have a checkpoint.
+    async fn checkpointed_parts(&self) -> Result<std::collections::BTreeSet<u32>, AcquireError> {
+        let first = part_key(self.prefix, 1);
+        let folder = &first[..first.rfind('/').map_or(0, |i| i + 1)];
+        let keys = self.sink.list(folder).await.map_err(sink_error(
+            self.snapshot_id,
+            "the part checkpoints",
+            folder,
+        ))?;
+        Ok(keys
+            .iter()
+            .filter_map(|k| k.strip_prefix(folder)?.strip_suffix(".json")?.parse().ok())
+            .collect())
     }
 }

@@ -20,7 +20,6 @@ use bytes::Bytes;
 use forensnap_core::layout::{BLOCK_SIZE, Layout};
 use futures::stream::FuturesUnordered;
 use futures::{StreamExt, TryStreamExt};
-use tokio::sync::oneshot;
 
 use forensnap_ports::{BlockPage, BlockSource, ListedBlock, SourceError};
 use forensnap_store::{
@@ -28,7 +27,7 @@ use forensnap_store::{
 };
 
 use super::blockmap::{HELD_ROWS_BUDGET, HeldRows, Row};
-use super::hasher::{Hasher, Marked, gone};
+use super::hasher::{Hasher, MarkReply};
 use super::{
     AcquireError, AcquireOptions, JSON, PartCheckpoint, Run, Streamed, part_key, sink_error,
 };
@@ -69,6 +68,17 @@ struct Assembling {
     next_index: u64,
 }
 
+/// A part S3 holds, its checkpoint not yet written: the rest of its assembly (the body is
+/// dropped once stored) and the hash mark its checkpoint waits for.
+struct Uploaded {
+    part: StoredPart,
+    rows: Vec<Row>,
+    discarded: u64,
+    object_offset: u64,
+    next_index: u64,
+    mark: MarkReply,
+}
+
 /// A part stored and checkpointed: S3's record of it, its block-map rows, and the answers
 /// discarded while reading it.
 struct PartStored {
@@ -76,6 +86,11 @@ struct PartStored {
     rows: Vec<Row>,
     discarded: u64,
 }
+
+/// Checkpoint writes in flight per volume at most (each holds only its rows). Checkpoints are
+/// written at once, in any order: a resume starts after the longest run of parts `1..=n` that
+/// all have one, so a part stored whose checkpoint was not written is read again.
+const CHECKPOINTS_IN_FLIGHT: usize = 32;
 
 /// Where the part planner stands.
 struct Planner {
@@ -88,9 +103,6 @@ struct Planner {
 
 /// UploadPart calls the engine makes per part (each one retried by the SDK itself).
 const PART_ATTEMPTS: u32 = 2;
-
-/// The hash states after a part, as the hashing thread will answer them.
-type MarkReply = oneshot::Receiver<Result<Marked, String>>;
 
 /// A zero block of the raw layout: one static buffer, shared by every zero slot.
 static ZERO_BLOCK: [u8; BLOCK_SIZE as usize] = [0; BLOCK_SIZE as usize];
@@ -262,10 +274,22 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         // After a failure nothing new starts, but the parts uploading finish and write their
         // checkpoints: a resume then starts after them instead of fetching them again.
         let mut failure: Option<AcquireError> = None;
-        let mut last_checkpoint: Option<oneshot::Receiver<()>> = None;
-        while (reading && failure.is_none()) || !uploads.is_empty() {
+        let mut checkpoints = FuturesUnordered::new();
+        while (reading && failure.is_none()) || !uploads.is_empty() || !checkpoints.is_empty() {
             tokio::select! {
-                Some(stored) = uploads.next(), if !uploads.is_empty() => match stored {
+                Some(uploaded) = uploads.next(), if !uploads.is_empty() => match uploaded {
+                    // The upload slot is free again; the checkpoint is written beside the
+                    // next uploads, not before them.
+                    Ok(uploaded) => {
+                        let uploaded: Uploaded = uploaded;
+                        tracing::debug!(snapshot_id, part = uploaded.part.number, uploading = uploads.len(), "part uploaded");
+                        checkpoints.push(self.write_checkpoint(uploaded));
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                },
+                Some(stored) = checkpoints.next(), if !checkpoints.is_empty() => match stored {
                     Ok(PartStored { part, rows, discarded: part_discarded }) => {
                         fetched_now += rows.len() as u64;
                         discarded += part_discarded;
@@ -279,7 +303,10 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                         failure.get_or_insert(e);
                     }
                 },
-                next = reads.next(), if reading && failure.is_none() && uploads.len() < max_uploads => {
+                next = reads.next(), if reading
+                    && failure.is_none()
+                    && uploads.len() < max_uploads
+                    && checkpoints.len() < CHECKPOINTS_IN_FLIGHT => {
                     let Some(read) = next else {
                         reading = false;
                         continue;
@@ -288,12 +315,8 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                         self.assemble(&mut current, &hasher, planned, piece, &mut object_offset)
                     }) {
                         Ok(Some((part, mark))) => {
-                            // Checkpoints are written in part order (a resume trusts every
-                            // checkpoint below the one it resumes from): each waits for the
-                            // previous part's.
-                            let (written, next) = oneshot::channel();
-                            let previous = last_checkpoint.replace(next);
-                            uploads.push(self.store_part(&upload, part, mark, previous, written));
+                            tracing::debug!(snapshot_id, part = part.number, uploading = uploads.len(), checkpointing = checkpoints.len(), "part assembled");
+                            uploads.push(self.store_part(&upload, part, mark));
                         }
                         Ok(None) => {}
                         Err(e) => failure = Some(e),
@@ -507,16 +530,13 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         }
     }
 
-    /// Upload one assembled part (retried from the bytes it holds), then write its checkpoint
-    /// with the hash states after it.
+    /// Upload one assembled part, retried from the bytes it holds (dropped once stored).
     async fn store_part(
         &self,
         upload: &Upload,
         part: Assembling,
         mark: MarkReply,
-        previous: Option<oneshot::Receiver<()>>,
-        written: oneshot::Sender<()>,
-    ) -> Result<PartStored, AcquireError> {
+    ) -> Result<Uploaded, AcquireError> {
         let Assembling {
             number,
             body,
@@ -539,16 +559,40 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 )),
             });
         }
-        let key = part_key(self.prefix, number);
+        Ok(Uploaded {
+            part: stored,
+            rows,
+            discarded,
+            object_offset,
+            next_index,
+            mark,
+        })
+    }
+
+    /// Write a stored part's checkpoint, with the hash states after it.
+    async fn write_checkpoint(&self, uploaded: Uploaded) -> Result<PartStored, AcquireError> {
+        let Uploaded {
+            part,
+            rows,
+            discarded,
+            object_offset,
+            next_index,
+            mark,
+        } = uploaded;
+        let key = part_key(self.prefix, part.number);
         let (image_hash, object_hash) = mark
+            .wait()
             .await
-            .map_err(|_| gone())
-            .and_then(|marked| marked)
             .map_err(|why| self.checkpoint_error(&key, why))?;
+        tracing::debug!(
+            snapshot_id = self.snapshot_id,
+            part = part.number,
+            "part hashed"
+        );
         let checkpoint = PartCheckpoint {
-            part: number,
-            size: len,
-            checksum: stored.checksum.clone(),
+            part: part.number,
+            size: part.size,
+            checksum: part.checksum.clone(),
             object_offset,
             next_index,
             image_hash,
@@ -556,18 +600,12 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             blocks: rows,
         };
         let bytes = serde_json::to_vec(&checkpoint).map_err(|e| self.checkpoint_error(&key, e))?;
-        if let Some(previous) = previous {
-            previous.await.map_err(|_| {
-                self.checkpoint_error(&key, "not written: the previous part's checkpoint was not")
-            })?;
-        }
         self.sink
             .put_version(&key, bytes, JSON)
             .await
             .map_err(sink_error(self.snapshot_id, "a part checkpoint", &key))?;
-        let _ = written.send(());
         Ok(PartStored {
-            part: stored,
+            part,
             rows: checkpoint.blocks,
             discarded,
         })

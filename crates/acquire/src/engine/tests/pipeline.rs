@@ -167,3 +167,58 @@ async fn an_acquisition_stopped_at_any_write_resumes_to_the_same_evidence() {
         assert!(writes > 10, "{name}: {writes} writes");
     }
 }
+
+#[tokio::test]
+async fn a_stored_part_without_its_checkpoint_is_read_again_with_every_part_after_it() {
+    // Checkpoints are written in any order: a kill can leave part n stored with its checkpoint
+    // missing while later parts have theirs. The resume starts after the longest run of parts
+    // that all have one, so it never trusts a checkpoint above a gap.
+    let options = pipelined(Layout::Blocks);
+    let (source, indexes) = jittered();
+    let reference = run_on(&source, &MemoryStore::default(), &options, "snap-1", "p/")
+        .await
+        .expect("acquired");
+    for (missing, resumed_parts) in [(1, 0), (2, 1), (3, 2)] {
+        let sink = MemoryStore::default();
+        sink.stop_at_part(4);
+        run_on(&source, &sink, &options, "snap-1", "p/")
+            .await
+            .expect_err("part 4 fails");
+        for part in 1..=3 {
+            assert!(
+                sink.object(&part_key("p/", part)).is_some(),
+                "checkpoint {part}"
+            );
+        }
+        sink.remove(&part_key("p/", missing));
+        let before = source.gets.load(Ordering::SeqCst);
+        let resumed = run_on(&source, &sink, &options, "snap-1", "p/")
+            .await
+            .unwrap_or_else(|e| panic!("checkpoint {missing} missing: {e}"));
+        assert_eq!(
+            resumed.resumed_parts, resumed_parts,
+            "checkpoint {missing} missing"
+        );
+        assert_eq!(
+            (source.gets.load(Ordering::SeqCst) - before) as u64,
+            resumed.fetched_now,
+        );
+        assert_eq!(
+            (
+                &resumed.image_sha256,
+                &resumed.data_sha256,
+                &resumed.block_map_sha256
+            ),
+            (
+                &reference.image_sha256,
+                &reference.data_sha256,
+                &reference.block_map_sha256
+            ),
+            "checkpoint {missing} missing"
+        );
+        assert_eq!(
+            sink.object("p/data/blocks.bin").expect("object"),
+            expected_object(&source, &indexes)
+        );
+    }
+}
