@@ -22,7 +22,7 @@ pub mod listing;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 
-pub use engine::{AcquireError, AcquireOptions, acquire, part_blocks};
+pub use engine::{AcquireError, AcquireOptions, HASH_BACKLOG_PARTS, acquire, part_blocks};
 pub use fetch::{FetchPolicy, VerifiedBlock, fetch_verified};
 /// The block source seam the engine reads through (`forensnap-ports`).
 pub use forensnap_ports::{

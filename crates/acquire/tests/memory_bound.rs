@@ -1,5 +1,6 @@
 //! Memory stays bounded whatever the volume size: acquiring 1 GiB of data (and a 2 GiB volume)
-//! allocates at most `window` blocks read ahead plus `uploads + 1` parts, and a few blocks more,
+//! allocates at most `window` blocks read ahead plus `uploads + 1` parts and the parts queued for
+//! hashing, and a few blocks more,
 //! at any moment.
 
 use forensnap_acquire::memory::MemorySource;
@@ -39,10 +40,13 @@ async fn acquiring_a_gibibyte_holds_only_the_window_in_memory() {
     let peak = dhat::HeapStats::get().max_bytes - baseline;
     assert_eq!(got.blocks_stored, 2048);
     eprintln!("peak heap above baseline while acquiring 1 GiB of data: {peak} bytes");
-    // Stated bound: window blocks and (uploads + 1) parts of 10 blocks, 4 blocks more, plus 4 MiB
+    // Stated bound: window blocks and (uploads + 1 + hash backlog) parts of 10 blocks, 4 blocks
+    // more, plus 4 MiB
     // for listings, checkpoints and the block map text of this volume.
     let per_part = forensnap_acquire::part_blocks(2 << 30, options.part_bytes).expect("fits");
-    let blocks = options.window as u64 + (options.uploads as u64 + 1) * per_part + 4;
+    let blocks = options.window as u64
+        + (options.uploads as u64 + 1 + forensnap_acquire::HASH_BACKLOG_PARTS as u64) * per_part
+        + 4;
     let bound = blocks * BLOCK_SIZE + (4 << 20);
     assert!(
         (peak as u64) < bound,

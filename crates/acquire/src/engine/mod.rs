@@ -15,9 +15,10 @@
 //! composite SHA-256 of an upload opened before it) matching the part checkpoints.
 //!
 //! Memory is bounded whatever the volume size: at most `window` blocks read ahead, plus
-//! `uploads + 1` parts held whole (so that a failed upload is sent again from its bytes), of
-//! [`part_blocks`] blocks each: with the defaults (160 blocks, 4 uploads, 16 MiB parts) 80 MiB
-//! and 80 MiB per volume. Besides blocks, a run holds the listed blocks not yet read (a part's
+//! `uploads + 1` parts held whole (so that a failed upload is sent again from its bytes), and
+//! the blocks of [`HASH_BACKLOG_PARTS`] parts queued for hashing, of [`part_blocks`] blocks
+//! each: with the defaults (160 blocks, 4 uploads, 16 MiB parts) 80 MiB and 112 MiB per volume
+//! at most. Besides blocks, a run holds the listed blocks not yet read (a part's
 //! worth and a listing page at most) and at most 32 MiB of block-map rows (those of the parts
 //! it wrote, so the block map need not read their checkpoints back). See
 //! `docs/acquisition-design.md` for the layout.
@@ -36,6 +37,8 @@ mod blockmap;
 mod hasher;
 mod resume;
 mod upload;
+
+pub use upload::HASH_BACKLOG_PARTS;
 
 use forensnap_core::ItemLayout;
 use forensnap_core::hashing::{ImageHasher, ResumableSha256};

@@ -6,12 +6,14 @@
 //!    `window` ahead, in flight as many as the limiter allows, handed over in index order;
 //! 3. **assemble** -- each block goes to its part's body (shared `Bytes`, no copy) and to the
 //!    volume's hashing thread (`hasher`), which never holds the pipeline up;
-//! 4. **upload** -- up to `uploads` parts at once, each retried from the bytes it holds; a part
-//!    then takes the hash states after it from the hashing thread and writes its checkpoint.
+//! 4. **upload** -- up to `uploads` parts at once, each retried from the bytes it holds;
+//! 5. **checkpoint** -- once a part is stored and the hashing threads have passed it, its
+//!    checkpoint is written with the hash states after it, beside the next uploads.
 //!
 //! Memory: at most `window` blocks read ahead, plus `uploads + 1` parts (the one being filled)
-//! of `per_part` blocks each (zero blocks of the raw layout share one static buffer); besides,
-//! a listing page and the block-map rows held (see `blockmap`).
+//! of `per_part` blocks each, and the blocks of at most [`HASH_BACKLOG_PARTS`] parts queued for
+//! hashing (shared with the part bodies while those upload; zero blocks of the raw layout share
+//! one static buffer); besides, a listing page and the block-map rows held (see `blockmap`).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::pin::pin;
@@ -27,7 +29,7 @@ use forensnap_store::{
 };
 
 use super::blockmap::{HELD_ROWS_BUDGET, HeldRows, Row};
-use super::hasher::{Hasher, MarkReply};
+use super::hasher::{Hasher, MarkReply, Marked};
 use super::{
     AcquireError, AcquireOptions, JSON, PartCheckpoint, Run, Streamed, part_key, sink_error,
 };
@@ -69,14 +71,13 @@ struct Assembling {
 }
 
 /// A part S3 holds, its checkpoint not yet written: the rest of its assembly (the body is
-/// dropped once stored) and the hash mark its checkpoint waits for.
+/// dropped once stored).
 struct Uploaded {
     part: StoredPart,
     rows: Vec<Row>,
     discarded: u64,
     object_offset: u64,
     next_index: u64,
-    mark: MarkReply,
 }
 
 /// A part stored and checkpointed: S3's record of it, its block-map rows, and the answers
@@ -91,6 +92,10 @@ struct PartStored {
 /// written at once, in any order: a resume starts after the longest run of parts `1..=n` that
 /// all have one, so a part stored whose checkpoint was not written is read again.
 const CHECKPOINTS_IN_FLIGHT: usize = 32;
+
+/// Parts assembled whose hashes the hashing threads have not reached, at most: reads wait
+/// beyond that, so the blocks queued for hashing stay bounded when hashing is the slower stage.
+pub const HASH_BACKLOG_PARTS: usize = 2;
 
 /// Where the part planner stands.
 struct Planner {
@@ -275,18 +280,46 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         // checkpoints: a resume then starts after them instead of fetching them again.
         let mut failure: Option<AcquireError> = None;
         let mut checkpoints = FuturesUnordered::new();
-        while (reading && failure.is_none()) || !uploads.is_empty() || !checkpoints.is_empty() {
+        // A part's checkpoint needs its upload and its hash states, which finish in any order.
+        let mut hashing = FuturesUnordered::new();
+        let mut uploaded: BTreeMap<u32, Uploaded> = BTreeMap::new();
+        let mut hashed: BTreeMap<u32, Marked> = BTreeMap::new();
+        while (reading && failure.is_none())
+            || !uploads.is_empty()
+            || !hashing.is_empty()
+            || !checkpoints.is_empty()
+        {
             tokio::select! {
-                Some(uploaded) = uploads.next(), if !uploads.is_empty() => match uploaded {
+                Some(stored) = uploads.next(), if !uploads.is_empty() => match stored {
                     // The upload slot is free again; the checkpoint is written beside the
                     // next uploads, not before them.
-                    Ok(uploaded) => {
-                        let uploaded: Uploaded = uploaded;
-                        tracing::debug!(snapshot_id, part = uploaded.part.number, uploading = uploads.len(), "part uploaded");
-                        checkpoints.push(self.write_checkpoint(uploaded));
+                    Ok(part) => {
+                        let part: Uploaded = part;
+                        let number = part.part.number;
+                        tracing::debug!(snapshot_id, part = number, uploading = uploads.len(), "part uploaded");
+                        match hashed.remove(&number) {
+                            Some(marked) => checkpoints.push(self.write_checkpoint(part, marked)),
+                            None => {
+                                uploaded.insert(number, part);
+                            }
+                        }
                     }
                     Err(e) => {
                         failure.get_or_insert(e);
+                    }
+                },
+                Some((number, marked)) = hashing.next(), if !hashing.is_empty() => match marked {
+                    Ok(marked) => {
+                        tracing::debug!(snapshot_id, part = number, "part hashed");
+                        match uploaded.remove(&number) {
+                            Some(part) => checkpoints.push(self.write_checkpoint(part, marked)),
+                            None => {
+                                hashed.insert(number, marked);
+                            }
+                        }
+                    }
+                    Err(why) => {
+                        failure.get_or_insert(self.checkpoint_error(&part_key(self.prefix, number), why));
                     }
                 },
                 Some(stored) = checkpoints.next(), if !checkpoints.is_empty() => match stored {
@@ -306,6 +339,7 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                 next = reads.next(), if reading
                     && failure.is_none()
                     && uploads.len() < max_uploads
+                    && hashing.len() < HASH_BACKLOG_PARTS
                     && checkpoints.len() < CHECKPOINTS_IN_FLIGHT => {
                     let Some(read) = next else {
                         reading = false;
@@ -316,7 +350,9 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
                     }) {
                         Ok(Some((part, mark))) => {
                             tracing::debug!(snapshot_id, part = part.number, uploading = uploads.len(), checkpointing = checkpoints.len(), "part assembled");
-                            uploads.push(self.store_part(&upload, part, mark));
+                            let number = part.number;
+                            hashing.push(async move { (number, mark.wait().await) });
+                            uploads.push(self.store_part(&upload, part));
                         }
                         Ok(None) => {}
                         Err(e) => failure = Some(e),
@@ -535,7 +571,6 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
         &self,
         upload: &Upload,
         part: Assembling,
-        mark: MarkReply,
     ) -> Result<Uploaded, AcquireError> {
         let Assembling {
             number,
@@ -565,30 +600,23 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             discarded,
             object_offset,
             next_index,
-            mark,
         })
     }
 
     /// Write a stored part's checkpoint, with the hash states after it.
-    async fn write_checkpoint(&self, uploaded: Uploaded) -> Result<PartStored, AcquireError> {
+    async fn write_checkpoint(
+        &self,
+        uploaded: Uploaded,
+        (image_hash, object_hash): Marked,
+    ) -> Result<PartStored, AcquireError> {
         let Uploaded {
             part,
             rows,
             discarded,
             object_offset,
             next_index,
-            mark,
         } = uploaded;
         let key = part_key(self.prefix, part.number);
-        let (image_hash, object_hash) = mark
-            .wait()
-            .await
-            .map_err(|why| self.checkpoint_error(&key, why))?;
-        tracing::debug!(
-            snapshot_id = self.snapshot_id,
-            part = part.number,
-            "part hashed"
-        );
         let checkpoint = PartCheckpoint {
             part: part.number,
             size: part.size,
