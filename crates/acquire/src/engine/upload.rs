@@ -5,9 +5,10 @@
 //! 2. **read** -- one continuous stream of verified block reads across part boundaries, at most
 //!    `window` ahead, in flight as many as the limiter allows, handed over in index order;
 //! 3. **assemble** -- each block goes to its part's body (shared `Bytes`, no copy) and to the
-//!    volume's hashing thread (`hasher`), which never holds the pipeline up;
+//!    volume's hashing thread (`hasher`), which holds reads up only when more than
+//!    [`HASH_BACKLOG_PARTS`] parts wait for it;
 //! 4. **upload** -- up to `uploads` parts at once, each retried from the bytes it holds;
-//! 5. **checkpoint** -- once a part is stored and the hashing threads have passed it, its
+//! 5. **checkpoint** -- once a part is stored and the hashing thread has passed it, its
 //!    checkpoint is written with the hash states after it, beside the next uploads.
 //!
 //! Memory: at most `window` blocks read ahead, plus `uploads + 1` parts (the one being filled)
@@ -93,7 +94,7 @@ struct PartStored {
 /// all have one, so a part stored whose checkpoint was not written is read again.
 const CHECKPOINTS_IN_FLIGHT: usize = 32;
 
-/// Parts assembled whose hashes the hashing threads have not reached, at most: reads wait
+/// Parts assembled whose hashes the hashing thread has not reached, at most: reads wait
 /// beyond that, so the blocks queued for hashing stay bounded when hashing is the slower stage.
 pub const HASH_BACKLOG_PARTS: usize = 2;
 
