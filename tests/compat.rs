@@ -194,7 +194,7 @@ fn a_case_collected_before_the_store_refactor_verifies_offline_with_every_check_
         );
         assert_eq!(
             rows.len(),
-            2 + 5 * ITEMS.len(),
+            2 + 6 * ITEMS.len(),
             "one row per check: {rows:#?}"
         );
     }

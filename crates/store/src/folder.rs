@@ -2,6 +2,11 @@
 //! read: keys are paths relative to the folder, with `/` separators. A folder has no versions
 //! and no Object Lock: [`EvidenceAudit::versions`] is empty and the lock calls are refused, so
 //! offline verification checks everything but retention.
+//!
+//! The folder is untrusted input (`verify --offline` of a case someone handed over): keys never
+//! leave it (no `..`, `.` or empty component), symbolic links are refused wherever they are
+//! under the folder (a link could lead out of it, to a copy that matches), and no file larger
+//! than [`MAX_WHOLE_READ`] is read whole.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -9,6 +14,9 @@ use std::path::{Path, PathBuf};
 use crate::{
     BucketLock, Called, CloudError, ErrorKind, EvidenceAudit, EvidenceRead, LockState, Version,
 };
+
+/// Files read whole at most (events, manifests, block maps; data objects are read by ranges).
+pub const MAX_WHOLE_READ: u64 = 1 << 30;
 
 /// A downloaded case folder.
 #[derive(Debug, Clone)]
@@ -29,7 +37,11 @@ impl FolderStore {
     }
 
     fn path(&self, key: &str) -> Result<PathBuf, CloudError> {
-        if key.split('/').any(|c| c == ".." || c.is_empty()) {
+        if key.contains('\0')
+            || key
+                .split('/')
+                .any(|c| c == ".." || c == "." || c.is_empty())
+        {
             return Err(CloudError::new(
                 ErrorKind::Invalid,
                 "read",
@@ -38,6 +50,40 @@ impl FolderStore {
         }
         Ok(self.root.join(key))
     }
+}
+
+/// Refuse `path` when it, or a folder between `root` and it, is a symbolic link. A path that
+/// does not exist passes (the read then finds nothing).
+fn no_links(root: &Path, path: &Path) -> Result<(), CloudError> {
+    let Ok(rel) = path.strip_prefix(root) else {
+        return Err(CloudError::new(
+            ErrorKind::Invalid,
+            "read",
+            format!("{} is not inside the case folder", path.display()),
+        ));
+    };
+    let mut at = root.to_path_buf();
+    for part in rel.components() {
+        at.push(part);
+        match std::fs::symlink_metadata(&at) {
+            Ok(meta) if meta.file_type().is_symlink() => return Err(link_refused(&at)),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(&at, e)),
+        }
+    }
+    Ok(())
+}
+
+fn link_refused(path: &Path) -> CloudError {
+    CloudError::new(
+        ErrorKind::Invalid,
+        "read",
+        format!(
+            "{} is a symbolic link: a downloaded case holds only files and folders, and a link may lead out of the case folder; download the case again (aws s3 sync) and verify that copy",
+            path.display()
+        ),
+    )
 }
 
 fn io_error(path: &Path, e: std::io::Error) -> CloudError {
@@ -60,17 +106,38 @@ async fn blocking<T: Send + 'static>(
 impl EvidenceRead for FolderStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, CloudError> {
         let path = self.path(key)?;
-        blocking(move || match std::fs::read(&path) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io_error(&path, e)),
+        let root = self.root.clone();
+        blocking(move || {
+            no_links(&root, &path)?;
+            let size = match std::fs::metadata(&path) {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(io_error(&path, e)),
+            };
+            if size > MAX_WHOLE_READ {
+                return Err(CloudError::new(
+                    ErrorKind::Invalid,
+                    "read",
+                    format!(
+                        "{} holds {size} bytes, more than the {MAX_WHOLE_READ} a file read whole may hold: it is not a file forensnap wrote",
+                        path.display()
+                    ),
+                ));
+            }
+            match std::fs::read(&path) {
+                Ok(bytes) => Ok(Some(bytes)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                Err(e) => Err(io_error(&path, e)),
+            }
         })
         .await
     }
 
     async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Vec<u8>, CloudError> {
         let path = self.path(key)?;
+        let root = self.root.clone();
         blocking(move || {
+            no_links(&root, &path)?;
             let fail = |e: std::io::Error| io_error(&path, e);
             let mut file = std::fs::File::open(&path).map_err(fail)?;
             file.seek(SeekFrom::Start(start)).map_err(fail)?;
@@ -92,7 +159,11 @@ impl EvidenceRead for FolderStore {
                 for entry in entries {
                     let entry = entry.map_err(|e| io_error(&folder, e))?;
                     let path = entry.path();
-                    if path.is_dir() {
+                    // The entry's own type: a link is not followed, into a folder or a loop.
+                    let kind = entry.file_type().map_err(|e| io_error(&path, e))?;
+                    if kind.is_symlink() {
+                        return Err(link_refused(&path));
+                    } else if kind.is_dir() {
                         folders.push(path);
                     } else if let Ok(rel) = path.strip_prefix(&root) {
                         let key = rel
@@ -171,5 +242,33 @@ mod tests {
         let missing = store.get_range("nope", 0, 1).await.expect_err("missing");
         assert_eq!(missing.kind, ErrorKind::NotFound);
         assert!(store.versions("").await.expect("versions").is_empty());
+    }
+
+    #[tokio::test]
+    async fn symbolic_links_under_the_folder_are_refused_wherever_they_are() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (case, outside) = (dir.path().join("case"), dir.path().join("outside"));
+        std::fs::create_dir_all(case.join("evidence/x/data")).expect("mkdir");
+        std::fs::create_dir_all(&outside).expect("mkdir");
+        std::fs::write(outside.join("copy"), b"the same bytes").expect("write");
+        std::os::unix::fs::symlink(outside.join("copy"), case.join("evidence/x/data/file"))
+            .expect("link a file");
+        std::os::unix::fs::symlink(&outside, case.join("evidence/y")).expect("link a folder");
+        let store = FolderStore::new(&case);
+        for key in ["evidence/x/data/file", "evidence/y/copy"] {
+            let err = store.get(key).await.expect_err(key);
+            assert_eq!(err.kind, ErrorKind::Invalid, "{key}");
+            assert!(err.message.contains("symbolic link"), "{key}: {err}");
+            let err = store.get_range(key, 0, 4).await.expect_err(key);
+            assert!(err.message.contains("symbolic link"), "{key}: {err}");
+        }
+        let err = store.list("").await.expect_err("list");
+        assert!(err.message.contains("symbolic link"), "{err}");
+        for key in ["./a", "a//b", "a/./b", "a\0b"] {
+            assert_eq!(
+                store.get(key).await.expect_err(key).kind,
+                ErrorKind::Invalid
+            );
+        }
     }
 }

@@ -21,7 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use forensnap_core::details::Details;
 use forensnap_core::seal::{
-    Checkpoint, CheckpointObject, fingerprint, verify_checkpoints, verify_signature,
+    Checkpoint, CheckpointObject, PUBLIC_KEY_PATH, fingerprint, parse_public_key_pem,
+    public_key_pem, verify_checkpoints, verify_signature,
 };
 use forensnap_core::{CaseId, CaseLayout, Event, Outcome};
 use forensnap_evidence::export::{check_payload, read_bag};
@@ -417,6 +418,37 @@ async fn check_item<F: EvidenceAudit>(
             Err(e) => report.push("signature", subject(TAG_MANIFEST), false, e.to_string()),
         },
     }
+    // Auditors with standard tools check the signature with the key the bag carries
+    // (`openssl dgst -verify signing-key.pem`): it must be the key this run trusts, as written.
+    let key_path = ItemLayout::at(prefix).file(PUBLIC_KEY_PATH);
+    let bag_key = files.get(&key_path).await.map_err(read(&key_path))?;
+    let (ok, detail) = match bag_key {
+        None => (
+            false,
+            format!(
+                "{PUBLIC_KEY_PATH} is missing: an auditor checking the signature with openssl has no key"
+            ),
+        ),
+        Some(pem) if pem == public_key_pem(public_key).as_bytes() => {
+            (true, format!("{PUBLIC_KEY_PATH} is the trusted key"))
+        }
+        Some(pem) => {
+            let theirs = std::str::from_utf8(&pem)
+                .ok()
+                .and_then(|text| parse_public_key_pem(text).ok())
+                .map_or("not a PEM public key".to_string(), |der| {
+                    format!("fingerprint {}", fingerprint(&der))
+                });
+            (
+                false,
+                format!(
+                    "{PUBLIC_KEY_PATH} is not the trusted key as forensnap writes it ({theirs}; trusted {}): an auditor running openssl with it would check against another key",
+                    fingerprint(public_key)
+                ),
+            )
+        }
+    };
+    report.push("bag key", subject(PUBLIC_KEY_PATH), ok, detail);
     let digest = forensnap_core::sha256_hex(&tag_manifest);
     match sealed {
         Some(recorded) if *recorded == digest => report.push(
