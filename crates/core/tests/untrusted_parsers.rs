@@ -83,7 +83,9 @@ proptest! {
     fn accepted_case_ids_stay_inside_their_prefix(given in "\\PC{0,60}|[A-Za-z0-9._/-]{0,60}") {
         if let Ok(id) = CaseId::parse(&given) {
             let id = id.to_string();
-            prop_assert!(!id.contains('/') && id != "." && id != ".." && !id.contains(".."), "{id}");
+            // A path component of its own: never `.` or `..`, never a separator (`A..` is a
+            // name like any other in `cases/A../`).
+            prop_assert!(!id.contains('/') && !id.contains('\\') && id != "." && id != "..", "{id}");
             prop_assert!(id.len() <= forensnap_core::case::MAX_CASE_ID, "{id}");
             prop_assert!(id.chars().all(|c| c.is_ascii_graphic()), "{id}");
         }
