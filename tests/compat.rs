@@ -82,29 +82,6 @@ fn rows(run: &Run) -> Vec<(String, String, bool, String)> {
         .collect()
 }
 
-/// Every file under `dir`, as `/`-separated paths relative to it, sorted.
-fn files(dir: &Path) -> BTreeSet<String> {
-    let mut out = BTreeSet::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).expect("under dir");
-                out.insert(
-                    rel.components()
-                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                        .collect::<Vec<_>>()
-                        .join("/"),
-                );
-            }
-        }
-    }
-    out
-}
-
 fn read(dir: &Path, key: &str) -> Vec<u8> {
     std::fs::read(dir.join(key)).unwrap_or_else(|e| panic!("{key}: {e}"))
 }
@@ -287,7 +264,7 @@ fn the_new_code_reads_the_old_custody_objects_byte_for_byte_where_its_layout_put
     let case = case();
     let here = CaseLayout::downloaded();
     let in_s3 = CaseLayout::new("", &case);
-    let present = files(&dir);
+    let present = relative_files(&dir);
 
     // Events: at the keys the layout names, parsed (unknown fields are refused), chained, each
     // action known to this version, and each re-serialised to exactly its stored bytes (so the

@@ -7,7 +7,6 @@
 //! prefix), assumed-role key ids (`ASIA` + 16), and any `x-amz-security-token`,
 //! `aws_secret_access_key` or `Authorization: AWS4-HMAC-SHA256` text.
 
-use std::path::Path;
 use std::process::Command;
 
 use forensnap_tests::*;
@@ -45,22 +44,6 @@ fn session_key_id(haystack: &[u8]) -> Option<String> {
             .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
             .then(|| String::from_utf8_lossy(id).into_owned())
     })
-}
-
-fn files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -130,9 +113,9 @@ async fn no_credential_or_session_token_appears_in_any_output_of_a_full_run() {
         assert!(ok, "export {item}: {text}");
         outputs.push((format!("export {item} output"), text.into_bytes()));
     }
-    for path in files(out.path()) {
-        let bytes = std::fs::read(&path).expect("exported file");
-        outputs.push((format!("exported {}", path.display()), bytes));
+    for file in relative_files(out.path()) {
+        let bytes = std::fs::read(out.path().join(&file)).expect("exported file");
+        outputs.push((format!("exported {file}"), bytes));
     }
 
     // Every version of every object the case wrote.

@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use forensnap_tests::{copy_dir, forensnap_bin};
+use forensnap_tests::{copy_dir, forensnap_bin, relative_files};
 
 const CASE: &str = "IR-COMPAT-1";
 
@@ -37,25 +37,6 @@ impl Rng {
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/case-before-store")
-}
-
-/// Every file under `dir`, relative, sorted.
-fn files(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut folders = vec![dir.to_path_buf()];
-    while let Some(folder) = folders.pop() {
-        for entry in std::fs::read_dir(&folder).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                folders.push(path);
-            } else {
-                let rel = path.strip_prefix(dir).expect("under dir");
-                out.push(rel.to_string_lossy().replace('\\', "/"));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 /// Files whose change the verifier must catch: the custody chain and its signed heads, and
@@ -157,7 +138,7 @@ fn crafted_case_folders_never_crash_verify_and_never_pass_it() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
     let original = fixture();
-    let all = files(&original);
+    let all: Vec<String> = relative_files(&original).into_iter().collect();
     let tmp = tempfile::tempdir().expect("temp dir");
     let outside = tmp.path().join("outside");
     std::fs::create_dir(&outside).expect("outside");

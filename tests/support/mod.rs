@@ -456,6 +456,31 @@ pub async fn read_snapshot(
     }
 }
 
+/// Every file under `dir` (symbolic links as files, not followed), as `/`-separated paths
+/// relative to it, sorted.
+pub fn relative_files(dir: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read dir") {
+            let entry = entry.expect("entry");
+            let path = entry.path();
+            if entry.file_type().expect("file type").is_dir() {
+                folders.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).expect("under dir");
+                out.insert(
+                    rel.components()
+                        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                        .collect::<Vec<_>>()
+                        .join("/"),
+                );
+            }
+        }
+    }
+    out
+}
+
 /// Copy the folder `from` to `to` with `cp -a` (a case folder to tamper with).
 pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     let status = std::process::Command::new("cp")

@@ -509,6 +509,34 @@ fn crc64(data: &[u8]) -> String {
     b64(&crc_fast::checksum(CrcAlgorithm::Crc64Nvme, data).to_be_bytes())
 }
 
+/// CompleteMultipartUpload of a CRC-64/NVME upload, with the whole object's CRC `full`.
+async fn complete_crc(
+    s3: &aws_sdk_s3::Client,
+    key: &str,
+    upload_id: &str,
+    full: &str,
+    parts: Vec<CompletedPart>,
+) -> Result<
+    aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadOutput,
+    aws_sdk_s3::error::SdkError<
+        aws_sdk_s3::operation::complete_multipart_upload::CompleteMultipartUploadError,
+    >,
+> {
+    s3.complete_multipart_upload()
+        .bucket(BUCKET)
+        .key(key)
+        .upload_id(upload_id)
+        .checksum_crc64_nvme(full)
+        .checksum_type(ChecksumType::FullObject)
+        .multipart_upload(
+            CompletedMultipartUpload::builder()
+                .set_parts(Some(parts))
+                .build(),
+        )
+        .send()
+        .await
+}
+
 /// A CRC64NVME (full-object) multipart upload of `key` in the test bucket; its id.
 async fn create_crc_upload(s3: &aws_sdk_s3::Client, key: &str) -> String {
     let created = s3
@@ -669,19 +697,7 @@ async fn a_crc64nvme_upload_completes_with_the_full_object_checksum_and_reads_ba
 
     // The client's full-object CRC, computed over the whole object here (S3 combines parts).
     let full = crc64(&parts.concat());
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key(key)
-        .upload_id(&upload_id)
-        .checksum_crc64_nvme(&full)
-        .checksum_type(ChecksumType::FullObject)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
+    let done = complete_crc(&s3, key, &upload_id, &full, completed)
         .await
         .expect("complete");
     assert_eq!(done.checksum_crc64_nvme(), Some(full.as_str()));
@@ -849,18 +865,8 @@ async fn completing_a_crc64nvme_upload_checks_the_full_object_checksum() {
         completed.push(upload_crc_part(&s3, key, &upload_id, i as i32 + 1, data).await);
     }
     let complete = |full: String, listed: Vec<CompletedPart>| {
-        s3.complete_multipart_upload()
-            .bucket(BUCKET)
-            .key(key)
-            .upload_id(&upload_id)
-            .checksum_crc64_nvme(full)
-            .checksum_type(ChecksumType::FullObject)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(listed))
-                    .build(),
-            )
-            .send()
+        let (s3, upload_id) = (&s3, &upload_id);
+        async move { complete_crc(s3, key, upload_id, &full, listed).await }
     };
     let full = crc64(&parts.concat());
 
@@ -914,19 +920,7 @@ async fn count_mode_combines_part_crcs_into_the_full_object_checksum() {
         completed.push(upload_crc_part(&s3, "big", &upload_id, i as i32 + 1, data).await);
     }
     let full = crc64(&parts.concat());
-    let done = s3
-        .complete_multipart_upload()
-        .bucket(BUCKET)
-        .key("big")
-        .upload_id(&upload_id)
-        .checksum_crc64_nvme(&full)
-        .checksum_type(ChecksumType::FullObject)
-        .multipart_upload(
-            CompletedMultipartUpload::builder()
-                .set_parts(Some(completed))
-                .build(),
-        )
-        .send()
+    let done = complete_crc(&s3, "big", &upload_id, &full, completed)
         .await
         .expect("complete");
     assert_eq!(done.checksum_crc64_nvme(), Some(full.as_str()));

@@ -376,28 +376,21 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
             .await
             .map_err(sink_error(snapshot_id, "the data object", data_key))?;
         if let Some(reported) = &completed.checksum {
-            let ours =
-                object_checksum(upload.algorithm, &parts).map_err(|why| AcquireError::Sink {
-                    snapshot_id: snapshot_id.into(),
-                    what: "the data object",
-                    key: data_key.clone(),
-                    source: Box::new(CloudError::new(
-                        ErrorKind::Invalid,
-                        "CompleteMultipartUpload",
-                        why,
-                    )),
-                })?;
+            let refused = |why: String| AcquireError::Sink {
+                snapshot_id: snapshot_id.into(),
+                what: "the data object",
+                key: data_key.clone(),
+                source: Box::new(CloudError::new(
+                    ErrorKind::Invalid,
+                    "CompleteMultipartUpload",
+                    why,
+                )),
+            };
+            let ours = object_checksum(upload.algorithm, &parts).map_err(refused)?;
             if reported != &ours {
-                return Err(AcquireError::Sink {
-                    snapshot_id: snapshot_id.into(),
-                    what: "the data object",
-                    key: data_key.clone(),
-                    source: Box::new(CloudError::new(
-                        ErrorKind::Invalid,
-                        "CompleteMultipartUpload",
-                        format!("S3 reports {reported}, the parts sent make {ours}"),
-                    )),
-                });
+                return Err(refused(format!(
+                    "S3 reports {reported}, the parts sent make {ours}"
+                )));
             }
         }
         Ok(Streamed {
