@@ -256,6 +256,28 @@ fn tampering_with_the_old_case_is_still_caught_and_named() {
             .any(|(check, _, _, detail)| check == "custody chain" && detail.contains("event 12")),
         "the edited event is not named: {failed:#?}"
     );
+
+    // A bag's own copy of the key (what auditors pass to openssl) that is not the trusted key,
+    // even by one appended byte, is named on its own row.
+    let rekeyed = tmp.path().join("rekeyed");
+    copy_dir(&original, &rekeyed);
+    let pem = rekeyed
+        .join("evidence")
+        .join(VOLUME)
+        .join("signing-key.pem");
+    let mut bytes = std::fs::read(&pem).expect("pem");
+    bytes.push(b'\n');
+    std::fs::write(&pem, bytes).expect("write");
+    let run = verify_offline(&rekeyed, &[]);
+    assert!(!run.ok, "a changed bag key passed:\n{}", run.stdout);
+    let failed: Vec<_> = rows(&run).into_iter().filter(|r| !r.2).collect();
+    assert!(
+        failed.len() == 1
+            && failed[0].0 == "bag key"
+            && failed[0].1.starts_with(VOLUME)
+            && failed[0].3.contains("is not the trusted key"),
+        "{failed:#?}"
+    );
 }
 
 #[test]

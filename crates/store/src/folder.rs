@@ -264,6 +264,15 @@ mod tests {
         }
         let err = store.list("").await.expect_err("list");
         assert!(err.message.contains("symbolic link"), "{err}");
+        // A file too large to be one forensnap reads whole (sparse: no space taken).
+        let big = std::fs::File::create(case.join("evidence/x/data/huge")).expect("create");
+        big.set_len(MAX_WHOLE_READ + 1).expect("sparse");
+        let err = store
+            .get("evidence/x/data/huge")
+            .await
+            .expect_err("too large");
+        assert_eq!(err.kind, ErrorKind::Invalid);
+        assert!(err.message.contains("not a file forensnap wrote"), "{err}");
         for key in ["./a", "a//b", "a/./b", "a\0b"] {
             assert_eq!(
                 store.get(key).await.expect_err(key).kind,

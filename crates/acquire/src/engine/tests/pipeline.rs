@@ -222,3 +222,35 @@ async fn a_stored_part_without_its_checkpoint_is_read_again_with_every_part_afte
         );
     }
 }
+
+#[tokio::test]
+async fn a_checkpoint_that_does_not_describe_the_stored_part_stops_the_block_map() {
+    // Checkpoint 1 altered after part 1 was stored (another checksum): the resume trusts
+    // checkpoint 3, and the block map, reading checkpoint 1 back, refuses it, naming both.
+    let options = pipelined(Layout::Blocks);
+    let (source, _) = jittered();
+    let sink = MemoryStore::default();
+    sink.stop_at_part(4);
+    run_on(&source, &sink, &options, "snap-1", "p/")
+        .await
+        .expect_err("part 4 fails");
+    let key = part_key("p/", 1);
+    let mut checkpoint: PartCheckpoint =
+        serde_json::from_slice(&sink.object(&key).expect("checkpoint 1")).expect("json");
+    checkpoint.checksum = forensnap_store::PartAlgorithm::Crc64Nvme.checksum(b"another part");
+    sink.put_version(
+        &key,
+        serde_json::to_vec(&checkpoint).expect("json"),
+        "application/json",
+    )
+    .await
+    .expect("altered");
+    let err = run_on(&source, &sink, &options, "snap-1", "p/")
+        .await
+        .expect_err("refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("00001.json") && text.contains("but S3 holds part 1"),
+        "{text}"
+    );
+}
