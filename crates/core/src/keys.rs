@@ -123,9 +123,14 @@ impl ItemLayout {
         format!("{}{path}", self.prefix)
     }
 
+    /// The folder of the data part checkpoints, ending in `/`.
+    pub fn part_checkpoints(&self) -> String {
+        format!("{}acquisition/parts/", self.prefix)
+    }
+
     /// The key of the checkpoint of data part `part`.
     pub fn part_checkpoint(&self, part: u32) -> String {
-        format!("{}acquisition/parts/{part:05}.json", self.prefix)
+        format!("{}{part:05}.json", self.part_checkpoints())
     }
 
     /// The key of the acquisition's completion marker.

@@ -41,6 +41,15 @@ impl PartBody {
     pub fn chunks(&self) -> &[Bytes] {
         &self.chunks
     }
+
+    /// The body's checksum in `algorithm`, as S3 reports it.
+    pub fn checksum(&self, algorithm: crate::PartAlgorithm) -> crate::PartChecksum {
+        let mut hasher = crate::PartHasher::new(algorithm);
+        for chunk in &self.chunks {
+            hasher.update(chunk);
+        }
+        hasher.finish()
+    }
 }
 
 impl From<Vec<u8>> for PartBody {

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     BucketLock, Called, CloudError, CompletedObject, ErrorKind, EvidenceAudit, EvidenceRead,
-    EvidenceWrite, LockState, PartAlgorithm, PartBody, PartHasher, Stored, StoredPart, Upload,
-    Version, object_checksum,
+    EvidenceWrite, LockState, PartAlgorithm, PartBody, Stored, StoredPart, Upload, Version,
+    object_checksum,
 };
 
 /// The bucket name the memory store reports.
@@ -389,19 +389,16 @@ impl EvidenceWrite for MemoryStore {
                 format!("UploadPart {number} failed (injected)"),
             ));
         }
-        let mut hash = PartHasher::new(upload.algorithm);
-        let mut data = Vec::new();
-        for chunk in body.chunks() {
-            hash.update(chunk);
-            if !self.discard_data {
-                data.extend_from_slice(chunk);
-            }
-        }
+        let data = if self.discard_data {
+            Vec::new()
+        } else {
+            body.chunks().concat()
+        };
         let size = body.len();
         let part = StoredPart {
             number,
             size,
-            checksum: hash.finish(),
+            checksum: body.checksum(upload.algorithm),
             etag: format!("\"etag-{number}\""),
         };
         let mut state = self.state();

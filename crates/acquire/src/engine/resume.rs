@@ -3,6 +3,7 @@
 //! parts whose last has a matching checkpoint), and the recovery of a data object completed by
 //! an earlier run that stopped before its completion marker.
 
+use forensnap_core::ItemLayout;
 use forensnap_core::hashing::{ImageHasher, ResumableSha256, Sha256Checkpoint};
 use forensnap_ports::BlockSource;
 use forensnap_store::{
@@ -179,16 +180,15 @@ impl<S: BlockSource, K: EvidenceWrite> Run<'_, S, K> {
 
     /// The part numbers that have a checkpoint.
     async fn checkpointed_parts(&self) -> Result<std::collections::BTreeSet<u32>, AcquireError> {
-        let first = part_key(self.prefix, 1);
-        let folder = &first[..first.rfind('/').map_or(0, |i| i + 1)];
-        let keys = self.sink.list(folder).await.map_err(sink_error(
+        let folder = ItemLayout::at(self.prefix).part_checkpoints();
+        let keys = self.sink.list(&folder).await.map_err(sink_error(
             self.snapshot_id,
             "the part checkpoints",
-            folder,
+            &folder,
         ))?;
         Ok(keys
             .iter()
-            .filter_map(|k| k.strip_prefix(folder)?.strip_suffix(".json")?.parse().ok())
+            .filter_map(|k| k.strip_prefix(&folder)?.strip_suffix(".json")?.parse().ok())
             .collect())
     }
 }

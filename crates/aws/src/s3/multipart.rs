@@ -5,7 +5,7 @@ use aws_sdk_s3::types::{
 };
 use forensnap_store::{
     Called, CloudError, CompletedObject, ErrorKind, EvidenceWrite, ObjectChecksum, PartAlgorithm,
-    PartBody, PartChecksum, PartHasher, Stored, StoredPart, Upload, object_checksum,
+    PartBody, PartChecksum, Stored, StoredPart, Upload, object_checksum,
 };
 
 use super::S3Store;
@@ -157,10 +157,10 @@ impl EvidenceWrite for S3Store {
         // more hash pass of every byte.) CRC-64/NVME takes well under a millisecond per 16 MiB
         // part; SHA-256 (uploads opened before CRC-64/NVME) goes to the blocking pool.
         let checksum = match upload.algorithm {
-            PartAlgorithm::Crc64Nvme => checksum_of(&body, upload.algorithm),
+            PartAlgorithm::Crc64Nvme => body.checksum(upload.algorithm),
             PartAlgorithm::Sha256 => {
                 let held = body.clone();
-                tokio::task::spawn_blocking(move || checksum_of(&held, PartAlgorithm::Sha256))
+                tokio::task::spawn_blocking(move || held.checksum(PartAlgorithm::Sha256))
                     .await
                     .map_err(|e| {
                         CloudError::new(
@@ -294,15 +294,6 @@ impl EvidenceWrite for S3Store {
             checksum: reported(out.checksum_crc64_nvme(), out.checksum_sha256()),
         }))
     }
-}
-
-/// The checksum of a part body's chunks, in order.
-fn checksum_of(body: &PartBody, algorithm: PartAlgorithm) -> PartChecksum {
-    let mut hasher = PartHasher::new(algorithm);
-    for chunk in body.chunks() {
-        hasher.update(chunk);
-    }
-    hasher.finish()
 }
 
 /// The object checksum S3 reported: a whole-object CRC-64/NVME, or a composite SHA-256 (`-N`).
