@@ -15,7 +15,9 @@ use forensnap_store::{CloudError, ErrorKind};
 use crate::clients::forensic_sdk_config;
 use crate::errors::aws_error;
 use crate::signer::SignerError;
-use crate::{CaseRoleProvider, Clients, EbsSource, KmsSigner, S3Store, SdkEc2};
+use crate::{
+    CaseRoleProvider, Clients, DynamoCaseTable, EbsSource, KmsSigner, S3Store, SdkEc2, SqsQueue,
+};
 
 /// The forensic account, connected.
 pub struct ForensicAccount {
@@ -130,5 +132,24 @@ impl ForensicAccount {
     /// The EBS direct APIs of the forensic account (its snapshots are the ones read).
     pub fn block_source(&self) -> EbsSource {
         EbsSource::new(&self.sdk, self.config.aws.endpoints.ebs.as_deref())
+    }
+
+    /// The daemon's request queue and dead-letter queue (`[daemon] queue_url`,
+    /// `dead_letter_queue_url`), or `None` when the config names no queue.
+    pub fn request_queue(&self) -> Option<SqsQueue> {
+        let daemon = &self.config.daemon;
+        match (&daemon.queue_url, &daemon.dead_letter_queue_url) {
+            (Some(url), Some(dead)) => Some(SqsQueue::new(self.clients.sqs.clone(), url, dead)),
+            _ => None,
+        }
+    }
+
+    /// The case table (`[daemon] case_table`), or `None` when the config names none.
+    pub fn case_table(&self) -> Option<DynamoCaseTable> {
+        self.config
+            .daemon
+            .case_table
+            .as_deref()
+            .map(|table| DynamoCaseTable::new(self.clients.dynamodb.clone(), table))
     }
 }

@@ -23,6 +23,10 @@ pub struct Clients {
     pub s3: aws_sdk_s3::Client,
     /// STS.
     pub sts: aws_sdk_sts::Client,
+    /// SQS (the daemon's request queue).
+    pub sqs: aws_sdk_sqs::Client,
+    /// DynamoDB (the case table).
+    pub dynamodb: aws_sdk_dynamodb::Client,
     /// The configuration they were built from.
     pub sdk: SdkConfig,
 }
@@ -74,7 +78,17 @@ impl Clients {
         if let Some(url) = &endpoints.sts {
             sts = sts.endpoint_url(url);
         }
+        let mut sqs = aws_sdk_sqs::config::Builder::from(sdk);
+        if let Some(url) = &endpoints.sqs {
+            sqs = sqs.endpoint_url(url);
+        }
+        let mut dynamodb = aws_sdk_dynamodb::config::Builder::from(sdk);
+        if let Some(url) = &endpoints.dynamodb {
+            dynamodb = dynamodb.endpoint_url(url);
+        }
         Clients {
+            sqs: aws_sdk_sqs::Client::from_conf(sqs.build()),
+            dynamodb: aws_sdk_dynamodb::Client::from_conf(dynamodb.build()),
             ec2: aws_sdk_ec2::Client::from_conf(ec2.build()),
             kms: aws_sdk_kms::Client::from_conf(kms.build()),
             s3: aws_sdk_s3::Client::from_conf(s3.build()),

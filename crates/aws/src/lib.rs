@@ -10,23 +10,31 @@
 //! * [`ec2`]     -- [`forensnap_ports::Ec2`] over EC2, KMS and STS.
 //! * [`s3`]      -- the evidence store ([`forensnap_store`]'s read, write and audit traits) over
 //!   S3 Object Lock, multipart uploads included.
+//! * [`sqs`]     -- [`forensnap_ports::RequestQueue`] over SQS: the daemon's request queue and its
+//!   dead-letter queue.
+//! * [`dynamodb`] -- [`forensnap_ports::CaseTable`] over DynamoDB: leases, case states, item
+//!   progress and instance claims, with conditional writes only.
 //! * [`signer`]  -- [`forensnap_core::seal::Signer`] over KMS (ECDSA P-256, the key never leaves KMS).
 //! * [`errors`]  -- SDK errors turned into [`forensnap_store::CloudError`]: the one place AWS error
 //!   codes are classified into kinds.
 
 pub mod account;
 pub mod clients;
+pub mod dynamodb;
 pub mod ebs;
 pub mod ec2;
 pub mod errors;
 pub mod s3;
 pub mod session;
 pub mod signer;
+pub mod sqs;
 
 pub use account::ForensicAccount;
 pub use clients::Clients;
+pub use dynamodb::DynamoCaseTable;
 pub use ebs::EbsSource;
 pub use ec2::SdkEc2;
 pub use s3::S3Store;
 pub use session::CaseRoleProvider;
 pub use signer::KmsSigner;
+pub use sqs::SqsQueue;

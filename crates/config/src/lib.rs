@@ -36,6 +36,127 @@ pub struct Config {
     /// Block acquisition through the EBS direct APIs.
     #[serde(default)]
     pub acquire: Acquire,
+    /// The daemon: request queue, case table, leases, limits, operations endpoint.
+    #[serde(default)]
+    pub daemon: Daemon,
+}
+
+/// The daemon (`forensnap daemon`), and the case table every command shares with it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Daemon {
+    /// The request queue's URL (forensic-account.yaml output `RequestQueueUrl`).
+    #[serde(default)]
+    pub queue_url: Option<String>,
+    /// The dead-letter queue's URL (`RequestDeadLetterQueueUrl`).
+    #[serde(default)]
+    pub dead_letter_queue_url: Option<String>,
+    /// The case table (`CaseTableName`). When set, `collect`, `export` and `verify` take the
+    /// case's lease too, so a case is never worked twice at once.
+    #[serde(default)]
+    pub case_table: Option<String>,
+    /// How long a lease lasts unless renewed, seconds; renewed every third of it.
+    #[serde(default = "default_lease")]
+    pub lease_seconds: u64,
+    /// Long-polling wait of one ReceiveMessage, seconds (SQS allows 0..=20).
+    #[serde(default = "default_wait")]
+    pub wait_seconds: u64,
+    /// Cases one daemon works at once.
+    #[serde(default = "default_cases")]
+    pub max_cases: u32,
+    /// Cases of one member account one daemon works at once.
+    #[serde(default = "default_cases_per_account")]
+    pub max_cases_per_account: u32,
+    /// On SIGTERM or SIGINT: seconds to bring cases to a resumable point and release them.
+    #[serde(default = "default_shutdown")]
+    pub shutdown_seconds: u64,
+    /// Where the health endpoint (`/healthz`) and Prometheus metrics (`/metrics`) listen, e.g.
+    /// `127.0.0.1:9464`. Default: no listener.
+    #[serde(default)]
+    pub listen: Option<String>,
+    /// Prefix of case ids made for EventBridge requests (`<prefix>-GD-...`, `<prefix>-SH-...`).
+    #[serde(default = "default_case_prefix")]
+    pub case_prefix: String,
+    /// GuardDuty findings that start a collection.
+    #[serde(default)]
+    pub guardduty: GuardDuty,
+}
+
+/// Which GuardDuty findings start a collection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GuardDuty {
+    /// Finding-type patterns (`*` matches anything), e.g. `"Backdoor:EC2/*"`.
+    #[serde(default = "default_finding_types")]
+    pub finding_types: Vec<String>,
+    /// Lowest severity collected (GuardDuty: 7.0 and above is High).
+    #[serde(default = "default_min_severity")]
+    pub min_severity: f64,
+}
+
+fn default_lease() -> u64 {
+    120
+}
+fn default_wait() -> u64 {
+    20
+}
+fn default_cases() -> u32 {
+    2
+}
+fn default_cases_per_account() -> u32 {
+    2
+}
+fn default_shutdown() -> u64 {
+    60
+}
+fn default_case_prefix() -> String {
+    "IR".to_string()
+}
+fn default_finding_types() -> Vec<String> {
+    [
+        "Backdoor:EC2/*",
+        "CryptoCurrency:EC2/*",
+        "Trojan:EC2/*",
+        "UnauthorizedAccess:EC2/*",
+        "Impact:EC2/*",
+        "Execution:Runtime/*",
+        "PrivilegeEscalation:Runtime/*",
+        "DefenseEvasion:Runtime/*",
+        "Backdoor:Runtime/*",
+        "CryptoCurrency:Runtime/*",
+    ]
+    .map(str::to_string)
+    .to_vec()
+}
+fn default_min_severity() -> f64 {
+    7.0
+}
+
+impl Default for GuardDuty {
+    fn default() -> Self {
+        GuardDuty {
+            finding_types: default_finding_types(),
+            min_severity: default_min_severity(),
+        }
+    }
+}
+
+impl Default for Daemon {
+    fn default() -> Self {
+        Daemon {
+            queue_url: None,
+            dead_letter_queue_url: None,
+            case_table: None,
+            lease_seconds: default_lease(),
+            wait_seconds: default_wait(),
+            max_cases: default_cases(),
+            max_cases_per_account: default_cases_per_account(),
+            shutdown_seconds: default_shutdown(),
+            listen: None,
+            case_prefix: default_case_prefix(),
+            guardduty: GuardDuty::default(),
+        }
+    }
 }
 
 /// Block acquisition.
@@ -193,6 +314,10 @@ pub struct Endpoints {
     pub kms: Option<String>,
     /// STS.
     pub sts: Option<String>,
+    /// SQS (the daemon's request queue).
+    pub sqs: Option<String>,
+    /// DynamoDB (the case table).
+    pub dynamodb: Option<String>,
 }
 
 /// A member account and how to enter it.
@@ -422,6 +547,13 @@ impl Config {
             ("aws.endpoints.s3", &self.aws.endpoints.s3),
             ("aws.endpoints.kms", &self.aws.endpoints.kms),
             ("aws.endpoints.sts", &self.aws.endpoints.sts),
+            ("aws.endpoints.sqs", &self.aws.endpoints.sqs),
+            ("aws.endpoints.dynamodb", &self.aws.endpoints.dynamodb),
+            ("daemon.queue_url", &self.daemon.queue_url),
+            (
+                "daemon.dead_letter_queue_url",
+                &self.daemon.dead_letter_queue_url,
+            ),
         ] {
             if let Some(url) = url
                 && !(url.starts_with("https://") || url.starts_with("http://"))
@@ -499,6 +631,51 @@ impl Config {
                     ),
                 ));
             }
+        }
+        let d = &self.daemon;
+        for (key, value, range) in [
+            ("daemon.lease_seconds", d.lease_seconds, 15..=3_600),
+            ("daemon.wait_seconds", d.wait_seconds, 0..=20),
+            ("daemon.max_cases", u64::from(d.max_cases), 1..=64),
+            (
+                "daemon.max_cases_per_account",
+                u64::from(d.max_cases_per_account),
+                1..=64,
+            ),
+            ("daemon.shutdown_seconds", d.shutdown_seconds, 1..=3_600),
+        ] {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!("must be {}..={}", range.start(), range.end()),
+                ));
+            }
+        }
+        if d.case_prefix.is_empty()
+            || d.case_prefix.len() > 12
+            || !d.case_prefix.chars().all(|c| c.is_ascii_alphanumeric())
+        {
+            return Err(invalid(
+                "daemon.case_prefix",
+                format!(
+                    "must be 1 to 12 letters or digits (case ids are made from it), not {:?}",
+                    d.case_prefix
+                ),
+            ));
+        }
+        if !(0.0..=10.0).contains(&d.guardduty.min_severity) {
+            return Err(invalid(
+                "daemon.guardduty.min_severity",
+                "must be 0.0..=10.0 (GuardDuty's scale)".into(),
+            ));
+        }
+        if let Some(table) = &d.case_table
+            && !(3..=255).contains(&table.len())
+        {
+            return Err(invalid(
+                "daemon.case_table",
+                "must name the DynamoDB table (3 to 255 characters)".into(),
+            ));
         }
         Ok(())
     }

@@ -97,7 +97,8 @@ impl CloudError {
 /// the in-memory fakes, which answer with AWS's codes).
 pub fn classify(code: &str) -> ErrorKind {
     match code {
-        "PreconditionFailed" => ErrorKind::Exists,
+        // S3 If-None-Match, DynamoDB condition expressions.
+        "PreconditionFailed" | "ConditionalCheckFailedException" => ErrorKind::Exists,
         "ResourceLimitExceeded" => ErrorKind::LimitExceeded,
         "OperationNotPermitted" => ErrorKind::NotPermitted,
         "AccessDenied"
@@ -114,7 +115,14 @@ pub fn classify(code: &str) -> ErrorKind {
         | "RequestThrottledException"
         | "ConcurrentLimitExceededException"
         | "ServiceQuotaExceededException"
-        | "TooManyRequestsException" => ErrorKind::Throttled,
+        | "TooManyRequestsException"
+        | "ProvisionedThroughputExceededException" => ErrorKind::Throttled,
+        // DynamoDB: another transaction touched the item; SQS: a brief overload.
+        "TransactionConflictException" | "TransactionInProgressException" => ErrorKind::Transient,
+        "AWS.SimpleQueueService.NonExistentQueue"
+        | "QueueDoesNotExist"
+        | "ResourceNotFoundException" => ErrorKind::NotFound,
+        "ReceiptHandleIsInvalid" | "MessageNotInflight" => ErrorKind::Invalid,
         "RequestTimeout" | "ServiceUnavailable" | "InternalError" | "InternalFailure" => {
             ErrorKind::Transient
         }
