@@ -339,11 +339,22 @@ pub fn verify_chain(
     case: &CaseId,
     stored: &[(String, Vec<u8>)],
 ) -> Result<(Vec<Event>, ChainHead), ChainError> {
-    let mut head = ChainHead::empty();
+    verify_chain_from(case, ChainHead::empty(), stored)
+}
+
+/// [`verify_chain`] of events that continue the chain after `head` (events another writer
+/// appended since the chain was last read): the first must follow `head`.
+pub fn verify_chain_from(
+    case: &CaseId,
+    head: ChainHead,
+    stored: &[(String, Vec<u8>)],
+) -> Result<(Vec<Event>, ChainHead), ChainError> {
+    let mut head = head;
     let mut events = Vec::with_capacity(stored.len());
+    let first = head.seq as usize;
     for (position, (key, bytes)) in stored.iter().enumerate() {
         let event: Event = serde_json::from_slice(bytes).map_err(|e| ChainError::Unreadable {
-            position: position + 1,
+            position: first + position + 1,
             key: key.clone(),
             why: e.to_string(),
         })?;

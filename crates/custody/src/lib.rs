@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use forensnap_core::CaseLayout;
-use forensnap_core::custody::{utc_time, verify_chain};
+use forensnap_core::custody::{utc_time, verify_chain, verify_chain_from};
 use forensnap_core::keys::signature_of;
 use forensnap_core::seal::{
     CHECKPOINT_SCHEMA, ChainPosition, Checkpoint, PreviousCheckpoint, SealedItem, Signer,
@@ -29,6 +29,10 @@ use time::OffsetDateTime;
 use tokio::sync::Mutex;
 
 pub use error::CustodyError;
+
+/// Races for the next sequence number one append may lose before it gives up: each lost race
+/// means another writer appended, so this bounds a loop that always makes progress anyway.
+const MAX_LOST_RACES: u32 = 64;
 
 /// Appends a case's custody events to the evidence store; clones share one chain.
 pub struct Custody<S> {
@@ -107,41 +111,125 @@ impl<S: EvidenceWrite> Custody<S> {
     /// Append one event; returns it with where it was stored.
     /// The chain is locked from the moment the event takes its sequence number until it is
     /// stored, so concurrent tasks append one after another; the store itself is not locked.
+    ///
+    /// Other processes may append to the same case (several daemons, a merged request): the
+    /// sequence number is decided by the store's conditional write ([`EvidenceWrite::put_new`]).
+    /// When another writer took the number first, the events written since are read and
+    /// verified as the continuation of the chain, and the event is built again after them.
     pub async fn record(&self, draft: EventDraft) -> Result<(Event, Stored), CustodyError> {
         let inner = &*self.inner;
         let mut chain = inner.chain.lock().await;
-        let event = Event::next(
-            draft,
-            &inner.case,
-            &chain.head,
-            &inner.actor,
-            inner.purpose.as_deref(),
-            OffsetDateTime::now_utc(),
-        );
-        let key = inner.layout.event(event.seq);
-        let stored = inner
+        let mut lost_races = 0;
+        loop {
+            let event = Event::next(
+                draft.clone(),
+                &inner.case,
+                &chain.head,
+                &inner.actor,
+                inner.purpose.as_deref(),
+                OffsetDateTime::now_utc(),
+            );
+            let key = inner.layout.event(event.seq);
+            match inner
+                .store
+                .put_new(&key, event.to_bytes(), "application/json")
+                .await
+            {
+                Ok(stored) => {
+                    tracing::info!(case = %inner.case, seq = event.seq, action = %event.action, outcome = ?event.outcome, "custody event recorded");
+                    chain.head = event.head();
+                    chain.events.push(event.clone());
+                    return Ok((event, stored.value));
+                }
+                Err(e) if e.kind == ErrorKind::Exists && lost_races < MAX_LOST_RACES => {
+                    lost_races += 1;
+                    tracing::info!(case = %inner.case, seq = event.seq, lost_races, "another writer appended to the custody chain first; reading its events");
+                    self.catch_up(&mut chain).await?;
+                }
+                Err(e) => return Err(CustodyError::store(inner.store.bucket(), &key, e)),
+            }
+        }
+    }
+
+    /// Read and verify the events other writers appended after `chain`'s head.
+    async fn catch_up(&self, chain: &mut Chain) -> Result<(), CustodyError> {
+        let inner = &*self.inner;
+        let listing_prefix = inner.layout.events();
+        let keys = inner
             .store
-            .put_new(&key, event.to_bytes(), "application/json")
+            .list(&listing_prefix)
             .await
-            .map_err(|e| CustodyError::store(inner.store.bucket(), &key, e))?
-            .value;
-        tracing::info!(case = %inner.case, seq = event.seq, action = %event.action, outcome = ?event.outcome, "custody event recorded");
-        chain.head = event.head();
-        chain.events.push(event.clone());
-        Ok((event, stored))
+            .map_err(|e| CustodyError::store(inner.store.bucket(), &listing_prefix, e))?;
+        let mut stored = Vec::new();
+        // Event keys sort by sequence (zero-padded): the first `events.len()` are known.
+        for key in keys
+            .into_iter()
+            .filter(|k| k.ends_with(".json"))
+            .skip(chain.events.len())
+        {
+            let bytes = get_existing(&inner.store, &key)
+                .await
+                .map_err(|e| CustodyError::store(inner.store.bucket(), &key, e))?;
+            stored.push((key, bytes));
+        }
+        let (events, head) =
+            verify_chain_from(&inner.case, chain.head.clone(), &stored).map_err(|e| {
+                CustodyError::BrokenChain {
+                    bucket: inner.store.bucket().to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+        chain.events.extend(events);
+        chain.head = head;
+        Ok(())
     }
 
     /// Seal the chain so far with a signed checkpoint (`custody/checkpoints/NNNNNNNN.json` and
     /// its DER signature `.sig`), in the manner of CloudTrail's digest files: it names its own
     /// location, the chain head, the previous checkpoint (key, SHA-256, signature) and every
     /// evidence item sealed so far (`items` replace earlier entries with the same id).
+    ///
+    /// With several writers on one case, the chain is first brought level with the store (a
+    /// checkpoint never seals less than the one before it), and a checkpoint number another
+    /// writer took first is taken again after it.
     pub async fn checkpoint<G: Signer>(
         &self,
         signer: &G,
         items: Vec<SealedItem>,
     ) -> Result<Checkpoint, CustodyError> {
         // The chain stays still while it is sealed: no event slips between head and checkpoint.
-        let chain = self.inner.chain.lock().await;
+        let mut chain = self.inner.chain.lock().await;
+        let mut lost_races = 0;
+        loop {
+            self.catch_up(&mut chain).await?;
+            match self.checkpoint_once(&chain, signer, &items).await? {
+                Some(checkpoint) => return Ok(checkpoint),
+                None if lost_races < MAX_LOST_RACES => {
+                    lost_races += 1;
+                    tracing::info!(case = %self.inner.case, lost_races, "another writer sealed a checkpoint first; sealing after it");
+                }
+                None => {
+                    return Err(CustodyError::Seal {
+                        case: self.inner.case.to_string(),
+                        key: self.inner.layout.checkpoints(),
+                        message: format!(
+                            "lost the race for the next checkpoint number {lost_races} times"
+                        ),
+                        next: "run the command again; other writers are sealing this case right now",
+                    });
+                }
+            }
+        }
+    }
+
+    /// One attempt at [`Custody::checkpoint`]: `None` when another writer stored a checkpoint
+    /// with the same number first.
+    async fn checkpoint_once<G: Signer>(
+        &self,
+        chain: &Chain,
+        signer: &G,
+        items: &[SealedItem],
+    ) -> Result<Option<Checkpoint>, CustodyError> {
         let bucket = self.inner.store.bucket().to_string();
         let listing = self.inner.layout.checkpoints();
         let keys = self
@@ -162,7 +250,8 @@ impl<S: EvidenceWrite> Custody<S> {
                     // A run stopped between a checkpoint and its signature: sign it now.
                     Ok(None) => {
                         let signature = self.sign(signer, key, &bytes).await?;
-                        self.inner
+                        match self
+                            .inner
                             .store
                             .put_new(
                                 &signature_key,
@@ -170,8 +259,16 @@ impl<S: EvidenceWrite> Custody<S> {
                                 "application/octet-stream",
                             )
                             .await
-                            .map_err(|e| CustodyError::store(&bucket, &signature_key, e))?;
-                        signature
+                        {
+                            Ok(_) => signature,
+                            // Its writer (or another) signed it meanwhile: that signature counts.
+                            Err(e) if e.kind == ErrorKind::Exists => {
+                                get_existing(&self.inner.store, &signature_key)
+                                    .await
+                                    .map_err(|e| CustodyError::store(&bucket, &signature_key, e))?
+                            }
+                            Err(e) => return Err(CustodyError::store(&bucket, &signature_key, e)),
+                        }
                     }
                     Err(e) => return Err(CustodyError::store(&bucket, &signature_key, e)),
                 };
@@ -191,7 +288,7 @@ impl<S: EvidenceWrite> Custody<S> {
         };
         for item in items {
             sealed.retain(|s| s.id != item.id);
-            sealed.push(item);
+            sealed.push(item.clone());
         }
         sealed.sort_by(|a, b| a.id.cmp(&b.id));
         let key = self.inner.layout.checkpoint(number);
@@ -228,19 +325,31 @@ impl<S: EvidenceWrite> Custody<S> {
         }
         let bytes = checkpoint.to_bytes();
         let signature = self.sign(signer, &key, &bytes).await?;
-        self.inner
+        match self
+            .inner
             .store
             .put_new(&key, bytes, "application/json")
             .await
-            .map_err(|e| CustodyError::store(&bucket, &key, e))?;
+        {
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::Exists => return Ok(None),
+            Err(e) => return Err(CustodyError::store(&bucket, &key, e)),
+        }
         let signature_key = signature_of(&key);
-        self.inner
+        match self
+            .inner
             .store
             .put_new(&signature_key, signature, "application/octet-stream")
             .await
-            .map_err(|e| CustodyError::store(&bucket, &signature_key, e))?;
+        {
+            // Another writer that read the checkpoint before this signature landed signed it
+            // too: either signature is valid, the one stored counts.
+            Ok(_) => {}
+            Err(e) if e.kind == ErrorKind::Exists => {}
+            Err(e) => return Err(CustodyError::store(&bucket, &signature_key, e)),
+        }
         tracing::info!(case = %self.inner.case, number, seq = chain.head.seq, "custody chain sealed by a signed checkpoint");
-        Ok(checkpoint)
+        Ok(Some(checkpoint))
     }
 
     async fn sign<G: Signer>(
@@ -422,5 +531,60 @@ mod tests {
                 .object(&format!("{}.sig", custody.layout().checkpoint(2)))
                 .is_some()
         );
+    }
+
+    #[tokio::test]
+    async fn writers_in_separate_processes_append_and_seal_one_unbroken_chain() {
+        // Four writers opened before any of them wrote, as four daemons would be: each starts
+        // from head 0, so all but one lose the race for every sequence number at first.
+        let store = MemoryStore::new();
+        let signer = MemorySigner::from_seed(3, "arn:aws:kms:us-east-1:123456789012:key/k");
+        let mut writers = Vec::new();
+        for _ in 0..4 {
+            writers.push(open(&store).await);
+        }
+        let tasks: Vec<_> = writers
+            .into_iter()
+            .enumerate()
+            .map(|(w, custody)| {
+                let signer = signer.clone();
+                tokio::spawn(async move {
+                    for i in 0..5 {
+                        custody
+                            .record(EventDraft::new(shared(w as u64 * 10 + i)))
+                            .await
+                            .expect("record");
+                        tokio::task::yield_now().await;
+                    }
+                    custody.checkpoint(&signer, Vec::new()).await.expect("seal")
+                })
+            })
+            .collect();
+        let mut sealed = Vec::new();
+        for task in tasks {
+            sealed.push(task.await.expect("task"));
+        }
+        let reader = open(&store).await;
+        assert_eq!(reader.head().await.seq, 20, "every event once, none lost");
+        let mut volumes: Vec<String> = reader
+            .events()
+            .await
+            .iter()
+            .filter_map(|e| match e.details() {
+                Ok(Some(Details::SnapshotShared(share))) => Some(share.volume_id),
+                _ => None,
+            })
+            .collect();
+        volumes.sort();
+        volumes.dedup();
+        assert_eq!(volumes.len(), 20, "no event doubled");
+        // Checkpoints 1..=4, each sealing at least what the one before it sealed.
+        sealed.sort_by_key(|c| c.number);
+        assert_eq!(
+            sealed.iter().map(|c| c.number).collect::<Vec<_>>(),
+            vec![1, 2, 3, 4]
+        );
+        assert!(sealed.windows(2).all(|w| w[0].chain.seq <= w[1].chain.seq));
+        assert_eq!(sealed.last().map(|c| c.chain.seq), Some(20));
     }
 }
