@@ -9,6 +9,7 @@
 //! * [`custody`] -- custody events, their canonical bytes, and the SHA-256 chain that links them.
 //! * [`details`] -- what each custody event says, typed (one struct per action).
 //! * [`hashing`] -- resumable SHA-256 and the full-image hash of a sparse volume.
+//! * [`intake`]  -- the daemon's queue messages (submit, GuardDuty, Security Hub) as case requests.
 //! * [`keys`]    -- the case layout: every key of a case in the evidence bucket.
 //! * [`layout`]  -- EBS block size, multipart part sizing and the block map of stored blocks.
 //! * [`seal`]    -- KMS ECDSA P-256 signatures over bags and signed custody checkpoints; VERIFY.md.
@@ -19,6 +20,7 @@ pub mod case;
 pub mod custody;
 pub mod details;
 pub mod hashing;
+pub mod intake;
 pub mod keys;
 pub mod layout;
 pub mod seal;
