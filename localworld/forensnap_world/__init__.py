@@ -9,6 +9,9 @@ Modules, each owning one job:
 * ``ebs``       -- the EBS direct APIs (ListSnapshotBlocks, GetSnapshotBlock) over those bytes.
 * ``patches``   -- fixes to moto's STS, EC2, KMS and S3 behaviour (see moto-fidelity.md).
 * ``s3checks``  -- S3 wire-level checks: checksums, Object Lock on multipart, retention rules.
+* ``queues``    -- which SQS queue a request names; the ``duplicate`` delivery fault.
+* ``eventbridge`` -- the findings intake: cross-account PutEvents, the delivered envelope, and
+  deliveries to SQS authorised by the queue and key policies.
 * ``server``    -- the WSGI stack and the threaded HTTP server; the ``/_forensnap`` control API.
 * ``seed``      -- builds a world from a TOML file through the public APIs (boto3).
 * ``selftest``  -- proves the patched internals still behave; fails loudly when moto changes.

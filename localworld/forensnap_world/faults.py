@@ -10,7 +10,18 @@ matching requests: with a probability (seeded, so runs repeat), on every Nth, af
 * ``drop``     -- the connection is closed without any response;
 * ``latency``  -- the request is delayed by ``latency_ms`` and then served normally;
 * ``corrupt``  -- GetSnapshotBlock only: one byte of the block is flipped while the
-  ``x-amz-Checksum`` header still describes the true bytes.
+  ``x-amz-Checksum`` header still describes the true bytes;
+* ``duplicate`` -- SQS ReceiveMessage only: the messages it answers are made visible again at
+  once (the receive's visibility timeout is lost), so the next ReceiveMessage -- by this consumer
+  or another -- gets them a second time: same MessageId and body, a new ReceiptHandle,
+  ``ApproximateReceiveCount`` one higher. SQS standard queues deliver at least once; this is the
+  duplicate a consumer must tolerate (both receipt handles delete the message, as moto keeps
+  every handle a message had).
+
+SQS, DynamoDB and EventBridge rules name operations as their ``X-Amz-Target`` does
+(``ReceiveMessage``, ``PutItem``, ``TransactWriteItems``, ``PutEvents``). ``code`` (optional)
+replaces a ``throttle`` or ``error`` rule's error code, e.g. DynamoDB's ``ThrottlingException``
+instead of its default ``ProvisionedThroughputExceededException``.
 """
 
 from __future__ import annotations
@@ -19,7 +30,7 @@ import random
 import threading
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("throttle", "error", "drop", "latency", "corrupt")
+KINDS = ("throttle", "error", "drop", "latency", "corrupt", "duplicate")
 
 THROTTLE = {
     "ebs": (400, "RequestThrottledException", "ACCOUNT_THROTTLED"),
@@ -27,6 +38,12 @@ THROTTLE = {
     "ec2": (503, "RequestLimitExceeded", None),
     "kms": (400, "ThrottlingException", None),
     "sts": (400, "Throttling", None),
+    # SQS's JSON protocol error for a throttled request (its query-protocol code travels in
+    # x-amzn-query-error); the SDKs retry it as throttling.
+    "sqs": (400, "ThrottlingException", None),
+    # DynamoDB data-plane throttling (on-demand tables too); ``code`` picks ThrottlingException.
+    "dynamodb": (400, "ProvisionedThroughputExceededException", None),
+    "events": (400, "ThrottlingException", None),
 }
 INTERNAL = {
     "ebs": "InternalServerException",
@@ -34,6 +51,9 @@ INTERNAL = {
     "ec2": "InternalError",
     "kms": "KMSInternalException",
     "sts": "InternalFailure",
+    "sqs": "InternalFailure",
+    "dynamodb": "InternalServerError",
+    "events": "InternalException",
 }
 
 
@@ -49,6 +69,7 @@ class Rule:
     status: int = 500
     latency_ms: int = 0
     seed: int = 0
+    code: str | None = None
     id: int = 0
     matched: int = 0
     fired: int = 0
@@ -70,7 +91,7 @@ class Faults:
 
     def add(self, spec: dict) -> Rule:
         allowed = {"kind", "service", "operation", "probability", "every", "after", "count",
-                   "status", "latency_ms", "seed"}
+                   "status", "latency_ms", "seed", "code"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"unknown fault rule keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -85,6 +106,11 @@ class Faults:
             raise ValueError("an error fault needs a 5xx status")
         if rule.kind == "corrupt" and rule.operation not in ("GetSnapshotBlock", "*"):
             raise ValueError("corrupt applies to GetSnapshotBlock only")
+        if rule.kind == "duplicate" and (rule.service not in ("sqs", "*")
+                                         or rule.operation not in ("ReceiveMessage", "*")):
+            raise ValueError("duplicate applies to SQS ReceiveMessage only")
+        if rule.code is not None and rule.kind not in ("throttle", "error"):
+            raise ValueError("code applies to throttle and error rules only")
         rule._rng = random.Random(rule.seed)
         with self._lock:
             rule.id = self._next_id
@@ -109,6 +135,8 @@ class Faults:
                 if rule.service not in ("*", service) or rule.operation not in ("*", operation):
                     continue
                 if rule.kind == "corrupt" and operation != "GetSnapshotBlock":
+                    continue
+                if rule.kind == "duplicate" and (service, operation) != ("sqs", "ReceiveMessage"):
                     continue
                 rule.matched += 1
                 if rule.kind in kinds or rule.matched <= rule.after:

@@ -2,11 +2,17 @@
 
 The world file (see ``config/demo-world.toml``)::
 
-    region = "us-east-1"
+    region = "us-east-1"            # any region: buckets outside us-east-1 get a LocationConstraint
     policies = true                 # default: deploy forensic-vpc/*.yaml and evaluate policies
     [forensic]                      # the forensic account forensnap runs in
-    account, name_prefix (the template's NamePrefix), retention_days
+    account, name_prefix (the template's NamePrefix), retention_days,
+    queue_visibility_timeout_seconds (QueueVisibilityTimeoutSeconds, default 900),
+    event_source_accounts (EventSourceAccountIds: accounts allowed to put events on the intake bus)
     (policies = false, a hand-made world: evidence_bucket, ebs_key_alias, signing_key_alias)
+    [security]                      # optional: the organisation's security tooling account
+    account                         # (GuardDuty / Security Hub administrator): an administrator
+                                    # user is seeded there, and the account is the intake bus's
+                                    # event source unless [forensic] event_source_accounts is set
     [[members]]                     # member accounts with a collector role
     account, role, external_id, cmk_usable_by_forensic (default true)
     [[members.instances]]           # name (Name tag), instance_type, tags
@@ -19,6 +25,18 @@ runs ``mkfs.ext4 -d dir`` (a real file system), ``kind = "pattern"`` writes ``bl
 empty image. A member's ``trust_source_identity = false`` leaves ``sts:SetSourceIdentity`` out of
 the role's trust policy; ``cmk_usable_by_forensic = false`` keeps the forensic account out of the
 member CMK's key policy.
+
+Both kinds of world hold what forensnap's daemon uses: the request queue
+``<name_prefix>-requests`` (dead-letter queue ``<name_prefix>-requests-dlq`` after 5 receives), the
+case table ``<name_prefix>-cases`` (``case_id`` HASH, ``item`` RANGE, strings) and the intake bus
+``<name_prefix>-intake`` whose two rules (GuardDuty instance findings, Security Hub custom actions)
+send matching events to the queue. A world with policies deploys them from forensic-account.yaml;
+a hand-made one makes them with the template's settings and patterns but without KMS keys and
+policies. The printed world gains ``forensic.request_queue_url``, ``dead_letter_queue_url``,
+``case_table``, ``intake_bus`` (the bus ARN: PutEvents takes it as ``EventBusName`` from any
+account) and ``intake_bus_name``, and, with a ``[security]`` table, ``security.account``,
+``admin_access_key_id``, ``admin_secret_access_key``; the generated config gains a ``[daemon]``
+table (``queue_url``, ``dead_letter_queue_url``, ``case_table``).
 """
 
 from __future__ import annotations
@@ -135,12 +153,26 @@ def seed(world_path: str, endpoint: str) -> dict:
             f"<name_prefix>-evidence-<account>-<region>; set name_prefix instead (or policies = false "
             f"for a hand-made world that evaluates no policy)"
         )
+    security = world.get("security")
+    s_account = str(_require(security, "account", "[security]")) if security is not None else None
+    if s_account is not None and s_account in [f_account, *member_accounts]:
+        raise SeedError(f"[security] account {s_account} is also the forensic or a member account; "
+                        "the security tooling account is a separate account")
+    sources = forensic.get("event_source_accounts")
+    if sources is None:
+        sources = [s_account] if s_account else []
+    if not isinstance(sources, list) or not all(isinstance(a, str) and len(a) == 12 and a.isdigit() for a in sources):
+        raise SeedError(f"[forensic] event_source_accounts must be a list of 12-digit account ids, not {sources!r}")
     if policies:
-        f_out = _deploy_forensic(fclient, endpoint, forensic, f_account, members, member_accounts, region)
+        f_out = _deploy_forensic(fclient, endpoint, forensic, f_account, members, member_accounts, region,
+                                 sources)
     else:
         f_out = _seed_forensic(fclient, forensic, f_account, member_accounts, region)
+        f_out.update(_seed_intake(fclient, forensic, region, sources))
     f_out.update(_admin(fclient))
     out = {"region": region, "endpoint": endpoint, "policies": policies, "forensic": f_out}
+    if s_account is not None:
+        out["security"] = {"account": s_account, **_admin(_clients(endpoint, region, s_account))}
     out["members"] = []
     for index, (member, acct) in enumerate(zip(members, member_accounts)):
         mclient = _clients(endpoint, region, acct)
@@ -198,6 +230,14 @@ def write_config(world: dict, path: str) -> str:
         "poll_initial_seconds = 0.2",
         "poll_max_seconds = 1.0",
     ]
+    if f.get("request_queue_url"):
+        lines += [
+            "",
+            "[daemon]",
+            f"queue_url = {_toml_str(f['request_queue_url'])}",
+            f"dead_letter_queue_url = {_toml_str(f['dead_letter_queue_url'])}",
+            f"case_table = {_toml_str(f['case_table'])}",
+        ]
     for member in world["members"]:
         lines += [
             "",
@@ -304,7 +344,57 @@ def _operator_key(client, forensic: dict, account: str) -> tuple[dict, dict]:
     return user, key
 
 
-def _deploy_forensic(client, endpoint, forensic, account, members, member_accounts, region) -> dict:
+def _seed_intake(client, forensic: dict, region: str, sources: list[str]) -> dict:
+    """A hand-made world's request queue, dead-letter queue, case table, intake bus and rules:
+    forensic-account.yaml's names, settings and event patterns (read from the template, so the
+    two kinds of world cannot drift apart), without KMS keys or queue policies (such a world
+    evaluates no policy). The bus policy names ``sources``, as the template's would."""
+    from .policy.templates import FORENSIC_TEMPLATE, load_template
+
+    resources = load_template(FORENSIC_TEMPLATE)["Resources"]
+    prefix = forensic.get("name_prefix", "forensnap")
+
+    def named(lid: str) -> str:
+        props = resources[lid]["Properties"]
+        key = {"AWS::SQS::Queue": "QueueName", "AWS::DynamoDB::Table": "TableName"}.get(
+            resources[lid]["Type"], "Name")
+        return props[key]["Fn::Sub"].replace("${NamePrefix}", prefix)
+
+    sqs, ddb, events = client("sqs"), client("dynamodb"), client("events")
+    dlq_props = resources["RequestDeadLetterQueue"]["Properties"]
+    dlq_url = sqs.create_queue(QueueName=named("RequestDeadLetterQueue"), Attributes={
+        "MessageRetentionPeriod": str(dlq_props["MessageRetentionPeriod"])})["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    props = resources["RequestQueue"]["Properties"]
+    queue_url = sqs.create_queue(QueueName=named("RequestQueue"), Attributes={
+        "VisibilityTimeout": str(int(forensic.get("queue_visibility_timeout_seconds", 900))),
+        "MessageRetentionPeriod": str(props["MessageRetentionPeriod"]),
+        "ReceiveMessageWaitTimeSeconds": str(props["ReceiveMessageWaitTimeSeconds"]),
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn,
+                                     "maxReceiveCount": int(props["RedrivePolicy"]["maxReceiveCount"])}),
+    })["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    table = resources["CaseTable"]["Properties"]
+    ddb.create_table(TableName=named("CaseTable"), AttributeDefinitions=table["AttributeDefinitions"],
+                     KeySchema=table["KeySchema"], BillingMode=table["BillingMode"])
+    bus = named("IntakeEventBus")
+    bus_arn = events.create_event_bus(Name=bus)["EventBusArn"]
+    if sources:
+        events.put_permission(EventBusName=bus, Policy=json.dumps({"Version": "2012-10-17", "Statement": [{
+            "Sid": "EventSourceAccountsPutEvents", "Effect": "Allow", "Principal": {"AWS": sources},
+            "Action": "events:PutEvents", "Resource": bus_arn}]}))
+    for lid in ("GuardDutyFindingsRule", "SecurityHubCustomActionRule"):
+        rule = resources[lid]["Properties"]
+        events.put_rule(Name=named(lid), EventBusName=bus, State=rule["State"],
+                        EventPattern=json.dumps(rule["EventPattern"]))
+        events.put_targets(Rule=named(lid), EventBusName=bus, Targets=[
+            {"Id": target["Id"], "Arn": queue_arn} for target in rule["Targets"]])
+    return {"request_queue_url": queue_url, "dead_letter_queue_url": dlq_url, "case_table": named("CaseTable"),
+            "intake_bus": bus_arn, "intake_bus_name": bus}
+
+
+def _deploy_forensic(client, endpoint, forensic, account, members, member_accounts, region,
+                     sources: list[str]) -> dict:
     """The forensic account as ``forensic-vpc/forensic-account.yaml`` makes it (keys, bucket,
     policies, collector role); the operator's key then acts as the collector role's
     instance-profile session, as forensnap runs on AWS."""
@@ -318,7 +408,10 @@ def _deploy_forensic(client, endpoint, forensic, account, members, member_accoun
         "MemberAccountIds": member_accounts,
         "MemberRoleName": roles.pop() if roles else "ForensnapCollector",
         "EvidenceRetentionDays": str(days),
+        "EventSourceAccountIds": list(sources),
     }
+    if "queue_visibility_timeout_seconds" in forensic:
+        parameters["QueueVisibilityTimeoutSeconds"] = str(int(forensic["queue_visibility_timeout_seconds"]))
     if forensic.get("name_prefix"):
         parameters["NamePrefix"] = forensic["name_prefix"]
     outputs = deploy_forensic(endpoint, region, account, parameters)
@@ -335,6 +428,11 @@ def _deploy_forensic(client, endpoint, forensic, account, members, member_accoun
         "ebs_key_arn": outputs["EbsKeyArn"],
         "signing_key_arn": outputs["SigningKeyArn"],
         "collector_role_arn": outputs["CollectorRoleArn"],
+        "request_queue_url": outputs["RequestQueueUrl"],
+        "dead_letter_queue_url": outputs["RequestDeadLetterQueueUrl"],
+        "case_table": outputs["CaseTableName"],
+        "intake_bus": outputs["IntakeEventBusArn"],
+        "intake_bus_name": outputs["IntakeEventBusName"],
         "stack": stack,
         "operator_arn": session,
         "access_key_id": key["AccessKeyId"],

@@ -48,6 +48,22 @@ STRUCTURE = [
     ("moto.server", "DomainDispatcherApplication"),
     ("moto.server", "create_backend_app"),
     ("moto.core.responses", "ActionResult"),
+    # eventbridge.py and queues.py
+    ("moto.events.models", "EventsBackend.put_events"),
+    ("moto.events.models", "EventsBackend.describe_event_bus"),
+    ("moto.events.models", "Rule.send_to_targets"),
+    ("moto.events.models", "Rule._send_to_sqs_queue"),
+    ("moto.events.models", "events_backends"),
+    ("moto.events.utils", "EventTemplateParser.DEFAULT_EVENT_INPUT_TEMPLATE"),
+    ("moto.events.utils", "_BASE_EVENT_MESSAGE"),
+    ("moto.events.exceptions", "ValidationException"),
+    ("moto.core.utils", "iso_8601_datetime_without_milliseconds"),
+    ("moto.core.utils", "utcfromtimestamp"),
+    ("moto.sqs.models", "sqs_backends"),
+    ("moto.sqs.models", "SQSBackend.change_message_visibility"),
+    ("moto.sqs.models", "SQSBackend.get_queue_attributes"),
+    ("moto.sqs.models", "SQSBackend.send_message"),
+    ("moto.dynamodb.models", "dynamodb_backends"),
 ]
 
 
@@ -85,8 +101,11 @@ def check_version() -> None:
 
 
 def check_instance_attributes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.events.models import EventBus, Rule
     from moto.kms.models import Key
     from moto.s3.models import FakeBucket, FakeKey, FakeMultipart
+    from moto.sqs.models import Queue, SQSBackend
     from moto.sts.models import AssumedRole
     import inspect
 
@@ -96,6 +115,11 @@ def check_instance_attributes() -> None:
         (FakeBucket, ["multiparts"]),
         (FakeMultipart, ["parts"]),
         (Key, ["policy", "key_usage", "key_state", "aliases", "arn"]),
+        (Queue, ["policy", "kms_master_key_id", "redrive_policy"]),
+        (SQSBackend, ["queues"]),
+        (DynamoDBBackend, ["resource_policies"]),
+        (EventBus, ["rules", "policy", "arn"]),
+        (Rule, ["targets", "state", "event_pattern", "arn", "account_id"]),
     ):
         source = inspect.getsource(cls)
         missing = [n for n in names if f"self.{n}" not in source and f"def {n}" not in source]
@@ -118,6 +142,7 @@ def behaviour(checks: Checks) -> None:
             # end-to-end suite cover the templates and their evaluation).
             'region = "us-east-1"\npolicies = false\n[forensic]\naccount = "123456789012"\n'
             'evidence_bucket = "selftest"\n'
+            '[security]\naccount = "555555555555"\n'
             '[[members]]\naccount = "111111111111"\nexternal_id = "x-1"\n'
             '[[members.instances]]\nname = "i"\n[[members.instances.volumes]]\ndevice = "/dev/xvda"\n'
             'image = "a.img"\nencryption = "default"\nbuild = { kind = "pattern", blocks = 3, offset_blocks = 1 }\n'
@@ -293,6 +318,146 @@ def _behaviour(checks: Checks, endpoint: str, world: dict) -> None:
                           SigningAlgorithm="ECDSA_SHA_256")["SignatureValid"]
 
     checks.run("kms: DIGEST signatures verify over the message; RAW limited to 4096 bytes; GetPublicKey names KeySpec", kms_digest)
+
+    _daemon_services(checks, endpoint, world, client, code)
+
+
+def _daemon_services(checks: Checks, endpoint: str, world: dict, client, code) -> None:
+    """What forensnap's daemon relies on: SQS visibility, redrive and long polling, DynamoDB
+    conditions and transactions (moto's own, unpatched: moto-fidelity.md says they work, this
+    keeps it true), and the EventBridge intake (``eventbridge`` patches). Each check is bounded
+    by short timeouts; together about 10 seconds."""
+    import json
+    import time
+    import urllib.request
+
+    import boto3
+
+    forensic = world["forensic"]
+    sqs, ddb = client("sqs"), client("dynamodb")
+
+    def queue(name: str, **attributes) -> str:
+        return sqs.create_queue(QueueName=name, Attributes={k: str(v) for k, v in attributes.items()})["QueueUrl"]
+
+    def receive(url: str, wait: int = 0, **args) -> list:
+        return sqs.receive_message(QueueUrl=url, WaitTimeSeconds=wait, AttributeNames=["All"],
+                                   MaxNumberOfMessages=10, **args).get("Messages", [])
+
+    def visibility():
+        url = queue("selftest-visibility", VisibilityTimeout=1)
+        sqs.send_message(QueueUrl=url, MessageBody="m")
+        first, = receive(url)
+        assert receive(url) == [], "a received message must be invisible"
+        time.sleep(1.3)
+        again, = receive(url)
+        assert again["MessageId"] == first["MessageId"] and again["Attributes"]["ApproximateReceiveCount"] == "2"
+        sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=again["ReceiptHandle"], VisibilityTimeout=3)
+        time.sleep(1.3)
+        assert receive(url) == [], "ChangeMessageVisibility must extend the timeout"
+        time.sleep(2.0)
+        last, = receive(url)
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=last["ReceiptHandle"])
+        assert receive(url) == []
+
+    checks.run("sqs: a received message is invisible for VisibilityTimeout; ChangeMessageVisibility extends it", visibility)
+
+    def redrive():
+        dlq = queue("selftest-dlq")
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = queue("selftest-redrive", RedrivePolicy=json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 2}))
+        sent = sqs.send_message(QueueUrl=url, MessageBody="poison")["MessageId"]
+        for _ in range(2):
+            got, = receive(url, VisibilityTimeout=0)
+            assert got["MessageId"] == sent
+        assert receive(url, VisibilityTimeout=0) == [], "the third receive must find it dead-lettered"
+        dead, = receive(dlq)
+        assert dead["MessageId"] == sent and dead["Body"] == "poison", dead
+
+    checks.run("sqs: redrive to the dead-letter queue after maxReceiveCount receives", redrive)
+
+    def long_polling():
+        url = queue("selftest-long-poll")
+        started = time.monotonic()
+        assert receive(url, wait=1) == []
+        assert 0.9 <= time.monotonic() - started < 3, "an empty long poll waits WaitTimeSeconds"
+        timer = threading.Timer(0.5, lambda: client("sqs").send_message(QueueUrl=url, MessageBody="late"))
+        timer.start()
+        try:
+            started = time.monotonic()
+            got, = receive(url, wait=10)
+            elapsed = time.monotonic() - started
+        finally:
+            timer.cancel()
+        assert got["Body"] == "late" and elapsed < 3, f"a long poll returns when a message arrives ({elapsed:.1f} s)"
+
+    checks.run("sqs: long polling waits when empty and returns early when a message arrives", long_polling)
+
+    def conditions():
+        table, key = forensic["case_table"], {"case_id": {"S": "IR-1"}, "item": {"S": "case"}}
+        claim = dict(TableName=table, Item={**key, "attempts": {"N": "0"}},
+                     ConditionExpression="attribute_not_exists(case_id)")
+        ddb.put_item(**claim)
+        assert code(lambda: ddb.put_item(**claim)) == "ConditionalCheckFailedException"
+        bump = dict(TableName=table, Key=key, UpdateExpression="SET attempts = attempts + :one",
+                    ConditionExpression="attempts < :max",
+                    ExpressionAttributeValues={":one": {"N": "1"}, ":max": {"N": "2"}}, ReturnValues="UPDATED_NEW")
+        assert ddb.update_item(**bump)["Attributes"]["attempts"] == {"N": "1"}
+        ddb.update_item(**bump)
+        assert code(lambda: ddb.update_item(**bump)) == "ConditionalCheckFailedException"
+        other = {"case_id": {"S": "IR-1"}, "item": {"S": "step#1"}}
+        assert code(lambda: ddb.transact_write_items(TransactItems=[
+            {"Put": {"TableName": table, "Item": other}},
+            {"Update": {"TableName": table, "Key": key, "UpdateExpression": "SET attempts = :z",
+                        "ConditionExpression": "attempts = :wrong",
+                        "ExpressionAttributeValues": {":z": {"N": "0"}, ":wrong": {"N": "7"}}}}])) \
+            == "TransactionCanceledException"
+        assert "Item" not in ddb.get_item(TableName=table, Key=other, ConsistentRead=True), "all or nothing"
+        ddb.transact_write_items(TransactItems=[{"Put": {"TableName": table, "Item": other}}])
+        assert "Item" in ddb.get_item(TableName=table, Key=other, ConsistentRead=True)
+
+    checks.run("dynamodb: conditional PutItem, UpdateItem on a number, TransactWriteItems all or nothing", conditions)
+
+    def intake():
+        security = world["security"]
+        sender = boto3.session.Session(aws_access_key_id=security["admin_access_key_id"],
+                                       aws_secret_access_key=security["admin_secret_access_key"],
+                                       region_name="us-east-1")
+        events = client("events", sender)
+        finding = {"EventBusName": forensic["intake_bus"], "Source": "aws.guardduty",
+                   "DetailType": "GuardDuty Finding", "Resources": ["arn:aws:ec2:us-east-1:111111111111:instance/i-1"],
+                   "Detail": json.dumps({"severity": 8, "resource": {"resourceType": "Instance",
+                                                                     "instanceDetails": {"instanceId": "i-1"}}})}
+        other = dict(finding, Detail=json.dumps({"resource": {"resourceType": "AccessKey"}}))
+        answer = events.put_events(Entries=[other, finding, dict(finding, Source="aws.guardduty.fake")])
+        assert answer["FailedEntryCount"] == 0, answer
+        url = forensic["request_queue_url"]
+        messages = receive(url, wait=2)
+        assert len(messages) == 1, [m["Body"] for m in messages]
+        event = json.loads(messages[0]["Body"])
+        assert list(event) == ["version", "id", "detail-type", "source", "account", "time", "region",
+                               "resources", "detail"], event
+        assert (event["id"], event["account"], event["region"]) == (answer["Entries"][1]["EventId"],
+                                                                    security["account"], "us-east-1"), event
+        assert event["resources"] == finding["Resources"] and event["detail"]["resource"]["instanceDetails"] == {"instanceId": "i-1"}
+        sqs.delete_message(QueueUrl=url, ReceiptHandle=messages[0]["ReceiptHandle"])
+
+    checks.run("events: a GuardDuty instance finding put cross-account on the intake bus arrives in the queue "
+               "with the whole envelope; others do not", intake)
+
+    def duplicate():
+        url = queue("selftest-duplicate", VisibilityTimeout=30)
+        sqs.send_message(QueueUrl=url, MessageBody="twice")
+        request = urllib.request.Request(f"{endpoint}/_forensnap/faults", method="POST", headers={
+            "Content-Type": "application/json"}, data=json.dumps(
+            {"kind": "duplicate", "service": "sqs", "operation": "ReceiveMessage", "count": 1}).encode())
+        urllib.request.urlopen(request, timeout=30).read()
+        first, = receive(url)
+        second, = receive(url)
+        assert first["MessageId"] == second["MessageId"] and first["ReceiptHandle"] != second["ReceiptHandle"]
+        assert receive(url) == [], "only the faulted receive is duplicated"
+        urllib.request.urlopen(urllib.request.Request(f"{endpoint}/_forensnap/faults", method="DELETE"), timeout=30)
+
+    checks.run("faults: duplicate delivery answers a received SQS message a second time", duplicate)
 
 
 def main_selftest(argv) -> None:

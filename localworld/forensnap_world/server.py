@@ -13,6 +13,8 @@ Control API (JSON over HTTP, loopback only):
 * ``POST /_forensnap/instance-profile`` ``{"access_key_id", "account", "role_name"}``: requests
   signed with that key come from a session of the role, as instance-profile credentials do
 * ``GET|DELETE /_forensnap/authorizations`` every policy decision since the last reset
+* ``GET /_forensnap/deliveries``                EventBridge deliveries refused since the last
+  reset (``{"failed": [{"rule", "target", "reason"}]}``; see ``eventbridge``)
 * ``POST /_forensnap/unused-grants`` ``{"roles": [ARN, ...]}``: each action the roles' identity
   policies allow that no allowed decision since the last reset used
 * ``POST /_forensnap/reset``    everything back to empty (also on moto's ``/moto-api/reset``)
@@ -34,7 +36,7 @@ import sys
 import threading
 import time
 
-from . import MOTO_VERSION, clock, ebs, identity, patches, s3checks
+from . import MOTO_VERSION, clock, ebs, eventbridge, identity, patches, queues, s3checks
 from .policy import authorize as authz
 from .faults import FAULTS, INTERNAL, THROTTLE
 from .volumes import REGISTRY, load
@@ -50,6 +52,7 @@ class World:
         from moto.server import DomainDispatcherApplication, create_backend_app
 
         patches.apply()
+        eventbridge.apply()
         identity.install()
         self.moto = DomainDispatcherApplication(create_backend_app)
 
@@ -67,14 +70,16 @@ class World:
                     time.sleep(rule.latency_ms / 1000.0)
                 elif rule.kind == "corrupt":
                     environ["forensnap.corrupt"] = True
+                elif rule.kind == "duplicate":
+                    environ["forensnap.duplicate"] = True
                 elif rule.kind == "drop":
                     return self.drop(environ)
                 elif rule.kind == "throttle":
                     status, code, reason = THROTTLE.get(call.service, (400, "ThrottlingException", None))
-                    return respond(start_response, *error(call.service, status, code,
+                    return respond(start_response, *error(call.service, status, rule.code or code,
                                                           "Rate exceeded (injected)", reason))
                 elif rule.kind == "error":
-                    code = INTERNAL.get(call.service, "InternalFailure")
+                    code = rule.code or INTERNAL.get(call.service, "InternalFailure")
                     return respond(start_response, *error(call.service, rule.status, code,
                                                           "Internal error (injected)"))
             return self.serve(call, environ, start_response)
@@ -102,6 +107,8 @@ class World:
             if call.operation == "GetObjectRetention":
                 return respond(start_response, *s3checks.get_object_retention(call))
         status, headers, body = self.run_moto(environ)
+        if environ.get("forensnap.duplicate") and status == 200:
+            queues.redeliver(call, body)
         if call.service == "s3":
             status, headers, body = s3checks.after(call, status, headers, body)
         if patches.Settings.policies and call.service == "ec2" and status < 300:
@@ -130,6 +137,9 @@ class World:
             "kms": (400, "AccessDeniedException"),
             "ebs": (403, "AccessDeniedException"),
             "sts": (403, "AccessDenied"),
+            "sqs": (403, "AccessDenied"),
+            "dynamodb": (400, "AccessDeniedException"),
+            "events": (400, "AccessDeniedException"),
         }.get(call.service, (403, "AccessDenied"))
         raise AwsError(status, code, f"User: {principal} is not authorized {decision.reason}")
 
@@ -165,6 +175,7 @@ class World:
         identity.forget_all()
         patches.Settings.update({"snapshot_seconds": 0, "copy_seconds": 0, "policies": False})
         authz.reset()
+        eventbridge.reset()
 
     @staticmethod
     def fixed_access_key(payload: dict) -> dict:
@@ -221,6 +232,8 @@ class World:
             if method == "DELETE":
                 authz.reset()
             return {"decisions": authz.log_snapshot()}
+        if name == "deliveries" and method == "GET":
+            return {"failed": list(eventbridge.FAILED_DELIVERIES)}
         if name == "clock" and method == "POST":
             clock.advance(float(payload.get("advance_seconds", 0)))
             return {"offset_seconds": clock.offset_seconds()}

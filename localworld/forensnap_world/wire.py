@@ -44,6 +44,9 @@ TRANSPORTS: dict[str, str | None] = {
 DEFAULT_TLS_VERSION = "1.3"
 """The TLS version of a request without ``x-forensnap-transport``."""
 
+JSON_PROTOCOL = {"kms": "1.1", "events": "1.1", "dynamodb": "1.0", "sqs": "1.0"}
+"""Services whose errors are JSON (awsJson protocol version): what the SDKs expect."""
+
 XML_NS = {
     "ec2": None,
     "sts": "https://sts.amazonaws.com/doc/2011-06-15/",
@@ -219,8 +222,13 @@ def error(service: str, status: int, code: str, message: str, reason: str | None
             ("x-amzn-RequestId", request_id),
         ]
         return status, headers, json.dumps(payload).encode()
-    if service in ("kms", "dynamodb", "sqs") :
-        headers = [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-RequestId", request_id)]
+    if service in JSON_PROTOCOL:
+        headers = [("Content-Type", f"application/x-amz-json-{JSON_PROTOCOL[service]}"),
+                   ("x-amzn-RequestId", request_id)]
+        if service == "sqs":
+            # SQS speaks JSON but keeps its query-protocol error codes in this header
+            # (awsQueryCompatible): SDKs report that code, as they would against AWS.
+            headers.append(("x-amzn-query-error", f"{code};{'Receiver' if status >= 500 else 'Sender'}"))
         return status, headers, json.dumps({"__type": code, "message": message}).encode()
     if service == "s3":
         body = (

@@ -38,6 +38,33 @@ The table of rules, each with the AWS page it follows:
   ``sts:SetSourceIdentity``; the trust policy is always consulted.
   https://docs.aws.amazon.com/IAM/latest/UserGuide/id_credentials_temp_control-access_monitor.html
   GetCallerIdentity needs no permission.
+* SQS (JSON protocol, ``X-Amz-Target: AmazonSQS.<Operation>``, or the query protocol): the
+  queue is the one ``QueueUrl`` names (its path holds the owner account), resource
+  ``arn:aws:sqs:REGION:ACCOUNT:NAME``; batch operations need their single form's action
+  (SendMessageBatch ``sqs:SendMessage``, DeleteMessageBatch ``sqs:DeleteMessage``,
+  ChangeMessageVisibilityBatch ``sqs:ChangeMessageVisibility``), every other queue operation
+  ``sqs:<Operation>``; the queue policy is the resource policy. On a queue encrypted with a KMS
+  key (``KmsMasterKeyId``) SendMessage(Batch) also needs ``kms:GenerateDataKey`` and
+  ``kms:Decrypt``, ReceiveMessage ``kms:Decrypt``, on that key via ``sqs.REGION.amazonaws.com``
+  with the encryption context ``aws:sqs:arn`` (the queue). ListQueues and CreateQueue are not
+  resource-scoped here. https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-api-permissions-reference.html,
+  https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-key-management.html
+* DynamoDB (``X-Amz-Target: DynamoDB_20120810.<Operation>``): ``dynamodb:<Operation>`` on
+  ``arn:aws:dynamodb:REGION:ACCOUNT:table/NAME`` (``TableName`` may be the ARN), on
+  ``.../table/NAME/index/INDEX`` for a Query or Scan of an index; BatchGetItem and BatchWriteItem
+  their own action on each table of ``RequestItems``; TransactWriteItems the action of each item
+  (``dynamodb:PutItem``, ``UpdateItem``, ``DeleteItem``, ``ConditionCheckItem``),
+  TransactGetItems ``dynamodb:GetItem`` per item (there is no IAM action for the transactions
+  themselves). A table's resource policy, when it has one, is the resource policy.
+  https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/api-permissions-reference.html,
+  https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/transaction-apis-iam.html
+* EventBridge PutEvents: ``events:PutEvents`` on each entry's bus (``EventBusName``: a name, an
+  ARN -- possibly another account's -- or absent: the default bus), with ``events:source`` and
+  ``events:detail-type``; the bus policy is the resource policy, so a sender in another account
+  needs both its own identity policy and the bus policy.
+  https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html
+  Delivery of a matching event to an SQS target is authorised by :func:`authorize_delivery`
+  (the queue and key policies must allow ``events.amazonaws.com``, ``aws:SourceArn`` the rule).
 * The transport is an input of every decision: ``aws:SecureTransport`` (every service; "This key
   is always included in the request context") is true unless the request came over plain HTTP,
   and S3's ``s3:TlsVersion`` is the TLS version, absent without TLS.
@@ -47,8 +74,9 @@ The table of rules, each with the AWS page it follows:
   forensnap's transport on AWS, unless it carries the test-only header ``x-forensnap-transport``
   (``http``, or ``tls1.0`` .. ``tls1.3``: :data:`..wire.TRANSPORT_HEADER`).
 
-An operation not in the table is authorised by its derived name (``service:Operation``) against
-the caller's identity policies only, and logged as ``modelled: false``.
+An operation not in the table is authorised by its derived name (``service:Operation``) on
+resource ``*`` against the caller's identity policies only, and logged as ``modelled: false``:
+a policy that grants actions only on named resources never allows it.
 """
 
 from __future__ import annotations
@@ -591,6 +619,140 @@ def _ebs_checks(call, account: str, snapshot_id: str) -> list[Check]:
     return checks
 
 
+def _json_body(call) -> dict:
+    try:
+        body = json.loads(call.body or b"{}")
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _sqs_key_checks(actions, queue, arn: str, owner: str, account: str, region: str,
+                    context: dict | None = None) -> list[Check]:
+    """The KMS checks of a message sent to or received from a queue on a KMS key, as SQS makes
+    them on the caller's behalf. SQS managed SSE (no ``KmsMasterKeyId``) needs none."""
+    key_ref = getattr(queue, "kms_master_key_id", None) if queue is not None else None
+    if not key_ref:
+        return []
+    if not key_ref.startswith("arn:"):
+        key_ref = f"arn:aws:kms:{region}:{owner}:{key_ref}" if key_ref.startswith("alias/") \
+            else f"arn:aws:kms:{region}:{owner}:key/{key_ref}"
+    via = dict(_via("sqs", region, account), **{"kms:EncryptionContext:aws:sqs:arn": arn})
+    via.update(context or {})
+    return _key_checks(actions, key_ref, owner, region, via)
+
+
+_SQS_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+
+def _sqs_checks(call, account: str) -> tuple[list[Check], bool]:
+    from ..queues import find_queue, queue_arn, queue_of, request_body
+
+    op, region = call.operation, call.region
+    params = request_body(call)
+    if op in ("ListQueues", "CreateQueue"):
+        return [Check(f"sqs:{op}", "*", account)], True
+    if op == "GetQueueUrl":
+        named = (params.get("QueueOwnerAWSAccountId") or account, params.get("QueueName") or "")
+    else:
+        named = queue_of(params.get("QueueUrl"), account)
+    if named is None or not named[1]:
+        return [Check(f"sqs:{op}", "*", account)], False
+    owner, name = named
+    arn = queue_arn(region, owner, name)
+    queue = find_queue(owner, region, name)
+    policy = None
+    if queue is not None and queue.policy:
+        policy = (f"queue policy of {arn}", _doc(queue.policy))
+    checks = [Check(f"sqs:{_SQS_ACTIONS.get(op, op)}", arn, owner, {}, ResourcePolicyKind.OPTIONAL, policy)]
+    if op in ("SendMessage", "SendMessageBatch"):
+        checks += _sqs_key_checks(["kms:GenerateDataKey", "kms:Decrypt"], queue, arn, owner, account, region)
+    elif op == "ReceiveMessage":
+        checks += _sqs_key_checks(["kms:Decrypt"], queue, arn, owner, account, region)
+    return checks, True
+
+
+def _table_arn(reference: str, account: str, region: str) -> tuple[str, str]:
+    """(ARN, owner account) of a TableName, which may be the table's ARN."""
+    if reference.startswith("arn:"):
+        parts = reference.split(":", 5)
+        return reference, (parts[4] if len(parts) == 6 else account)
+    return f"arn:aws:dynamodb:{region}:{account}:table/{reference}", account
+
+
+def _table_policy(arn: str, owner: str, region: str):
+    from moto.dynamodb.models import dynamodb_backends
+
+    try:
+        found = dynamodb_backends[owner][region].resource_policies.get(arn)
+    except (KeyError, AttributeError):
+        return None
+    return (f"resource policy of {arn}", _doc(found.policy_doc)) if found is not None else None
+
+
+def _dynamodb_checks(call, account: str) -> tuple[list[Check], bool]:
+    op, region = call.operation, call.region
+    body = _json_body(call)
+
+    def table(reference: str, action: str, index: str | None = None) -> Check:
+        arn, owner = _table_arn(reference, account, region)
+        policy = _table_policy(arn.split("/index/")[0], owner, region)
+        resource = f"{arn}/index/{index}" if index else arn
+        return Check(f"dynamodb:{action}", resource, owner, {}, ResourcePolicyKind.OPTIONAL, policy)
+
+    if op in ("BatchGetItem", "BatchWriteItem"):
+        names = list((body.get("RequestItems") or {}).keys())
+        return [table(name, op) for name in names] or [Check(f"dynamodb:{op}", "*", account)], True
+    if op in ("TransactWriteItems", "TransactGetItems"):
+        checks = []
+        kinds = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem",
+                 "ConditionCheck": "ConditionCheckItem", "Get": "GetItem"}
+        for item in body.get("TransactItems") or []:
+            for kind, action in kinds.items():
+                if isinstance(item, dict) and isinstance(item.get(kind), dict):
+                    checks.append(table(item[kind].get("TableName") or "", action))
+        return checks or [Check(f"dynamodb:{op}", "*", account)], True
+    if body.get("TableName") or body.get("TableArn") or body.get("ResourceArn"):
+        reference = body.get("TableName") or body.get("TableArn") or body.get("ResourceArn")
+        index = body.get("IndexName") if op in ("Query", "Scan") else None
+        return [table(reference, op, index)], True
+    return [Check(f"dynamodb:{op}", "*", account)], op in ("ListTables", "DescribeLimits", "DescribeEndpoints")
+
+
+def _event_bus(account: str, region: str, name: str):
+    from moto.events.models import events_backends
+
+    try:
+        return events_backends[account][region].event_buses.get(name)
+    except KeyError:
+        return None
+
+
+def _events_checks(call, account: str) -> tuple[list[Check], bool]:
+    from ..eventbridge import bus_owner
+
+    op, region = call.operation, call.region
+    body = _json_body(call)
+    if op != "PutEvents":
+        return [Check(f"events:{op}", "*", account)], False
+    checks = []
+    for entry in body.get("Entries") or []:
+        if not isinstance(entry, dict):
+            continue
+        owner, bus_region, name = bus_owner(entry.get("EventBusName"), account, region)
+        arn = f"arn:aws:events:{bus_region}:{owner}:event-bus/{name}"
+        bus = _event_bus(owner, bus_region, name)
+        policy = (f"bus policy of {arn}", _doc(bus.policy)) if bus is not None and bus.policy else None
+        context = {"events:source": entry.get("Source", ""), "events:detail-type": entry.get("DetailType", "")}
+        checks.append(Check("events:PutEvents", arn, owner, context, ResourcePolicyKind.OPTIONAL, policy))
+    return checks or [Check("events:PutEvents", f"arn:aws:events:{region}:{account}:event-bus/default",
+                            account)], True
+
+
 def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list[Check], bool]:
     """The IAM checks of a request and whether the table models its operation."""
     service = call.service
@@ -605,6 +767,12 @@ def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list
         return _sts_checks(call, account), True
     if service == "ebs" and snapshot_id:
         return _ebs_checks(call, account, snapshot_id), True
+    if service == "sqs":
+        return _sqs_checks(call, account)
+    if service == "dynamodb":
+        return _dynamodb_checks(call, account)
+    if service == "events":
+        return _events_checks(call, account)
     return [Check(f"{service}:{call.operation}", "*", account)], False
 
 
@@ -682,6 +850,47 @@ def _request(call, principal_arn: str, account: str, check: Check, secure: bool)
 
 
 _ALLOW_ALL = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}
+
+
+def authorize_delivery(service_principal: str, source_arn: str, source_account: str,
+                       queue_account: str, region: str, queue_name: str) -> Decision:
+    """Whether an AWS service (``events.amazonaws.com`` for an EventBridge rule) may send a
+    message to a queue: ``sqs:SendMessage`` against the queue policy and, for a queue on a KMS
+    key, ``kms:GenerateDataKey`` and ``kms:Decrypt`` against the key policy -- a service
+    principal has no identity policies, so only statements naming the service allow it. The
+    context carries ``aws:SourceArn`` (the rule) and ``aws:SourceAccount``, the keys AWS
+    documents against the confused deputy. Every check is logged like a request's.
+    https://docs.aws.amazon.com/IAM/latest/UserGuide/confused-deputy.html"""
+    from ..queues import find_queue, queue_arn
+
+    arn = queue_arn(region, queue_account, queue_name)
+    queue = find_queue(queue_account, region, queue_name)
+    policy = (f"queue policy of {arn}", _doc(queue.policy)) if queue is not None and queue.policy else None
+    source = {"aws:SourceArn": source_arn, "aws:SourceAccount": source_account}
+    checks = [Check("sqs:SendMessage", arn, queue_account, dict(source), ResourcePolicyKind.OPTIONAL, policy)]
+    checks += _sqs_key_checks(["kms:GenerateDataKey", "kms:Decrypt"], queue, arn, queue_account,
+                              source_account, region, source)
+    for check in checks:
+        context = {"aws:SecureTransport": True, "aws:RequestedRegion": region}
+        if check.resource_account:
+            context["aws:ResourceAccount"] = check.resource_account
+        context.update(check.context)
+        context.pop("kms:CallerAccount", None)  # the caller is a service, not an account
+        request = Request(service_principal, check.action, check.resource, context, check.resource_account)
+        try:
+            decision = evaluate(request, [], check.resource_policy, check.kind)
+        except PolicyError as err:
+            decision = Decision(False, f"the policy cannot be evaluated: {err}", None)
+        entry = {"principal": service_principal, "action": check.action, "resource": check.resource,
+                 "operation": f"delivery by {source_arn}", "allowed": decision.allowed,
+                 "reason": decision.reason, "modelled": True, "deferred": False, "hides": False}
+        with _lock:
+            LOG.append(entry)
+            _persist(entry)
+        if not decision.allowed:
+            return Decision(False, f"{service_principal} may not perform: {check.action} on resource: "
+                                   f"{check.resource} because {decision.reason}", decision.deciding)
+    return Decision(True, "the queue (and key) policies allow the delivery", None)
 
 
 def trust_decision(call, principal_arn: str) -> Decision:

@@ -27,7 +27,9 @@ What this module owns:
   instance profiles, KMS keys (exact key policy, KeySpec, KeyUsage, Description, tags,
   rotation) and aliases, S3 buckets (Object Lock, versioning, default retention, default
   encryption, public access block, ownership controls, lifecycle, tags) and bucket policies, SQS
-  queues and queue policies, DynamoDB tables. Every resource is created after the ones it
+  queues (redrive, visibility, long polling, KMS key) and queue policies, DynamoDB tables (keys,
+  billing mode, SSE, point-in-time recovery), EventBridge buses (with their policy) and rules
+  with their targets (moto then delivers matching events, see ``eventbridge``). Every resource is created after the ones it
   references, so the collector role exists (trust policy only) before the key and bucket
   policies that name it, and its ``CollectorPolicy`` is put after the keys and the bucket.
 
@@ -637,6 +639,16 @@ def _predict(ctx: _Resolver, lid: str, resource: dict, placeholders: bool) -> di
     if kind == "AWS::DynamoDB::Table":
         n = name("TableName")
         return n and {"Ref": n, "Arn": f"arn:{p}:dynamodb:{region}:{account}:table/{n}"}
+    if kind == "AWS::Events::EventBus":
+        n = name("Name")
+        return n and {"Ref": n, "Name": n, "Arn": f"arn:{p}:events:{region}:{account}:event-bus/{n}"}
+    if kind == "AWS::Events::Rule":
+        n = name("Name")
+        bus = ctx.text(ctx.value(props.get("EventBusName", "default"), f"Resources.{lid}.Properties.EventBusName"),
+                       f"Resources.{lid}.Properties.EventBusName").rsplit("/", 1)[-1]
+        scoped = "" if bus == "default" else f"{bus}/"
+        return n and {"Ref": n if not scoped else f"{bus}|{n}",
+                      "Arn": f"arn:{p}:events:{region}:{account}:rule/{scoped}{n}"}
     if kind == "AWS::Logs::LogGroup":
         n = name("LogGroupName")
         return n and {"Ref": n, "Arn": f"arn:{p}:logs:{region}:{account}:log-group:{n}:*"}
@@ -660,7 +672,8 @@ def physical_ids(template: dict, parameters: dict[str, str | list[str]], account
     """Physical ids of every resource that has them now: ``created`` as given, plus predictions.
 
     A resource not in ``created`` gets ids when its name decides them (``BucketName``,
-    ``RoleName``, ``QueueName``, ``TableName``, ``LogGroupName``, ``AliasName``, ...) and that
+    ``RoleName``, ``QueueName``, ``TableName``, ``LogGroupName``, ``AliasName``, an event bus's or
+    rule's ``Name``, ...) and that
     name resolves with what is known so far. ``placeholders=True`` also invents deterministic
     ids for resources whose ids AWS would pick (KMS key ids, VPC ids, generated names): for
     resolving a template without deploying it, never for a world.
@@ -955,6 +968,65 @@ class _Deployer:
         return {"Ref": table["TableName"], "Arn": table["TableArn"]}
 
 
+    # EventBridge
+
+    def events_event_bus(self, lid, props):
+        events = self.client("events")
+        name = props["Name"]
+        args = {"Name": name}
+        if "Description" in props:
+            args["Description"] = props["Description"]
+        if props.get("Tags"):
+            args["Tags"] = _tags(props)
+        arn = events.create_event_bus(**args)["EventBusArn"]
+        attrs = {"Ref": name, "Name": name, "Arn": arn}
+        if "Policy" in props:
+            policy = props["Policy"] if isinstance(props["Policy"], dict) else json.loads(props["Policy"])
+            statements = policy.get("Statement", [])
+            for statement in [statements] if isinstance(statements, dict) else statements:
+                if not statement.get("Sid"):
+                    # EventBridge keeps a bus policy as statements keyed by Sid.
+                    raise TemplateError(f"Resources.{lid}.Properties.Policy: every statement needs a Sid")
+            events.put_permission(EventBusName=name, Policy=_policy_json(policy))
+            kept = json.loads(events.describe_event_bus(Name=name).get("Policy") or "{}")
+            if kept.get("Statement") != ([statements] if isinstance(statements, dict) else statements):
+                self.note(lid, f"Policy: the world keeps {kept!r}")
+            attrs["Policy"] = policy
+        self.unused(lid, props, {"Name", "Description", "Tags", "Policy"})
+        return attrs
+
+    def events_rule(self, lid, props):
+        events = self.client("events")
+        name = props.get("Name")
+        if not name:
+            raise TemplateError(f"Resources.{lid}.Properties.Name: needed in the world (no generated names)")
+        bus = props.get("EventBusName", "default")
+        args = {"Name": name, "EventBusName": bus, "State": props.get("State", "ENABLED")}
+        if "EventPattern" in props:
+            pattern = props["EventPattern"]
+            args["EventPattern"] = pattern if isinstance(pattern, str) else json.dumps(pattern)
+        for key in ("ScheduleExpression", "Description", "RoleArn"):
+            if key in props:
+                args[key] = props[key]
+        arn = events.put_rule(**args)["RuleArn"]
+        targets = []
+        for target in props.get("Targets") or []:
+            out = {k: target[k] for k in ("Id", "Arn", "Input", "InputPath", "RoleArn", "SqsParameters",
+                                          "DeadLetterConfig", "InputTransformer") if k in target}
+            if "RetryPolicy" in target:
+                out["RetryPolicy"] = {k: int(v) for k, v in target["RetryPolicy"].items()}
+            unknown = set(target) - set(out) - {"RetryPolicy"}
+            if unknown:
+                self.note(lid, f"Targets[{target.get('Id')}]: {sorted(unknown)} not applied")
+            targets.append(out)
+        if targets:
+            events.put_targets(Rule=name, EventBusName=bus, Targets=targets)
+        self.unused(lid, props, {"Name", "EventBusName", "State", "EventPattern", "ScheduleExpression",
+                                 "Description", "RoleArn", "Targets"})
+        bus_name = bus.rsplit("/", 1)[-1]
+        return {"Ref": name if bus_name == "default" else f"{bus_name}|{name}", "Arn": arn}
+
+
 _HANDLERS = {
     "AWS::IAM::Role": _Deployer.iam_role,
     "AWS::IAM::RolePolicy": _Deployer.iam_role_policy,
@@ -966,6 +1038,8 @@ _HANDLERS = {
     "AWS::SQS::Queue": _Deployer.sqs_queue,
     "AWS::SQS::QueuePolicy": _Deployer.sqs_queue_policy,
     "AWS::DynamoDB::Table": _Deployer.dynamodb_table,
+    "AWS::Events::EventBus": _Deployer.events_event_bus,
+    "AWS::Events::Rule": _Deployer.events_rule,
 }
 
 
@@ -1026,7 +1100,8 @@ def deploy_forensic(endpoint: str, region: str, account: str, parameters: dict[s
                     stack_name: str = "forensnap-forensic", client: Callable[[str], Any] | None = None,
                     template_path: str | Path = FORENSIC_TEMPLATE) -> dict[str, Any]:
     """Deploy ``forensic-account.yaml`` (keys, aliases, evidence bucket and its policy, collector
-    role, its policy and instance profile, queues, case table); return its resolved Outputs."""
+    role, its policy and instance profile, queues, case table, intake bus and rules); return its
+    resolved Outputs."""
     return deploy(template_path, endpoint, region, account, parameters, stack_name=stack_name, client=client).outputs
 
 

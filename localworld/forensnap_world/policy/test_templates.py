@@ -235,9 +235,46 @@ class ResolveRealTemplatesTest(unittest.TestCase):
                          {"aws:ResourceAccount": MEMBERS, "kms:ViaService": "ec2.us-east-1.amazonaws.com"})
         self.assertEqual(statement(document, "EvidenceKeyViaServices")["Condition"]["StringEquals"]["kms:ViaService"],
                          ["s3.us-east-1.amazonaws.com", "sqs.us-east-1.amazonaws.com", "dynamodb.us-east-1.amazonaws.com"])
-        # No queue, table or log rights until the daemon uses them (least privilege).
+        # The daemon's calls, each on its own queue or table; no log rights until something
+        # writes logs (least privilege).
+        queue_arn = f"arn:aws:sqs:{REGION}:{ACCOUNT}:forensnap-requests"
+        self.assertEqual(statement(document, "CollectionRequests")["Resource"], queue_arn)
+        self.assertEqual(statement(document, "CollectionRequests")["Action"], [
+            "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:SendMessage",
+            "sqs:GetQueueAttributes"])
+        self.assertEqual(statement(document, "DeadLetterRequests")["Resource"], f"{queue_arn}-dlq")
+        self.assertEqual(statement(document, "DeadLetterRequests")["Action"],
+                         ["sqs:SendMessage", "sqs:GetQueueAttributes"])
+        self.assertEqual(statement(document, "CaseState")["Resource"],
+                         f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/forensnap-cases")
         sids = {st.get("Sid") for st in document["Statement"]}
-        self.assertFalse(sids & {"CollectorLogs", "CaseState", "RequestQueue"}, sids)
+        self.assertNotIn("CollectorLogs", sids)
+
+        # The intake: two rules on the forensnap bus feed the queue; the queue and key policies
+        # let EventBridge in for those two rules only.
+        rules = [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/forensnap-intake/forensnap-guardduty-findings",
+                 f"arn:aws:events:{REGION}:{ACCOUNT}:rule/forensnap-intake/forensnap-securityhub-custom-action"]
+        self.assertEqual([physical[lid]["Arn"] for lid in ("GuardDutyFindingsRule", "SecurityHubCustomActionRule")], rules)
+        send = statement(r["RequestQueuePolicy"]["Properties"]["PolicyDocument"], "IntakeRulesSendRequests")
+        self.assertEqual((send["Principal"], send["Action"], send["Resource"]),
+                         ({"Service": "events.amazonaws.com"}, "sqs:SendMessage", queue_arn))
+        self.assertEqual(send["Condition"], {"ArnEquals": {"aws:SourceArn": rules}})
+        use_key = statement(r["EvidenceKey"]["Properties"]["KeyPolicy"], "IntakeRulesUseKeyForRequestQueue")
+        self.assertEqual(use_key["Condition"], {"ArnEquals": {"aws:SourceArn": rules},
+                                                "StringEquals": {"kms:EncryptionContext:aws:sqs:arn": queue_arn}})
+        guardduty = r["GuardDutyFindingsRule"]["Properties"]
+        self.assertEqual(guardduty["EventBusName"], "forensnap-intake")
+        self.assertEqual(guardduty["EventPattern"], {"source": ["aws.guardduty"], "detail-type": ["GuardDuty Finding"],
+                                                     "detail": {"resource": {"resourceType": ["Instance"]}}})
+        self.assertEqual(guardduty["Targets"], [{"Id": "request-queue", "Arn": queue_arn}])
+        # No event source accounts (the default): the bus has no policy at all.
+        self.assertNotIn("Policy", r["IntakeEventBus"]["Properties"])
+        sources = {**FORENSIC_PARAMS, "EventSourceAccountIds": ["999999999999", "888888888888"]}
+        bus = t.resolve(template, sources, ACCOUNT, REGION, physical)["IntakeEventBus"]["Properties"]
+        self.assertEqual(bus["Policy"]["Statement"], [{
+            "Sid": "EventSourceAccountsPutEvents", "Effect": "Allow",
+            "Principal": {"AWS": ["999999999999", "888888888888"]}, "Action": "events:PutEvents",
+            "Resource": f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/forensnap-intake"}])
 
         trust = r["CollectorRole"]["Properties"]["AssumeRolePolicyDocument"]
         self.assertEqual(statement(trust, "EcsTaskRole")["Condition"], {
@@ -458,7 +495,11 @@ class OrderAndPhysicalIdsTest(unittest.TestCase):
                 self.assertLess(position[need], position[lid], f"{need} before {lid}")
         self.assertEqual(t.dependencies(template)["CollectorRole"], set())
         self.assertEqual(t.dependencies(template)["CollectorPolicy"], {
-            "CollectorRole", "EbsKey", "EvidenceKey", "SigningKey", "EvidenceBucket"})
+            "CollectorRole", "EbsKey", "EvidenceKey", "SigningKey", "EvidenceBucket",
+            "RequestQueue", "RequestDeadLetterQueue", "CaseTable"})
+        # The key names the intake rules by ARN built from their names, not GetAtt: the rules
+        # target the queue, which is encrypted with the key.
+        self.assertEqual(t.dependencies(template)["EvidenceKey"], set())
         for later in ("SigningKey", "EvidenceBucketPolicy", "CollectorPolicy"):
             self.assertLess(position["CollectorRole"], position[later])
 
@@ -616,6 +657,23 @@ class DeployIntoWorldTest(unittest.TestCase):
         table = ddb.describe_table(TableName="forensnap-cases")["Table"]
         self.assertEqual(table["TableArn"], self.forensic.outputs["CaseTableArn"])
         self.assertTrue(table["DeletionProtectionEnabled"])
+
+    def test_intake_bus_and_rules_round_trip(self):
+        events = self.clients(ACCOUNT)("events")
+        outputs = self.forensic.outputs
+        self.assertEqual(outputs["IntakeEventBusName"], "forensnap-intake")
+        self.assertEqual(outputs["IntakeEventBusArn"], f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/forensnap-intake")
+        # No EventSourceAccountIds: no bus policy.
+        self.assertNotIn("Policy", events.describe_event_bus(Name="forensnap-intake"))
+        for lid in ("GuardDutyFindingsRule", "SecurityHubCustomActionRule"):
+            with self.subTest(rule=lid):
+                props = self.forensic.resources[lid]["Properties"]
+                rule = events.describe_rule(Name=props["Name"], EventBusName="forensnap-intake")
+                self.assertEqual(rule["Arn"], self.forensic.physical[lid]["Arn"])
+                self.assertEqual(json.loads(rule["EventPattern"]), props["EventPattern"])
+                self.assertEqual(rule["State"], "ENABLED")
+                targets = events.list_targets_by_rule(Rule=props["Name"], EventBusName="forensnap-intake")["Targets"]
+                self.assertEqual(targets, [{"Id": "request-queue", "Arn": self.forensic.outputs["RequestQueueArn"]}])
 
     def test_member_role_policies_round_trip(self):
         for account, deployment_params, condition_keys in (
