@@ -255,3 +255,41 @@ impl RequestQueue for MemoryQueue {
         })
     }
 }
+
+impl<Q: RequestQueue> RequestQueue for std::sync::Arc<Q> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn receive(
+        &self,
+        max: u32,
+        wait: Duration,
+        visibility: Duration,
+    ) -> impl Future<Output = Result<Vec<Message>, CloudError>> + Send {
+        (**self).receive(max, wait, visibility)
+    }
+    fn extend(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        (**self).extend(receipt, visibility)
+    }
+    fn delete(&self, receipt: &str) -> impl Future<Output = Result<(), CloudError>> + Send {
+        (**self).delete(receipt)
+    }
+    fn send(&self, body: &str) -> impl Future<Output = Result<String, CloudError>> + Send {
+        (**self).send(body)
+    }
+    fn dead_letter(
+        &self,
+        message: &Message,
+        code: &str,
+        reason: &str,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        (**self).dead_letter(message, code, reason)
+    }
+    fn depth(&self) -> impl Future<Output = Result<Depth, CloudError>> + Send {
+        (**self).depth()
+    }
+}

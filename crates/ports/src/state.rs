@@ -599,3 +599,87 @@ mod tests {
         assert_eq!(utc_ms(1_796_136_330_123), "2026-12-01T14:45:30Z");
     }
 }
+
+impl<T: CaseTable> CaseTable for std::sync::Arc<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn take(
+        &self,
+        case: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+        target: Option<&Target>,
+    ) -> impl Future<Output = Result<Lease, LeaseError>> + Send {
+        (**self).take(case, owner, ttl_ms, now_ms, target)
+    }
+    fn renew(
+        &self,
+        lease: &Lease,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Lease, LeaseError>> + Send {
+        (**self).renew(lease, ttl_ms, now_ms)
+    }
+    fn set_state(
+        &self,
+        lease: &Lease,
+        state: CaseState,
+        message: Option<&str>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), LeaseError>> + Send {
+        (**self).set_state(lease, state, message, now_ms)
+    }
+    fn release(
+        &self,
+        lease: &Lease,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), LeaseError>> + Send {
+        (**self).release(lease, now_ms)
+    }
+    fn set_item(
+        &self,
+        lease: &Lease,
+        item: &str,
+        step: &str,
+        done_bytes: u64,
+        total_bytes: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), LeaseError>> + Send {
+        (**self).set_item(lease, item, step, done_bytes, total_bytes, now_ms)
+    }
+    fn count_request(
+        &self,
+        case: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        (**self).count_request(case, now_ms)
+    }
+    fn claim(
+        &self,
+        target: &Target,
+        case: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Claim, CloudError>> + Send {
+        (**self).claim(target, case, now_ms)
+    }
+    fn end_claim(
+        &self,
+        target: &Target,
+        case: &str,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send {
+        (**self).end_claim(target, case, now_ms)
+    }
+    fn case(
+        &self,
+        case: &str,
+    ) -> impl Future<Output = Result<Option<(CaseRecord, Vec<ItemRecord>)>, CloudError>> + Send
+    {
+        (**self).case(case)
+    }
+    fn cases(&self) -> impl Future<Output = Result<Vec<CaseRecord>, CloudError>> + Send {
+        (**self).cases()
+    }
+}
