@@ -1,11 +1,12 @@
 //! `forensnap collect`.
 
 use anyhow::{Context, bail};
-use forensnap_collect::{Collected, collect, plan};
-use forensnap_config::Config;
-use forensnap_core::{CaseId, CaseLayout};
+use forensnap_collect::{CollectProgress, Collected, collect, plan};
+use forensnap_config::{Config, Member};
+use forensnap_core::{CaseId, CaseLayout, EventDraft};
 
 use crate::forensic::{Attribution, Forensic};
+use crate::lease::Held;
 use crate::progress::TermProgress;
 use crate::{Common, Output};
 
@@ -44,7 +45,53 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| config.forensic.region.clone());
 
     let forensic = Forensic::connect(&config, &args.who).await?;
-    let signer = forensic.signer(&config).await?;
+    // The case's lease, before anything changes: a daemon or another responder may work it.
+    let lease = Held::take(&forensic, &config, &case).await?;
+    let progress = TermProgress::new(args.common.output == Output::Json);
+    let target = Target {
+        member: &member,
+        instance: &args.instance,
+        region: &region,
+    };
+    let result = lease
+        .guard(collect_case(
+            &config,
+            &forensic,
+            &case,
+            &target,
+            args.who.purpose.clone(),
+            None,
+            &progress,
+        ))
+        .await;
+    progress.finish();
+    let collected = result?;
+    print(&collected, args.common.output, &config)
+}
+
+/// The instance a collection preserves.
+pub struct Target<'a> {
+    /// Its member account.
+    pub member: &'a Member,
+    /// The instance id.
+    pub instance: &'a str,
+    /// Its region.
+    pub region: &'a str,
+}
+
+/// Collect one case and instance with the forensic account's adapters: what `collect` and the
+/// daemon both run. `first` is recorded before the collection (the daemon's
+/// `request.received`).
+pub async fn collect_case(
+    config: &Config,
+    forensic: &Forensic,
+    case: &CaseId,
+    target: &Target<'_>,
+    purpose: Option<String>,
+    first: Option<EventDraft>,
+    progress: &dyn CollectProgress,
+) -> anyhow::Result<Collected> {
+    let signer = forensic.signer(config).await?;
     let key_arn = forensic.account.ebs_key_arn().await.with_context(|| {
         format!(
             "forensic.ebs_key_arn {}: the key cannot be described in the forensic account; check the ARN and kms:DescribeKey",
@@ -52,17 +99,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         )
     })?;
 
-    let custody = forensic.custody(&config, &case, &args.who).await?;
+    let custody = forensic.custody_for(config, case, purpose).await?;
+    if let Some(draft) = first {
+        custody.record(draft).await?;
+    }
 
-    let member_ec2 = forensic.account.member_ec2(&member, &case, &region);
+    let member_ec2 = forensic
+        .account
+        .member_ec2(target.member, case, target.region);
     let forensic_ec2 = forensic.account.forensic_ec2();
 
-    let plan = plan::preserve_plan(&config, &case, &member, &args.instance, &region, &key_arn);
-    let acquire_plan = plan::acquire_plan(&config);
+    let plan = plan::preserve_plan(
+        config,
+        case,
+        target.member,
+        target.instance,
+        target.region,
+        &key_arn,
+    );
+    let acquire_plan = plan::acquire_plan(config);
     let sink = forensic.store();
     let source = forensic.account.block_source();
-    let progress = TermProgress::new(args.common.output == Output::Json);
-    let result = collect(
+    Ok(collect(
         &plan,
         &acquire_plan,
         &member_ec2,
@@ -71,12 +129,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         &sink,
         &source,
         &signer,
-        &progress,
+        progress,
     )
-    .await;
-    progress.finish();
-    let collected = result?;
-    print(&collected, args.common.output, &config)
+    .await?)
 }
 
 fn print(collected: &Collected, output: Output, config: &Config) -> anyhow::Result<()> {

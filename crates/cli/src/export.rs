@@ -9,6 +9,7 @@ use forensnap_config::Config;
 use forensnap_core::CaseId;
 
 use crate::forensic::{Attribution, Forensic};
+use crate::lease::Held;
 use crate::progress::TermProgress;
 use crate::{Common, Output};
 
@@ -38,6 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     let forensic = Forensic::connect(&config, &args.who).await?;
+    let lease = Held::take(&forensic, &config, &case).await?;
     let signer = forensic.signer(&config).await?;
     let custody = forensic.custody(&config, &case, &args.who).await?;
     let at = At {
@@ -45,7 +47,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         region: &config.forensic.region,
     };
     let progress = TermProgress::new(args.common.output == Output::Json);
-    let result = export_item(&custody, &args.evidence, &args.out, &signer, at, &progress).await;
+    let result = lease
+        .guard(async {
+            Ok(export_item(&custody, &args.evidence, &args.out, &signer, at, &progress).await)
+        })
+        .await?;
     progress.finish();
     let exported = match result {
         Ok(exported) => exported,

@@ -69,12 +69,22 @@ impl Forensic {
         case: &CaseId,
         who: &Attribution,
     ) -> anyhow::Result<Custody<S3Store>> {
+        self.custody_for(config, case, who.purpose.clone()).await
+    }
+
+    /// The case's custody log, every event recording `purpose`.
+    pub async fn custody_for(
+        &self,
+        config: &Config,
+        case: &CaseId,
+        purpose: Option<String>,
+    ) -> anyhow::Result<Custody<S3Store>> {
         Ok(Custody::open(
             self.store(),
             &config.forensic.evidence_prefix,
             case,
             self.actor.clone(),
-            who.purpose.clone(),
+            purpose,
         )
         .await?)
     }

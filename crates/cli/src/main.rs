@@ -2,8 +2,10 @@
 //! from the config, runs the library crates and prints results; all logic lives in the crates.
 
 mod collect;
+mod daemon;
 mod export;
 mod forensic;
+mod lease;
 mod progress;
 mod stack_config;
 mod verify;
@@ -52,6 +54,15 @@ enum Command {
     /// signed checkpoints and signatures, Object Lock retention. Online (S3, recorded in the
     /// custody log) or --offline on a downloaded case folder. Exit status 0 only when all holds.
     Verify(verify::Args),
+    /// Run the daemon: take case requests from the request queue (forensnap's own, Security
+    /// Hub custom actions, GuardDuty findings) and collect them under leases in the case table,
+    /// beside any number of other daemons. SIGTERM or Ctrl-C stops it at a resumable point.
+    Daemon(daemon::DaemonArgs),
+    /// Send a collection request to the daemons' queue.
+    Submit(daemon::SubmitArgs),
+    /// Show each case's state (queued, running, completed, failed) and its items' progress
+    /// from the case table.
+    Status(daemon::StatusArgs),
     /// Configuration helpers.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -97,6 +108,9 @@ fn main() -> ExitCode {
             Command::Collect(args) => collect::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Daemon(args) => daemon::run(args).await,
+            Command::Submit(args) => daemon::submit(args).await,
+            Command::Status(args) => daemon::status(args).await,
             Command::Config(ConfigCommand::FromStack(args)) => stack_config::run(args),
         }
     });

@@ -14,6 +14,7 @@ use forensnap_verify::{Expected, Report, verify};
 
 use crate::Output;
 use crate::forensic::{Attribution, Forensic};
+use crate::lease::Held;
 use crate::progress::TermProgress;
 
 /// Arguments of `forensnap verify`.
@@ -104,9 +105,23 @@ async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::
     };
     let config = Config::load(path)?;
     let forensic = Forensic::connect(&config, &args.who).await?;
-    let signer = forensic.signer(&config).await?;
+    // Verification records its result in the custody chain: one writer at a time.
+    let lease = Held::take(&forensic, &config, case).await?;
+    lease
+        .guard(verify_online(args, &config, &forensic, case, progress))
+        .await
+}
+
+async fn verify_online(
+    args: &Args,
+    config: &Config,
+    forensic: &Forensic,
+    case: &CaseId,
+    progress: &TermProgress,
+) -> anyhow::Result<Report> {
+    let signer = forensic.signer(config).await?;
     let sink = forensic.store();
-    let custody = forensic.custody(&config, case, &args.who).await;
+    let custody = forensic.custody(config, case, &args.who).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let expected = Expected {
         retention_days: config.forensic.retention_days,

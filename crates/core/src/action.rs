@@ -6,6 +6,8 @@
 /// Every kind of custody event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Action {
+    /// A collection request was taken from the queue for this case, or merged into it.
+    RequestReceived,
     /// A collection run started.
     CollectionStarted,
     /// The evidence bucket passed its checks.
@@ -52,7 +54,8 @@ pub enum Action {
 
 impl Action {
     /// Every action, in the order a collection meets them.
-    pub const ALL: [Action; 21] = [
+    pub const ALL: [Action; 22] = [
+        Action::RequestReceived,
         Action::CollectionStarted,
         Action::BucketChecked,
         Action::RoleAssumed,
@@ -79,6 +82,7 @@ impl Action {
     /// The name stored in the event.
     pub fn as_str(self) -> &'static str {
         match self {
+            Action::RequestReceived => "request.received",
             Action::CollectionStarted => "collection.started",
             Action::BucketChecked => "bucket.checked",
             Action::RoleAssumed => "role.assumed",

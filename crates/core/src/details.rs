@@ -455,6 +455,31 @@ pub struct CaseVerified {
     pub result: Verdict,
 }
 
+/// `request.received`: a collection request the daemon took from its queue for this case, or
+/// merged into it (a second finding about the instance, a repeated request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestReceived {
+    /// The queue's message id.
+    pub message_id: String,
+    /// `submit`, `security-hub` or `guardduty`.
+    pub source: String,
+    /// The case the request asked for (another case's id when it was merged into this one).
+    pub requested_case: String,
+    /// Member account of the instance.
+    pub account: String,
+    /// Region of the instance.
+    pub region: String,
+    /// The instance.
+    pub instance: String,
+    /// Why, as the request says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// The request as intake read it, source details included (JSON).
+    pub request: String,
+    /// Whether it was merged into this case rather than starting it.
+    pub merged: bool,
+}
+
 /// A failure to read an event's details.
 #[derive(Debug, thiserror::Error)]
 #[error("custody event {action}: its details do not read as this version records them: {source}")]
@@ -530,6 +555,7 @@ macro_rules! details {
 }
 
 details!(
+    RequestReceived,
     CollectionStarted,
     BucketChecked,
     RoleAssumed,

@@ -43,6 +43,9 @@ use tokio::task::JoinSet;
 
 pub use metrics::Metrics;
 
+/// How often the queue's depth is read for the metrics.
+const DEPTH_EVERY: Duration = Duration::from_secs(30);
+
 /// The least time between two receives that found nothing.
 const EMPTY_RECEIVE_PAUSE: Duration = Duration::from_millis(50);
 
@@ -160,9 +163,17 @@ impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, 
         let mut tasks = JoinSet::new();
         tracing::info!(owner = %shared.settings.owner, queue = shared.queue.name(), table = shared.table.name(), max_cases = shared.settings.max_cases, "daemon started");
         let mut pause = Duration::from_millis(200);
+        let mut depth_read: Option<tokio::time::Instant> = None;
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if depth_read.is_none_or(|at| at.elapsed() >= DEPTH_EVERY) {
+                depth_read = Some(tokio::time::Instant::now());
+                match shared.queue.depth().await {
+                    Ok(d) => shared.metrics.depth(d.waiting, d.in_flight, d.dead_letters),
+                    Err(e) => tracing::warn!(error = %e, "cannot read the queue's depth"),
+                }
             }
             // Reap finished cases.
             while let Some(done) = tasks.try_join_next() {

@@ -9,6 +9,7 @@ use forensnap_ports::{
     CaseState, CaseTable, Claim, Lease, LeaseError, Message, RequestQueue, Target,
 };
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::{Collector, ItemSink, Metrics, Outcome, Shared, Shutdown, now_ms};
 
@@ -123,7 +124,24 @@ where
     };
     let span =
         tracing::info_span!("case", case, account = %target.account, instance = %target.instance);
-    let _enter = span.enter();
+    work_case(shared, request, message, stop, target)
+        .instrument(span)
+        .await
+}
+
+async fn work_case<Q, T, C>(
+    shared: &Arc<Shared<Q, T, C>>,
+    request: &CaseRequest,
+    message: &Message,
+    stop: Shutdown,
+    target: Target,
+) -> Disposition
+where
+    Q: RequestQueue + 'static,
+    T: CaseTable + 'static,
+    C: Collector,
+{
+    let case = request.case.as_str();
     let table = &shared.table;
     let settings = &shared.settings;
     let ttl = settings.lease.as_millis() as u64;
@@ -309,6 +327,15 @@ where
 {
     let every = shared.settings.lease / 3;
     let ttl = shared.settings.lease.as_millis() as u64;
+    // The message's visibility now matches the lease (it was received with it; a wait for an
+    // account slot may have used part of it).
+    if let Err(e) = shared
+        .queue
+        .extend(&message.receipt, shared.settings.lease)
+        .await
+    {
+        tracing::warn!(message_id = %message.id, error = %e, "cannot extend the request's visibility");
+    }
     loop {
         tokio::time::sleep(every).await;
         match shared.table.renew(&lease, ttl, now_ms()).await {

@@ -54,6 +54,18 @@ pub struct Forensic {
     pub access_key_id: String,
     /// Operator secret key.
     pub secret_access_key: String,
+    /// The daemon's request queue.
+    #[serde(default)]
+    pub request_queue_url: Option<String>,
+    /// Its dead-letter queue.
+    #[serde(default)]
+    pub dead_letter_queue_url: Option<String>,
+    /// The case table.
+    #[serde(default)]
+    pub case_table: Option<String>,
+    /// The intake event bus's ARN.
+    #[serde(default)]
+    pub intake_bus: Option<String>,
     /// The account's administrator (see [`Admin`]).
     #[serde(flatten)]
     pub admin: Admin,

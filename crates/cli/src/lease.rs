@@ -1,0 +1,113 @@
+//! The case's lease for commands run by hand (`collect`, `export`, `verify`): taken in the case
+//! table before anything changes, renewed while the command runs, released at the end, on an
+//! error, and on Ctrl-C or SIGTERM (which also stop the command at a resumable point). Without a
+//! `[daemon] case_table` in the config there is no lease, as before the daemon existed.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::bail;
+use forensnap_aws::DynamoCaseTable;
+use forensnap_config::Config;
+use forensnap_core::CaseId;
+use forensnap_daemon::now_ms;
+use forensnap_ports::{CaseTable, Lease, LeaseError};
+
+use crate::forensic::Forensic;
+
+/// A held lease (or none, without a case table).
+pub struct Held {
+    held: Option<(DynamoCaseTable, Lease, u64)>,
+}
+
+/// This process as a lease owner: `cli:<user>@<host>:<pid>`.
+pub fn cli_owner() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".to_string());
+    format!("cli:{user}@{}:{}", host(), std::process::id())
+}
+
+/// This machine's name, for lease owners.
+pub fn host() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".to_string())
+}
+
+impl Held {
+    /// Take `case`'s lease for this process, or refuse naming the holder.
+    pub async fn take(forensic: &Forensic, config: &Config, case: &CaseId) -> anyhow::Result<Held> {
+        let Some(table) = forensic.account.case_table() else {
+            return Ok(Held { held: None });
+        };
+        let ttl = config.daemon.lease_seconds * 1000;
+        match table
+            .take(case.as_str(), &cli_owner(), ttl, now_ms(), None)
+            .await
+        {
+            Ok(lease) => Ok(Held {
+                held: Some((table, lease, ttl)),
+            }),
+            Err(e @ LeaseError::Held { .. }) => bail!("{e}"),
+            Err(e) => bail!(
+                "case table {}: cannot take the case's lease: {e}. Next: check [daemon] case_table and the dynamodb:UpdateItem permission, or remove case_table from the config to work without leases",
+                table.name()
+            ),
+        }
+    }
+
+    /// Run `work` under the lease: renewed every third of its length; on Ctrl-C or SIGTERM,
+    /// or when the lease is lost, `work` stops where it is (resumable, as after a crash). The
+    /// lease is released whatever the end.
+    pub async fn guard<T>(
+        self,
+        work: impl Future<Output = anyhow::Result<T>>,
+    ) -> anyhow::Result<T> {
+        let Some((table, lease, ttl)) = self.held else {
+            return tokio::select! {
+                result = work => result,
+                signal = interrupted() => bail!("{signal}: stopped at a resumable point; run the same command again to continue"),
+            };
+        };
+        let beat = async {
+            let mut lease = lease.clone();
+            loop {
+                tokio::time::sleep(Duration::from_millis(ttl / 3)).await;
+                match table.renew(&lease, ttl, now_ms()).await {
+                    Ok(renewed) => lease = renewed,
+                    Err(e @ LeaseError::Lost { .. }) => return e,
+                    Err(e) if now_ms() < lease.expires_ms => {
+                        tracing::warn!(error = %e, "cannot renew the case's lease; trying again");
+                    }
+                    Err(e) => return e,
+                }
+            }
+        };
+        let result = tokio::select! {
+            result = work => result,
+            lost = beat => Err(anyhow::anyhow!("{lost}")),
+            signal = interrupted() => Err(anyhow::anyhow!("{signal}: stopped at a resumable point and the case's lease released; run the same command again to continue")),
+        };
+        if let Err(e) = table.release(&lease, now_ms()).await {
+            tracing::warn!(error = %e, "cannot release the case's lease; it lapses by itself");
+        }
+        result
+    }
+}
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, naming which.
+pub async fn interrupted() -> &'static str {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return "interrupted (SIGINT)";
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupted (SIGINT)",
+        _ = term.recv() => "terminated (SIGTERM)",
+    }
+}

@@ -1,0 +1,390 @@
+//! `forensnap daemon`, `submit` and `status` end to end against the local AWS world: the real
+//! binary as a child process, SQS and DynamoDB through the real SDK, the world evaluating the
+//! templates' policies (the collector role's grants on the queue and the table included).
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use forensnap_tests::*;
+
+/// A `forensnap daemon` child, killed when dropped.
+struct DaemonProcess {
+    child: Child,
+}
+
+impl DaemonProcess {
+    fn start(config: &str, listen: &str) -> Self {
+        let child = Command::new(forensnap_bin())
+            .args(["daemon", "--config", config, "--listen", listen])
+            .env("FORENSNAP_OPERATOR", "Test Daemon")
+            .env("FORENSNAP_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the daemon");
+        DaemonProcess { child }
+    }
+
+    /// SIGTERM, then wait up to `within` for it to exit; returns whether it exited successfully.
+    fn terminate(&mut self, within: Duration) -> bool {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+}
+
+impl Drop for DaemonProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free loopback port (bound, then released for the daemon).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The seeded config with short daemon timings.
+fn daemon_config(env: &Env) -> String {
+    let config = env.seeded.config.clone().expect("seed writes a config");
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(
+        text.contains("[daemon]"),
+        "the seed names the queue and table:\n{text}"
+    );
+    let text = text.replace(
+        "[daemon]\n",
+        "[daemon]\nlease_seconds = 15\nwait_seconds = 1\nshutdown_seconds = 20\nmax_cases = 2\n",
+    );
+    let path = env.path("daemon.forensnap.toml");
+    std::fs::write(&path, text).expect("write config");
+    path.display().to_string()
+}
+
+/// `forensnap status --output json` of every case, or of one.
+fn status(config: &str, case: Option<&str>) -> serde_json::Value {
+    let mut args = vec!["status", "--config", config, "--output", "json"];
+    if let Some(case) = case {
+        args.extend(["--case", case]);
+    }
+    let run = forensnap(&args);
+    assert!(run.ok, "status failed: {}", run.stderr);
+    run.json()
+}
+
+/// Wait (at most `limit`) until `done` holds of the status of every case.
+fn wait_for(
+    config: &str,
+    limit: Duration,
+    done: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        let now = status(config, None);
+        if done(&now) {
+            return now;
+        }
+        assert!(start.elapsed() < limit, "gave up waiting; status: {now:#}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn state_of<'a>(status: &'a serde_json::Value, case: &str) -> Option<&'a str> {
+    status
+        .as_array()?
+        .iter()
+        .find(|c| c["case"] == case)
+        .and_then(|c| c["state"].as_str())
+}
+
+fn sqs(config: &aws_config::SdkConfig) -> aws_sdk_sqs::Client {
+    aws_sdk_sqs::Client::new(config)
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect to the ops endpoint");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send");
+    let mut out = String::new();
+    let _ = stream.read_to_string(&mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_of_every_shape_are_collected_once_merged_refused_or_dead_lettered() {
+    let env = Env::new(&world_toml(
+        "fsd",
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root\"\nencryption = \"none\"\nbuild = { kind = \"pattern\", blocks = 6, offset_blocks = 0 }",
+        ],
+    ));
+    let config = daemon_config(&env);
+    let instance = env.seeded.member().instances[0].instance_id.clone();
+    let forensic = env.forensic().await;
+    let admin = env.forensic_admin().await;
+    let queue_url = env
+        .seeded
+        .forensic
+        .request_queue_url
+        .clone()
+        .expect("queue");
+    let dlq_url = env
+        .seeded
+        .forensic
+        .dead_letter_queue_url
+        .clone()
+        .expect("dlq");
+    let table = env.seeded.forensic.case_table.clone().expect("table");
+
+    // A responder's collect of a case another holder works is refused before any change.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&admin);
+    dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("case_id", AttributeValue::S("IR-HELD".into()))
+        .item("item", AttributeValue::S("#case".into()))
+        .item("state", AttributeValue::S("running".into()))
+        .item("owner", AttributeValue::S("daemon:elsewhere:1".into()))
+        .item("expires", AttributeValue::N("99999999999999".into()))
+        .item("token", AttributeValue::N("7".into()))
+        .send()
+        .await
+        .expect("a lease held elsewhere");
+    let refused = forensnap(&[
+        "collect",
+        "--config",
+        &config,
+        "--case",
+        "IR-HELD",
+        "--account",
+        "111111111111",
+        "--instance",
+        &instance,
+    ]);
+    assert!(!refused.ok);
+    assert!(
+        refused
+            .stderr
+            .contains("being worked by daemon:elsewhere:1"),
+        "{}",
+        refused.stderr
+    );
+    let ec2 = aws_sdk_ec2::Client::new(&env.member_admin().await);
+    let snapshots = ec2
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .expect("snapshots");
+    assert!(
+        snapshots.snapshots().is_empty(),
+        "the refused collect changed nothing"
+    );
+
+    // Two requests for one instance before any daemon runs: one case collects, the other merges.
+    for case in ["IR-D-1", "IR-D-2"] {
+        let sent = forensnap(&[
+            "submit",
+            "--config",
+            &config,
+            "--case",
+            case,
+            "--account",
+            "111111111111",
+            "--instance",
+            &instance,
+            "--reason",
+            "daemon test",
+        ]);
+        assert!(sent.ok, "submit: {}", sent.stderr);
+    }
+    // A request for an account outside the config is refused by submit itself...
+    let foreign = forensnap(&[
+        "submit",
+        "--config",
+        &config,
+        "--case",
+        "IR-D-3",
+        "--account",
+        "222222222222",
+        "--instance",
+        &instance,
+    ]);
+    assert!(
+        !foreign.ok && foreign.stderr.contains("222222222222"),
+        "{}",
+        foreign.stderr
+    );
+    // ... and a malformed message sent to the queue goes to the dead-letter queue.
+    sqs(&forensic)
+        .send_message()
+        .queue_url(&queue_url)
+        .message_body("{\"schema\": \"forensnap.collect-request/1\", \"case\": \"../etc\"}")
+        .send()
+        .await
+        .expect("send malformed");
+
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut daemon = DaemonProcess::start(&config, &listen);
+    let done = wait_for(&config, Duration::from_secs(240), |s| {
+        matches!(state_of(s, "IR-D-1"), Some("completed"))
+            || matches!(state_of(s, "IR-D-2"), Some("completed"))
+    });
+    let (winner, loser) = if state_of(&done, "IR-D-1") == Some("completed") {
+        ("IR-D-1", "IR-D-2")
+    } else {
+        ("IR-D-2", "IR-D-1")
+    };
+    assert_eq!(
+        state_of(&done, loser),
+        None,
+        "the second request merged, no case of its own"
+    );
+    let one = status(&config, Some(winner));
+    assert_eq!(one["case"]["requests"], 2, "{one:#}");
+    assert!(
+        one["items"]
+            .as_array()
+            .is_some_and(|items| !items.is_empty()),
+        "item progress recorded: {one:#}"
+    );
+
+    // A GuardDuty finding about the instance (the EventBridge envelope the intake rule
+    // delivers): a new case, since the first one completed.
+    let finding = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../crates/core/tests/fixtures/intake/guardduty-backdoor-instance.json"),
+    )
+    .expect("fixture")
+    .replace("111122223333", "111111111111")
+    .replace("i-0c10c2c7863d1a356", &instance);
+    sqs(&forensic)
+        .send_message()
+        .queue_url(&queue_url)
+        .message_body(finding)
+        .send()
+        .await
+        .expect("send finding");
+    let done = wait_for(&config, Duration::from_secs(240), |s| {
+        s.as_array().is_some_and(|cases| {
+            cases.iter().any(|c| {
+                c["case"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("IR-GD-"))
+                    && c["state"] == "completed"
+            })
+        })
+    });
+    let gd_case = done
+        .as_array()
+        .and_then(|cases| {
+            cases.iter().find(|c| {
+                c["case"]
+                    .as_str()
+                    .is_some_and(|id| id.starts_with("IR-GD-"))
+            })
+        })
+        .and_then(|c| c["case"].as_str())
+        .expect("guardduty case")
+        .to_string();
+
+    // Health and metrics while running.
+    let health = http_get(&listen, "/healthz");
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    let metrics = http_get(&listen, "/metrics");
+    assert!(
+        metrics.contains("forensnap_cases_completed_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("forensnap_requests_merged_total 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("forensnap_requests_refused_total{code=\"malformed\"} 1"),
+        "{metrics}"
+    );
+
+    // SIGTERM: exits in time.
+    assert!(
+        daemon.terminate(Duration::from_secs(30)),
+        "the daemon exits cleanly on SIGTERM"
+    );
+
+    // The malformed message is in the dead-letter queue with its reason.
+    let dead = sqs(&admin)
+        .receive_message()
+        .queue_url(&dlq_url)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .expect("receive dead letters");
+    let reasons: Vec<String> = dead
+        .messages()
+        .iter()
+        .filter_map(|m| {
+            m.message_attributes()?
+                .get("forensnap-reason-code")?
+                .string_value()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(reasons, vec!["malformed".to_string()]);
+
+    // Every case verifies; the merged request is in the winner's chain.
+    for case in [winner, gd_case.as_str()] {
+        let verified = forensnap(&["verify", "--config", &config, "--case", case]);
+        assert!(
+            verified.ok,
+            "verify {case}: {}\n{}",
+            verified.stdout, verified.stderr
+        );
+    }
+    let s3 = s3(&forensic);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&env.seeded.forensic.evidence_bucket)
+        .prefix(format!("cases/{winner}/custody/events/"))
+        .send()
+        .await
+        .expect("list");
+    let mut received = Vec::new();
+    for object in listed.contents() {
+        let body = get_bytes(
+            &s3,
+            &env.seeded.forensic.evidence_bucket,
+            object.key().expect("key"),
+        )
+        .await;
+        let event: serde_json::Value = serde_json::from_slice(&body).expect("event");
+        if event["action"] == "request.received" {
+            received.push(event["details"]["merged"].as_bool().unwrap_or_default());
+        }
+    }
+    // The request that started it and the merged one, in whichever order the two writers
+    // appended them: one chain either way.
+    received.sort();
+    assert_eq!(received, vec![false, true]);
+}
