@@ -522,84 +522,6 @@ impl CaseTable for MemoryCaseTable {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn block_on<F: Future>(f: F) -> F::Output {
-        // The memory table never awaits: one poll finishes every call.
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        let mut f = std::pin::pin!(f);
-        match f.as_mut().poll(&mut cx) {
-            std::task::Poll::Ready(v) => v,
-            std::task::Poll::Pending => panic!("the memory table awaited"),
-        }
-    }
-
-    #[test]
-    fn a_lease_is_exclusive_until_it_lapses_and_the_token_grows() {
-        let table = MemoryCaseTable::new();
-        let a = block_on(table.take("C-1", "a", 1000, 0, None)).expect("free");
-        assert_eq!(a.token, 1);
-        let held = block_on(table.take("C-1", "b", 1000, 500, None)).expect_err("held");
-        assert!(matches!(held, LeaseError::Held { ref owner, .. } if owner == "a"));
-        assert!(held.to_string().contains("forensnap status --case C-1"));
-        // a renews; b still refused; then a stops renewing and b takes over.
-        let a = block_on(table.renew(&a, 1000, 900)).expect("renewed");
-        assert!(block_on(table.take("C-1", "b", 1000, 1500, None)).is_err());
-        let b = block_on(table.take("C-1", "b", 1000, 1901, None)).expect("lapsed");
-        assert_eq!(b.token, 2);
-        // a's writes are now refused: renew, state, items (fencing).
-        assert!(matches!(
-            block_on(table.renew(&a, 1000, 1902)),
-            Err(LeaseError::Lost { .. })
-        ));
-        assert!(block_on(table.set_state(&a, CaseState::Completed, None, 1902)).is_err());
-        block_on(table.set_item(&b, "vol-1", "acquiring", 1, 2, 1903)).expect("b writes");
-        assert!(block_on(table.set_item(&a, "vol-1", "sealed", 2, 2, 1904)).is_err());
-        // a's release is a no-op; b's frees the case.
-        block_on(table.release(&a, 1905)).expect("no-op");
-        assert!(block_on(table.take("C-1", "c", 1000, 1906, None)).is_err());
-        block_on(table.release(&b, 1907)).expect("released");
-        assert_eq!(
-            block_on(table.take("C-1", "c", 1000, 1908, None))
-                .expect("free")
-                .token,
-            3
-        );
-    }
-
-    #[test]
-    fn an_instance_is_claimed_by_one_case_until_it_completes() {
-        let table = MemoryCaseTable::new();
-        let t = Target {
-            account: "111111111111".into(),
-            region: "us-east-1".into(),
-            instance: "i-0123456789abcdef0".into(),
-        };
-        assert_eq!(block_on(table.claim(&t, "C-1", 0)).ok(), Some(Claim::Ours));
-        assert_eq!(block_on(table.claim(&t, "C-1", 0)).ok(), Some(Claim::Ours));
-        assert_eq!(
-            block_on(table.claim(&t, "C-2", 0)).ok(),
-            Some(Claim::Other("C-1".into()))
-        );
-        block_on(table.end_claim(&t, "C-2", 0)).expect("not C-2's: no-op");
-        assert!(matches!(
-            block_on(table.claim(&t, "C-2", 0)),
-            Ok(Claim::Other(_))
-        ));
-        block_on(table.end_claim(&t, "C-1", 0)).expect("ended");
-        assert_eq!(block_on(table.claim(&t, "C-2", 0)).ok(), Some(Claim::Ours));
-    }
-
-    #[test]
-    fn times_print_as_utc() {
-        assert_eq!(utc_ms(0), "1970-01-01T00:00:00Z");
-        assert_eq!(utc_ms(1_796_136_330_123), "2026-12-01T14:45:30Z");
-    }
-}
-
 impl<T: CaseTable> CaseTable for std::sync::Arc<T> {
     fn name(&self) -> &str {
         (**self).name()
@@ -681,5 +603,83 @@ impl<T: CaseTable> CaseTable for std::sync::Arc<T> {
     }
     fn cases(&self) -> impl Future<Output = Result<Vec<CaseRecord>, CloudError>> + Send {
         (**self).cases()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block_on<F: Future>(f: F) -> F::Output {
+        // The memory table never awaits: one poll finishes every call.
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut f = std::pin::pin!(f);
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => panic!("the memory table awaited"),
+        }
+    }
+
+    #[test]
+    fn a_lease_is_exclusive_until_it_lapses_and_the_token_grows() {
+        let table = MemoryCaseTable::new();
+        let a = block_on(table.take("C-1", "a", 1000, 0, None)).expect("free");
+        assert_eq!(a.token, 1);
+        let held = block_on(table.take("C-1", "b", 1000, 500, None)).expect_err("held");
+        assert!(matches!(held, LeaseError::Held { ref owner, .. } if owner == "a"));
+        assert!(held.to_string().contains("forensnap status --case C-1"));
+        // a renews; b still refused; then a stops renewing and b takes over.
+        let a = block_on(table.renew(&a, 1000, 900)).expect("renewed");
+        assert!(block_on(table.take("C-1", "b", 1000, 1500, None)).is_err());
+        let b = block_on(table.take("C-1", "b", 1000, 1901, None)).expect("lapsed");
+        assert_eq!(b.token, 2);
+        // a's writes are now refused: renew, state, items (fencing).
+        assert!(matches!(
+            block_on(table.renew(&a, 1000, 1902)),
+            Err(LeaseError::Lost { .. })
+        ));
+        assert!(block_on(table.set_state(&a, CaseState::Completed, None, 1902)).is_err());
+        block_on(table.set_item(&b, "vol-1", "acquiring", 1, 2, 1903)).expect("b writes");
+        assert!(block_on(table.set_item(&a, "vol-1", "sealed", 2, 2, 1904)).is_err());
+        // a's release is a no-op; b's frees the case.
+        block_on(table.release(&a, 1905)).expect("no-op");
+        assert!(block_on(table.take("C-1", "c", 1000, 1906, None)).is_err());
+        block_on(table.release(&b, 1907)).expect("released");
+        assert_eq!(
+            block_on(table.take("C-1", "c", 1000, 1908, None))
+                .expect("free")
+                .token,
+            3
+        );
+    }
+
+    #[test]
+    fn an_instance_is_claimed_by_one_case_until_it_completes() {
+        let table = MemoryCaseTable::new();
+        let t = Target {
+            account: "111111111111".into(),
+            region: "us-east-1".into(),
+            instance: "i-0123456789abcdef0".into(),
+        };
+        assert_eq!(block_on(table.claim(&t, "C-1", 0)).ok(), Some(Claim::Ours));
+        assert_eq!(block_on(table.claim(&t, "C-1", 0)).ok(), Some(Claim::Ours));
+        assert_eq!(
+            block_on(table.claim(&t, "C-2", 0)).ok(),
+            Some(Claim::Other("C-1".into()))
+        );
+        block_on(table.end_claim(&t, "C-2", 0)).expect("not C-2's: no-op");
+        assert!(matches!(
+            block_on(table.claim(&t, "C-2", 0)),
+            Ok(Claim::Other(_))
+        ));
+        block_on(table.end_claim(&t, "C-1", 0)).expect("ended");
+        assert_eq!(block_on(table.claim(&t, "C-2", 0)).ok(), Some(Claim::Ours));
+    }
+
+    #[test]
+    fn times_print_as_utc() {
+        assert_eq!(utc_ms(0), "1970-01-01T00:00:00Z");
+        assert_eq!(utc_ms(1_796_136_330_123), "2026-12-01T14:45:30Z");
     }
 }
