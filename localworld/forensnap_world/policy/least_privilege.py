@@ -11,6 +11,12 @@ them with the permission policies of the two roles the templates make:
   of that role (matched by action, as IAM matches actions, across every world of the suite), and
   no granted action is a wildcard (AWS names a narrower action for everything forensnap does).
 
+The third role of ``forensic-account.yaml``, the collector service's task execution role, makes
+no request of the suite (ECS pulls the image and ships the log with it; the world runs no
+containers): ``test_templates.ResolveRealTemplatesTest.test_collector_service_values`` pins its
+whole policy instead (one login action, two pull actions on the stack's repository, two log
+actions on the collector log group).
+
 Usage: ``python -m forensnap_world.policy.least_privilege DIR`` (``scripts/test`` runs it after a
 whole run of the suite); exit status 1 with the unused grants named when the check fails.
 """

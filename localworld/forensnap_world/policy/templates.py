@@ -31,17 +31,22 @@ What this module owns:
   billing mode, SSE, point-in-time recovery), EventBridge buses (with their policy) and rules
   with their targets (moto then delivers matching events, see ``eventbridge``). Every resource is created after the ones it
   references, so the collector role exists (trust policy only) before the key and bucket
-  policies that name it, and its ``CollectorPolicy`` is put after the keys and the bucket.
+  policies that name it, and its ``CollectorPolicy`` is put after the keys and the bucket. The
+  collector service's task execution role (``CollectorImage`` set) is an IAM role like any other.
 
 What it deliberately skips:
 
-* ``AWS::EC2::*`` (VPC, subnets, route tables, security groups, VPC endpoints) and
-  ``AWS::Logs::LogGroup``: they carry no policy forensnap's requests are evaluated against.
-  VPC endpoint policies would, but the templates leave them at the default (full access) and
-  the world does not model endpoints. A skipped resource whose ids follow from its name (the
-  log group's ARN, which ``CollectorPolicy`` names) still resolves; outputs naming a skipped
-  resource without a predictable id (``VpcId``, ``PrivateSubnetIds``, the security groups) are
-  left out of the outputs and listed in ``Deployment.unresolved_outputs``.
+* ``AWS::EC2::*`` (VPC, subnets, route tables, security groups, VPC endpoints),
+  ``AWS::Logs::LogGroup``, ``AWS::ECS::*`` (the collector service's cluster, task definition and
+  service) and ``AWS::ECR::*`` (its image repository): they carry no policy forensnap's requests
+  are evaluated against. VPC endpoint policies would, but the templates leave them at the
+  default (full access) and the world does not model endpoints; the world runs no containers,
+  and the repository has no repository policy (only the execution role, deployed, pulls from
+  it). A skipped resource whose ids follow from its name (the log group's ARN, which the
+  execution role's policy names; the repository's ARN and URI; the cluster's and the service's
+  names) still resolves; outputs naming a skipped resource without a predictable id (``VpcId``,
+  ``PrivateSubnetIds``, the security groups) are left out of the outputs and listed in
+  ``Deployment.unresolved_outputs``.
 * Properties the world has no API for at creation (``PendingWindowInDays`` of a key: it only
   matters for ScheduleKeyDeletion), settings the world refuses, and SQS attributes it does not
   keep (moto 5.2.5 drops ``RedriveAllowPolicy``) are recorded in ``Deployment.ignored``, never
@@ -652,6 +657,21 @@ def _predict(ctx: _Resolver, lid: str, resource: dict, placeholders: bool) -> di
     if kind == "AWS::Logs::LogGroup":
         n = name("LogGroupName")
         return n and {"Ref": n, "Arn": f"arn:{p}:logs:{region}:{account}:log-group:{n}:*"}
+    if kind == "AWS::ECR::Repository":
+        n = name("RepositoryName")
+        return n and {"Ref": n, "Arn": f"arn:{p}:ecr:{region}:{account}:repository/{n}",
+                      "RepositoryUri": f"{account}.dkr.ecr.{region}.{suffix}/{n}"}
+    if kind == "AWS::ECS::Cluster":
+        n = name("ClusterName")
+        return n and {"Ref": n, "Arn": f"arn:{p}:ecs:{region}:{account}:cluster/{n}"}
+    if kind == "AWS::ECS::Service" and "Cluster" in props:
+        n = name("ServiceName")
+        if not n:
+            return None
+        cluster = ctx.text(ctx.value(props["Cluster"], f"Resources.{lid}.Properties.Cluster"),
+                           f"Resources.{lid}.Properties.Cluster").rsplit("/", 1)[-1]
+        arn = f"arn:{p}:ecs:{region}:{account}:service/{cluster}/{n}"
+        return {"Ref": arn, "ServiceArn": arn, "Name": n}
     if not placeholders:
         return None
     if kind == "AWS::KMS::Key":
@@ -722,6 +742,10 @@ _SKIPPED_TYPES = {
 _SKIP_PREFIXES = {
     "AWS::EC2::": "network resource: carries no policy forensnap's requests are evaluated against "
                   "(VPC endpoint policies are not modelled)",
+    "AWS::ECS::": "container service: carries no policy forensnap's requests are evaluated against "
+                  "(the world runs no containers; the task role is the collector role, deployed)",
+    "AWS::ECR::": "image repository: carries no policy forensnap's requests are evaluated against "
+                  "(no repository policy; ECS pulls with the execution role, deployed)",
 }
 
 
@@ -1100,8 +1124,8 @@ def deploy_forensic(endpoint: str, region: str, account: str, parameters: dict[s
                     stack_name: str = "forensnap-forensic", client: Callable[[str], Any] | None = None,
                     template_path: str | Path = FORENSIC_TEMPLATE) -> dict[str, Any]:
     """Deploy ``forensic-account.yaml`` (keys, aliases, evidence bucket and its policy, collector
-    role, its policy and instance profile, queues, case table, intake bus and rules); return its
-    resolved Outputs."""
+    role, its policy and instance profile, queues, case table, intake bus and rules, and with
+    ``CollectorImage`` the service's task execution role); return its resolved Outputs."""
     return deploy(template_path, endpoint, region, account, parameters, stack_name=stack_name, client=client).outputs
 
 

@@ -21,6 +21,12 @@ from .templates import TemplateError
 ACCOUNT, REGION = "123456789012", "us-east-1"
 MEMBERS = ["111111111111", "222222222222"]
 FORENSIC_PARAMS = {"MemberAccountIds": MEMBERS}
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/forensnap-collector@sha256:{'ab' * 32}"
+SERVICE_PARAMS = {**FORENSIC_PARAMS, "CollectorImage": IMAGE}
+"""The forensic stack with its collector service (ECS on Fargate)."""
+SERVICE_ONLY = {"EcrApiEndpoint", "EcrDkrEndpoint", "CollectorTaskExecutionRole", "CollectorCluster",
+                "CollectorTaskDefinition", "CollectorService"}
+"""What the forensic stack makes only with CollectorImage (the repository is always made)."""
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/forensnap-collector"
 EBS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f0e0d0c-1111-2222-3333-444455556666"
 EXTERNAL_ID = "forensnap-external-id-0001"
@@ -76,9 +82,9 @@ def statement(document: dict, sid: str) -> dict:
     return matches[0]
 
 
-def forensic_physical():
+def forensic_physical(params=FORENSIC_PARAMS):
     template = t.load_template(t.FORENSIC_TEMPLATE)
-    return template, t.physical_ids(template, FORENSIC_PARAMS, ACCOUNT, REGION, CREATED, placeholders=True)
+    return template, t.physical_ids(template, params, ACCOUNT, REGION, CREATED, placeholders=True)
 
 
 class LoaderTest(unittest.TestCase):
@@ -167,17 +173,135 @@ Conditions:
 
 class ResolveRealTemplatesTest(unittest.TestCase):
     def test_forensic_template_resolves_completely(self):
-        template, physical = forensic_physical()
-        resources = t.resolve(template, FORENSIC_PARAMS, ACCOUNT, REGION, physical)
+        template, physical = forensic_physical(SERVICE_PARAMS)
+        resources = t.resolve(template, SERVICE_PARAMS, ACCOUNT, REGION, physical)
         self.assertEqual(set(resources), set(template["Resources"]))
         self.assertEqual(intrinsics_left(resources), [])
-        outputs, unresolved = t.resolve_outputs(template, FORENSIC_PARAMS, ACCOUNT, REGION, physical)
+        outputs, unresolved = t.resolve_outputs(template, SERVICE_PARAMS, ACCOUNT, REGION, physical)
         self.assertEqual(unresolved, {})
         self.assertEqual(intrinsics_left(outputs), [])
         self.assertEqual(outputs["CollectorRoleArn"], ROLE_ARN)
         self.assertEqual(outputs["EvidenceBucketName"], BUCKET)
         self.assertEqual(outputs["EbsKeyArn"], CREATED["EbsKey"]["Arn"])
         self.assertEqual(outputs["Region"], REGION)
+        self.assertEqual(outputs["CollectorServiceName"], "forensnap-collector")
+
+    def test_without_an_image_there_is_no_service(self):
+        """The default: no cluster, task definition, service, execution role or ECR endpoints
+        (and no outputs naming them); the repository is made, to push the first image to."""
+        template, physical = forensic_physical()
+        self.assertFalse(t.evaluate_conditions(template, FORENSIC_PARAMS)["DeployCollectorService"])
+        resources = t.resolve(template, FORENSIC_PARAMS, ACCOUNT, REGION, physical)
+        self.assertEqual(set(template["Resources"]) - set(resources), SERVICE_ONLY)
+        outputs, unresolved = t.resolve_outputs(template, FORENSIC_PARAMS, ACCOUNT, REGION, physical)
+        self.assertEqual(unresolved, {})
+        for name in ("CollectorClusterName", "CollectorServiceName", "CollectorTaskExecutionRoleArn"):
+            self.assertNotIn(name, outputs)
+        self.assertEqual(outputs["CollectorRepositoryUri"],
+                         f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/forensnap-collector")
+
+    def test_collector_image_must_be_an_ecr_image_with_a_tag_or_digest(self):
+        template = t.load_template(t.FORENSIC_TEMPLATE)
+        repository = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/forensnap-collector"
+        for image in (IMAGE, f"{repository}:1.4.0-config", f"{ACCOUNT}.dkr.ecr.cn-north-1.amazonaws.com.cn/x:v1"):
+            with self.subTest(image=image):
+                t.resolve_parameters(template, {**FORENSIC_PARAMS, "CollectorImage": image})
+        for image in (repository, "forensnap:latest", "docker.io/library/forensnap:1",
+                      f"{repository}@sha256:abc"):
+            with self.subTest(image=image):
+                with self.assertRaises(TemplateError) as caught:
+                    t.resolve_parameters(template, {**FORENSIC_PARAMS, "CollectorImage": image})
+                self.assertIn("Parameters.CollectorImage", str(caught.exception))
+
+    def test_collector_service_values(self):
+        from .evaluate import _arn_like
+
+        template, physical = forensic_physical(SERVICE_PARAMS)
+        r = t.resolve(template, SERVICE_PARAMS, ACCOUNT, REGION, physical)
+        repository_arn = f"arn:aws:ecr:{REGION}:{ACCOUNT}:repository/forensnap-collector"
+        log_group_arn = f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/forensnap/collector:*"
+
+        # The execution role: exactly what pulling the image and writing the log need, on this
+        # stack's repository and log group (the suite's least-privilege check never sees ECS's
+        # requests, so the document is pinned here), for ECS tasks of this account only.
+        role = r["CollectorTaskExecutionRole"]["Properties"]
+        self.assertEqual(role["RoleName"], "forensnap-collector-execution")
+        self.assertNotIn("ManagedPolicyArns", role)
+        self.assertEqual(role["AssumeRolePolicyDocument"]["Statement"], [{
+            "Sid": "EcsTasksOfThisAccount", "Effect": "Allow", "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+            "Action": "sts:AssumeRole",
+            "Condition": {"StringEquals": {"aws:SourceAccount": ACCOUNT},
+                          "ArnLike": {"aws:SourceArn": f"arn:aws:ecs:{REGION}:{ACCOUNT}:*"}}}])
+        self.assertEqual(role["Policies"], [{"PolicyName": "pull-image-write-logs", "PolicyDocument": {
+            "Version": "2012-10-17", "Statement": [
+                {"Sid": "EcrLogin", "Effect": "Allow", "Action": "ecr:GetAuthorizationToken", "Resource": "*"},
+                {"Sid": "PullCollectorImage", "Effect": "Allow",
+                 "Action": ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"], "Resource": repository_arn},
+                {"Sid": "WriteCollectorLog", "Effect": "Allow",
+                 "Action": ["logs:CreateLogStream", "logs:PutLogEvents"], "Resource": log_group_arn}]}}])
+
+        task = r["CollectorTaskDefinition"]["Properties"]
+        self.assertEqual((task["RequiresCompatibilities"], task["NetworkMode"], task["Cpu"], task["Memory"]),
+                         (["FARGATE"], "awsvpc", "2048", "8192"))
+        self.assertEqual(task["RuntimePlatform"], {"OperatingSystemFamily": "LINUX", "CpuArchitecture": "X86_64"})
+        # forensnap runs as the collector role; ECS pulls and logs as the execution role.
+        self.assertEqual(task["TaskRoleArn"], ROLE_ARN)
+        self.assertEqual(task["ExecutionRoleArn"], f"arn:aws:iam::{ACCOUNT}:role/forensnap-collector-execution")
+        container, = task["ContainerDefinitions"]
+        self.assertEqual(container["Image"], IMAGE)
+        self.assertNotIn("Command", container)  # the image's: daemon --config /etc/forensnap/forensnap.toml
+        self.assertEqual((container["User"], container["Privileged"], container["ReadonlyRootFilesystem"]),
+                         ("65532:65532", False, True))
+        self.assertEqual(container["StopTimeout"], 120)  # the Fargate maximum, > shutdown_seconds
+        self.assertEqual(container["LinuxParameters"], {"InitProcessEnabled": True, "Capabilities": {"Drop": ["ALL"]}})
+        self.assertEqual(container["LogConfiguration"]["LogDriver"], "awslogs")
+        self.assertEqual(container["LogConfiguration"]["Options"]["awslogs-group"], "/forensnap/collector")
+        self.assertEqual(container["LogConfiguration"]["Options"]["awslogs-region"], REGION)
+        for key in ("PortMappings", "Secrets", "MountPoints", "VolumesFrom"):
+            self.assertNotIn(key, container)
+        self.assertNotIn("Volumes", task)
+
+        service = r["CollectorService"]["Properties"]
+        self.assertEqual((service["LaunchType"], service["DesiredCount"], service["EnableExecuteCommand"]),
+                         ("FARGATE", "2", False))
+        self.assertEqual(service["Cluster"], "forensnap-collector")
+        self.assertEqual(service["DeploymentConfiguration"]["MaximumPercent"], 100)
+        self.assertEqual(service["DeploymentConfiguration"]["MinimumHealthyPercent"], 50)
+        self.assertEqual(service["NetworkConfiguration"]["AwsvpcConfiguration"], {
+            "AssignPublicIp": "DISABLED", "SecurityGroups": [physical["CollectorSecurityGroup"]["Ref"]],
+            "Subnets": [physical["PrivateSubnetA"]["Ref"], physical["PrivateSubnetB"]["Ref"]]})
+        self.assertEqual(set(template["Resources"]["CollectorService"]["DependsOn"]),
+                         {"CollectorPolicy", "EcrApiEndpoint", "EcrDkrEndpoint", "LogsEndpoint", "S3GatewayEndpoint"})
+        # One replica: the old task stops before the new one starts (50% of 1 rounds up to 1).
+        # None: the service stays, with no task.
+        for replicas, minimum in (("1", 0), ("3", 50), ("0", 50)):
+            with self.subTest(replicas=replicas):
+                params = {**SERVICE_PARAMS, "CollectorReplicas": replicas}
+                one = t.resolve(template, params, ACCOUNT, REGION, physical, only=["CollectorService"])
+                config = one["CollectorService"]["Properties"]
+                self.assertEqual((config["DesiredCount"], config["DeploymentConfiguration"]["MinimumHealthyPercent"]),
+                                 (replicas, minimum))
+
+        # The ECR endpoints: pulling the image in subnets without NAT.
+        for lid, service_name in (("EcrApiEndpoint", "ecr.api"), ("EcrDkrEndpoint", "ecr.dkr")):
+            endpoint = r[lid]["Properties"]
+            self.assertEqual((endpoint["ServiceName"], endpoint["VpcEndpointType"], endpoint["PrivateDnsEnabled"]),
+                             (f"com.amazonaws.{REGION}.{service_name}", "Interface", True))
+
+        # The collector role's trust lets this service's tasks in (ECS presents the task ARN),
+        # and no other account's.
+        trust = statement(r["CollectorRole"]["Properties"]["AssumeRolePolicyDocument"], "EcsTaskRole")
+        pattern = trust["Condition"]["ArnLike"]["aws:SourceArn"]
+        task_arn = f"arn:aws:ecs:{REGION}:{ACCOUNT}:task/forensnap-collector/0123456789abcdef0123456789abcdef"
+        self.assertTrue(_arn_like(pattern, task_arn))
+        self.assertFalse(_arn_like(pattern, task_arn.replace(ACCOUNT, "999999999999")))
+        self.assertFalse(_arn_like(pattern, task_arn.replace(REGION, "eu-west-1")))
+
+        repository = r["CollectorRepository"]["Properties"]
+        self.assertEqual((repository["RepositoryName"], repository["ImageTagMutability"]),
+                         ("forensnap-collector", "IMMUTABLE"))
+        self.assertNotIn("LifecyclePolicy", repository)  # every image that collected a case is kept
+        self.assertEqual(template["Resources"]["CollectorRepository"]["DeletionPolicy"], "Retain")
 
     def test_member_template_resolves_completely(self):
         template = t.load_template(t.MEMBER_TEMPLATE)
@@ -543,7 +667,7 @@ class DeployIntoWorldTest(unittest.TestCase):
         cls.thread.start()
         cls.endpoint = f"http://127.0.0.1:{cls.server.server_port}"
         try:
-            cls.forensic = t.deploy(t.FORENSIC_TEMPLATE, cls.endpoint, REGION, ACCOUNT, FORENSIC_PARAMS,
+            cls.forensic = t.deploy(t.FORENSIC_TEMPLATE, cls.endpoint, REGION, ACCOUNT, SERVICE_PARAMS,
                                     stack_name="forensnap-forensic")
             cls.member_params = {"ForensicCollectorRoleArn": cls.forensic.outputs["CollectorRoleArn"],
                                  "ExternalId": EXTERNAL_ID, "ForensicEbsKeyArn": cls.forensic.outputs["EbsKeyArn"]}
@@ -579,7 +703,14 @@ class DeployIntoWorldTest(unittest.TestCase):
                          {"VpcId", "PrivateSubnetIds", "EndpointSecurityGroupId", "CollectorSecurityGroupId"})
         self.assertEqual({lid for lid in self.forensic.skipped},
                          {lid for lid, r in t.load_template(t.FORENSIC_TEMPLATE)["Resources"].items()
-                          if r["Type"].startswith("AWS::EC2::") or r["Type"] == "AWS::Logs::LogGroup"})
+                          if r["Type"].startswith(("AWS::EC2::", "AWS::ECS::", "AWS::ECR::"))
+                          or r["Type"] == "AWS::Logs::LogGroup"})
+        self.assertIn("CollectorTaskExecutionRole", self.forensic.resources)
+        self.assertEqual(outputs["CollectorRepositoryUri"], f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/forensnap-collector")
+        self.assertEqual((outputs["CollectorClusterName"], outputs["CollectorServiceName"]),
+                         ("forensnap-collector", "forensnap-collector"))
+        self.assertEqual(outputs["CollectorTaskExecutionRoleArn"],
+                         f"arn:aws:iam::{ACCOUNT}:role/forensnap-collector-execution")
         self.assertEqual(self.member.outputs["RoleArn"], f"arn:aws:iam::{MEMBERS[0]}:role/ForensnapCollector")
         self.assertEqual(self.member2_outputs, {"RoleArn": f"arn:aws:iam::{MEMBERS[1]}:role/ForensnapCollector",
                                                 "RoleName": "ForensnapCollector", "AccountId": MEMBERS[1]})
@@ -595,7 +726,7 @@ class DeployIntoWorldTest(unittest.TestCase):
     def test_deployed_equals_full_resolution(self):
         """What was deployed resource by resource is the whole template resolved with the real ids."""
         template = t.load_template(t.FORENSIC_TEMPLATE)
-        resolved = t.resolve(template, FORENSIC_PARAMS, ACCOUNT, REGION, self.forensic.physical,
+        resolved = t.resolve(template, SERVICE_PARAMS, ACCOUNT, REGION, self.forensic.physical,
                              stack_name="forensnap-forensic", only=list(self.forensic.resources))
         self.assertEqual(resolved, self.forensic.resources)
         self.assertEqual(intrinsics_left(resolved), [])
@@ -645,6 +776,22 @@ class DeployIntoWorldTest(unittest.TestCase):
         self.assertEqual(iam.list_role_policies(RoleName="forensnap-collector")["PolicyNames"], ["forensnap-collector"])
         profile = iam.get_instance_profile(InstanceProfileName="forensnap-collector")["InstanceProfile"]
         self.assertEqual([r["RoleName"] for r in profile["Roles"]], ["forensnap-collector"])
+
+    def test_execution_role_round_trip(self):
+        """The collector service's task execution role: its trust and its one inline policy, no
+        managed policy (not AmazonECSTaskExecutionRolePolicy)."""
+        iam = self.clients(ACCOUNT)("iam")
+        props = self.forensic.resources["CollectorTaskExecutionRole"]["Properties"]
+        role = iam.get_role(RoleName="forensnap-collector-execution")["Role"]
+        self.assertEqual(role["AssumeRolePolicyDocument"], props["AssumeRolePolicyDocument"])
+        self.assertEqual(role["MaxSessionDuration"], 3600)
+        stored = iam.get_role_policy(RoleName="forensnap-collector-execution", PolicyName="pull-image-write-logs")
+        self.assertEqual(stored["PolicyDocument"], props["Policies"][0]["PolicyDocument"])
+        self.assertEqual(iam.list_role_policies(RoleName="forensnap-collector-execution")["PolicyNames"],
+                         ["pull-image-write-logs"])
+        self.assertEqual(iam.list_attached_role_policies(RoleName="forensnap-collector-execution")["AttachedPolicies"], [])
+        # Not an instance profile's role, and the collector role stays the only one with forensnap's grants.
+        self.assertEqual(iam.list_instance_profiles_for_role(RoleName="forensnap-collector-execution")["InstanceProfiles"], [])
 
     def test_queue_policy_and_table_round_trip(self):
         client = self.clients(ACCOUNT)
