@@ -388,3 +388,196 @@ async fn requests_of_every_shape_are_collected_once_merged_refused_or_dead_lette
     received.sort();
     assert_eq!(received, vec![false, true]);
 }
+
+/// A world of `instances` instances of member 111111111111, one small volume each.
+fn fleet_toml(name_prefix: &str, instances: usize, blocks: u32) -> String {
+    let mut text = format!(
+        "region = \"us-east-1\"\n[forensic]\naccount = \"123456789012\"\nname_prefix = \"{name_prefix}\"\n\
+         retention_days = 30\n[[members]]\naccount = \"111111111111\"\nrole = \"ForensnapCollector\"\n\
+         external_id = \"{EXTERNAL_ID}\"\n"
+    );
+    for i in 0..instances {
+        text.push_str(&format!(
+            "[[members.instances]]\nname = \"web-{i}\"\n[[members.instances.volumes]]\ndevice = \"/dev/xvda\"\n\
+             image = \"img-{i}\"\nencryption = \"none\"\nbuild = {{ kind = \"pattern\", blocks = {blocks}, offset_blocks = {} }}\n",
+            i * 7
+        ));
+    }
+    text
+}
+
+/// The seeded config, slowed so that a case is still acquiring seconds after it starts (each
+/// snapshot read at `rps` blocks per second).
+fn slow_config(env: &Env, name: &str, rps: u32) -> String {
+    let path = daemon_config(env);
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = format!(
+        "{text}\n[acquire]\nrequests_per_second_per_snapshot = {rps}\nmax_reads_per_volume = 2\n"
+    );
+    let out = env.path(name);
+    std::fs::write(&out, text).expect("write config");
+    out.display().to_string()
+}
+
+fn submit_case(config: &str, case: &str, instance: &str) {
+    let sent = forensnap(&[
+        "submit",
+        "--config",
+        config,
+        "--case",
+        case,
+        "--account",
+        "111111111111",
+        "--instance",
+        instance,
+        "--reason",
+        "daemon test",
+    ]);
+    assert!(sent.ok, "submit {case}: {}", sent.stderr);
+}
+
+/// Wait until some case's lease belongs to process `pid` while one of its items is part-way
+/// acquired; returns the case.
+fn acquiring_under(config: &str, pid: u32, limit: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        for case in status(config, None).as_array().cloned().unwrap_or_default() {
+            let owner = case["owner"].as_str().unwrap_or_default();
+            if !owner.ends_with(&format!(":{pid}")) {
+                continue;
+            }
+            let id = case["case"].as_str().unwrap_or_default().to_string();
+            let one = status(config, Some(&id));
+            let acquiring = one["items"].as_array().is_some_and(|items| {
+                items
+                    .iter()
+                    .any(|i| i["step"] == "acquiring" && i["done_bytes"].as_u64().unwrap_or(0) > 0)
+            });
+            if acquiring {
+                return id;
+            }
+        }
+        assert!(
+            start.elapsed() < limit,
+            "no case of {pid} reached its acquisition"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Snapshots an account owns.
+async fn owned_snapshots(config: &aws_config::SdkConfig) -> Vec<aws_sdk_ec2::types::Snapshot> {
+    aws_sdk_ec2::Client::new(config)
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .expect("snapshots")
+        .snapshots()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_daemons_share_a_queue_and_a_killed_one_loses_no_case_and_doubles_none() {
+    let env = Env::new(&fleet_toml("fsk", 3, 60));
+    let config = slow_config(&env, "slow.forensnap.toml", 6);
+    let instances: Vec<String> = env
+        .seeded
+        .member()
+        .instances
+        .iter()
+        .map(|i| i.instance_id.clone())
+        .collect();
+    let cases = ["IR-K-1", "IR-K-2", "IR-K-3"];
+    for (case, instance) in cases.iter().zip(&instances) {
+        submit_case(&config, case, instance);
+    }
+    let mut a = DaemonProcess::start(&config, &format!("127.0.0.1:{}", free_port()));
+    let _b = DaemonProcess::start(&config, &format!("127.0.0.1:{}", free_port()));
+    // Kill A (SIGKILL: no cleanup at all) while one of its cases is mid-acquisition.
+    let killed_case = acquiring_under(&config, a.child.id(), Duration::from_secs(120));
+    a.child.kill().expect("SIGKILL");
+    let _ = a.child.wait();
+    // B finishes everything, A's case once A's lease lapses and its message reappears.
+    let done = wait_for(&config, Duration::from_secs(240), |s| {
+        cases.iter().all(|c| state_of(s, c) == Some("completed"))
+    });
+    let again = status(&config, Some(&killed_case));
+    assert!(
+        again["case"]["token"].as_u64().unwrap_or(0) >= 2,
+        "the killed daemon's case was taken over: {again:#}\n{done:#}"
+    );
+    // Exactly once: one member snapshot and one forensic copy per volume, no share left,
+    // no intermediate copy left.
+    let member = owned_snapshots(&env.member_admin().await).await;
+    assert_eq!(
+        member.len(),
+        3,
+        "one member snapshot per volume: {member:?}"
+    );
+    let forensic = owned_snapshots(&env.forensic_admin().await).await;
+    assert_eq!(
+        forensic.len(),
+        3,
+        "one forensic copy per volume: {forensic:?}"
+    );
+    let ec2 = aws_sdk_ec2::Client::new(&env.member_admin().await);
+    for snapshot in &member {
+        let permissions = ec2
+            .describe_snapshot_attribute()
+            .snapshot_id(snapshot.snapshot_id().expect("id"))
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .expect("attribute");
+        assert!(
+            permissions.create_volume_permissions().is_empty(),
+            "no share left"
+        );
+    }
+    // One chain per case, and each verifies.
+    for case in cases {
+        let verified = forensnap(&["verify", "--config", &config, "--case", case]);
+        assert!(
+            verified.ok,
+            "verify {case}: {}\n{}",
+            verified.stdout, verified.stderr
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_a_case_at_a_resumable_point_in_time_and_another_daemon_finishes_it() {
+    let env = Env::new(&fleet_toml("fst", 1, 48));
+    let config = slow_config(&env, "slow.forensnap.toml", 4);
+    let instance = env.seeded.member().instances[0].instance_id.clone();
+    submit_case(&config, "IR-T-1", &instance);
+    let mut first = DaemonProcess::start(&config, &format!("127.0.0.1:{}", free_port()));
+    let case = acquiring_under(&config, first.child.id(), Duration::from_secs(120));
+    assert_eq!(case, "IR-T-1");
+    let asked = Instant::now();
+    assert!(
+        first.terminate(Duration::from_secs(25)),
+        "exits cleanly within shutdown_seconds"
+    );
+    assert!(asked.elapsed() < Duration::from_secs(25));
+    let stopped = status(&config, Some("IR-T-1"));
+    assert_eq!(stopped["case"]["state"], "queued", "{stopped:#}");
+    assert!(
+        stopped["case"].get("owner").is_none(),
+        "lease released: {stopped:#}"
+    );
+    // The request is visible again at once: a second daemon resumes the case without waiting
+    // for any lease or visibility timeout.
+    let _second = DaemonProcess::start(&config, &format!("127.0.0.1:{}", free_port()));
+    wait_for(&config, Duration::from_secs(120), |s| {
+        state_of(s, "IR-T-1") == Some("completed")
+    });
+    let verified = forensnap(&["verify", "--config", &config, "--case", "IR-T-1"]);
+    assert!(
+        verified.ok,
+        "verify: {}\n{}",
+        verified.stdout, verified.stderr
+    );
+    assert_eq!(owned_snapshots(&env.member_admin().await).await.len(), 1);
+}

@@ -54,15 +54,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         region: &region,
     };
     let result = lease
-        .guard(collect_case(
-            &config,
-            &forensic,
-            &case,
-            &target,
-            args.who.purpose.clone(),
-            None,
-            &progress,
-        ))
+        .guard_then(
+            collect_case(
+                &config,
+                &forensic,
+                &case,
+                &target,
+                args.who.purpose.clone(),
+                None,
+                &progress,
+            ),
+            release_case_shares(&config, &forensic, &case, &target, args.who.purpose.clone()),
+        )
         .await;
     progress.finish();
     let collected = result?;
@@ -77,6 +80,40 @@ pub struct Target<'a> {
     pub instance: &'a str,
     /// Its region.
     pub region: &'a str,
+}
+
+/// After a collection was stopped (Ctrl-C, SIGTERM): remove any member snapshot share it left,
+/// recorded in the case's custody chain. Logged, never fatal: the next run removes it too.
+pub async fn release_case_shares(
+    config: &Config,
+    forensic: &Forensic,
+    case: &CaseId,
+    target: &Target<'_>,
+    purpose: Option<String>,
+) {
+    let released = async {
+        let custody = forensic.custody_for(config, case, purpose).await?;
+        let member_ec2 = forensic
+            .account
+            .member_ec2(target.member, case, target.region);
+        let key_arn = config.forensic.ebs_key_arn.clone();
+        let plan = plan::preserve_plan(
+            config,
+            case,
+            target.member,
+            target.instance,
+            target.region,
+            &key_arn,
+        );
+        anyhow::Ok(forensnap_preserve::release_shares(&plan, &member_ec2, &custody).await?)
+    };
+    match released.await {
+        Ok(0) => {}
+        Ok(n) => eprintln!("forensnap: removed {n} snapshot share(s) the stopped run left"),
+        Err(e) => eprintln!(
+            "forensnap: could not check for snapshot shares the stopped run left ({e:#}); the next run of the case removes them"
+        ),
+    }
 }
 
 /// Collect one case and instance with the forensic account's adapters: what `collect` and the

@@ -17,7 +17,7 @@ use forensnap_preserve::Progress;
 use tokio::sync::watch;
 
 use crate::Output;
-use crate::collect::{Target, collect_case};
+use crate::collect::{Target, collect_case, release_case_shares};
 use crate::forensic::{Attribution, Forensic};
 use crate::lease::{host, interrupted};
 
@@ -164,6 +164,28 @@ impl Collector for AwsCollector {
         outcome
     }
 
+    async fn stopped(&self, request: &CaseRequest) {
+        let Ok(member) = self
+            .config
+            .member(std::path::Path::new("config"), &request.account)
+        else {
+            return;
+        };
+        let target = Target {
+            member,
+            instance: &request.instance,
+            region: &request.region,
+        };
+        release_case_shares(
+            &self.config,
+            &self.forensic,
+            &request.case,
+            &target,
+            request.reason.clone(),
+        )
+        .await;
+    }
+
     async fn merged(&self, into: &str, request: &CaseRequest) -> Result<(), String> {
         let case = CaseId::parse(into).map_err(|e| e.to_string())?;
         let custody = self
@@ -223,15 +245,43 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         config: Arc::new(config.clone()),
         forensic: Arc::new(forensic),
     };
-    let daemon = Daemon::new(queue, table, collector, settings, metrics);
+    let daemon = Daemon::new(queue, table, collector, settings, Arc::clone(&metrics));
     let signals = async {
         let signal = interrupted().await;
         tracing::info!(signal, "stopping");
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         let _ = stop.send(true);
+        // The daemon winds down by itself from here (bounded by shutdown_seconds).
+        std::future::pending::<()>().await;
+    };
+    // systemd (Type=notify): ready once the daemon takes work; the watchdog is fed only while
+    // the receive loop goes round (a hung loop gets the service restarted). Without systemd
+    // (no NOTIFY_SOCKET) these do nothing.
+    let _ = sd_notify::notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("taking case requests"),
+    ]);
+    let watchdog = async {
+        let Some(every) = sd_notify::watchdog_enabled() else {
+            return std::future::pending::<()>().await;
+        };
+        loop {
+            tokio::time::sleep(every / 2).await;
+            let quiet = forensnap_daemon::now_ms().saturating_sub(metrics.last_tick_ms());
+            if u128::from(quiet) < every.as_millis() {
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+            } else {
+                tracing::error!(
+                    quiet_ms = quiet,
+                    "the receive loop has not gone round; not feeding the watchdog"
+                );
+            }
+        }
     };
     tokio::select! {
         () = daemon.run(stopping) => {}
         () = signals => {}
+        () = watchdog => {}
     }
     // After the signal, the daemon itself winds down (bounded by shutdown_seconds).
     Ok(())

@@ -65,10 +65,32 @@ impl Held {
         self,
         work: impl Future<Output = anyhow::Result<T>>,
     ) -> anyhow::Result<T> {
+        self.guard_then(work, async {}).await
+    }
+
+    /// [`Held::guard`], running `on_signal` after `work` was stopped by Ctrl-C or SIGTERM and
+    /// before the lease is released (to undo what must not stay half-done, such as a share).
+    pub async fn guard_then<T>(
+        self,
+        work: impl Future<Output = anyhow::Result<T>>,
+        on_signal: impl Future<Output = ()>,
+    ) -> anyhow::Result<T> {
+        let stopped = |signal: &str| {
+            anyhow::anyhow!(
+                "{signal}: stopped at a resumable point; run the same command again to continue"
+            )
+        };
         let Some((table, lease, ttl)) = self.held else {
-            return tokio::select! {
-                result = work => result,
-                signal = interrupted() => bail!("{signal}: stopped at a resumable point; run the same command again to continue"),
+            let result = tokio::select! {
+                result = work => Ok(result),
+                signal = interrupted() => Err(signal),
+            };
+            return match result {
+                Ok(result) => result,
+                Err(signal) => {
+                    on_signal.await;
+                    Err(stopped(signal))
+                }
             };
         };
         let beat = async {
@@ -88,7 +110,10 @@ impl Held {
         let result = tokio::select! {
             result = work => result,
             lost = beat => Err(anyhow::anyhow!("{lost}")),
-            signal = interrupted() => Err(anyhow::anyhow!("{signal}: stopped at a resumable point and the case's lease released; run the same command again to continue")),
+            signal = interrupted() => {
+                on_signal.await;
+                Err(stopped(signal))
+            }
         };
         if let Err(e) = table.release(&lease, now_ms()).await {
             tracing::warn!(error = %e, "cannot release the case's lease; it lapses by itself");

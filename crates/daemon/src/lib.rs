@@ -96,6 +96,10 @@ pub trait Collector: Send + Sync + 'static {
         sink: Arc<dyn ItemSink>,
     ) -> impl Future<Output = Outcome> + Send;
 
+    /// The collection of `request` was stopped for shutdown (its future dropped): undo what
+    /// must not stay half-done until the case resumes (a member snapshot left shared).
+    fn stopped(&self, request: &CaseRequest) -> impl Future<Output = ()> + Send;
+
     /// Record in case `into`'s custody chain that `request` was merged into it.
     fn merged(
         &self,
@@ -165,6 +169,7 @@ impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, 
         let mut pause = Duration::from_millis(200);
         let mut depth_read: Option<tokio::time::Instant> = None;
         loop {
+            shared.metrics.tick();
             if *shutdown.borrow() {
                 break;
             }
@@ -184,9 +189,11 @@ impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, 
             // Receive only as many messages as there are free slots.
             let free = shared.cases.available_permits();
             if free == 0 {
+                // Wake now and then while full, so the loop (and the watchdog) stay alive.
                 tokio::select! {
                     _ = tasks.join_next() => {}
                     _ = shutdown.changed() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
                 }
                 continue;
             }

@@ -33,6 +33,8 @@ pub struct Metrics {
     running: Family<Labels, Gauge>,
     queue_age: Gauge,
     depth: Family<Labels, Gauge>,
+    /// When the receive loop last went round (ms since the epoch), for the watchdog.
+    tick_ms: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Metrics {
@@ -59,6 +61,7 @@ impl Metrics {
             running: Family::default(),
             queue_age: Gauge::default(),
             depth: Family::default(),
+            tick_ms: std::sync::atomic::AtomicU64::new(crate::now_ms()),
             registry: Registry::default(),
         };
         registry.register(
@@ -198,6 +201,17 @@ impl Metrics {
                 .get_or_create(&vec![("state".to_string(), state.to_string())])
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// The receive loop went round.
+    pub fn tick(&self) {
+        self.tick_ms
+            .store(crate::now_ms(), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// When the receive loop last went round (ms since the epoch).
+    pub fn last_tick_ms(&self) -> u64 {
+        self.tick_ms.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Cases completed so far.

@@ -18,6 +18,7 @@ const INSTANCE: &str = "i-0123456789abcdef0";
 struct Counting {
     collected: Arc<Mutex<Vec<String>>>,
     merged: Arc<Mutex<Vec<(String, String)>>>,
+    stopped: Arc<Mutex<Vec<String>>>,
     hold: Option<Duration>,
     outcome: Outcome,
     running: Arc<AtomicUsize>,
@@ -28,6 +29,7 @@ impl Counting {
         Counting {
             collected: Arc::default(),
             merged: Arc::default(),
+            stopped: Arc::default(),
             hold,
             outcome,
             running: Arc::default(),
@@ -50,6 +52,13 @@ impl Collector for Counting {
         sink.item("vol-1", "sealed", 1024 * 1024, 1024 * 1024);
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.outcome.clone()
+    }
+
+    async fn stopped(&self, request: &CaseRequest) {
+        self.stopped
+            .lock()
+            .expect("lock")
+            .push(request.case.to_string());
     }
 
     async fn merged(&self, into: &str, request: &CaseRequest) -> Result<(), String> {
@@ -263,6 +272,7 @@ async fn shutdown_stops_a_case_at_a_resumable_point_releases_it_and_returns_the_
     queue.send(&submit("IR-7", INSTANCE)).await.expect("send");
     let collector = Counting::new(None, Outcome::Completed);
     let running = Arc::clone(&collector.running);
+    let stopped = Arc::clone(&collector.stopped);
     let d = daemon(&queue, &table, collector);
     let started = std::time::Instant::now();
     run_until(&d, || running.load(Ordering::SeqCst) == 1).await;
@@ -270,6 +280,11 @@ async fn shutdown_stops_a_case_at_a_resumable_point_releases_it_and_returns_the_
     let (record, _) = table.case("IR-7").await.expect("read").expect("row");
     assert_eq!(record.state, CaseState::Queued);
     assert_eq!(record.owner, None, "lease released");
+    assert_eq!(
+        *stopped.lock().expect("lock"),
+        vec!["IR-7".to_string()],
+        "undone what must not stay half-done"
+    );
     assert_eq!(queue.len(), 1, "the request stays for another daemon");
     let visible = queue
         .receive(1, Duration::ZERO, Duration::from_secs(1))

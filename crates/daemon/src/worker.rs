@@ -226,6 +226,7 @@ where
             return Disposition::Lost;
         }
         Err(None) => {
+            shared.collector.stopped(request).await;
             tracing::info!(
                 "shutdown: the case stopped at a resumable point; its lease is released and its request made visible again"
             );

@@ -29,4 +29,4 @@ pub use error::PreserveError;
 pub use forensnap_custody::{Custody, CustodyError};
 pub use forensnap_ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
 pub use plan::{Plan, Preserved, PreservedVolume, Progress, SilentProgress};
-pub use run::preserve;
+pub use run::{preserve, release_shares};

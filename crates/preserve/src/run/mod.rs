@@ -72,6 +72,45 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
     result
 }
 
+/// Remove every share of the instance's snapshots that a stopped run left behind (Ctrl-C,
+/// SIGTERM, a lost lease: the run was dropped between `snapshot.shared` and
+/// `snapshot.unshared`), each recorded as `snapshot.unshared`. Returns how many it removed. The
+/// next run shares again if its copy still needs the share.
+pub async fn release_shares<M: Ec2, S: EvidenceWrite + EvidenceAudit>(
+    plan: &Plan,
+    member: &M,
+    custody: &Custody<S>,
+) -> Result<usize, PreserveError> {
+    let run = Run {
+        plan,
+        member,
+        forensic: member,
+        custody: custody.clone(),
+        progress: &crate::plan::SilentProgress,
+    };
+    let state = CaseState::from_events(
+        &custody.events().await,
+        &plan.member_account,
+        &plan.instance_id,
+    )?;
+    let mut released = 0;
+    for (volume_id, mut volume) in state.volumes {
+        if let Some(snapshot) = volume.shared.clone() {
+            if run.unshare(&volume_id, &mut volume).await {
+                released += 1;
+                tracing::info!(volume_id, snapshot, "share left by a stopped run removed");
+            } else {
+                tracing::warn!(
+                    volume_id,
+                    snapshot,
+                    "cannot remove the share a stopped run left; the next run removes it"
+                );
+            }
+        }
+    }
+    Ok(released)
+}
+
 /// The bucket holds evidence as forensnap needs: Object Lock on, COMPLIANCE by default for at
 /// least `retention_days` (every object takes the bucket's default: forensnap sends no
 /// per-object retention, which S3 would authorise as `s3:PutObjectRetention`, an action the

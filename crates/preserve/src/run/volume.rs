@@ -452,7 +452,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
 
     /// Remove the share, if any; records the act (or its failure, keeping the share in
     /// `state`). Returns whether nothing is shared any more.
-    async fn unshare(&self, volume_id: &str, state: &mut VolumeState) -> bool {
+    pub(super) async fn unshare(&self, volume_id: &str, state: &mut VolumeState) -> bool {
         let Some(snapshot_id) = state.shared.clone() else {
             return true;
         };
