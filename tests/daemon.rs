@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
+use forensnap_tests::localworld::{FaultKind, FaultRule};
 use forensnap_tests::*;
 
 /// A `forensnap daemon` child, killed when dropped.
@@ -580,4 +581,107 @@ async fn sigterm_stops_a_case_at_a_resumable_point_in_time_and_another_daemon_fi
         verified.stdout, verified.stderr
     );
     assert_eq!(owned_snapshots(&env.member_admin().await).await.len(), 1);
+}
+
+/// An event as the security tooling account's forwarding rule puts it on the intake bus.
+async fn put_event(env: &Env, fixture: &str, instance: &str) {
+    let security = env
+        .seeded
+        .security
+        .as_ref()
+        .expect("the world names a security account");
+    let config = sdk_config(&env.world, &env.seeded.region, security.admin.credentials()).await;
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../crates/core/tests/fixtures/intake")
+            .join(fixture),
+    )
+    .expect("fixture")
+    .replace("111122223333", "111111111111")
+    .replace("i-0c10c2c7863d1a356", instance);
+    let event: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let entry = aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+        .event_bus_name(env.seeded.forensic.intake_bus.clone().expect("intake bus"))
+        .source(event["source"].as_str().expect("source"))
+        .detail_type(event["detail-type"].as_str().expect("detail-type"))
+        .detail(event["detail"].to_string())
+        .build();
+    let out = aws_sdk_eventbridge::Client::new(&config)
+        .put_events()
+        .entries(entry)
+        .send()
+        .await
+        .expect("PutEvents");
+    assert_eq!(out.failed_entry_count(), 0, "{out:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn guardduty_and_security_hub_events_through_the_intake_bus_are_collected_through_faults() {
+    let mut toml = fleet_toml("fse", 2, 8);
+    toml = toml.replacen(
+        "[[members]]",
+        "[security]\naccount = \"555555555555\"\n[[members]]",
+        1,
+    );
+    let env = Env::new(&toml);
+    let config = daemon_config(&env);
+    let instances: Vec<String> = env
+        .seeded
+        .member()
+        .instances
+        .iter()
+        .map(|i| i.instance_id.clone())
+        .collect();
+    // The queue and the table misbehave as AWS's may: throttled receives and updates, and
+    // every request delivered twice.
+    for rule in [
+        FaultRule::new(FaultKind::Throttle, "sqs", "ReceiveMessage").probability(0.3, 21),
+        FaultRule::new(FaultKind::Throttle, "dynamodb", "UpdateItem").probability(0.2, 22),
+        FaultRule::new(FaultKind::Duplicate, "sqs", "ReceiveMessage").count(2),
+    ] {
+        env.world.add_fault(&rule).expect("fault");
+    }
+    put_event(&env, "guardduty-backdoor-instance.json", &instances[0]).await;
+    put_event(&env, "securityhub-action-one-instance.json", &instances[1]).await;
+    let _daemon = DaemonProcess::start(&config, &format!("127.0.0.1:{}", free_port()));
+    let done = wait_for(&config, Duration::from_secs(180), |s| {
+        let completed = |prefix: &str| {
+            s.as_array().is_some_and(|cases| {
+                cases.iter().any(|c| {
+                    c["case"].as_str().is_some_and(|id| id.starts_with(prefix))
+                        && c["state"] == "completed"
+                })
+            })
+        };
+        completed("IR-GD-") && completed("IR-SH-")
+    });
+    let cases: Vec<String> = done
+        .as_array()
+        .expect("cases")
+        .iter()
+        .filter_map(|c| c["case"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        cases.len(),
+        2,
+        "one case per event, duplicates merged: {done:#}"
+    );
+    for case in &cases {
+        let verified = forensnap(&["verify", "--config", &config, "--case", case]);
+        assert!(
+            verified.ok,
+            "verify {case}: {}\n{}",
+            verified.stdout, verified.stderr
+        );
+    }
+    // Exactly once despite the duplicates: one member snapshot per volume.
+    assert_eq!(owned_snapshots(&env.member_admin().await).await.len(), 2);
+    let fired: u64 = env
+        .world
+        .faults()
+        .expect("faults")
+        .iter()
+        .map(|f| f.fired)
+        .sum();
+    assert!(fired > 0, "the faults fired");
 }

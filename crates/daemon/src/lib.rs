@@ -31,7 +31,7 @@ pub mod metrics;
 pub mod ops;
 mod worker;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -134,6 +134,11 @@ struct Shared<Q, T, C> {
     cases: Arc<Semaphore>,
     /// Per-account slots, made on first use.
     accounts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// Messages this daemon works: id -> the latest receipt handle (a duplicate delivery of a
+    /// message in hand brings a new one, which SQS then expects for visibility changes).
+    receipts: Mutex<HashMap<String, String>>,
+    /// Cases this daemon works (its lease cannot tell two of its own tasks apart).
+    running: Mutex<HashSet<String>>,
 }
 
 impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, T, C> {
@@ -153,6 +158,8 @@ impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, 
                 collector,
                 cases: Arc::new(Semaphore::new(slots)),
                 accounts: Mutex::new(HashMap::new()),
+                receipts: Mutex::new(HashMap::new()),
+                running: Mutex::new(HashSet::new()),
                 metrics,
                 settings,
             }),
@@ -214,6 +221,9 @@ impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, 
                     }
                     for message in messages {
                         shared.metrics.received(message.sent_ms, now_ms());
+                        if shared.adopt_duplicate(&message) {
+                            continue;
+                        }
                         let Ok(permit) = Arc::clone(&shared.cases).try_acquire_owned() else {
                             // More messages than slots (cannot happen with the sizing above):
                             // leave it for its visibility timeout.
@@ -222,7 +232,9 @@ impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, 
                         let shared = Arc::clone(shared);
                         let stop = shutdown.clone();
                         tasks.spawn(async move {
+                            let id = message.id.clone();
                             worker::handle(&shared, message, stop).await;
+                            shared.lock_receipts().remove(&id);
                             drop(permit);
                         });
                     }
@@ -264,11 +276,66 @@ impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, 
 }
 
 impl<Q, T, C> Shared<Q, T, C> {
+    fn lock_receipts(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.receipts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether `message` is one this daemon already works (a duplicate delivery): its newer
+    /// receipt handle is adopted and no second task starts.
+    fn adopt_duplicate(&self, message: &forensnap_ports::Message) -> bool {
+        let mut receipts = self.lock_receipts();
+        match receipts.get_mut(&message.id) {
+            Some(receipt) => {
+                *receipt = message.receipt.clone();
+                self.metrics.duplicate();
+                tracing::info!(message_id = %message.id, "duplicate delivery of a request in hand; its new receipt adopted");
+                true
+            }
+            None => {
+                receipts.insert(message.id.clone(), message.receipt.clone());
+                false
+            }
+        }
+    }
+
+    /// `message` with the latest receipt handle this daemon holds for it.
+    fn current(&self, message: &forensnap_ports::Message) -> forensnap_ports::Message {
+        let mut current = message.clone();
+        if let Some(receipt) = self.lock_receipts().get(&message.id) {
+            current.receipt = receipt.clone();
+        }
+        current
+    }
+
+    /// Mark `case` as worked here; `None` when a task of this daemon already works it.
+    fn start_case(&self, case: &str) -> Option<RunningCase<'_>> {
+        let mut running = self.running.lock().unwrap_or_else(|p| p.into_inner());
+        running.insert(case.to_string()).then(|| RunningCase {
+            running: &self.running,
+            case: case.to_string(),
+        })
+    }
+
     fn account_slots(&self, account: &str) -> Arc<Semaphore> {
         let mut map = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         Arc::clone(map.entry(account.to_string()).or_insert_with(|| {
             Arc::new(Semaphore::new(self.settings.max_cases_per_account.max(1)))
         }))
+    }
+}
+
+/// A case a task of this daemon works, until dropped.
+struct RunningCase<'a> {
+    running: &'a Mutex<HashSet<String>>,
+    case: String,
+}
+
+impl Drop for RunningCase<'_> {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.case);
     }
 }
 

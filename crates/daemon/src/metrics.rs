@@ -23,6 +23,7 @@ pub struct Metrics {
     received: Counter,
     refused: Family<Labels, Counter>,
     merged: Counter,
+    duplicates: Counter,
     completed: Counter,
     failed: Counter,
     leases_lost: Counter,
@@ -51,6 +52,7 @@ impl Metrics {
             received: Counter::default(),
             refused: Family::default(),
             merged: Counter::default(),
+            duplicates: Counter::default(),
             completed: Counter::default(),
             failed: Counter::default(),
             leases_lost: Counter::default(),
@@ -78,6 +80,11 @@ impl Metrics {
             "requests_merged",
             "Requests merged into a case that holds their instance, or repeated",
             m.merged.clone(),
+        );
+        registry.register(
+            "requests_duplicate",
+            "Duplicate deliveries of a request this daemon already works",
+            m.duplicates.clone(),
         );
         registry.register("cases_completed", "Cases completed", m.completed.clone());
         registry.register(
@@ -142,6 +149,11 @@ impl Metrics {
     /// A request was merged.
     pub fn merged(&self) {
         self.merged.inc();
+    }
+
+    /// A duplicate delivery of a request in hand.
+    pub fn duplicate(&self) {
+        self.duplicates.inc();
     }
 
     /// A case of `account` started.

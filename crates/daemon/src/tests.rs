@@ -314,3 +314,46 @@ async fn a_failed_case_is_recorded_and_its_request_dead_lettered_for_a_person() 
     assert_eq!(dead[0].code, "collection-failed");
     assert!(dead[0].reason.contains("IR-8"));
 }
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_a_request_in_hand_starts_no_second_collection() {
+    let (queue, table) = (
+        Arc::new(MemoryQueue::new()),
+        Arc::new(MemoryCaseTable::new()),
+    );
+    queue.send(&submit("IR-9", INSTANCE)).await.expect("send");
+    // And the same case requested again by another message (EventBridge re-delivery).
+    let collector = Counting::new(Some(Duration::from_millis(300)), Outcome::Completed);
+    let (collected, running) = (
+        Arc::clone(&collector.collected),
+        Arc::clone(&collector.running),
+    );
+    let d = daemon(&queue, &table, collector);
+    let metrics = d.metrics();
+    let duplicate = async {
+        for _ in 0..100 {
+            if running.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        queue.redeliver();
+        queue.send(&submit("IR-9", INSTANCE)).await.expect("send");
+    };
+    let (_, ()) = tokio::join!(
+        run_until(&d, || metrics.completed_count() == 1 && queue.is_empty()),
+        duplicate
+    );
+    assert_eq!(
+        *collected.lock().expect("lock"),
+        vec!["IR-9".to_string()],
+        "one collection"
+    );
+    let text = metrics.render();
+    assert!(
+        text.contains("forensnap_requests_duplicate_total 1"),
+        "{text}"
+    );
+    assert!(text.contains("forensnap_requests_merged_total 1"), "{text}");
+    assert!(queue.is_empty());
+}

@@ -39,7 +39,7 @@ where
         Err(Refusal::NotTriggering(why)) => {
             shared.metrics.refused("not-triggering");
             tracing::info!(message_id = %message.id, reason = %why, "request not collected (the intake rules leave it out); deleted");
-            delete(shared, &message).await;
+            delete(shared, &shared.current(&message)).await;
             return;
         }
         Err(refusal) => {
@@ -47,7 +47,11 @@ where
             tracing::warn!(message_id = %message.id, code = refusal.code(), reason = %refusal, "request refused; moved to the dead-letter queue");
             if let Err(e) = shared
                 .queue
-                .dead_letter(&message, refusal.code(), &refusal.to_string())
+                .dead_letter(
+                    &shared.current(&message),
+                    refusal.code(),
+                    &refusal.to_string(),
+                )
                 .await
             {
                 tracing::error!(message_id = %message.id, error = %e, "cannot move the refused request to the dead-letter queue; it stays in the queue and is redriven there after its receive limit");
@@ -79,18 +83,19 @@ where
         };
     }
     match worst {
-        Disposition::Done => delete(shared, &message).await,
+        Disposition::Done => delete(shared, &shared.current(&message)).await,
         Disposition::Failed(why) => {
             if let Err(e) = shared
                 .queue
-                .dead_letter(&message, "collection-failed", &why)
+                .dead_letter(&shared.current(&message), "collection-failed", &why)
                 .await
             {
                 tracing::error!(message_id = %message.id, error = %e, "cannot move the failed request to the dead-letter queue; it reappears after its visibility timeout");
             }
         }
         Disposition::Interrupted => {
-            if let Err(e) = shared.queue.extend(&message.receipt, Duration::ZERO).await {
+            let current = shared.current(&message);
+            if let Err(e) = shared.queue.extend(&current.receipt, Duration::ZERO).await {
                 tracing::warn!(message_id = %message.id, error = %e, "cannot make the interrupted request visible again; it reappears after its visibility timeout");
             }
         }
@@ -165,6 +170,11 @@ where
             Err(_) => return Disposition::Interrupted,
         },
         _ = stopped(&mut waiting) => return Disposition::Interrupted,
+    };
+    // A second request for a case a task of this daemon works (EventBridge and SQS deliver at
+    // least once): the lease cannot tell its own holder's tasks apart, so this set does.
+    let Some(_running) = shared.start_case(case) else {
+        return merge(shared, case, request).await;
     };
     // 2. The lease.
     let lease = match table
@@ -332,7 +342,7 @@ where
     // account slot may have used part of it).
     if let Err(e) = shared
         .queue
-        .extend(&message.receipt, shared.settings.lease)
+        .extend(&shared.current(message).receipt, shared.settings.lease)
         .await
     {
         tracing::warn!(message_id = %message.id, error = %e, "cannot extend the request's visibility");
@@ -351,7 +361,7 @@ where
         }
         if let Err(e) = shared
             .queue
-            .extend(&message.receipt, shared.settings.lease)
+            .extend(&shared.current(message).receipt, shared.settings.lease)
             .await
         {
             tracing::warn!(message_id = %message.id, error = %e, "cannot extend the request's visibility");

@@ -18,6 +18,9 @@ pub enum FaultKind {
     Latency,
     /// GetSnapshotBlock only: one byte flipped, `x-amz-Checksum` still of the true bytes.
     Corrupt,
+    /// SQS ReceiveMessage only: the messages received are made visible again at once, so the
+    /// next receive delivers them a second time with new receipt handles (at-least-once).
+    Duplicate,
 }
 
 /// One fault rule. Build with [`FaultRule::new`] and the chainable setters.

@@ -17,4 +17,4 @@ mod seeded;
 pub use control::{Decision, FaultKind, FaultRule, FaultStats, Settings};
 pub use process::{World, WorldError, world_python};
 pub use sdk::{forensic_credentials, sdk_config};
-pub use seeded::{Admin, Forensic, Instance, Member, Seeded, Stacks, Volume};
+pub use seeded::{Admin, Forensic, Instance, Member, Security, Seeded, Stacks, Volume};

@@ -16,6 +16,10 @@ pub struct Seeded {
     pub forensic: Forensic,
     /// The member accounts.
     pub members: Vec<Member>,
+    /// The security tooling account (GuardDuty / Security Hub administrator) that may put
+    /// events on the intake bus, when the world file names one (`[security] account`).
+    #[serde(default)]
+    pub security: Option<Security>,
     /// A forensnap config written for this world, once forensnap has one.
     #[serde(default)]
     pub config: Option<String>,
@@ -23,6 +27,16 @@ pub struct Seeded {
     /// from the templates only).
     #[serde(default)]
     pub stacks: Option<Stacks>,
+}
+
+/// The security tooling account.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Security {
+    /// Account id.
+    pub account: String,
+    /// Its administrator.
+    #[serde(flatten)]
+    pub admin: Admin,
 }
 
 /// Files holding `describe-stacks` JSON of the deployed stacks.

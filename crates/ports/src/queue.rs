@@ -127,6 +127,14 @@ impl MemoryQueue {
         self.state().dead.clone()
     }
 
+    /// Make every message in flight visible again now, as SQS's at-least-once delivery may:
+    /// the next receive delivers it a second time with a new receipt handle.
+    pub fn redeliver(&self) {
+        for stored in self.state().messages.iter_mut() {
+            stored.hidden = None;
+        }
+    }
+
     /// Messages not yet deleted.
     pub fn len(&self) -> usize {
         self.state().messages.len()
