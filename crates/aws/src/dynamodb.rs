@@ -122,7 +122,7 @@ fn case_record(row: &Row) -> Option<CaseRecord> {
         state: text(row, "state")
             .as_deref()
             .and_then(CaseState::parse)
-            .unwrap_or(CaseState::Queued),
+            .unwrap_or(CaseState::Idle),
         target,
         owner: text(row, "owner"),
         expires_ms: number(row, "expires"),
@@ -160,7 +160,7 @@ impl CaseTable for DynamoCaseTable {
         target: Option<&Target>,
     ) -> Result<Lease, LeaseError> {
         let mut update =
-            "SET #o = :owner, #e = :expires, #u = :now, #s = if_not_exists(#s, :queued) \
+            "SET #o = :owner, #e = :expires, #u = :now, #s = if_not_exists(#s, :idle) \
                           ADD #t :one, #r :zero"
                 .to_string();
         let mut request = self
@@ -178,7 +178,7 @@ impl CaseTable for DynamoCaseTable {
             .expression_attribute_values(":owner", s(owner))
             .expression_attribute_values(":expires", n(now_ms + ttl_ms))
             .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":queued", s(CaseState::Queued.as_str()))
+            .expression_attribute_values(":idle", s(CaseState::Idle.as_str()))
             .expression_attribute_values(":one", n(1))
             .expression_attribute_values(":zero", n(0))
             .return_values(ReturnValue::AllNew);

@@ -46,7 +46,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
 
     let forensic = Forensic::connect(&config, &args.who).await?;
     // The case's lease, before anything changes: a daemon or another responder may work it.
-    let lease = Held::take(&forensic, &config, &case).await?;
+    let lease = Held::take_for(
+        &forensic,
+        &config,
+        &case,
+        Some(&forensnap_ports::Target {
+            account: member.account.clone(),
+            region: region.clone(),
+            instance: args.instance.clone(),
+        }),
+    )
+    .await?
+    .collecting();
     let progress = TermProgress::new(args.common.output == Output::Json);
     let target = Target {
         member: &member,

@@ -93,7 +93,7 @@ async fn collect_request(
         instance: &request.instance,
         region: &request.region,
     };
-    let progress = Reported(sink);
+    let progress = Reported::new(sink);
     match collect_case(
         config,
         forensic,
@@ -110,16 +110,35 @@ async fn collect_request(
     }
 }
 
-/// Item progress of a collection, reported to the daemon.
-struct Reported(Arc<dyn ItemSink>);
+/// Item progress of a collection, reported to the daemon under each volume's item id (the
+/// acquisition reports its forensic snapshot; preservation says which volume that is).
+struct Reported {
+    sink: Arc<dyn ItemSink>,
+    volumes: std::sync::Mutex<std::collections::HashMap<String, String>>,
+}
+
+impl Reported {
+    fn new(sink: Arc<dyn ItemSink>) -> Self {
+        Reported {
+            sink,
+            volumes: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+}
 
 impl Progress for Reported {
     fn snapshot(&self, volume_id: &str, stage: &str, info: &SnapshotInfo) {
+        if stage == "forensic" {
+            self.volumes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(info.id.clone(), volume_id.to_string());
+        }
         let step = format!(
             "snapshot {stage} {}",
             info.progress.as_deref().unwrap_or("")
         );
-        self.0.item(volume_id, step.trim(), 0, 0);
+        self.sink.item(volume_id, step.trim(), 0, 0);
     }
     fn step(&self, message: &str) {
         tracing::info!(step = message, "collection step");
@@ -128,12 +147,19 @@ impl Progress for Reported {
 
 impl ByteProgress for Reported {
     fn position(&self, id: &str, position: u64, total: u64) {
+        let item = self
+            .volumes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_string());
         let step = if position >= total {
             "acquired"
         } else {
             "acquiring"
         };
-        self.0.item(id, step, position, total);
+        self.sink.item(&item, step, position, total);
     }
 }
 

@@ -11,13 +11,16 @@ use forensnap_aws::DynamoCaseTable;
 use forensnap_config::Config;
 use forensnap_core::CaseId;
 use forensnap_daemon::now_ms;
-use forensnap_ports::{CaseTable, Lease, LeaseError};
+use forensnap_ports::{CaseState, CaseTable, Lease, LeaseError, Target};
 
 use crate::forensic::Forensic;
 
 /// A held lease (or none, without a case table).
 pub struct Held {
     held: Option<(DynamoCaseTable, Lease, u64)>,
+    /// Whether the command collects: the case's state follows it (running, then completed or
+    /// failed).
+    collects: bool,
 }
 
 /// This process as a lease owner: `cli:<user>@<host>:<pid>`.
@@ -39,16 +42,30 @@ pub fn host() -> String {
 impl Held {
     /// Take `case`'s lease for this process, or refuse naming the holder.
     pub async fn take(forensic: &Forensic, config: &Config, case: &CaseId) -> anyhow::Result<Held> {
+        Self::take_for(forensic, config, case, None).await
+    }
+
+    /// [`Held::take`], naming the instance the command collects.
+    pub async fn take_for(
+        forensic: &Forensic,
+        config: &Config,
+        case: &CaseId,
+        target: Option<&Target>,
+    ) -> anyhow::Result<Held> {
         let Some(table) = forensic.account.case_table() else {
-            return Ok(Held { held: None });
+            return Ok(Held {
+                held: None,
+                collects: false,
+            });
         };
         let ttl = config.daemon.lease_seconds * 1000;
         match table
-            .take(case.as_str(), &cli_owner(), ttl, now_ms(), None)
+            .take(case.as_str(), &cli_owner(), ttl, now_ms(), target)
             .await
         {
             Ok(lease) => Ok(Held {
                 held: Some((table, lease, ttl)),
+                collects: false,
             }),
             Err(e @ LeaseError::Held { .. }) => bail!("{e}"),
             Err(e) => bail!(
@@ -56,6 +73,12 @@ impl Held {
                 table.name()
             ),
         }
+    }
+
+    /// The command collects: the case's state in the table follows it.
+    pub fn collecting(mut self) -> Self {
+        self.collects = true;
+        self
     }
 
     /// Run `work` under the lease: renewed every third of its length; on Ctrl-C or SIGTERM,
@@ -107,6 +130,13 @@ impl Held {
                 }
             }
         };
+        if self.collects
+            && let Err(e) = table
+                .set_state(&lease, CaseState::Running, None, now_ms())
+                .await
+        {
+            tracing::warn!(error = %e, "cannot mark the case running in the case table");
+        }
         let result = tokio::select! {
             result = work => result,
             lost = beat => Err(anyhow::anyhow!("{lost}")),
@@ -115,6 +145,23 @@ impl Held {
                 Err(stopped(signal))
             }
         };
+        if self.collects {
+            let (state, message) = match &result {
+                Ok(_) => (CaseState::Completed, None),
+                Err(e) => (CaseState::Failed, Some(format!("{e:#}"))),
+            };
+            // The lease may have been renewed meanwhile: the token and owner are what count.
+            let current = Lease {
+                expires_ms: now_ms() + ttl,
+                ..lease.clone()
+            };
+            if let Err(e) = table
+                .set_state(&current, state, message.as_deref(), now_ms())
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record the case's state in the case table");
+            }
+        }
         if let Err(e) = table.release(&lease, now_ms()).await {
             tracing::warn!(error = %e, "cannot release the case's lease; it lapses by itself");
         }

@@ -30,6 +30,8 @@ pub const CLAIM_ROW: &str = "#claim";
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CaseState {
+    /// Known to the table (a command took its lease) with no collection recorded there.
+    Idle,
     /// A request was accepted and waits for a worker.
     Queued,
     /// A holder works it.
@@ -44,6 +46,7 @@ impl CaseState {
     /// The name stored and printed.
     pub fn as_str(self) -> &'static str {
         match self {
+            CaseState::Idle => "idle",
             CaseState::Queued => "queued",
             CaseState::Running => "running",
             CaseState::Completed => "completed",
@@ -54,6 +57,7 @@ impl CaseState {
     /// Read a stored name.
     pub fn parse(text: &str) -> Option<CaseState> {
         [
+            CaseState::Idle,
             CaseState::Queued,
             CaseState::Running,
             CaseState::Completed,
@@ -203,7 +207,7 @@ pub trait CaseTable: Send + Sync {
 
     /// Take the case's lease for `owner` until `now_ms + ttl_ms`: granted when nobody holds it,
     /// when the holder's lease lapsed, or when `owner` holds it already; the token grows by one.
-    /// Creates the case row (state `queued`) when there is none.
+    /// Creates the case row (state `idle`) when there is none.
     fn take(
         &self,
         case: &str,
@@ -365,7 +369,7 @@ impl CaseTable for MemoryCaseTable {
             .entry(case.to_string())
             .or_insert_with(|| CaseRecord {
                 case: case.to_string(),
-                state: CaseState::Queued,
+                state: CaseState::Idle,
                 target: None,
                 owner: None,
                 expires_ms: None,
