@@ -325,6 +325,16 @@ async fn requests_of_every_shape_are_collected_once_merged_refused_or_dead_lette
         metrics.contains("forensnap_requests_refused_total{code=\"malformed\"} 1"),
         "{metrics}"
     );
+    for name in [
+        "forensnap_block_reads_throttled_total",
+        "forensnap_block_reads_retried_total",
+        "forensnap_items{step=\"acquiring\"}",
+        "forensnap_queue_messages{state=\"waiting\"}",
+        "forensnap_blocks_acquired_total",
+        "forensnap_queue_age_seconds",
+    ] {
+        assert!(metrics.contains(name), "{name} missing:\n{metrics}");
+    }
 
     // SIGTERM: exits in time.
     assert!(

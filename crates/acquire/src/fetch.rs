@@ -100,6 +100,17 @@ pub enum FetchError {
     },
 }
 
+/// Block reads this process retried, throttled and not, since it started: what the daemon's
+/// metrics report (`forensnap_block_reads_throttled_total`, `..._retried_total`).
+static THROTTLED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+static RETRIED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// (throttled, retried) block reads of this process so far.
+pub fn read_counters() -> (u64, u64) {
+    use std::sync::atomic::Ordering::Relaxed;
+    (THROTTLED.load(Relaxed), RETRIED.load(Relaxed))
+}
+
 /// Read and verify one block.
 pub async fn fetch_verified<'l, S: BlockSource>(
     source: &S,
@@ -123,7 +134,10 @@ pub async fn fetch_verified<'l, S: BlockSource>(
             }
             Err(err) => {
                 match &err {
-                    SourceError::Throttled(scope, _) => permit.throttled(*scope),
+                    SourceError::Throttled(scope, _) => {
+                        THROTTLED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        permit.throttled(*scope)
+                    }
                     _ => drop(permit),
                 }
                 if matches!(err, SourceError::Fatal(_)) || attempts >= policy.max_attempts {
@@ -135,6 +149,7 @@ pub async fn fetch_verified<'l, S: BlockSource>(
                     });
                 }
                 retries += 1;
+                RETRIED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::time::sleep(policy.delay(retries)).await;
                 continue;
             }

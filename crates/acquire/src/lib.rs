@@ -23,7 +23,7 @@ pub mod listing;
 pub mod memory;
 
 pub use engine::{AcquireError, AcquireOptions, HASH_BACKLOG_PARTS, acquire, part_blocks};
-pub use fetch::{FetchPolicy, VerifiedBlock, fetch_verified};
+pub use fetch::{FetchPolicy, VerifiedBlock, fetch_verified, read_counters};
 /// The block source seam the engine reads through (`forensnap-ports`).
 pub use forensnap_ports::{
     BlockPage, BlockSource, FetchedBlock, ListedBlock, SourceError, ThrottleScope,

@@ -287,6 +287,17 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status("taking case requests"),
     ]);
+    // The engine's read counters (process-wide) into the metrics, every few seconds.
+    let engine = {
+        let metrics = Arc::clone(&metrics);
+        async move {
+            loop {
+                let (throttled, retried) = forensnap_acquire::read_counters();
+                metrics.engine(throttled, retried);
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
+        }
+    };
     let watchdog = async {
         let Some(every) = sd_notify::watchdog_enabled() else {
             return std::future::pending::<()>().await;
@@ -308,6 +319,7 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         () = daemon.run(stopping) => {}
         () = signals => {}
         () = watchdog => {}
+        () = engine => {}
     }
     // After the signal, the daemon itself winds down (bounded by shutdown_seconds).
     Ok(())

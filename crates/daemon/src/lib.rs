@@ -139,6 +139,8 @@ struct Shared<Q, T, C> {
     receipts: Mutex<HashMap<String, String>>,
     /// Cases this daemon works (its lease cannot tell two of its own tasks apart).
     running: Mutex<HashSet<String>>,
+    /// The latest step of every item of the cases worked here: case -> item -> step.
+    steps: Mutex<HashMap<String, HashMap<String, String>>>,
 }
 
 impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, T, C> {
@@ -160,6 +162,7 @@ impl<Q: RequestQueue + 'static, T: CaseTable + 'static, C: Collector> Daemon<Q, 
                 accounts: Mutex::new(HashMap::new()),
                 receipts: Mutex::new(HashMap::new()),
                 running: Mutex::new(HashSet::new()),
+                steps: Mutex::new(HashMap::new()),
                 metrics,
                 settings,
             }),
@@ -305,6 +308,34 @@ impl<Q, T, C> Shared<Q, T, C> {
             current.receipt = receipt.clone();
         }
         current
+    }
+
+    /// Record the steps of `case`'s items (`None`: the case is no longer worked here) and
+    /// refresh the items-by-step gauges.
+    fn item_steps(&self, case: &str, steps: Option<&std::collections::BTreeMap<String, String>>) {
+        let mut all = self.steps.lock().unwrap_or_else(|p| p.into_inner());
+        match steps {
+            Some(steps) => {
+                let entry = all.entry(case.to_string()).or_default();
+                for (item, step) in steps {
+                    entry.insert(item.clone(), step.clone());
+                }
+            }
+            None => {
+                all.remove(case);
+            }
+        }
+        let mut by_step = std::collections::BTreeMap::new();
+        for step in all.values().flat_map(|items| items.values()) {
+            // "snapshot forensic 42%" counts as "snapshot".
+            let kind = step
+                .split_whitespace()
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            *by_step.entry(kind).or_insert(0i64) += 1;
+        }
+        self.metrics.items(&by_step);
     }
 
     /// Mark `case` as worked here; `None` when a task of this daemon already works it.

@@ -1,8 +1,9 @@
 //! The daemon's counters and gauges, rendered as Prometheus text on `/metrics`.
 //!
 //! Names start with `forensnap_`. Counters: requests received, refused (by reason code),
-//! merged; cases completed and failed; leases lost; queue errors; bytes and 512 KiB blocks
-//! acquired (`rate()` of the latter is blocks/s). Gauges: cases running (per member account),
+//! merged, duplicated; cases completed and failed; leases lost; queue errors; bytes and 512 KiB
+//! blocks acquired (`rate()` of the latter is blocks/s); block reads throttled and retried.
+//! Gauges: cases running (per member account), items of those cases by step,
 //! the age of the last request received (queue age), and the queue's depth when the
 //! operations endpoint asks for it.
 
@@ -30,6 +31,10 @@ pub struct Metrics {
     queue_errors: Counter,
     bytes: Counter,
     blocks: Counter,
+    throttled: Counter,
+    retried: Counter,
+    engine_seen: std::sync::Mutex<(u64, u64)>,
+    items: Family<Labels, Gauge>,
     block_rest: std::sync::Mutex<u64>,
     running: Family<Labels, Gauge>,
     queue_age: Gauge,
@@ -59,6 +64,10 @@ impl Metrics {
             queue_errors: Counter::default(),
             bytes: Counter::default(),
             blocks: Counter::default(),
+            throttled: Counter::default(),
+            retried: Counter::default(),
+            engine_seen: std::sync::Mutex::new((0, 0)),
+            items: Family::default(),
             block_rest: std::sync::Mutex::new(0),
             running: Family::default(),
             queue_age: Gauge::default(),
@@ -111,6 +120,21 @@ impl Metrics {
             "blocks_acquired",
             "512 KiB blocks acquired and stored",
             m.blocks.clone(),
+        );
+        registry.register(
+            "block_reads_throttled",
+            "GetSnapshotBlock reads the service throttled (each retried)",
+            m.throttled.clone(),
+        );
+        registry.register(
+            "block_reads_retried",
+            "GetSnapshotBlock reads retried (throttling, 5xx, dropped connections, checksum mismatches)",
+            m.retried.clone(),
+        );
+        registry.register(
+            "items",
+            "Evidence items of the cases this daemon works, by step",
+            m.items.clone(),
         );
         registry.register(
             "cases_running",
@@ -200,6 +224,24 @@ impl Metrics {
         *rest += bytes;
         self.blocks.inc_by(*rest / BLOCK);
         *rest %= BLOCK;
+    }
+
+    /// The engine's process-wide read counters (throttled, retried) as they stand now.
+    pub fn engine(&self, throttled: u64, retried: u64) {
+        let mut seen = self.engine_seen.lock().unwrap_or_else(|p| p.into_inner());
+        self.throttled.inc_by(throttled.saturating_sub(seen.0));
+        self.retried.inc_by(retried.saturating_sub(seen.1));
+        *seen = (seen.0.max(throttled), seen.1.max(retried));
+    }
+
+    /// Items of the cases being worked, counted by step (steps absent now are set to 0).
+    pub fn items(&self, by_step: &std::collections::BTreeMap<String, i64>) {
+        for step in ["pending", "snapshot", "acquiring", "acquired", "sealed"] {
+            let n = by_step.get(step).copied().unwrap_or(0);
+            self.items
+                .get_or_create(&vec![("step".to_string(), step.to_string())])
+                .set(n);
+        }
     }
 
     /// The queue's depth as last read.

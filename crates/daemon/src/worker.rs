@@ -233,6 +233,7 @@ where
         Err(Some(lost)) => {
             tracing::warn!(error = %lost, "lease lost: the work stopped; the new holder resumes the case");
             shared.metrics.lease_lost();
+            shared.item_steps(case, None);
             return Disposition::Lost;
         }
         Err(None) => {
@@ -248,12 +249,14 @@ where
                     now,
                 )
                 .await;
-            flush(table, &lease, &sink).await;
+            flush(shared, &lease, &sink).await;
+            shared.item_steps(case, None);
             let _ = table.release(&lease, now).await;
             return Disposition::Interrupted;
         }
         Ok(outcome) => {
-            flush(table, &lease, &sink).await;
+            flush(shared, &lease, &sink).await;
+            shared.item_steps(case, None);
             (lease, outcome)
         }
     };
@@ -366,12 +369,19 @@ where
         {
             tracing::warn!(message_id = %message.id, error = %e, "cannot extend the request's visibility");
         }
-        flush(&shared.table, &lease, sink).await;
+        flush(shared, &lease, sink).await;
     }
 }
 
-async fn flush<T: CaseTable>(table: &T, lease: &Lease, sink: &Progress) {
-    for (item, (step, done, total)) in sink.take() {
+async fn flush<Q, T: CaseTable, C>(shared: &Shared<Q, T, C>, lease: &Lease, sink: &Progress) {
+    let table = &shared.table;
+    let latest = sink.take();
+    let steps: BTreeMap<String, String> = latest
+        .iter()
+        .map(|(item, (step, _, _))| (item.clone(), step.clone()))
+        .collect();
+    shared.item_steps(&lease.case, Some(&steps));
+    for (item, (step, done, total)) in latest {
         if let Err(e) = table
             .set_item(lease, &item, &step, done, total, now_ms())
             .await
