@@ -34,6 +34,7 @@ use forensnap_evidence::item::{self, ItemKind, SealedBag};
 use forensnap_evidence::{Acquired, ByteProgress};
 use forensnap_preserve::{
     Custody, Ec2, Plan, PreserveError, Preserved, PreservedVolume, Progress, preserve,
+    preserved_from_log,
 };
 use forensnap_store::{EvidenceAudit, EvidenceWrite};
 use futures::StreamExt;
@@ -140,6 +141,20 @@ struct Run<'a, S, K, B, G> {
     layout: CaseLayout,
 }
 
+/// Which part of a case's collection one run does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// All of it: preservation, every item, `collection.completed` (the command line; the
+    /// daemon's last step of a split case, which finds everything done and completes it).
+    Whole,
+    /// Preservation and the small items (instance record, console output), sealed; the
+    /// volumes are left to [`Scope::Volume`] runs, on any machine.
+    Prepare,
+    /// One volume of a case whose preservation completed (read from the custody log: no
+    /// member-account call), acquired and sealed.
+    Volume(String),
+}
+
 /// Preserve the instance, then acquire and seal every evidence item (see the module docs).
 #[allow(clippy::too_many_arguments)]
 pub async fn collect<
@@ -160,8 +175,49 @@ pub async fn collect<
     signer: &G,
     progress: &dyn CollectProgress,
 ) -> Result<Collected, CollectError> {
+    collect_scope(
+        plan,
+        acquire_plan,
+        member,
+        forensic,
+        custody,
+        sink,
+        source,
+        signer,
+        progress,
+        &Scope::Whole,
+    )
+    .await
+}
+
+/// [`collect`] of a part of the case ([`Scope`]): the daemon splits a case into its preparation
+/// and one run per volume, each run by any daemon, and completes it with a [`Scope::Whole`] run.
+#[allow(clippy::too_many_arguments)]
+pub async fn collect_scope<
+    M: Ec2,
+    F: Ec2,
+    S: EvidenceWrite + EvidenceAudit,
+    K: EvidenceWrite,
+    B: BlockSource,
+    G: Signer,
+>(
+    plan: &Plan,
+    acquire_plan: &AcquirePlan,
+    member: &M,
+    forensic: &F,
+    custody: &Custody<S>,
+    sink: &K,
+    source: &B,
+    signer: &G,
+    progress: &dyn CollectProgress,
+    scope: &Scope,
+) -> Result<Collected, CollectError> {
     let before = custody.head().await;
-    let preserved = match preserve(plan, member, forensic, custody, progress).await {
+    let preserved = match scope {
+        Scope::Volume(_) => preserved_from_log(plan, custody).await,
+        _ => preserve(plan, member, forensic, custody, progress).await,
+    };
+    let preserved = match preserved {
         Ok(preserved) => preserved,
         Err(err) => {
             // The failed run's events are sealed too: a later reader sees they were not cut.
@@ -195,10 +251,38 @@ pub async fn collect<
         bucket,
         layout,
     };
-    let mut results = vec![run.small_item(ItemKind::InstanceRecord).await];
-    results.push(run.small_item(ItemKind::ConsoleOutput).await);
+    let mut results = Vec::new();
+    if !matches!(scope, Scope::Volume(_)) {
+        results.push(run.small_item(ItemKind::InstanceRecord).await);
+        results.push(run.small_item(ItemKind::ConsoleOutput).await);
+    }
+    let chosen: Vec<&PreservedVolume> = match scope {
+        Scope::Whole => preserved.volumes.iter().collect(),
+        Scope::Prepare => Vec::new(),
+        Scope::Volume(id) => {
+            let found: Vec<&PreservedVolume> = preserved
+                .volumes
+                .iter()
+                .filter(|v| &v.volume_id == id)
+                .collect();
+            if found.is_empty() {
+                results.push(Err(format!(
+                    "volume {id} is not one of the volumes case {} preserved of {} ({}); check the item id",
+                    plan.case,
+                    plan.instance_id,
+                    preserved
+                        .volumes
+                        .iter()
+                        .map(|v| v.volume_id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )));
+            }
+            found
+        }
+    };
     let volumes: Vec<Result<EvidenceItem, String>> =
-        futures::stream::iter(preserved.volumes.iter().map(|v| run.volume(v)))
+        futures::stream::iter(chosen.into_iter().map(|v| run.volume(v)))
             .buffered(acquire_plan.concurrent_volumes.max(1))
             .collect()
             .await;
@@ -221,6 +305,19 @@ pub async fn collect<
             failed: errors.len(),
             total,
             first: first.clone(),
+        });
+    }
+    if *scope != Scope::Whole {
+        // A part of the case: its items sealed in a checkpoint; the case completes later.
+        run.seal_chain(&items)
+            .await
+            .map_err(CollectError::Preserve)?;
+        let head = custody.head().await;
+        let mut preserved = preserved;
+        (preserved.custody_events, preserved.custody_head_sha256) = (head.seq, head.sha256);
+        return Ok(Collected {
+            preserved,
+            evidence: items,
         });
     }
     let evidence = items

@@ -455,3 +455,88 @@ async fn a_run_killed_before_an_items_event_records_it_on_the_next_run_once() {
         );
     }
 }
+
+async fn run_scope(
+    cloud: &Shared,
+    bucket: &Bucket,
+    source: &Snapshots,
+    scope: &Scope,
+) -> (Result<Collected, CollectError>, Vec<Event>) {
+    let (member, forensic, actor) = accounts(cloud);
+    let plan = plan();
+    let custody = Custody::open(bucket.clone(), "", &plan.case, actor, None)
+        .await
+        .expect("open log");
+    let result = collect_scope(
+        &plan,
+        &acquire_plan(),
+        &member,
+        &forensic,
+        &custody,
+        bucket,
+        source,
+        &signer(),
+        &Quiet,
+        scope,
+    )
+    .await;
+    (result, custody.events().await)
+}
+
+#[tokio::test]
+async fn a_case_split_into_its_preparation_and_one_run_per_volume_ends_as_one_whole_run() {
+    let (cloud, bucket, source) = (cloud(), Bucket::default(), source());
+    // A volume run before the preparation is refused, naming what to do.
+    let (early, _) = run_scope(&cloud, &bucket, &source, &Scope::Volume("vol-a".into())).await;
+    let early = early.expect_err("no preservation yet");
+    assert!(
+        early.to_string().contains("no completed preservation"),
+        "{early}"
+    );
+
+    let (prepared, events) = run_scope(&cloud, &bucket, &source, &Scope::Prepare).await;
+    let prepared = prepared.expect("prepared");
+    assert_eq!(prepared.evidence.len(), 2, "the small items only");
+    assert_eq!(prepared.preserved.volumes.len(), 3);
+    assert_eq!(count(&events, Action::AcquisitionStarted), 0);
+    assert_eq!(count(&events, Action::CollectionCompleted), 0);
+    let assumed = count(&events, Action::RoleAssumed);
+
+    // Three volume runs at once, as three daemons would: one chain, no member call.
+    let scopes = ["vol-a", "vol-f", "vol-g"].map(|v| Scope::Volume(v.into()));
+    let (a, f, g) = tokio::join!(
+        run_scope(&cloud, &bucket, &source, &scopes[0]),
+        run_scope(&cloud, &bucket, &source, &scopes[1]),
+        run_scope(&cloud, &bucket, &source, &scopes[2])
+    );
+    for (result, _) in [&a, &f, &g] {
+        let collected = result.as_ref().expect("volume");
+        assert_eq!(collected.evidence.len(), 1);
+    }
+    let (unknown, _) = run_scope(&cloud, &bucket, &source, &Scope::Volume("vol-zz".into())).await;
+    assert!(
+        unknown
+            .expect_err("unknown volume")
+            .to_string()
+            .contains("vol-zz")
+    );
+
+    // The whole run completes the case and reads nothing again.
+    let gets = source.pattern.gets.load(Ordering::SeqCst);
+    let (whole, events) = run_scope(&cloud, &bucket, &source, &Scope::Whole).await;
+    let whole = whole.expect("completed");
+    assert_eq!(
+        source.pattern.gets.load(Ordering::SeqCst),
+        gets,
+        "nothing read again"
+    );
+    assert_eq!(whole.evidence.len(), 5);
+    assert_eq!(count(&events, Action::AcquisitionCompleted), 3);
+    assert_eq!(count(&events, Action::EvidenceSealed), 5);
+    assert_eq!(
+        count(&events, Action::RoleAssumed),
+        assumed + 1,
+        "the volume runs assumed nothing"
+    );
+    assert_eq!(sealed_findings(&bucket, &signer()), Vec::<String>::new());
+}

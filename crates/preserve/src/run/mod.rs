@@ -72,6 +72,81 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
     result
 }
 
+/// What an earlier run preserved, read from the custody log alone (no AWS call): the case's
+/// last `preservation.completed` of the instance. The daemon's volume workers start from it, so
+/// a case split across machines assumes the member role and snapshots once.
+pub async fn preserved_from_log<S: EvidenceWrite>(
+    plan: &Plan,
+    custody: &Custody<S>,
+) -> Result<Preserved, PreserveError> {
+    let events = custody.events().await;
+    let subject = Subject {
+        instance: plan.instance_id.clone(),
+        member_account: plan.member_account.clone(),
+    };
+    let ours = |e: &&forensnap_core::Event| {
+        e.outcome == forensnap_core::Outcome::Ok && e.subject().as_ref() == Some(&subject)
+    };
+    let completed = events
+        .iter()
+        .rev()
+        .filter(ours)
+        .find_map(|e| match e.details() {
+            Ok(Some(Details::PreservationCompleted(d))) => Some(d),
+            _ => None,
+        });
+    let Some(completed) = completed else {
+        return Err(PreserveError::Step {
+            step: "read the preservation",
+            account: plan.member_account.clone(),
+            resource: plan.instance_id.clone(),
+            message: format!(
+                "case {} records no completed preservation of the instance",
+                plan.case
+            ),
+            next: "run the whole collection (forensnap collect, or submit the case to the daemon)"
+                .into(),
+        });
+    };
+    let size_of = |snapshot_id: &str| {
+        events
+            .iter()
+            .filter(ours)
+            .find_map(|e| match e.details() {
+                Ok(Some(Details::SnapshotCompleted(d))) if d.snapshot_id == snapshot_id => {
+                    d.completed.map(|c| c.volume_size_gib)
+                }
+                _ => None,
+            })
+            .unwrap_or(0)
+    };
+    let volumes = completed
+        .volumes
+        .iter()
+        .map(|v| PreservedVolume {
+            device: v.device.clone(),
+            volume_id: v.volume_id.clone(),
+            member_snapshot_id: v.member_snapshot_id.clone(),
+            intermediate_snapshot_id: None,
+            snapshot_id: v.snapshot_id.clone(),
+            kms_key_id: v.kms_key_id.clone(),
+            size_gib: size_of(&v.snapshot_id),
+        })
+        .collect();
+    let head = custody.head().await;
+    Ok(Preserved {
+        case: plan.case.to_string(),
+        account: plan.member_account.clone(),
+        region: plan.member_region.clone(),
+        instance_id: plan.instance_id.clone(),
+        instance_record: None,
+        console_output: None,
+        volumes,
+        custody_events: head.seq,
+        custody_head_sha256: head.sha256,
+    })
+}
+
 /// Remove every share of the instance's snapshots that a stopped run left behind (Ctrl-C,
 /// SIGTERM, a lost lease: the run was dropped between `snapshot.shared` and
 /// `snapshot.unshared`), each recorded as `snapshot.unshared`. Returns how many it removed. The
