@@ -402,17 +402,26 @@ async fn requests_of_every_shape_are_collected_once_merged_refused_or_dead_lette
 
 /// A world of `instances` instances of member 111111111111, one small volume each.
 fn fleet_toml(name_prefix: &str, instances: usize, blocks: u32) -> String {
+    fleet_volumes_toml(name_prefix, &vec![1; instances], blocks)
+}
+
+/// A world of one instance per entry of `volumes`, with that many volumes.
+fn fleet_volumes_toml(name_prefix: &str, volumes: &[usize], blocks: u32) -> String {
     let mut text = format!(
         "region = \"us-east-1\"\n[forensic]\naccount = \"123456789012\"\nname_prefix = \"{name_prefix}\"\n\
          retention_days = 30\n[[members]]\naccount = \"111111111111\"\nrole = \"ForensnapCollector\"\n\
          external_id = \"{EXTERNAL_ID}\"\n"
     );
-    for i in 0..instances {
-        text.push_str(&format!(
-            "[[members.instances]]\nname = \"web-{i}\"\n[[members.instances.volumes]]\ndevice = \"/dev/xvda\"\n\
-             image = \"img-{i}\"\nencryption = \"none\"\nbuild = {{ kind = \"pattern\", blocks = {blocks}, offset_blocks = {} }}\n",
-            i * 7
-        ));
+    for (i, count) in volumes.iter().enumerate() {
+        text.push_str(&format!("[[members.instances]]\nname = \"web-{i}\"\n"));
+        for v in 0..*count {
+            text.push_str(&format!(
+                "[[members.instances.volumes]]\ndevice = \"/dev/xvd{}\"\nimage = \"img-{i}-{v}\"\n\
+                 encryption = \"none\"\nbuild = {{ kind = \"pattern\", blocks = {blocks}, offset_blocks = {} }}\n",
+                (b'a' + v as u8) as char,
+                i * 7 + v * 3
+            ));
+        }
     }
     text
 }
@@ -449,23 +458,27 @@ fn submit_case(config: &str, case: &str, instance: &str) {
 
 /// Wait until some case's lease belongs to process `pid` while one of its items is part-way
 /// acquired; returns the case.
-fn acquiring_under(config: &str, pid: u32, limit: Duration) -> String {
+fn acquiring_under(config: &str, pid: u32, limit: Duration) -> (String, String) {
     let start = Instant::now();
+    let mine = |owner: &serde_json::Value| {
+        owner
+            .as_str()
+            .is_some_and(|o| o.ends_with(&format!(":{pid}")))
+    };
     loop {
         for case in status(config, None).as_array().cloned().unwrap_or_default() {
-            let owner = case["owner"].as_str().unwrap_or_default();
-            if !owner.ends_with(&format!(":{pid}")) {
-                continue;
-            }
             let id = case["case"].as_str().unwrap_or_default().to_string();
             let one = status(config, Some(&id));
-            let acquiring = one["items"].as_array().is_some_and(|items| {
-                items
-                    .iter()
-                    .any(|i| i["step"] == "acquiring" && i["done_bytes"].as_u64().unwrap_or(0) > 0)
+            // A whole case under its lease, or one volume of a split case under the volume's.
+            let acquiring = one["items"].as_array().and_then(|items| {
+                items.iter().find(|i| {
+                    i["step"] == "acquiring"
+                        && i["done_bytes"].as_u64().unwrap_or(0) > 0
+                        && (mine(&i["owner"]) || mine(&case["owner"]))
+                })
             });
-            if acquiring {
-                return id;
+            if let Some(item) = acquiring {
+                return (id, item["item"].as_str().unwrap_or_default().to_string());
             }
         }
         assert!(
@@ -490,7 +503,8 @@ async fn owned_snapshots(config: &aws_config::SdkConfig) -> Vec<aws_sdk_ec2::typ
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_daemons_share_a_queue_and_a_killed_one_loses_no_case_and_doubles_none() {
-    let env = Env::new(&fleet_toml("fsk", 3, 60));
+    // Three cases, the first with three volumes (split over both daemons), five volumes in all.
+    let env = Env::new(&fleet_volumes_toml("fsk", &[3, 1, 1], 60));
     let config = slow_config(&env, "slow.forensnap.toml", 6);
     let instances: Vec<String> = env
         .seeded
@@ -506,30 +520,41 @@ async fn two_daemons_share_a_queue_and_a_killed_one_loses_no_case_and_doubles_no
     let mut a = DaemonProcess::start(&config, &format!("127.0.0.1:{}", free_port()));
     let _b = DaemonProcess::start(&config, &format!("127.0.0.1:{}", free_port()));
     // Kill A (SIGKILL: no cleanup at all) while one of its cases is mid-acquisition.
-    let killed_case = acquiring_under(&config, a.child.id(), Duration::from_secs(120));
+    let a_pid = a.child.id();
+    let (killed_case, killed_item) = acquiring_under(&config, a_pid, Duration::from_secs(120));
     a.child.kill().expect("SIGKILL");
     let _ = a.child.wait();
-    // B finishes everything, A's case once A's lease lapses and its message reappears.
+    // B finishes everything: A's volume once its lease lapses and its message reappears.
     let done = wait_for(&config, Duration::from_secs(240), |s| {
         cases.iter().all(|c| state_of(s, c) == Some("completed"))
     });
     let again = status(&config, Some(&killed_case));
+    let row = again["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["item"] == killed_item.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["step"], "sealed", "{again:#}");
     assert!(
-        again["case"]["token"].as_u64().unwrap_or(0) >= 2,
-        "the killed daemon's case was taken over: {again:#}\n{done:#}"
+        row["token"].as_u64().unwrap_or(0) >= 2
+            && !row["owner"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(&format!(":{a_pid}")),
+        "the killed daemon's volume {killed_item} was taken over: {again:#}\n{done:#}"
     );
     // Exactly once: one member snapshot and one forensic copy per volume, no share left,
     // no intermediate copy left.
     let member = owned_snapshots(&env.member_admin().await).await;
     assert_eq!(
         member.len(),
-        3,
+        5,
         "one member snapshot per volume: {member:?}"
     );
     let forensic = owned_snapshots(&env.forensic_admin().await).await;
     assert_eq!(
         forensic.len(),
-        3,
+        5,
         "one forensic copy per volume: {forensic:?}"
     );
     let ec2 = aws_sdk_ec2::Client::new(&env.member_admin().await);
@@ -564,7 +589,7 @@ async fn sigterm_stops_a_case_at_a_resumable_point_in_time_and_another_daemon_fi
     let instance = env.seeded.member().instances[0].instance_id.clone();
     submit_case(&config, "IR-T-1", &instance);
     let mut first = DaemonProcess::start(&config, &format!("127.0.0.1:{}", free_port()));
-    let case = acquiring_under(&config, first.child.id(), Duration::from_secs(120));
+    let (case, item) = acquiring_under(&config, first.child.id(), Duration::from_secs(120));
     assert_eq!(case, "IR-T-1");
     let asked = Instant::now();
     assert!(
@@ -572,11 +597,22 @@ async fn sigterm_stops_a_case_at_a_resumable_point_in_time_and_another_daemon_fi
         "exits cleanly within shutdown_seconds"
     );
     assert!(asked.elapsed() < Duration::from_secs(25));
+    // The volume (split cases are worked volume by volume) is pending again, its lease
+    // released; the case holds no lease either.
     let stopped = status(&config, Some("IR-T-1"));
-    assert_eq!(stopped["case"]["state"], "queued", "{stopped:#}");
     assert!(
         stopped["case"].get("owner").is_none(),
-        "lease released: {stopped:#}"
+        "case lease released: {stopped:#}"
+    );
+    let row = stopped["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|i| i["item"] == item.as_str()))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["step"], "pending", "{stopped:#}");
+    assert!(
+        row.get("expires_ms").is_none(),
+        "volume lease released: {stopped:#}"
     );
     // The request is visible again at once: a second daemon resumes the case without waiting
     // for any lease or visibility timeout.

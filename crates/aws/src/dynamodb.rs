@@ -3,7 +3,8 @@
 //! several daemons and the command line agree on who works a case without talking to each
 //! other. The rules are those of [`forensnap_ports::state`], as condition expressions:
 //!
-//! * take: `attribute_not_exists(owner) OR owner = :me OR expires < :now`, token `ADD 1`;
+//! * take (a case, or one item of it): `attribute_not_exists(expires) OR owner = :me OR
+//!   expires < :now`, token `ADD 1`;
 //! * renew, set state: `owner = :me AND token = :token AND expires >= :now`;
 //! * release: `owner = :me AND token = :token` (a lease already gone is not an error);
 //! * item progress: `attribute_not_exists(token) OR token <= :token` (fencing);
@@ -142,6 +143,7 @@ fn item_record(row: &Row) -> Option<ItemRecord> {
         total_bytes: number(row, "total").unwrap_or_default(),
         owner: text(row, "owner").unwrap_or_default(),
         token: number(row, "token").unwrap_or_default(),
+        expires_ms: number(row, "expires"),
         updated_ms: number(row, "updated").unwrap_or_default(),
     })
 }
@@ -168,7 +170,7 @@ impl CaseTable for DynamoCaseTable {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(case, CASE_ROW)))
-            .condition_expression("attribute_not_exists(#o) OR #o = :owner OR #e < :now")
+            .condition_expression("attribute_not_exists(#e) OR #o = :owner OR #e < :now")
             .expression_attribute_names("#o", "owner")
             .expression_attribute_names("#e", "expires")
             .expression_attribute_names("#u", "updated")
@@ -201,6 +203,7 @@ impl CaseTable for DynamoCaseTable {
                 let row = out.attributes().cloned().unwrap_or_default();
                 Ok(Lease {
                     case: case.to_string(),
+                    row: CASE_ROW.to_string(),
                     owner: owner.to_string(),
                     token: number(&row, "token").unwrap_or(1),
                     expires_ms: now_ms + ttl_ms,
@@ -217,12 +220,69 @@ impl CaseTable for DynamoCaseTable {
         }
     }
 
+    async fn take_item(
+        &self,
+        case: &str,
+        item: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<Lease, LeaseError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(case, item)))
+            .update_expression(
+                "SET #o = :owner, #e = :expires, #u = :now, #p = if_not_exists(#p, :pending) ADD #t :one",
+            )
+            .condition_expression("attribute_not_exists(#e) OR #o = :owner OR #e < :now")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#e", "expires")
+            .expression_attribute_names("#u", "updated")
+            .expression_attribute_names("#p", "step")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_values(":owner", s(owner))
+            .expression_attribute_values(":expires", n(now_ms + ttl_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":one", n(1))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await;
+        match result {
+            Ok(out) => {
+                let row = out.attributes().cloned().unwrap_or_default();
+                Ok(Lease {
+                    case: case.to_string(),
+                    row: item.to_string(),
+                    owner: owner.to_string(),
+                    token: number(&row, "token").unwrap_or(1),
+                    expires_ms: now_ms + ttl_ms,
+                })
+            }
+            Err(e) => {
+                let err = aws_error("UpdateItem", e);
+                if !refused(&err) {
+                    return Err(err.into());
+                }
+                let row = self.get(case, item).await?.unwrap_or_default();
+                Err(LeaseError::Held {
+                    case: format!("{case} item {item}"),
+                    owner: text(&row, "owner").unwrap_or_default(),
+                    expires_ms: number(&row, "expires").unwrap_or_default(),
+                    token: number(&row, "token").unwrap_or_default(),
+                })
+            }
+        }
+    }
+
     async fn renew(&self, lease: &Lease, ttl_ms: u64, now_ms: u64) -> Result<Lease, LeaseError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(&lease.case, CASE_ROW)))
+            .set_key(Some(Self::key(&lease.case, &lease.row)))
             .update_expression("SET #e = :expires")
             .condition_expression("#o = :owner AND #t = :token AND #e >= :now")
             .expression_attribute_names("#o", "owner")
@@ -292,12 +352,54 @@ impl CaseTable for DynamoCaseTable {
         }
     }
 
+    async fn end(
+        &self,
+        lease: &Lease,
+        state: CaseState,
+        message: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), LeaseError> {
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&lease.case, CASE_ROW)))
+            .condition_expression("#o = :owner AND #t = :token AND #e >= :now")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#e", "expires")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_names("#u", "updated")
+            .expression_attribute_names("#m", "message")
+            .expression_attribute_values(":owner", s(&lease.owner))
+            .expression_attribute_values(":token", n(lease.token))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":state", s(state.as_str()));
+        request = match message {
+            Some(m) => request
+                .update_expression("SET #s = :state, #u = :now, #m = :message REMOVE #o, #e")
+                .expression_attribute_values(":message", s(m)),
+            None => request.update_expression("SET #s = :state, #u = :now REMOVE #m, #o, #e"),
+        };
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = aws_error("UpdateItem", e);
+                Err(if refused(&err) {
+                    lost(lease)
+                } else {
+                    err.into()
+                })
+            }
+        }
+    }
+
     async fn release(&self, lease: &Lease, now_ms: u64) -> Result<(), LeaseError> {
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(&lease.case, CASE_ROW)))
+            .set_key(Some(Self::key(&lease.case, &lease.row)))
             .update_expression("SET #u = :now REMOVE #o, #e")
             .condition_expression("#o = :owner AND #t = :token")
             .expression_attribute_names("#o", "owner")

@@ -1,7 +1,7 @@
 //! `forensnap collect`.
 
 use anyhow::{Context, bail};
-use forensnap_collect::{CollectProgress, Collected, collect, plan};
+use forensnap_collect::{CollectProgress, Collected, Scope, collect_scope, plan};
 use forensnap_config::{Config, Member};
 use forensnap_core::{CaseId, CaseLayout, EventDraft};
 
@@ -139,6 +139,31 @@ pub async fn collect_case(
     first: Option<EventDraft>,
     progress: &dyn CollectProgress,
 ) -> anyhow::Result<Collected> {
+    collect_part(
+        config,
+        forensic,
+        case,
+        target,
+        purpose,
+        first,
+        progress,
+        &Scope::Whole,
+    )
+    .await
+}
+
+/// [`collect_case`] of a part of the case (the daemon's split cases).
+#[allow(clippy::too_many_arguments)]
+pub async fn collect_part(
+    config: &Config,
+    forensic: &Forensic,
+    case: &CaseId,
+    target: &Target<'_>,
+    purpose: Option<String>,
+    first: Option<EventDraft>,
+    progress: &dyn CollectProgress,
+    scope: &Scope,
+) -> anyhow::Result<Collected> {
     let signer = forensic.signer(config).await?;
     let key_arn = forensic.account.ebs_key_arn().await.with_context(|| {
         format!(
@@ -168,7 +193,7 @@ pub async fn collect_case(
     let acquire_plan = plan::acquire_plan(config);
     let sink = forensic.store();
     let source = forensic.account.block_source();
-    Ok(collect(
+    Ok(collect_scope(
         &plan,
         &acquire_plan,
         &member_ec2,
@@ -178,6 +203,7 @@ pub async fn collect_case(
         &source,
         &signer,
         progress,
+        scope,
     )
     .await?)
 }

@@ -17,9 +17,10 @@ use forensnap_preserve::Progress;
 use tokio::sync::watch;
 
 use crate::Output;
-use crate::collect::{Target, collect_case, release_case_shares};
+use crate::collect::{Target, collect_part, release_case_shares};
 use crate::forensic::{Attribution, Forensic};
 use crate::lease::{host, interrupted};
+use forensnap_collect::{Collected, Scope};
 
 /// Arguments of `forensnap daemon`.
 #[derive(Debug, clap::Args)]
@@ -75,15 +76,18 @@ struct AwsCollector {
     forensic: Arc<Forensic>,
 }
 
-/// `collect` of the request's case and instance, `request.received` recorded first.
+/// `collect` of (a part of) the request's case and instance, `request.received` recorded
+/// first when the run starts the case.
 async fn collect_request(
     config: &Config,
     forensic: &Forensic,
     request: &CaseRequest,
     sink: Arc<dyn ItemSink>,
-) -> Outcome {
+    scope: &Scope,
+    record_request: bool,
+) -> Result<Collected, String> {
     let Ok(member) = config.member(std::path::Path::new("config"), &request.account) else {
-        return Outcome::Failed(format!(
+        return Err(format!(
             "account {} is not one of the config's [[members]]",
             request.account
         ));
@@ -93,21 +97,20 @@ async fn collect_request(
         instance: &request.instance,
         region: &request.region,
     };
-    let progress = Reported::new(sink);
-    match collect_case(
+    let progress = Reported::new(sink, scope);
+    let first = record_request.then(|| received(request, false));
+    collect_part(
         config,
         forensic,
         &request.case,
         &target,
         request.reason.clone(),
-        Some(received(request, false)),
+        first,
         &progress,
+        scope,
     )
     .await
-    {
-        Ok(_) => Outcome::Completed,
-        Err(e) => Outcome::Failed(format!("{e:#}")),
-    }
+    .map_err(|e| format!("{e:#}"))
 }
 
 /// Item progress of a collection, reported to the daemon under each volume's item id (the
@@ -115,13 +118,19 @@ async fn collect_request(
 struct Reported {
     sink: Arc<dyn ItemSink>,
     volumes: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    /// A run of one volume: every position is that volume's.
+    only: Option<String>,
 }
 
 impl Reported {
-    fn new(sink: Arc<dyn ItemSink>) -> Self {
+    fn new(sink: Arc<dyn ItemSink>, scope: &Scope) -> Self {
         Reported {
             sink,
             volumes: std::sync::Mutex::new(std::collections::HashMap::new()),
+            only: match scope {
+                Scope::Volume(item) => Some(item.clone()),
+                _ => None,
+            },
         }
     }
 }
@@ -147,13 +156,14 @@ impl Progress for Reported {
 
 impl ByteProgress for Reported {
     fn position(&self, id: &str, position: u64, total: u64) {
-        let item = self
-            .volumes
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| id.to_string());
+        let item = self.only.clone().unwrap_or_else(|| {
+            self.volumes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| id.to_string())
+        });
         let step = if position >= total {
             "acquired"
         } else {
@@ -163,11 +173,18 @@ impl ByteProgress for Reported {
     }
 }
 
-impl Collector for AwsCollector {
-    async fn collect(&self, request: &CaseRequest, sink: Arc<dyn ItemSink>) -> Outcome {
-        // The collection's future is not provably `Send` (a compiler limit with the closures
-        // of its streams), so it runs on a blocking-pool thread of its own, as `collect` runs on
-        // the main thread; dropping this future (shutdown, lost lease) cancels it there.
+impl AwsCollector {
+    /// Run `scope` of `request`'s case. The collection's future is not provably `Send` (a
+    /// compiler limit with the closures of its streams), so it runs on a blocking-pool thread
+    /// of its own, as `collect` runs on the main thread; dropping this future (shutdown, lost
+    /// lease) cancels it there.
+    async fn run(
+        &self,
+        request: &CaseRequest,
+        sink: Arc<dyn ItemSink>,
+        scope: Scope,
+        record_request: bool,
+    ) -> Result<Collected, String> {
         let (config, forensic, request) = (
             Arc::clone(&self.config),
             Arc::clone(&self.forensic),
@@ -178,16 +195,54 @@ impl Collector for AwsCollector {
         let run = tokio::task::spawn_blocking(move || {
             runtime.block_on(async move {
                 tokio::select! {
-                    outcome = collect_request(&config, &forensic, &request, sink) => outcome,
-                    _ = cancelled => Outcome::Failed("cancelled".to_string()),
+                    result = collect_request(&config, &forensic, &request, sink, &scope, record_request) => result,
+                    _ = cancelled => Err("cancelled".to_string()),
                 }
             })
         });
-        let outcome = run
+        let result = run
             .await
-            .unwrap_or_else(|e| Outcome::Failed(format!("the collection ended abnormally: {e}")));
+            .unwrap_or_else(|e| Err(format!("the collection ended abnormally: {e}")));
         drop(cancel);
-        outcome
+        result
+    }
+}
+
+fn outcome(result: Result<Collected, String>) -> Outcome {
+    match result {
+        Ok(_) => Outcome::Completed,
+        Err(why) => Outcome::Failed(why),
+    }
+}
+
+impl Collector for AwsCollector {
+    async fn collect(&self, request: &CaseRequest, sink: Arc<dyn ItemSink>) -> Outcome {
+        outcome(self.run(request, sink, Scope::Whole, true).await)
+    }
+
+    async fn complete(&self, request: &CaseRequest, sink: Arc<dyn ItemSink>) -> Outcome {
+        outcome(self.run(request, sink, Scope::Whole, false).await)
+    }
+
+    async fn prepare(
+        &self,
+        request: &CaseRequest,
+        sink: Arc<dyn ItemSink>,
+    ) -> Result<Vec<String>, String> {
+        let prepared = self.run(request, sink, Scope::Prepare, true).await?;
+        Ok(prepared
+            .preserved
+            .volumes
+            .iter()
+            .map(|v| v.volume_id.clone())
+            .collect())
+    }
+
+    async fn item(&self, request: &CaseRequest, item: &str, sink: Arc<dyn ItemSink>) -> Outcome {
+        outcome(
+            self.run(request, sink, Scope::Volume(item.to_string()), false)
+                .await,
+        )
     }
 
     async fn stopped(&self, request: &CaseRequest) {
@@ -255,6 +310,7 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         max_cases: d.max_cases as usize,
         max_cases_per_account: d.max_cases_per_account as usize,
         shutdown: Duration::from_secs(d.shutdown_seconds),
+        split_volumes: d.split_volumes,
         rules,
     };
     let metrics = Arc::new(Metrics::new());

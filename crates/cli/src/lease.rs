@@ -155,11 +155,14 @@ impl Held {
                 expires_ms: now_ms() + ttl,
                 ..lease.clone()
             };
-            if let Err(e) = table
-                .set_state(&current, state, message.as_deref(), now_ms())
+            match table
+                .end(&current, state, message.as_deref(), now_ms())
                 .await
             {
-                tracing::warn!(error = %e, "cannot record the case's state in the case table");
+                Ok(()) => return result,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot record the case's state in the case table")
+                }
             }
         }
         if let Err(e) = table.release(&lease, now_ms()).await {

@@ -70,6 +70,10 @@ pub struct Daemon {
     /// On SIGTERM or SIGINT: seconds to bring cases to a resumable point and release them.
     #[serde(default = "default_shutdown")]
     pub shutdown_seconds: u64,
+    /// Split each case: the daemon that takes it preserves it, and queues one request per
+    /// volume for any daemon to acquire (a large instance spreads over every daemon).
+    #[serde(default = "default_split")]
+    pub split_volumes: bool,
     /// Where the health endpoint (`/healthz`) and Prometheus metrics (`/metrics`) listen, e.g.
     /// `127.0.0.1:9464`. Default: no listener.
     #[serde(default)]
@@ -108,6 +112,9 @@ fn default_cases_per_account() -> u32 {
 }
 fn default_shutdown() -> u64 {
     60
+}
+fn default_split() -> bool {
+    true
 }
 fn default_case_prefix() -> String {
     "IR".to_string()
@@ -152,6 +159,7 @@ impl Default for Daemon {
             max_cases: default_cases(),
             max_cases_per_account: default_cases_per_account(),
             shutdown_seconds: default_shutdown(),
+            split_volumes: default_split(),
             listen: None,
             case_prefix: default_case_prefix(),
             guardduty: GuardDuty::default(),

@@ -274,6 +274,81 @@ impl Refusal {
     }
 }
 
+/// The schema of an [`ItemRequest`]: one volume of a case, queued by the daemon that prepared
+/// the case for any daemon to acquire.
+pub const ITEM_SCHEMA: &str = "forensnap.item-request/1";
+
+/// One volume of a prepared case, as the daemon that prepared the case queues it. Checked like
+/// every request: the case request it carries is checked again, and the item must be a volume id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ItemRequest {
+    /// Always [`ITEM_SCHEMA`].
+    pub schema: String,
+    /// The case request the volume belongs to.
+    pub request: CaseRequest,
+    /// The volume (`vol-` and hex digits).
+    pub item: String,
+}
+
+impl ItemRequest {
+    /// The request for `item` of `request`.
+    pub fn new(request: &CaseRequest, item: &str) -> Self {
+        ItemRequest {
+            schema: ITEM_SCHEMA.to_string(),
+            request: request.clone(),
+            item: item.to_string(),
+        }
+    }
+
+    /// The message body.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// Read `body` as an [`ItemRequest`]: `None` when it is not one (then [`parse`] reads it),
+/// else the request or why it is refused.
+pub fn parse_item(body: &str, rules: &IntakeRules) -> Option<Result<ItemRequest, Refusal>> {
+    if body.len() > MAX_BODY_BYTES {
+        return None;
+    }
+    let value: Value = serde_json::from_str(body).ok()?;
+    if value.get("schema").and_then(Value::as_str) != Some(ITEM_SCHEMA) {
+        return None;
+    }
+    let item: ItemRequest = match serde_json::from_value(value) {
+        Ok(item) => item,
+        Err(err) => {
+            return Some(Err(Refusal::Malformed(format!(
+                "the item request does not fit its schema ({err}). Next: item requests are queued by forensnap daemons only; find who sent it"
+            ))));
+        }
+    };
+    let request = &item.request;
+    let checked = authorise(&request.account, rules)
+        .and_then(|()| check_account(&request.account, "the item request's account"))
+        .and_then(|()| check_region(&request.region, "the item request's region"))
+        .and_then(|()| check_instance(&request.instance, "the item request's instance"))
+        .and_then(|()| {
+            let volume = item
+                .item
+                .strip_prefix("vol-")
+                .is_some_and(|hex| {
+                    (8..=17).contains(&hex.len()) && hex.bytes().all(|b| b.is_ascii_hexdigit())
+                });
+            if volume {
+                Ok(())
+            } else {
+                Err(Refusal::Malformed(format!(
+                    "item {} is not a volume id (vol-...). Next: item requests are queued by forensnap daemons only; find who sent it",
+                    quoted(&item.item)
+                )))
+            }
+        });
+    Some(checked.map(|()| item))
+}
+
 /// Parse one message body into the instances to collect (at least one), or the refusal.
 /// Security Hub custom actions can carry several findings and each can name several EC2
 /// instances: one [`CaseRequest`] per distinct (account, region, instance), in the order the

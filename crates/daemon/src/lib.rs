@@ -14,6 +14,12 @@
 //! 3. **Work** ([`Collector::collect`]) under a heartbeat every third of the lease: the lease is
 //!    renewed, the message kept invisible, item progress written to the table. A lease lost to
 //!    another holder stops the work at once, leaving message and table to the new holder.
+//!    With [`Settings::split_volumes`], the daemon only prepares the case
+//!    ([`Collector::prepare`]: preservation, small items) and queues one item request per volume
+//!    (`forensnap.item-request/1`); any daemon takes one under the volume's own lease (a row of
+//!    the case table with owner, expiry and token), acquires and seals it
+//!    ([`Collector::item`]), and the one that finds every volume sealed takes the case lease and
+//!    completes the case (a whole run that finds everything done).
 //! 4. **Outcome**: the collector has recorded it in the custody chain; the case's state follows
 //!    (`completed`, or `failed` with the error, the request then dead-lettered for a person, where
 //!    redriving it resumes the case), the lease is released, and only then the message deleted.
@@ -64,6 +70,9 @@ pub struct Settings {
     pub max_cases_per_account: usize,
     /// How long shutdown may take.
     pub shutdown: Duration,
+    /// Split a case: the daemon that takes it preserves it and queues one item request per
+    /// volume, which any daemon acquires; the last to finish completes the case.
+    pub split_volumes: bool,
     /// What intake accepts.
     pub rules: IntakeRules,
 }
@@ -93,6 +102,30 @@ pub trait Collector: Send + Sync + 'static {
     fn collect(
         &self,
         request: &CaseRequest,
+        sink: Arc<dyn ItemSink>,
+    ) -> impl Future<Output = Outcome> + Send;
+
+    /// Complete a split case whose every volume is sealed (a whole run that finds everything
+    /// done; its request was recorded by the preparation).
+    fn complete(
+        &self,
+        request: &CaseRequest,
+        sink: Arc<dyn ItemSink>,
+    ) -> impl Future<Output = Outcome> + Send;
+
+    /// A split case's preparation: preservation and the small items, sealed. Returns the
+    /// volume item ids to queue.
+    fn prepare(
+        &self,
+        request: &CaseRequest,
+        sink: Arc<dyn ItemSink>,
+    ) -> impl Future<Output = Result<Vec<String>, String>> + Send;
+
+    /// One volume of a prepared case, acquired and sealed.
+    fn item(
+        &self,
+        request: &CaseRequest,
+        item: &str,
         sink: Arc<dyn ItemSink>,
     ) -> impl Future<Output = Outcome> + Send;
 

@@ -19,6 +19,8 @@ struct Counting {
     collected: Arc<Mutex<Vec<String>>>,
     merged: Arc<Mutex<Vec<(String, String)>>>,
     stopped: Arc<Mutex<Vec<String>>>,
+    prepared: Arc<Mutex<Vec<String>>>,
+    items: Arc<Mutex<Vec<String>>>,
     hold: Option<Duration>,
     outcome: Outcome,
     running: Arc<AtomicUsize>,
@@ -30,6 +32,8 @@ impl Counting {
             collected: Arc::default(),
             merged: Arc::default(),
             stopped: Arc::default(),
+            prepared: Arc::default(),
+            items: Arc::default(),
             hold,
             outcome,
             running: Arc::default(),
@@ -52,6 +56,34 @@ impl Collector for Counting {
         sink.item("vol-1", "sealed", 1024 * 1024, 1024 * 1024);
         self.running.fetch_sub(1, Ordering::SeqCst);
         self.outcome.clone()
+    }
+
+    async fn complete(&self, request: &CaseRequest, sink: Arc<dyn ItemSink>) -> Outcome {
+        self.collect(request, sink).await
+    }
+
+    async fn prepare(
+        &self,
+        request: &CaseRequest,
+        sink: Arc<dyn ItemSink>,
+    ) -> Result<Vec<String>, String> {
+        self.prepared
+            .lock()
+            .expect("lock")
+            .push(request.case.to_string());
+        sink.item("vol-0aaaaaaa", "snapshot forensic 100%", 0, 0);
+        Ok(vec!["vol-0aaaaaaa".to_string(), "vol-0bbbbbbb".to_string()])
+    }
+
+    async fn item(&self, request: &CaseRequest, item: &str, sink: Arc<dyn ItemSink>) -> Outcome {
+        self.items
+            .lock()
+            .expect("lock")
+            .push(format!("{}/{item}", request.case));
+        sink.item(item, "acquiring", 1, 2);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        sink.item(item, "acquired", 2, 2);
+        Outcome::Completed
     }
 
     async fn stopped(&self, request: &CaseRequest) {
@@ -78,6 +110,7 @@ fn settings() -> Settings {
         max_cases: 4,
         max_cases_per_account: 4,
         shutdown: Duration::from_secs(5),
+        split_volumes: false,
         rules: IntakeRules {
             accounts: vec![ACCOUNT.into()],
             default_region: "us-east-1".into(),
@@ -355,5 +388,77 @@ async fn a_duplicate_delivery_of_a_request_in_hand_starts_no_second_collection()
         "{text}"
     );
     assert!(text.contains("forensnap_requests_merged_total 1"), "{text}");
+    assert!(queue.is_empty());
+}
+
+#[tokio::test]
+async fn a_split_case_is_prepared_once_its_volumes_worked_by_two_daemons_and_completed_once() {
+    let (queue, table) = (
+        Arc::new(MemoryQueue::new()),
+        Arc::new(MemoryCaseTable::new()),
+    );
+    queue.send(&submit("IR-S-1", INSTANCE)).await.expect("send");
+    let split = |owner: &str, collector| {
+        let mut settings = settings();
+        settings.owner = owner.into();
+        settings.split_volumes = true;
+        Daemon::new(
+            Arc::clone(&queue),
+            Arc::clone(&table),
+            collector,
+            settings,
+            Arc::new(Metrics::new()),
+        )
+    };
+    let (one, two) = (
+        Counting::new(Some(Duration::ZERO), Outcome::Completed),
+        Counting::new(Some(Duration::ZERO), Outcome::Completed),
+    );
+    let record = [
+        (
+            Arc::clone(&one.prepared),
+            Arc::clone(&one.items),
+            Arc::clone(&one.collected),
+        ),
+        (
+            Arc::clone(&two.prepared),
+            Arc::clone(&two.items),
+            Arc::clone(&two.collected),
+        ),
+    ];
+    let (a, b) = (split("daemon:a:1", one), split("daemon:b:2", two));
+    let (ma, mb) = (a.metrics(), b.metrics());
+    let done = || ma.completed_count() + mb.completed_count() == 1 && queue.is_empty();
+    let (tx, rx) = watch::channel(false);
+    let watch = async {
+        for _ in 0..500 {
+            if done() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let _ = tx.send(true);
+    };
+    tokio::join!(a.run(rx.clone()), b.run(rx), watch);
+    let prepared: usize = record.iter().map(|r| r.0.lock().expect("lock").len()).sum();
+    let mut items: Vec<String> = record
+        .iter()
+        .flat_map(|r| r.1.lock().expect("lock").clone())
+        .collect();
+    items.sort();
+    let completions: usize = record.iter().map(|r| r.2.lock().expect("lock").len()).sum();
+    assert_eq!(prepared, 1, "prepared once");
+    assert_eq!(
+        items,
+        vec!["IR-S-1/vol-0aaaaaaa", "IR-S-1/vol-0bbbbbbb"],
+        "each volume once"
+    );
+    assert_eq!(
+        completions, 1,
+        "completed once, by the last volume's daemon"
+    );
+    let (case, rows) = table.case("IR-S-1").await.expect("read").expect("row");
+    assert_eq!(case.state, CaseState::Completed);
+    assert!(rows.iter().all(|r| r.step == "sealed"), "{rows:?}");
     assert!(queue.is_empty());
 }

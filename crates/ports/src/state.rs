@@ -100,6 +100,8 @@ impl Target {
 pub struct Lease {
     /// The case.
     pub case: String,
+    /// The row leased: [`CASE_ROW`] for the case, an item id for one of its items.
+    pub row: String,
     /// Who holds it (`daemon:<host>:<pid>:<n>` or `cli:<user>@<host>:<pid>`).
     pub owner: String,
     /// Fencing token: grows by one every time the lease changes hands (or is taken again).
@@ -148,10 +150,13 @@ pub struct ItemRecord {
     pub done_bytes: u64,
     /// Bytes in all (0 when unknown).
     pub total_bytes: u64,
-    /// Who wrote it.
+    /// Who wrote it (or holds its lease).
     pub owner: String,
     /// The writer's fencing token.
     pub token: u64,
+    /// When its lease lapses, while one is held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
     /// When.
     pub updated_ms: u64,
 }
@@ -217,6 +222,18 @@ pub trait CaseTable: Send + Sync {
         target: Option<&Target>,
     ) -> impl Future<Output = Result<Lease, LeaseError>> + Send;
 
+    /// Take the lease of one item of a case (its row: owner, expiry, token), under the rules of
+    /// [`CaseTable::take`]; creates the row (step `pending`) when there is none. With it, one
+    /// daemon works that item while others work the case's other items.
+    fn take_item(
+        &self,
+        case: &str,
+        item: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Lease, LeaseError>> + Send;
+
     /// Push the expiry of a held lease to `now_ms + ttl_ms`; [`LeaseError::Lost`] when it is no
     /// longer ours.
     fn renew(
@@ -228,6 +245,16 @@ pub trait CaseTable: Send + Sync {
 
     /// Set the case's state (and message) while holding its lease.
     fn set_state(
+        &self,
+        lease: &Lease,
+        state: CaseState,
+        message: Option<&str>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), LeaseError>> + Send;
+
+    /// Set the case's final state and give its lease up, in one write: a reader that sees the
+    /// state sees the case free.
+    fn end(
         &self,
         lease: &Lease,
         state: CaseState,
@@ -395,6 +422,53 @@ impl CaseTable for MemoryCaseTable {
         }
         Ok(Lease {
             case: case.to_string(),
+            row: CASE_ROW.to_string(),
+            owner: owner.to_string(),
+            token: record.token,
+            expires_ms: now_ms + ttl_ms,
+        })
+    }
+
+    async fn take_item(
+        &self,
+        case: &str,
+        item: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> Result<Lease, LeaseError> {
+        let mut rows = self.rows();
+        let record = rows
+            .items
+            .entry((case.to_string(), item.to_string()))
+            .or_insert_with(|| ItemRecord {
+                case: case.to_string(),
+                item: item.to_string(),
+                step: "pending".to_string(),
+                done_bytes: 0,
+                total_bytes: 0,
+                owner: String::new(),
+                token: 0,
+                expires_ms: None,
+                updated_ms: now_ms,
+            });
+        let holder = (!record.owner.is_empty() && record.expires_ms.is_some())
+            .then_some(record.owner.as_str());
+        if !may_take(holder, record.expires_ms, owner, now_ms) {
+            return Err(LeaseError::Held {
+                case: format!("{case} item {item}"),
+                owner: record.owner.clone(),
+                expires_ms: record.expires_ms.unwrap_or_default(),
+                token: record.token,
+            });
+        }
+        record.owner = owner.to_string();
+        record.expires_ms = Some(now_ms + ttl_ms);
+        record.token += 1;
+        record.updated_ms = now_ms;
+        Ok(Lease {
+            case: case.to_string(),
+            row: item.to_string(),
             owner: owner.to_string(),
             token: record.token,
             expires_ms: now_ms + ttl_ms,
@@ -403,13 +477,27 @@ impl CaseTable for MemoryCaseTable {
 
     async fn renew(&self, lease: &Lease, ttl_ms: u64, now_ms: u64) -> Result<Lease, LeaseError> {
         let mut rows = self.rows();
+        let renewed = Lease {
+            expires_ms: now_ms + ttl_ms,
+            ..lease.clone()
+        };
+        if lease.row != CASE_ROW {
+            return match rows.items.get_mut(&(lease.case.clone(), lease.row.clone())) {
+                Some(r)
+                    if r.owner == lease.owner
+                        && r.token == lease.token
+                        && r.expires_ms.is_some_and(|e| e >= now_ms) =>
+                {
+                    r.expires_ms = Some(now_ms + ttl_ms);
+                    Ok(renewed)
+                }
+                _ => Err(lost(lease)),
+            };
+        }
         match rows.cases.get_mut(&lease.case) {
             Some(record) if current(record, lease, now_ms) => {
                 record.expires_ms = Some(now_ms + ttl_ms);
-                Ok(Lease {
-                    expires_ms: now_ms + ttl_ms,
-                    ..lease.clone()
-                })
+                Ok(renewed)
             }
             _ => Err(lost(lease)),
         }
@@ -434,8 +522,39 @@ impl CaseTable for MemoryCaseTable {
         }
     }
 
+    async fn end(
+        &self,
+        lease: &Lease,
+        state: CaseState,
+        message: Option<&str>,
+        now_ms: u64,
+    ) -> Result<(), LeaseError> {
+        let mut rows = self.rows();
+        match rows.cases.get_mut(&lease.case) {
+            Some(record) if current(record, lease, now_ms) => {
+                record.state = state;
+                record.message = message.map(str::to_string);
+                record.owner = None;
+                record.expires_ms = None;
+                record.updated_ms = now_ms;
+                Ok(())
+            }
+            _ => Err(lost(lease)),
+        }
+    }
+
     async fn release(&self, lease: &Lease, now_ms: u64) -> Result<(), LeaseError> {
         let mut rows = self.rows();
+        if lease.row != CASE_ROW {
+            if let Some(r) = rows.items.get_mut(&(lease.case.clone(), lease.row.clone()))
+                && r.owner == lease.owner
+                && r.token == lease.token
+            {
+                r.expires_ms = None;
+                r.updated_ms = now_ms;
+            }
+            return Ok(());
+        }
         if let Some(record) = rows.cases.get_mut(&lease.case)
             && record.owner.as_deref() == Some(&lease.owner)
             && record.token == lease.token
@@ -461,9 +580,11 @@ impl CaseTable for MemoryCaseTable {
         if rows.items.get(&key).is_some_and(|r| r.token > lease.token) {
             return Err(lost(lease));
         }
+        let expires_ms = rows.items.get(&key).and_then(|r| r.expires_ms);
         rows.items.insert(
             key,
             ItemRecord {
+                expires_ms,
                 case: lease.case.clone(),
                 item: item.to_string(),
                 step: step.to_string(),
@@ -540,6 +661,16 @@ impl<T: CaseTable> CaseTable for std::sync::Arc<T> {
     ) -> impl Future<Output = Result<Lease, LeaseError>> + Send {
         (**self).take(case, owner, ttl_ms, now_ms, target)
     }
+    fn take_item(
+        &self,
+        case: &str,
+        item: &str,
+        owner: &str,
+        ttl_ms: u64,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<Lease, LeaseError>> + Send {
+        (**self).take_item(case, item, owner, ttl_ms, now_ms)
+    }
     fn renew(
         &self,
         lease: &Lease,
@@ -556,6 +687,15 @@ impl<T: CaseTable> CaseTable for std::sync::Arc<T> {
         now_ms: u64,
     ) -> impl Future<Output = Result<(), LeaseError>> + Send {
         (**self).set_state(lease, state, message, now_ms)
+    }
+    fn end(
+        &self,
+        lease: &Lease,
+        state: CaseState,
+        message: Option<&str>,
+        now_ms: u64,
+    ) -> impl Future<Output = Result<(), LeaseError>> + Send {
+        (**self).end(lease, state, message, now_ms)
     }
     fn release(
         &self,
