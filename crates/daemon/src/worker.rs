@@ -385,7 +385,7 @@ where
         }
     };
     let now = now_ms();
-    let disposition = match &outcome {
+    match &outcome {
         Outcome::Completed => {
             shared.metrics.completed();
             tracing::info!("case completed");
@@ -408,8 +408,7 @@ where
             }
             Disposition::Failed(format!("case {case}: {why}"))
         }
-    };
-    disposition
+    }
 }
 
 /// Preparation (preservation, small items) under the case lease, then one item request per
