@@ -366,11 +366,15 @@ where
     let sink = Arc::new(Progress::new(Arc::clone(&shared.metrics)));
     shared.metrics.started(&target.account);
     let collect = async {
-        let sink = Arc::clone(&sink) as Arc<dyn ItemSink>;
         if completing {
-            shared.collector.complete(request, sink).await
+            // Every volume is sealed and its row says so: the completing run's progress
+            // (preservation found done, nothing read) must not overwrite those rows.
+            shared.collector.complete(request, Arc::new(Discard)).await
         } else {
-            shared.collector.collect(request, sink).await
+            shared
+                .collector
+                .collect(request, Arc::clone(&sink) as Arc<dyn ItemSink>)
+                .await
         }
     };
     let result = guarded(shared, &lease, message, &sink, &stop, collect).await;
@@ -762,6 +766,13 @@ async fn flush<Q, T: CaseTable, C>(shared: &Shared<Q, T, C>, lease: &Lease, sink
             tracing::warn!(item, error = %e, "cannot record item progress");
         }
     }
+}
+
+/// Progress nobody records.
+struct Discard;
+
+impl ItemSink for Discard {
+    fn item(&self, _: &str, _: &str, _: u64, _: u64) {}
 }
 
 /// The latest progress of each item since the last flush; bytes done feed the metrics.
