@@ -190,6 +190,38 @@ async fn requests_of_every_shape_are_collected_once_merged_refused_or_dead_lette
         "{}",
         refused.stderr
     );
+    // The same while only a volume of a split case is worked elsewhere (the case lease free).
+    dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("case_id", AttributeValue::S("IR-HELD2".into()))
+        .item("item", AttributeValue::S("vol-0123456789abcdef0".into()))
+        .item("step", AttributeValue::S("acquiring".into()))
+        .item("owner", AttributeValue::S("daemon:elsewhere:2".into()))
+        .item("expires", AttributeValue::N("99999999999999".into()))
+        .item("token", AttributeValue::N("3".into()))
+        .send()
+        .await
+        .expect("a volume lease held elsewhere");
+    let refused = forensnap(&[
+        "collect",
+        "--config",
+        &config,
+        "--case",
+        "IR-HELD2",
+        "--account",
+        "111111111111",
+        "--instance",
+        &instance,
+    ]);
+    assert!(
+        !refused.ok
+            && refused
+                .stderr
+                .contains("volume vol-0123456789abcdef0 of case IR-HELD2 is being worked by daemon:elsewhere:2"),
+        "{}",
+        refused.stderr
+    );
     let ec2 = aws_sdk_ec2::Client::new(&env.member_admin().await);
     let snapshots = ec2
         .describe_snapshots()

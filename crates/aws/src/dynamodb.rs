@@ -62,6 +62,63 @@ impl DynamoCaseTable {
         Ok(out.item().cloned())
     }
 
+    /// Set the case's state (and message) under its lease, and with `release` give the lease
+    /// up in the same write.
+    async fn write_state(
+        &self,
+        lease: &Lease,
+        state: CaseState,
+        message: Option<&str>,
+        now_ms: u64,
+        release: bool,
+    ) -> Result<(), LeaseError> {
+        let mut set = vec!["#s = :state", "#u = :now"];
+        let mut remove = Vec::new();
+        if message.is_some() {
+            set.push("#m = :message");
+        } else {
+            remove.push("#m");
+        }
+        if release {
+            remove.extend(["#o", "#e"]);
+        }
+        let mut update = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        let mut request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(&lease.case, CASE_ROW)))
+            .update_expression(update)
+            .condition_expression("#o = :owner AND #t = :token AND #e >= :now")
+            .expression_attribute_names("#o", "owner")
+            .expression_attribute_names("#e", "expires")
+            .expression_attribute_names("#t", "token")
+            .expression_attribute_names("#s", "state")
+            .expression_attribute_names("#u", "updated")
+            .expression_attribute_names("#m", "message")
+            .expression_attribute_values(":owner", s(&lease.owner))
+            .expression_attribute_values(":token", n(lease.token))
+            .expression_attribute_values(":now", n(now_ms))
+            .expression_attribute_values(":state", s(state.as_str()));
+        if let Some(m) = message {
+            request = request.expression_attribute_values(":message", s(m));
+        }
+        match request.send().await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                let err = aws_error("UpdateItem", e);
+                Err(if refused(&err) {
+                    lost(lease)
+                } else {
+                    err.into()
+                })
+            }
+        }
+    }
+
     /// The holder of a case whose take was refused.
     async fn held(&self, case: &str) -> Result<LeaseError, LeaseError> {
         let row = self.get(case, CASE_ROW).await?.unwrap_or_default();
@@ -317,39 +374,7 @@ impl CaseTable for DynamoCaseTable {
         message: Option<&str>,
         now_ms: u64,
     ) -> Result<(), LeaseError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(&lease.case, CASE_ROW)))
-            .condition_expression("#o = :owner AND #t = :token AND #e >= :now")
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_names("#e", "expires")
-            .expression_attribute_names("#t", "token")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_names("#u", "updated")
-            .expression_attribute_names("#m", "message")
-            .expression_attribute_values(":owner", s(&lease.owner))
-            .expression_attribute_values(":token", n(lease.token))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":state", s(state.as_str()));
-        request = match message {
-            Some(m) => request
-                .update_expression("SET #s = :state, #u = :now, #m = :message")
-                .expression_attribute_values(":message", s(m)),
-            None => request.update_expression("SET #s = :state, #u = :now REMOVE #m"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = aws_error("UpdateItem", e);
-                Err(if refused(&err) {
-                    lost(lease)
-                } else {
-                    err.into()
-                })
-            }
-        }
+        self.write_state(lease, state, message, now_ms, false).await
     }
 
     async fn end(
@@ -359,39 +384,7 @@ impl CaseTable for DynamoCaseTable {
         message: Option<&str>,
         now_ms: u64,
     ) -> Result<(), LeaseError> {
-        let mut request = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(&lease.case, CASE_ROW)))
-            .condition_expression("#o = :owner AND #t = :token AND #e >= :now")
-            .expression_attribute_names("#o", "owner")
-            .expression_attribute_names("#e", "expires")
-            .expression_attribute_names("#t", "token")
-            .expression_attribute_names("#s", "state")
-            .expression_attribute_names("#u", "updated")
-            .expression_attribute_names("#m", "message")
-            .expression_attribute_values(":owner", s(&lease.owner))
-            .expression_attribute_values(":token", n(lease.token))
-            .expression_attribute_values(":now", n(now_ms))
-            .expression_attribute_values(":state", s(state.as_str()));
-        request = match message {
-            Some(m) => request
-                .update_expression("SET #s = :state, #u = :now, #m = :message REMOVE #o, #e")
-                .expression_attribute_values(":message", s(m)),
-            None => request.update_expression("SET #s = :state, #u = :now REMOVE #m, #o, #e"),
-        };
-        match request.send().await {
-            Ok(_) => Ok(()),
-            Err(e) => {
-                let err = aws_error("UpdateItem", e);
-                Err(if refused(&err) {
-                    lost(lease)
-                } else {
-                    err.into()
-                })
-            }
-        }
+        self.write_state(lease, state, message, now_ms, true).await
     }
 
     async fn release(&self, lease: &Lease, now_ms: u64) -> Result<(), LeaseError> {

@@ -63,10 +63,33 @@ impl Held {
             .take(case.as_str(), &cli_owner(), ttl, now_ms(), target)
             .await
         {
-            Ok(lease) => Ok(Held {
-                held: Some((table, lease, ttl)),
-                collects: false,
-            }),
+            Ok(lease) => {
+                // A split case's volumes are worked under their own leases while the case's is
+                // free: a volume another holder works refuses the command too.
+                let now = now_ms();
+                let busy = match table.case(case.as_str()).await {
+                    Ok(Some((_, items))) => items.into_iter().find(|i| {
+                        !i.owner.is_empty()
+                            && i.owner != lease.owner
+                            && i.expires_ms.is_some_and(|e| e >= now)
+                    }),
+                    _ => None,
+                };
+                if let Some(item) = busy {
+                    let _ = table.release(&lease, now).await;
+                    bail!(
+                        "volume {} of case {case} is being worked by {} (lease until {} UTC, token {}); forensnap will not act on a case another holder works. Next: wait for it (`forensnap status --case {case}`), or after the holder is gone wait until the lease lapses",
+                        item.item,
+                        item.owner,
+                        forensnap_ports::state::utc_ms(item.expires_ms.unwrap_or_default()),
+                        item.token
+                    );
+                }
+                Ok(Held {
+                    held: Some((table, lease, ttl)),
+                    collects: false,
+                })
+            }
             Err(e @ LeaseError::Held { .. }) => bail!("{e}"),
             Err(e) => bail!(
                 "case table {}: cannot take the case's lease: {e}. Next: check [daemon] case_table and the dynamodb:UpdateItem permission, or remove case_table from the config to work without leases",

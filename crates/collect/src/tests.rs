@@ -109,24 +109,7 @@ async fn run(
     bucket: &Bucket,
     source: &Snapshots,
 ) -> (Result<Collected, CollectError>, Vec<Event>) {
-    let (member, forensic, actor) = accounts(cloud);
-    let plan = plan();
-    let custody = Custody::open(bucket.clone(), "", &plan.case, actor, None)
-        .await
-        .expect("open log");
-    let result = collect(
-        &plan,
-        &acquire_plan(),
-        &member,
-        &forensic,
-        &custody,
-        bucket,
-        source,
-        &signer(),
-        &Quiet,
-    )
-    .await;
-    (result, custody.events().await)
+    run_scope(cloud, bucket, source, &Scope::Whole).await
 }
 
 fn signer() -> forensnap_core::seal::MemorySigner {

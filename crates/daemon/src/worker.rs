@@ -172,11 +172,7 @@ where
     C: Collector,
 {
     let case = request.case.as_str();
-    let target = Target {
-        account: request.account.clone(),
-        region: request.region.clone(),
-        instance: request.instance.clone(),
-    };
+    let target = target_of(request);
     let span =
         tracing::info_span!("case", case, account = %target.account, instance = %target.instance);
     work_case(shared, request, message, stop, target)
@@ -212,14 +208,8 @@ where
     }
     // The account's slot (the daemon's own slot is held for the message), before the lease:
     // a case waiting here holds nothing another daemon could use.
-    let slots = shared.account_slots(&target.account);
-    let mut waiting = stop.clone();
-    let _account_slot = tokio::select! {
-        slot = slots.acquire_owned() => match slot {
-            Ok(slot) => slot,
-            Err(_) => return Disposition::Interrupted,
-        },
-        _ = stopped(&mut waiting) => return Disposition::Interrupted,
+    let Some(_account_slot) = account_slot(shared, &target.account, &stop).await else {
+        return Disposition::Interrupted;
     };
     // A second request for a case a task of this daemon works (EventBridge and SQS deliver at
     // least once): the lease cannot tell its own holder's tasks apart, so this set does.
@@ -515,14 +505,8 @@ where
         let case = request.case.as_str();
         let table = &shared.table;
         let ttl = shared.settings.lease.as_millis() as u64;
-        let slots = shared.account_slots(&request.account);
-        let mut waiting = stop.clone();
-        let _account_slot = tokio::select! {
-            slot = slots.acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => return Disposition::Interrupted,
-            },
-            _ = stopped(&mut waiting) => return Disposition::Interrupted,
+        let Some(_account_slot) = account_slot(shared, &request.account, &stop).await else {
+            return Disposition::Interrupted;
         };
         let lease = match table
             .take_item(case, &item.item, &shared.settings.owner, ttl, now_ms())
@@ -621,11 +605,7 @@ where
     {
         return Disposition::Done;
     }
-    let target = Target {
-        account: request.account.clone(),
-        region: request.region.clone(),
-        instance: request.instance.clone(),
-    };
+    let target = target_of(request);
     let ttl = shared.settings.lease.as_millis() as u64;
     let lease = match table
         .take(case, &shared.settings.owner, ttl, now_ms(), Some(&target))
@@ -692,6 +672,30 @@ where
             tracing::warn!(into, error = %e, "cannot record the merged request; it is retried after its visibility timeout");
             Disposition::Lost
         }
+    }
+}
+
+/// The instance a request is about.
+fn target_of(request: &CaseRequest) -> Target {
+    Target {
+        account: request.account.clone(),
+        region: request.region.clone(),
+        instance: request.instance.clone(),
+    }
+}
+
+/// One of `account`'s slots (the daemon's own slot is held for the message), or `None` on
+/// shutdown while waiting for it.
+async fn account_slot<Q, T, C>(
+    shared: &Shared<Q, T, C>,
+    account: &str,
+    stop: &Shutdown,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    let slots = shared.account_slots(account);
+    let mut waiting = stop.clone();
+    tokio::select! {
+        slot = slots.acquire_owned() => slot.ok(),
+        _ = stopped(&mut waiting) => None,
     }
 }
 
