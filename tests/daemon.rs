@@ -614,6 +614,12 @@ async fn two_daemons_share_a_queue_and_a_killed_one_loses_no_case_and_doubles_no
             verified.stdout, verified.stderr
         );
     }
+    summary(
+        "daemon-kill",
+        &format!(
+            "daemons killed: 1 SIGKILL of a daemon acquiring volume {killed_item} of {killed_case} beside another daemon; survived: 3/3 cases completed once (5 member snapshots, 5 copies for 5 volumes, no share left), each verified"
+        ),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -630,7 +636,8 @@ async fn sigterm_stops_a_case_at_a_resumable_point_in_time_and_another_daemon_fi
         first.terminate(Duration::from_secs(25)),
         "exits cleanly within shutdown_seconds"
     );
-    assert!(asked.elapsed() < Duration::from_secs(25));
+    let stopped_in = asked.elapsed();
+    assert!(stopped_in < Duration::from_secs(25));
     // The volume (split cases are worked volume by volume) is pending again, its lease
     // released; the case holds no lease either.
     let stopped = status(&config, Some("IR-T-1"));
@@ -661,6 +668,13 @@ async fn sigterm_stops_a_case_at_a_resumable_point_in_time_and_another_daemon_fi
         verified.stdout, verified.stderr
     );
     assert_eq!(owned_snapshots(&env.member_admin().await).await.len(), 1);
+    summary(
+        "daemon-term",
+        &format!(
+            "daemons stopped: 1 SIGTERM mid-acquisition, exit 0 in {:.1} s (limit 20 s), volume left pending with its lease released, finished by a second daemon, verified",
+            stopped_in.as_secs_f64()
+        ),
+    );
 }
 
 /// An event as the security tooling account's forwarding rule puts it on the intake bus.

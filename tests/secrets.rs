@@ -194,10 +194,13 @@ async fn no_credential_or_session_token_appears_in_any_output_of_a_full_run() {
             leaks.push(format!("an assumed-role key id ({id}) in {name}"));
         }
     }
-    println!(
-        "secrets: {} outputs scanned ({objects} stored object versions), {} leaks",
-        outputs.len(),
-        leaks.len()
+    summary(
+        "secrets",
+        &format!(
+            "secrets: {} outputs scanned ({objects} stored object versions), {} leaks",
+            outputs.len(),
+            leaks.len()
+        ),
     );
     assert!(
         leaks.is_empty(),

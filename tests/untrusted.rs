@@ -14,7 +14,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use forensnap_tests::{copy_dir, forensnap_bin, relative_files};
+use forensnap_tests::{copy_dir, forensnap_bin, relative_files, summary};
 
 const CASE: &str = "IR-COMPAT-1";
 
@@ -179,8 +179,11 @@ fn crafted_case_folders_never_crash_verify_and_never_pass_it() {
         survived += 1;
         std::fs::remove_dir_all(&dir).ok();
     }
-    println!(
-        "untrusted files: {rounds} crafted case folders (seed {seed}), {survived} without a crash, \
+    summary(
+        "untrusted",
+        &format!(
+            "untrusted files: {rounds} crafted case folders (seed {seed}), {survived} without a crash, \
          {refused} changes to covered files refused, {uncovered} changes to resume state only checked for crashes"
+        ),
     );
 }

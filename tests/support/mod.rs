@@ -496,3 +496,16 @@ pub fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         to.display()
     );
 }
+
+/// Report what a fault, crash or abuse family injected and survived: printed, and kept in
+/// `$FORENSNAP_SUMMARY_DIR/<family>.txt` when set, for `scripts/test` to print after the run
+/// (the test runner hides a passing test's output).
+pub fn summary(family: &str, line: &str) {
+    println!("{line}");
+    if let Ok(dir) = std::env::var("FORENSNAP_SUMMARY_DIR") {
+        let _ = std::fs::write(
+            std::path::Path::new(&dir).join(format!("{family}.txt")),
+            format!("{line}\n"),
+        );
+    }
+}
