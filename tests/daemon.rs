@@ -234,6 +234,36 @@ async fn requests_of_every_shape_are_collected_once_merged_refused_or_dead_lette
         "the refused collect changed nothing"
     );
 
+    // A config without the queue: the daemon refuses to start, naming the keys and where their
+    // values come from; status of a case nobody requested says so.
+    let plain = std::fs::read_to_string(env.seeded.config.clone().expect("config"))
+        .expect("config")
+        .lines()
+        .filter(|l| !l.starts_with("queue_url") && !l.starts_with("dead_letter_queue_url"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let plain_path = env.path("no-queue.forensnap.toml");
+    std::fs::write(&plain_path, plain).expect("write config");
+    let no_queue = forensnap(&["daemon", "--config", &plain_path.display().to_string()]);
+    assert!(
+        !no_queue.ok
+            && no_queue
+                .stderr
+                .contains("[daemon] queue_url and dead_letter_queue_url are not set")
+            && no_queue.stderr.contains("RequestQueueUrl"),
+        "{}",
+        no_queue.stderr
+    );
+    let unknown = forensnap(&["status", "--config", &config, "--case", "IR-NOBODY"]);
+    assert!(
+        !unknown.ok
+            && unknown
+                .stderr
+                .contains("case IR-NOBODY is not in the case table"),
+        "{}",
+        unknown.stderr
+    );
+
     // Two requests for one instance before any daemon runs: one case collects, the other merges.
     for case in ["IR-D-1", "IR-D-2"] {
         let sent = forensnap(&[

@@ -787,6 +787,45 @@ external_id = "x"
     }
 
     #[test]
+    fn daemon_settings_default_and_bad_ones_are_named() {
+        let config = parse(MINIMAL).expect("minimal config");
+        let d = &config.daemon;
+        assert_eq!(
+            (d.lease_seconds, d.max_cases, d.split_volumes),
+            (120, 2, true)
+        );
+        assert_eq!(d.queue_url, None);
+        assert!(
+            d.guardduty
+                .finding_types
+                .iter()
+                .any(|t| t == "Backdoor:EC2/*")
+        );
+        for (line, key) in [
+            ("lease_seconds = 5", "daemon.lease_seconds"),
+            ("wait_seconds = 21", "daemon.wait_seconds"),
+            ("max_cases = 0", "daemon.max_cases"),
+            ("shutdown_seconds = 0", "daemon.shutdown_seconds"),
+            ("case_prefix = \"I-R\"", "daemon.case_prefix"),
+            ("queue_url = \"sqs.example\"", "daemon.queue_url"),
+            ("case_table = \"t\"", "daemon.case_table"),
+        ] {
+            let err = parse(&format!("{MINIMAL}[daemon]\n{line}\n")).expect_err(line);
+            assert!(err.to_string().contains(key), "{line}: {err}");
+        }
+        let err = parse(&format!(
+            "{MINIMAL}[daemon.guardduty]\nmin_severity = 11.0\n"
+        ))
+        .expect_err("severity");
+        assert!(
+            err.to_string().contains("daemon.guardduty.min_severity"),
+            "{err}"
+        );
+        let err = parse(&format!("{MINIMAL}[daemon]\nqueue = \"x\"\n")).expect_err("typo");
+        assert!(err.to_string().contains("queue"), "{err}");
+    }
+
+    #[test]
     fn every_file_in_config_parses() {
         // The directory cargo runs the test in, not the one it was compiled in: a shared target
         // directory hands one clone's test binary to another.
