@@ -30,6 +30,15 @@ pub struct Forensic {
 impl Forensic {
     /// Connect with the config's credentials and check that they act in the forensic account.
     pub async fn connect(config: &Config, who: &Attribution) -> anyhow::Result<Forensic> {
+        // Both are recorded in every custody event: refused before anything is done.
+        if let Some(operator) = &who.operator {
+            forensnap_config::check_label(operator)
+                .map_err(|m| anyhow::anyhow!("--operator {operator:?} {m}"))?;
+        }
+        if let Some(purpose) = &who.purpose {
+            forensnap_config::check_text(purpose, 1024)
+                .map_err(|m| anyhow::anyhow!("--purpose {purpose:?} {m}"))?;
+        }
         let account = ForensicAccount::connect(config)
             .await
             .context("checking the forensic credentials with sts:GetCallerIdentity (they come from the config's [aws] table or the AWS credential chain)")?;

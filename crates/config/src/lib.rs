@@ -563,14 +563,12 @@ impl Config {
                 &self.daemon.dead_letter_queue_url,
             ),
         ] {
-            if let Some(url) = url
-                && !(url.starts_with("https://") || url.starts_with("http://"))
-            {
-                return Err(invalid(
-                    name,
-                    format!("must be an http(s) URL, not {url:?}"),
-                ));
+            if let Some(url) = url {
+                check_endpoint(url).map_err(|m| invalid(name, m))?;
             }
+        }
+        if let Some(operator) = &self.operator {
+            check_label(operator).map_err(|m| invalid("operator", m))?;
         }
         for (i, member) in self.members.iter().enumerate() {
             let key = format!("members[{i}]");
@@ -580,6 +578,27 @@ impl Config {
                     &format!("{key}.external_id"),
                     "must not be empty".into(),
                 ));
+            }
+            if member.role.starts_with("arn:") {
+                let in_account = member
+                    .role
+                    .split(':')
+                    .nth(4)
+                    .is_some_and(|a| a == member.account);
+                let is_role = member
+                    .role
+                    .split(':')
+                    .nth(5)
+                    .is_some_and(|r| r.starts_with("role/"));
+                if !(in_account && is_role) {
+                    return Err(invalid(
+                        &format!("{key}.role"),
+                        format!(
+                            "{:?} is not a role of account {}: forensnap assumes the member's own collector role only (arn:aws:iam::{}:role/NAME, or just NAME)",
+                            member.role, member.account, member.account
+                        ),
+                    ));
+                }
             }
             if member.account == self.forensic.account {
                 return Err(invalid(
@@ -706,6 +725,55 @@ impl Config {
     }
 }
 
+/// An endpoint URL forensnap may send signed requests and evidence to: HTTPS anywhere, plain
+/// HTTP only to this machine (a local world, a proxy on loopback).
+fn check_endpoint(text: &str) -> Result<(), String> {
+    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL ({e})"))?;
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" => {
+            let loopback = match url.host() {
+                Some(url::Host::Domain(d)) => d == "localhost",
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                None => false,
+            };
+            if loopback {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{text:?} is plain HTTP to another machine: requests, credentials' signatures and evidence would cross the network unencrypted; use https:// (plain http is for loopback only)"
+                ))
+            }
+        }
+        other => Err(format!("must be an http(s) URL, not {other}:// ({text:?})")),
+    }
+}
+
+/// A name or label recorded in custody events and reports: printable, one line, 256
+/// characters at most.
+pub fn check_label(text: &str) -> Result<(), String> {
+    check_text(text, 256)
+}
+
+/// Text recorded in custody events and reports (a name, a purpose): not empty, one line, no
+/// control character, `max` characters at most.
+pub fn check_text(text: &str, max: usize) -> Result<(), String> {
+    if text.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    let chars = text.chars().count();
+    if chars > max {
+        return Err(format!("is {chars} characters long; {max} at most"));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "holds the control character {c:?}: it is recorded in custody events and reports, one line each"
+        ));
+    }
+    Ok(())
+}
+
 fn check_account(account: &str) -> Result<(), String> {
     if account.len() == 12 && account.chars().all(|c| c.is_ascii_digit()) {
         Ok(())
@@ -823,6 +891,50 @@ external_id = "x"
         );
         let err = parse(&format!("{MINIMAL}[daemon]\nqueue = \"x\"\n")).expect_err("typo");
         assert!(err.to_string().contains("queue"), "{err}");
+    }
+
+    #[test]
+    fn hostile_values_are_refused_naming_the_key() {
+        for (text, key, words) in [
+            (
+                format!("{MINIMAL}[aws]\nendpoint_url = \"http://10.0.0.5:4566\"\n"),
+                "aws.endpoint_url",
+                "plain HTTP to another machine",
+            ),
+            (
+                format!("{MINIMAL}[aws.endpoints]\ns3 = \"ftp://127.0.0.1\"\n"),
+                "aws.endpoints.s3",
+                "http(s)",
+            ),
+            (
+                MINIMAL.replace("external_id = \"x\"", "external_id = \"x\"\nrole = \"arn:aws:iam::222222222222:role/ForensnapCollector\""),
+                "members[0].role",
+                "not a role of account 111111111111",
+            ),
+            (
+                MINIMAL.replace("external_id = \"x\"", "external_id = \"x\"\nrole = \"arn:aws:iam::111111111111:user/admin\""),
+                "members[0].role",
+                "not a role",
+            ),
+            (
+                format!("operator = \"Eve\\u001b[2J\"\n{MINIMAL}"),
+                "operator",
+                "control character",
+            ),
+            (format!("operator = \"{}\"\n{MINIMAL}", "a".repeat(300)), "operator", "256"),
+        ] {
+            let err = parse(&text).expect_err(key);
+            let err = err.to_string();
+            assert!(err.contains(key) && err.contains(words), "{key}: {err}");
+        }
+        for ok in [
+            "http://127.0.0.1:5599",
+            "http://localhost:4566",
+            "http://[::1]:9000",
+            "https://s3.eu-west-1.amazonaws.com",
+        ] {
+            parse(&format!("{MINIMAL}[aws]\nendpoint_url = \"{ok}\"\n")).expect(ok);
+        }
     }
 
     #[test]
