@@ -22,7 +22,9 @@ pub mod listing;
 #[cfg(any(test, feature = "memory"))]
 pub mod memory;
 
-pub use engine::{AcquireError, AcquireOptions, HASH_BACKLOG_PARTS, acquire, part_blocks};
+pub use engine::{
+    AcquireError, AcquireOptions, HASH_BACKLOG_PARTS, acquire, acquire_expecting, part_blocks,
+};
 pub use fetch::{FetchPolicy, VerifiedBlock, fetch_verified, read_counters};
 /// The block source seam the engine reads through (`forensnap-ports`).
 pub use forensnap_ports::{

@@ -19,7 +19,7 @@
 pub mod plan;
 pub mod recorded;
 
-use forensnap_acquire::{AcquireOptions, AdaptiveLimit, BlockSource, Limits, acquire};
+use forensnap_acquire::{AcquireOptions, AdaptiveLimit, BlockSource, Limits, acquire_expecting};
 use forensnap_core::EventDraft;
 use forensnap_core::bag::PayloadFile;
 use forensnap_core::custody::{console_output_item, instance_record_item};
@@ -597,7 +597,10 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             Some(_) => None,
             None => {
                 record(draft.clone()).await?;
-                let got = acquire(
+                // EC2's size of the snapshot, when known: an EBS answer that contradicts it is
+                // refused before anything is read.
+                let expected = (volume.size_gib > 0).then_some(volume.size_gib);
+                let got = acquire_expecting(
                     self.source,
                     self.sink,
                     Limits::shared(&limit, &self.account),
@@ -605,6 +608,7 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
                     snapshot_id,
                     &prefix,
                     self.progress,
+                    expected,
                 )
                 .await;
                 match got {

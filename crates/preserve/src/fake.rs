@@ -142,7 +142,8 @@ impl FakeEc2 {
             encrypted: key.is_some(),
             kms_key_id: key,
             owner: self.account.clone(),
-            volume_size_gib: 8,
+            // The collect tests' in-memory snapshots hold 32 MiB: 1 GiB as EC2 rounds it.
+            volume_size_gib: 1,
             start_time: None,
         };
         let snap = Snap {

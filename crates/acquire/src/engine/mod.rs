@@ -132,6 +132,18 @@ pub enum AcquireError {
         /// Cause.
         source: TooLarge,
     },
+    /// The EBS direct APIs give the snapshot another size than EC2 does.
+    #[error(
+        "snapshot {snapshot_id}: the EBS direct APIs give a volume of {ebs_bytes} bytes, EC2 a volume of {ec2_gib} GiB; nothing was read or stored. Next: compare `aws ebs list-snapshot-blocks` and `aws ec2 describe-snapshots` for this snapshot and escalate: one of the two answers is wrong"
+    )]
+    SizeMismatch {
+        /// Snapshot.
+        snapshot_id: String,
+        /// ListSnapshotBlocks' VolumeSize, in bytes.
+        ebs_bytes: u64,
+        /// DescribeSnapshots' VolumeSize, in GiB.
+        ec2_gib: u64,
+    },
     /// A stored checkpoint does not fit the stored parts.
     #[error("snapshot {snapshot_id}: checkpoint {key} is unusable: {why}")]
     Checkpoint {
@@ -216,6 +228,33 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
     prefix: &str,
     progress: &dyn ByteProgress,
 ) -> Result<Acquired, AcquireError> {
+    acquire_expecting(
+        source,
+        sink,
+        limits,
+        options,
+        snapshot_id,
+        prefix,
+        progress,
+        None,
+    )
+    .await
+}
+
+/// [`acquire`], refusing before anything is read or stored when the EBS direct APIs give the
+/// volume another size than `expected_gib` (EC2's DescribeSnapshots VolumeSize; both APIs count
+/// whole GiB).
+#[allow(clippy::too_many_arguments)]
+pub async fn acquire_expecting<'l, S: BlockSource, K: EvidenceWrite>(
+    source: &S,
+    sink: &K,
+    limits: impl Into<Limits<'l>>,
+    options: &AcquireOptions,
+    snapshot_id: &str,
+    prefix: &str,
+    progress: &dyn ByteProgress,
+    expected_gib: Option<u64>,
+) -> Result<Acquired, AcquireError> {
     let marker = marker_key(prefix);
     if let Some(bytes) = sink.get(&marker).await.map_err(sink_error(
         snapshot_id,
@@ -250,6 +289,15 @@ pub async fn acquire<'l, S: BlockSource, K: EvidenceWrite>(
     // handed to the stream, which consumes it instead of listing it again.
     let first = FirstPage::list(source, options, snapshot_id).await?;
     let volume_bytes = first.volume_bytes();
+    if let Some(ec2_gib) = expected_gib
+        && ec2_gib != volume_bytes.div_ceil(1 << 30)
+    {
+        return Err(AcquireError::SizeMismatch {
+            snapshot_id: snapshot_id.into(),
+            ebs_bytes: volume_bytes,
+            ec2_gib,
+        });
+    }
     let per_part =
         part_blocks(volume_bytes, options.part_bytes).map_err(|source| AcquireError::TooLarge {
             snapshot_id: snapshot_id.into(),

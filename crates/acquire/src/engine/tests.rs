@@ -377,3 +377,50 @@ mod block_map;
 mod data_path;
 mod pipeline;
 mod store;
+
+#[tokio::test]
+async fn an_ebs_size_that_contradicts_ec2_is_refused_before_anything_is_read_or_stored() {
+    // 2048 blocks of 512 KiB: 1 GiB, as EBS lists it; EC2 says 8 GiB.
+    let source = MemorySource::pattern(BLOCK_SIZE, 2048, &[0, 5]);
+    let sink = MemoryStore::default();
+    let limit = AdaptiveLimit::new(4, 4, 1_000.0);
+    let err = acquire_expecting(
+        &source,
+        &sink,
+        Limits::single(&limit),
+        &options(),
+        "snap-1",
+        "p/",
+        &NoProgress,
+        Some(8),
+    )
+    .await
+    .expect_err("sizes differ");
+    assert!(
+        matches!(err, AcquireError::SizeMismatch { ebs_bytes, ec2_gib: 8, .. } if ebs_bytes == 1 << 30),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("aws ebs list-snapshot-blocks"),
+        "{err}"
+    );
+    assert_eq!(
+        source.gets.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing read"
+    );
+    assert!(sink.keys("").is_empty(), "nothing stored");
+    // The same size, as EC2 rounds it, is accepted.
+    acquire_expecting(
+        &source,
+        &sink,
+        Limits::single(&limit),
+        &options(),
+        "snap-1",
+        "p/",
+        &NoProgress,
+        Some(1),
+    )
+    .await
+    .expect("sizes agree");
+}
