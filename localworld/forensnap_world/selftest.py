@@ -295,6 +295,15 @@ def _behaviour(checks: Checks, endpoint: str, world: dict) -> None:
         ranged = s3.get_object(Bucket=bucket, Key="crc", ChecksumMode="ENABLED", Range="bytes=0-9")
         assert "ChecksumCRC64NVME" not in ranged and "ChecksumType" not in ranged, ranged
         assert ranged["Body"].read() == data[0][:10]
+        # Ranged reads read the range only (patches._patch_s3_ranged_reads), with S3's answers.
+        joined = b"".join(data)
+        for spec, want in [("bytes=5-", joined[5:]), ("bytes=3-7", joined[3:8]),
+                           (f"bytes={len(joined) - 2}-{len(joined) + 50}", joined[-2:]),
+                           ("bytes=-4", joined[-4:])]:
+            got = s3.get_object(Bucket=bucket, Key="crc", Range=spec)
+            assert got["Body"].read() == want, spec
+            assert got["ContentRange"].endswith(f"/{len(joined)}"), got["ContentRange"]
+        assert code(lambda: s3.get_object(Bucket=bucket, Key="crc", Range=f"bytes={len(joined) + 1}-")) == "InvalidRange"
 
     checks.run("s3: CRC64NVME FULL_OBJECT multipart: parts, listings, whole-object CRC enforced and read back", s3_crc64nvme)
 
