@@ -163,6 +163,27 @@ async fn throttling_5xx_and_corruption_during_a_run_store_no_corrupted_byte() {
         volume.image_sha256,
         "no corrupted byte stored"
     );
+    let fired = |kind: FaultKind| -> u64 {
+        env.world
+            .faults()
+            .expect("fault stats")
+            .iter()
+            .filter(|f| f.kind == kind)
+            .map(|f| f.fired)
+            .sum()
+    };
+    summary(
+        "faults-acquire",
+        &format!(
+            "faults during acquisition: {} throttles, {} 503s and {} corruptions injected into GetSnapshotBlock \
+             (a corruption on an answer also throttled or failed never arrives); survived: image equal to the seeded one, \
+             {} corrupted answers received and discarded, no corrupted byte stored",
+            fired(FaultKind::Throttle),
+            fired(FaultKind::Error),
+            fired(FaultKind::Corrupt),
+            got.discarded
+        ),
+    );
 }
 
 #[tokio::test]

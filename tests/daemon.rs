@@ -808,4 +808,22 @@ async fn guardduty_and_security_hub_events_through_the_intake_bus_are_collected_
         .map(|f| f.fired)
         .sum();
     assert!(fired > 0, "the faults fired");
+    let stats = env.world.faults().expect("faults");
+    let of = |service: &str, kind: FaultKind| -> u64 {
+        stats
+            .iter()
+            .filter(|f| f.service == service && f.kind == kind)
+            .map(|f| f.fired)
+            .sum()
+    };
+    summary(
+        "faults-daemon",
+        &format!(
+            "faults under the daemon: {} throttled ReceiveMessage, {} throttled UpdateItem, {} duplicated deliveries; \
+             survived: a GuardDuty finding and a Security Hub action through the intake bus, one case each, verified, one snapshot per volume",
+            of("sqs", FaultKind::Throttle),
+            of("dynamodb", FaultKind::Throttle),
+            of("sqs", FaultKind::Duplicate)
+        ),
+    );
 }
