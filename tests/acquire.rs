@@ -391,3 +391,38 @@ async fn an_upload_opened_with_sha256_by_an_earlier_version_completes_with_sha25
         .expect("uploads");
     assert!(open.uploads().is_empty(), "no upload left open");
 }
+
+#[tokio::test]
+async fn a_part_checksum_s3_echoes_differently_is_refused_and_the_rerun_reads_that_part_again() {
+    let env = env();
+    let snapshot = forensic_copy(&env, 0).await;
+    let volume = env.seeded.member().instances[0].volumes[0].clone();
+    // The second part is stored, but S3's answer names another checksum than the one sent.
+    env.world
+        .add_fault(
+            &FaultRule::new(FaultKind::Corrupt, "s3", "UploadPart")
+                .after(1)
+                .count(1),
+        )
+        .expect("fault");
+    let prefix = "cases/IR-ECHO/evidence/root/";
+    let err = run(&env, &snapshot, prefix)
+        .await
+        .expect_err("an echo that is not the part sent is refused");
+    let text = err.to_string();
+    assert!(
+        text.contains("UploadPart") && text.contains("S3 reports"),
+        "the refusal names the call and both checksums: {text}"
+    );
+    env.world.clear_faults().expect("clear");
+    let got = run(&env, &snapshot, prefix).await.expect("resumed");
+    assert_eq!(got.image_sha256, volume.image_sha256);
+    assert_eq!(rebuilt_sha256(&env, &got).await, volume.image_sha256);
+    let open = s3(&env.forensic().await)
+        .list_multipart_uploads()
+        .bucket(&env.seeded.forensic.evidence_bucket)
+        .send()
+        .await
+        .expect("uploads");
+    assert!(open.uploads().is_empty(), "no multipart upload left open");
+}

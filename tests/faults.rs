@@ -252,7 +252,10 @@ async fn a_probability_picks_some_requests_repeatably() {
     let bad = env
         .world
         .add_fault(&FaultRule::new(FaultKind::Corrupt, "s3", "PutObject"));
-    assert!(bad.is_err(), "corrupt applies to GetSnapshotBlock only");
+    assert!(
+        bad.is_err(),
+        "corrupt applies to GetSnapshotBlock and UploadPart only"
+    );
 }
 
 #[tokio::test]

@@ -9,8 +9,9 @@ matching requests: with a probability (seeded, so runs repeat), on every Nth, af
 * ``error``    -- a 5xx (``status``, default 500) with the service's internal-error code;
 * ``drop``     -- the connection is closed without any response;
 * ``latency``  -- the request is delayed by ``latency_ms`` and then served normally;
-* ``corrupt``  -- GetSnapshotBlock only: one byte of the block is flipped while the
-  ``x-amz-Checksum`` header still describes the true bytes;
+* ``corrupt``  -- GetSnapshotBlock: one byte of the block is flipped while the
+  ``x-amz-Checksum`` header still describes the true bytes; S3 UploadPart: the part is stored, but the checksum S3 echoes is another value (an answer
+  that does not describe the part sent).
 * ``duplicate`` -- SQS ReceiveMessage only: the messages it answers are made visible again at
   once (the receive's visibility timeout is lost), so the next ReceiveMessage -- by this consumer
   or another -- gets them a second time: same MessageId and body, a new ReceiptHandle,
@@ -104,8 +105,8 @@ class Faults:
             raise ValueError("every must be >= 1")
         if rule.kind == "error" and not 500 <= rule.status <= 599:
             raise ValueError("an error fault needs a 5xx status")
-        if rule.kind == "corrupt" and rule.operation not in ("GetSnapshotBlock", "*"):
-            raise ValueError("corrupt applies to GetSnapshotBlock only")
+        if rule.kind == "corrupt" and rule.operation not in ("GetSnapshotBlock", "UploadPart", "*"):
+            raise ValueError("corrupt applies to GetSnapshotBlock and S3 UploadPart only")
         if rule.kind == "duplicate" and (rule.service not in ("sqs", "*")
                                          or rule.operation not in ("ReceiveMessage", "*")):
             raise ValueError("duplicate applies to SQS ReceiveMessage only")
@@ -134,7 +135,8 @@ class Faults:
             for rule in self._rules:
                 if rule.service not in ("*", service) or rule.operation not in ("*", operation):
                     continue
-                if rule.kind == "corrupt" and operation != "GetSnapshotBlock":
+                if rule.kind == "corrupt" and (service, operation) not in (
+                        ("ebs", "GetSnapshotBlock"), ("s3", "UploadPart")):
                     continue
                 if rule.kind == "duplicate" and (service, operation) != ("sqs", "ReceiveMessage"):
                     continue

@@ -111,6 +111,9 @@ class World:
             queues.redeliver(call, body)
         if call.service == "s3":
             status, headers, body = s3checks.after(call, status, headers, body)
+            if environ.get("forensnap.corrupt") and call.operation == "UploadPart" and status == 200:
+                headers = [(k, _other_checksum(v) if k.lower().startswith("x-amz-checksum-")
+                            and k.lower() != "x-amz-checksum-type" else v) for k, v in headers]
         if patches.Settings.policies and call.service == "ec2" and status < 300:
             refused = authz.deferred_refusal()
             if refused:
@@ -314,3 +317,12 @@ def main_serve(argv) -> None:
         sys.exit("the local AWS world listens on loopback only")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING)
     serve(args.host, args.port, args.parent_pid, args.ready_file)
+
+
+def _other_checksum(value: str) -> str:
+    """A checksum echo that is not the part's: the same length, one character changed."""
+    if not value:
+        return value
+    first = "B" if value[0] != "B" else "C"
+    return first + value[1:]
+

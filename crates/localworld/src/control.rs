@@ -16,7 +16,8 @@ pub enum FaultKind {
     Drop,
     /// The request is delayed by `latency_ms`, then served.
     Latency,
-    /// GetSnapshotBlock only: one byte flipped, `x-amz-Checksum` still of the true bytes.
+    /// GetSnapshotBlock: one byte flipped, `x-amz-Checksum` still of the true bytes. S3
+    /// UploadPart: the part is stored, the checksum echoed is another value.
     Corrupt,
     /// SQS ReceiveMessage only: the messages received are made visible again at once, so the
     /// next receive delivers them a second time with new receipt handles (at-least-once).
