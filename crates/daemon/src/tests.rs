@@ -136,7 +136,10 @@ fn submit(case: &str, instance: &str) -> String {
 type TestDaemon = Daemon<Arc<MemoryQueue>, Arc<MemoryCaseTable>, Counting>;
 
 /// Run `daemon` until `until` holds (checked every 10 ms, at most 5 s), then shut it down.
-async fn run_until(daemon: &TestDaemon, until: impl Fn() -> bool) {
+async fn run_until<C: Collector>(
+    daemon: &Daemon<Arc<MemoryQueue>, Arc<MemoryCaseTable>, C>,
+    until: impl Fn() -> bool,
+) {
     let (tx, rx) = watch::channel(false);
     let run = daemon.run(rx);
     let watch = async {
@@ -461,4 +464,76 @@ async fn a_split_case_is_prepared_once_its_volumes_worked_by_two_daemons_and_com
     assert_eq!(case.state, CaseState::Completed);
     assert!(rows.iter().all(|r| r.step == "sealed"), "{rows:?}");
     assert!(queue.is_empty());
+}
+
+#[tokio::test]
+async fn a_split_case_failed_by_one_volume_completes_once_that_volume_is_redriven() {
+    let (queue, table) = (
+        Arc::new(MemoryQueue::new()),
+        Arc::new(MemoryCaseTable::new()),
+    );
+    queue.send(&submit("IR-S-2", INSTANCE)).await.expect("send");
+    let mut settings = settings();
+    settings.split_volumes = true;
+    // Every volume fails the first time it is tried.
+    let collector = Counting::new(Some(Duration::ZERO), Outcome::Completed);
+    let failing = Arc::new(AtomicUsize::new(2));
+    let d = Daemon::new(
+        Arc::clone(&queue),
+        Arc::clone(&table),
+        FailFirst {
+            inner: collector,
+            failing: Arc::clone(&failing),
+        },
+        settings,
+        Arc::new(Metrics::new()),
+    );
+    run_until(&d, || queue.is_empty() && queue.dead_letters().len() == 2).await;
+    let (case, _) = table.case("IR-S-2").await.expect("read").expect("row");
+    assert_eq!(case.state, CaseState::Failed, "{case:?}");
+    // A person redrives both dead letters: the volumes are sealed and the case completes.
+    for dead in queue.dead_letters() {
+        queue.send(&dead.body).await.expect("redrive");
+    }
+    let metrics = d.metrics();
+    run_until(&d, || metrics.completed_count() == 1 && queue.is_empty()).await;
+    let (case, rows) = table.case("IR-S-2").await.expect("read").expect("row");
+    assert_eq!(case.state, CaseState::Completed, "{case:?}");
+    assert!(rows.iter().all(|r| r.step == "sealed"), "{rows:?}");
+}
+
+/// A collector whose first `failing` volume runs fail.
+struct FailFirst {
+    inner: Counting,
+    failing: Arc<AtomicUsize>,
+}
+
+impl Collector for FailFirst {
+    async fn collect(&self, request: &CaseRequest, sink: Arc<dyn ItemSink>) -> Outcome {
+        self.inner.collect(request, sink).await
+    }
+    async fn complete(&self, request: &CaseRequest, sink: Arc<dyn ItemSink>) -> Outcome {
+        self.inner.complete(request, sink).await
+    }
+    async fn prepare(
+        &self,
+        request: &CaseRequest,
+        sink: Arc<dyn ItemSink>,
+    ) -> Result<Vec<String>, String> {
+        self.inner.prepare(request, sink).await
+    }
+    async fn item(&self, request: &CaseRequest, item: &str, sink: Arc<dyn ItemSink>) -> Outcome {
+        let left = self.failing.load(Ordering::SeqCst);
+        if left > 0 {
+            self.failing.store(left - 1, Ordering::SeqCst);
+            return Outcome::Failed(format!("{item}: injected failure"));
+        }
+        self.inner.item(request, item, sink).await
+    }
+    async fn stopped(&self, request: &CaseRequest) {
+        self.inner.stopped(request).await
+    }
+    async fn merged(&self, into: &str, request: &CaseRequest) -> Result<(), String> {
+        self.inner.merged(into, request).await
+    }
 }

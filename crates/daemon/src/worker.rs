@@ -619,14 +619,13 @@ where
             return Disposition::Retry(Duration::from_secs(5));
         }
     };
-    match table.case(case).await {
-        Ok(Some((record, _)))
-            if record.state == CaseState::Completed || record.state == CaseState::Failed =>
-        {
-            let _ = table.release(&lease, now_ms()).await;
-            return Disposition::Done;
-        }
-        _ => {}
+    // Completed by another finisher meanwhile. (A case marked failed for a failed volume is
+    // completed here once that volume, redriven, is sealed.)
+    if let Ok(Some((record, _))) = table.case(case).await
+        && record.state == CaseState::Completed
+    {
+        let _ = table.release(&lease, now_ms()).await;
+        return Disposition::Done;
     }
     let failed: Vec<&str> = volumes
         .iter()
