@@ -236,14 +236,7 @@ async fn a_run_killed_part_way_resumes_with_identical_hashes_and_no_open_upload(
     );
     assert_eq!(got.image_sha256, volume.image_sha256);
     assert_eq!(rebuilt_sha256(&env, &got).await, volume.image_sha256);
-    let s3 = s3(&env.forensic().await);
-    let open = s3
-        .list_multipart_uploads()
-        .bucket(&env.seeded.forensic.evidence_bucket)
-        .send()
-        .await
-        .expect("uploads");
-    assert!(open.uploads().is_empty(), "no multipart upload left open");
+    assert_eq!(open_uploads(&env).await, 0, "no multipart upload left open");
 }
 
 #[tokio::test]
@@ -418,11 +411,5 @@ async fn a_part_checksum_s3_echoes_differently_is_refused_and_the_rerun_reads_th
     let got = run(&env, &snapshot, prefix).await.expect("resumed");
     assert_eq!(got.image_sha256, volume.image_sha256);
     assert_eq!(rebuilt_sha256(&env, &got).await, volume.image_sha256);
-    let open = s3(&env.forensic().await)
-        .list_multipart_uploads()
-        .bucket(&env.seeded.forensic.evidence_bucket)
-        .send()
-        .await
-        .expect("uploads");
-    assert!(open.uploads().is_empty(), "no multipart upload left open");
+    assert_eq!(open_uploads(&env).await, 0, "no multipart upload left open");
 }

@@ -116,33 +116,12 @@ fn actions(events: &[forensnap_core::Event]) -> Vec<String> {
 }
 
 async fn member_snapshots(env: &Env) -> Vec<aws_sdk_ec2::types::Snapshot> {
-    let ec2 = aws_sdk_ec2::Client::new(&env.member().await);
-    ec2.describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .expect("describe")
-        .snapshots()
-        .to_vec()
+    owned_snapshots(&env.member().await).await
 }
 
 /// Whatever the member account owns is shared with no one.
 async fn nothing_shared(env: &Env) {
-    let ec2 = aws_sdk_ec2::Client::new(&env.member().await);
-    for snapshot in member_snapshots(env).await {
-        let id = snapshot.snapshot_id().expect("id");
-        let attr = ec2
-            .describe_snapshot_attribute()
-            .snapshot_id(id)
-            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-            .send()
-            .await
-            .expect("attribute");
-        assert!(
-            attr.create_volume_permissions().is_empty(),
-            "{id} is still shared: {attr:?}"
-        );
-    }
+    assert_nothing_shared(&env.member().await).await;
 }
 
 #[tokio::test]

@@ -57,6 +57,8 @@ async fn events(env: &Env, case: &str) -> Vec<forensnap_core::Event> {
 async fn collect_killed_at_seeded_moments_ends_as_an_uninterrupted_run_would() {
     let seed = env_number("FORENSNAP_CRASH_SEED", 20_261_201);
     let kills_wanted = env_number("FORENSNAP_CRASH_KILLS", 25) as usize;
+    // Printed first, so that a failing assertion below can be replayed.
+    eprintln!("crash test seed {seed}, {kills_wanted} kills");
     let env = Env::new(&world_toml(
         "ev-crash",
         &[
@@ -234,50 +236,18 @@ async fn collect_killed_at_seeded_moments_ends_as_an_uninterrupted_run_would() {
     );
 
     // One member snapshot and one forensic copy per volume; nothing shared; no upload open.
-    let member = aws_sdk_ec2::Client::new(&env.member_admin().await);
-    let originals = member
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .expect("member snapshots");
+    let originals = owned_snapshots(&env.member_admin().await).await;
     assert_eq!(
-        originals.snapshots().len(),
+        originals.len(),
         2,
         "no duplicate, no intermediate left (seed {seed})"
     );
-    for snapshot in originals.snapshots() {
-        let permissions = member
-            .describe_snapshot_attribute()
-            .snapshot_id(snapshot.snapshot_id().expect("id"))
-            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-            .send()
-            .await
-            .expect("attribute");
-        assert!(
-            permissions.create_volume_permissions().is_empty(),
-            "no share left (seed {seed})"
-        );
-    }
-    let forensic = aws_sdk_ec2::Client::new(&env.forensic_admin().await)
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .expect("forensic snapshots");
+    assert_nothing_shared(&env.member_admin().await).await;
+    let forensic = owned_snapshots(&env.forensic_admin().await).await;
+    assert_eq!(forensic.len(), 2, "one copy per volume (seed {seed})");
     assert_eq!(
-        forensic.snapshots().len(),
-        2,
-        "one copy per volume (seed {seed})"
-    );
-    let uploads = s3(&env.forensic().await)
-        .list_multipart_uploads()
-        .bucket(&env.seeded.forensic.evidence_bucket)
-        .send()
-        .await
-        .expect("uploads");
-    assert!(
-        uploads.uploads().is_empty(),
+        open_uploads(&env).await,
+        0,
         "no multipart upload left open (seed {seed})"
     );
 

@@ -553,18 +553,6 @@ fn acquiring_under(config: &str, pid: u32, limit: Duration) -> (String, String) 
     }
 }
 
-/// Snapshots an account owns.
-async fn owned_snapshots(config: &aws_config::SdkConfig) -> Vec<aws_sdk_ec2::types::Snapshot> {
-    aws_sdk_ec2::Client::new(config)
-        .describe_snapshots()
-        .owner_ids("self")
-        .send()
-        .await
-        .expect("snapshots")
-        .snapshots()
-        .to_vec()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn two_daemons_share_a_queue_and_a_killed_one_loses_no_case_and_doubles_none() {
     // Three cases, the first with three volumes (split over both daemons), five volumes in all.
@@ -621,20 +609,7 @@ async fn two_daemons_share_a_queue_and_a_killed_one_loses_no_case_and_doubles_no
         5,
         "one forensic copy per volume: {forensic:?}"
     );
-    let ec2 = aws_sdk_ec2::Client::new(&env.member_admin().await);
-    for snapshot in &member {
-        let permissions = ec2
-            .describe_snapshot_attribute()
-            .snapshot_id(snapshot.snapshot_id().expect("id"))
-            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
-            .send()
-            .await
-            .expect("attribute");
-        assert!(
-            permissions.create_volume_permissions().is_empty(),
-            "no share left"
-        );
-    }
+    assert_nothing_shared(&env.member_admin().await).await;
     // One chain per case, and each verifies.
     for case in cases {
         let verified = forensnap(&["verify", "--config", &config, "--case", case]);

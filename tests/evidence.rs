@@ -145,17 +145,6 @@ async fn kms_fingerprint(env: &Env) -> String {
     sha256_hex(&kms_public_key(env).await)
 }
 
-async fn open_uploads(env: &Env) -> usize {
-    s3(&env.forensic().await)
-        .list_multipart_uploads()
-        .bucket(&env.seeded.forensic.evidence_bucket)
-        .send()
-        .await
-        .expect("uploads")
-        .uploads()
-        .len()
-}
-
 #[tokio::test]
 async fn collect_stores_every_volume_as_a_sealed_bag_that_exports_and_verifies_with_standard_tools()
 {

@@ -509,3 +509,46 @@ pub fn summary(family: &str, line: &str) {
         );
     }
 }
+
+/// Multipart uploads open in the seeded evidence bucket.
+pub async fn open_uploads(env: &Env) -> usize {
+    s3(&env.forensic().await)
+        .list_multipart_uploads()
+        .bucket(&env.seeded.forensic.evidence_bucket)
+        .send()
+        .await
+        .expect("uploads")
+        .uploads()
+        .len()
+}
+
+/// Snapshots the account of `config` owns.
+pub async fn owned_snapshots(config: &SdkConfig) -> Vec<aws_sdk_ec2::types::Snapshot> {
+    aws_sdk_ec2::Client::new(config)
+        .describe_snapshots()
+        .owner_ids("self")
+        .send()
+        .await
+        .expect("snapshots")
+        .snapshots()
+        .to_vec()
+}
+
+/// Whatever the account of `config` owns is shared with no one.
+pub async fn assert_nothing_shared(config: &SdkConfig) {
+    let ec2 = aws_sdk_ec2::Client::new(config);
+    for snapshot in owned_snapshots(config).await {
+        let id = snapshot.snapshot_id().expect("id");
+        let attr = ec2
+            .describe_snapshot_attribute()
+            .snapshot_id(id)
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .expect("attribute");
+        assert!(
+            attr.create_volume_permissions().is_empty(),
+            "{id} is still shared: {attr:?}"
+        );
+    }
+}
