@@ -30,6 +30,12 @@ pub struct Cloud {
     pub failing_times: BTreeMap<&'static str, (String, u32)>,
     /// "account:operation" of every call
     pub calls: Vec<String>,
+    /// Operations that take effect once and then answer with a 500, as if the answer was lost
+    /// (or the process died before it recorded it).
+    pub lost_answers: BTreeSet<&'static str>,
+    /// Refuse DeleteSnapshot of a snapshot that no longer exists as access denied, as IAM does
+    /// when a policy conditions the call on a tag the gone snapshot no longer has.
+    pub deny_untagged: bool,
 }
 
 pub type Shared = Arc<Mutex<Cloud>>;
@@ -305,10 +311,17 @@ impl Ec2 for FakeEc2 {
     }
     async fn delete_snapshot(&self, id: &str) -> Result<Called<()>, CloudError> {
         let mut cloud = self.call("DeleteSnapshot")?;
-        cloud
-            .snapshots
-            .remove(id)
-            .ok_or_else(|| err("DeleteSnapshot", "InvalidSnapshot.NotFound"))?;
+        if cloud.snapshots.remove(id).is_none() {
+            let code = if cloud.deny_untagged {
+                "UnauthorizedOperation"
+            } else {
+                "InvalidSnapshot.NotFound"
+            };
+            return Err(err("DeleteSnapshot", code));
+        }
+        if cloud.lost_answers.remove("DeleteSnapshot") {
+            return Err(err("DeleteSnapshot", "InternalError"));
+        }
         ok(())
     }
     async fn is_aws_managed_key(&self, key: &str) -> Result<bool, CloudError> {

@@ -254,3 +254,35 @@ async fn an_unusable_key_fails_that_volume_unshared_and_the_others_finish() {
         Some((Action::CollectionFailed.as_str(), Outcome::Failed))
     );
 }
+
+#[tokio::test]
+async fn an_intermediate_copy_deleted_before_its_event_was_written_is_recorded_as_gone() {
+    // The first run deletes an intermediate copy and loses the answer (as a run killed before
+    // it records the deletion); the role may delete only tagged snapshots, so the second run's
+    // DeleteSnapshot of the gone copy is refused, not "not found".
+    let cloud = cloud(true);
+    {
+        let mut state = cloud.lock().expect("lock");
+        state.lost_answers.insert("DeleteSnapshot");
+        state.deny_untagged = true;
+    }
+    let (first, _, store) = run(&cloud, MemoryStore::new(), &plan()).await;
+    let failed = first.expect_err("the lost answer fails the first run").to_string();
+    assert!(failed.contains("delete the intermediate copy"), "{failed}");
+    let (second, events, _) = run(&cloud, store, &plan()).await;
+    let preserved = second.expect("the second run finds the copy gone");
+    assert_eq!(preserved.volumes.len(), 3);
+    let deleted: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind() == Some(Action::SnapshotDeleted) && e.outcome == Outcome::Ok)
+        .collect();
+    assert_eq!(deleted.len(), 2, "each intermediate copy recorded deleted once");
+    assert_eq!(
+        deleted
+            .iter()
+            .filter(|e| e.details.get("already_gone") == Some(&serde_json::json!(true)))
+            .count(),
+        1,
+        "the copy deleted by the first run is recorded as already gone"
+    );
+}

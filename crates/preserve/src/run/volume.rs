@@ -143,6 +143,12 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             match self.member.delete_snapshot(id).await {
                 Ok(done) => self.record(draft.request_ids(request_ids(&done))).await?,
                 Err(e) if e.is_not_found() => self.record(deleted(true)).await?,
+                // A run that died after DeleteSnapshot and before recording it finds the copy
+                // gone; a role allowed to delete only snapshots tagged forensnap:intermediate is
+                // then refused (a gone snapshot has no tags) rather than told "not found".
+                Err(e) if e.kind == ErrorKind::Denied && self.gone(id).await => {
+                    self.record(deleted(true)).await?
+                }
                 Err(e) => return Err(self
                     .fail(
                         draft,
@@ -168,6 +174,15 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             kms_key_id: plan.forensic_key_arn.clone(),
             size_gib: original.volume_size_gib,
         })
+    }
+
+    /// Whether the member account no longer has snapshot `id` (DescribeSnapshots finds
+    /// nothing). An error answers "not known to be gone".
+    async fn gone(&self, id: &str) -> bool {
+        match self.member.describe_snapshot(id).await {
+            Ok(found) => found.value.is_none(),
+            Err(e) => e.is_not_found(),
+        }
     }
 
     async fn aws_managed(
