@@ -18,6 +18,17 @@ matching requests: with a probability (seeded, so runs repeat), on every Nth, af
   ``ApproximateReceiveCount`` one higher. SQS standard queues deliver at least once; this is the
   duplicate a consumer must tolerate (both receipt handles delete the message, as moto keeps
   every handle a message had).
+* ``kill``     -- the client process that sent the request is killed with SIGKILL (see
+  ``killer``), ``when`` = ``before`` the request is applied (it never is) or ``after`` it is
+  applied and before the answer is sent (the client never learns it was). ``process`` names
+  the executable (``/proc/PID/comm``) that may be killed and is required: a rule never kills
+  anything else. A match whose client is not such a live process does not fire (the rule stays
+  armed), so a rule fires only where it really killed.
+
+``match`` (optional, any kind) is a regular expression searched in the request's subject,
+``"<Operation> <path>?<query>"`` plus ``&<form body>`` for form-encoded requests (EC2, STS), e.g.
+``^PutObject /bucket/cases/IR-1/custody/events/`` or ``^UploadPart .*[?&]partNumber=3(&|$)`` or
+``^DeleteSnapshot .*SnapshotId=snap-1``. A rule records the subjects it fired on (``fired_on``).
 
 SQS, DynamoDB and EventBridge rules name operations as their ``X-Amz-Target`` does
 (``ReceiveMessage``, ``PutItem``, ``TransactWriteItems``, ``PutEvents``). ``code`` (optional)
@@ -28,10 +39,13 @@ instead of its default ``ProvisionedThroughputExceededException``.
 from __future__ import annotations
 
 import random
+import re
 import threading
 from dataclasses import asdict, dataclass, field
 
-KINDS = ("throttle", "error", "drop", "latency", "corrupt", "duplicate")
+KINDS = ("throttle", "error", "drop", "latency", "corrupt", "duplicate", "kill")
+WHEN = ("before", "after")
+FIRED_ON_KEPT = 1000
 
 THROTTLE = {
     "ebs": (400, "RequestThrottledException", "ACCOUNT_THROTTLED"),
@@ -71,14 +85,20 @@ class Rule:
     latency_ms: int = 0
     seed: int = 0
     code: str | None = None
+    match: str | None = None
+    when: str = "after"
+    process: str | None = None
     id: int = 0
     matched: int = 0
     fired: int = 0
+    fired_on: list[str] = field(default_factory=list)
     _rng: random.Random = field(default_factory=random.Random, repr=False)
+    _match: re.Pattern | None = field(default=None, repr=False)
 
     def to_json(self) -> dict:
         data = asdict(self)
         data.pop("_rng")
+        data.pop("_match")
         return data
 
 
@@ -92,7 +112,7 @@ class Faults:
 
     def add(self, spec: dict) -> Rule:
         allowed = {"kind", "service", "operation", "probability", "every", "after", "count",
-                   "status", "latency_ms", "seed", "code"}
+                   "status", "latency_ms", "seed", "code", "match", "when", "process"}
         unknown = set(spec) - allowed
         if unknown:
             raise ValueError(f"unknown fault rule keys {sorted(unknown)}; allowed: {sorted(allowed)}")
@@ -112,6 +132,17 @@ class Faults:
             raise ValueError("duplicate applies to SQS ReceiveMessage only")
         if rule.code is not None and rule.kind not in ("throttle", "error"):
             raise ValueError("code applies to throttle and error rules only")
+        if rule.kind == "kill" and not rule.process:
+            raise ValueError("a kill rule names the process it may kill (process, e.g. \"forensnap\")")
+        if rule.kind == "kill" and rule.when not in WHEN:
+            raise ValueError(f"when must be one of {WHEN}")
+        if rule.kind != "kill" and (rule.process is not None or "when" in spec):
+            raise ValueError("process and when apply to kill rules only")
+        if rule.match is not None:
+            try:
+                rule._match = re.compile(rule.match)
+            except re.error as err:
+                raise ValueError(f"match {rule.match!r} is not a regular expression: {err}") from None
         rule._rng = random.Random(rule.seed)
         with self._lock:
             rule.id = self._next_id
@@ -127,13 +158,18 @@ class Faults:
         with self._lock:
             return [rule.to_json() for rule in self._rules]
 
-    def pick(self, service: str, operation: str) -> list[Rule]:
-        """The rules that fire for this request (at most one of each kind, first added wins)."""
-        fired: list[Rule] = []
+    def pick(self, service: str, operation: str, subject: str = "",
+             client=lambda: None) -> list[tuple[Rule, int | None]]:
+        """The rules that fire for this request (at most one of each kind, first added wins),
+        each with the pid to kill for a ``kill`` rule. ``client`` finds the requesting process
+        (pid, name), called only when a kill rule would fire."""
+        fired: list[tuple[Rule, int | None]] = []
         kinds: set[str] = set()
         with self._lock:
             for rule in self._rules:
                 if rule.service not in ("*", service) or rule.operation not in ("*", operation):
+                    continue
+                if rule._match is not None and not rule._match.search(subject):
                     continue
                 if rule.kind == "corrupt" and (service, operation) not in (
                         ("ebs", "GetSnapshotBlock"), ("s3", "UploadPart")):
@@ -149,9 +185,16 @@ class Faults:
                     continue
                 if rule._rng.random() >= rule.probability:
                     continue
+                pid = None
+                if rule.kind == "kill":
+                    pid, name = client() or (None, None)
+                    if pid is None or name != rule.process:
+                        continue
                 rule.fired += 1
+                if len(rule.fired_on) < FIRED_ON_KEPT:
+                    rule.fired_on.append(subject)
                 kinds.add(rule.kind)
-                fired.append(rule)
+                fired.append((rule, pid))
         return fired
 
 

@@ -36,7 +36,7 @@ import sys
 import threading
 import time
 
-from . import MOTO_VERSION, clock, ebs, eventbridge, identity, patches, queues, s3checks
+from . import MOTO_VERSION, clock, ebs, eventbridge, identity, killer, patches, queues, s3checks
 from .policy import authorize as authz
 from .faults import FAULTS, INTERNAL, THROTTLE
 from .volumes import REGISTRY, load
@@ -65,8 +65,16 @@ class World:
             return self.moto(environ, start_response)
         call = read_call(environ)
         try:
-            for rule in FAULTS.pick(call.service, call.operation) if call.service else []:
-                if rule.kind == "latency":
+            kill_after = None
+            fired = FAULTS.pick(call.service, call.operation, subject(call),
+                                lambda: client_process(environ)) if call.service else []
+            for rule, pid in fired:
+                if rule.kind == "kill":
+                    if rule.when == "before":
+                        killer.kill(pid)
+                        return self.drop(environ)
+                    kill_after = pid
+                elif rule.kind == "latency":
                     time.sleep(rule.latency_ms / 1000.0)
                 elif rule.kind == "corrupt":
                     environ["forensnap.corrupt"] = True
@@ -82,6 +90,12 @@ class World:
                     code = rule.code or INTERNAL.get(call.service, "InternalFailure")
                     return respond(start_response, *error(call.service, rule.status, code,
                                                           "Internal error (injected)"))
+            if kill_after is not None:
+                try:
+                    self.serve(call, environ, lambda *args, **kwargs: None)
+                finally:
+                    killer.kill(kill_after)
+                return self.drop(environ)
             return self.serve(call, environ, start_response)
         except AwsError as err:
             return respond(start_response, *error(call.service, err.status, err.code,
@@ -251,6 +265,26 @@ class World:
             self.reset_extension()
             return {"reset": True}
         raise KeyError(f"no control endpoint {method} /_forensnap/{name}")
+
+
+def subject(call) -> str:
+    """What a fault rule's ``match`` is searched in: operation, path, query and form body."""
+    text = f"{call.operation} {call.path}"
+    query = call.environ.get("QUERY_STRING", "")
+    if query:
+        text += f"?{query}"
+    if call.params:
+        text += "&" + call.body.decode("utf-8", "replace")
+    return text
+
+
+def client_process(environ) -> tuple[int, str] | None:
+    """(pid, name) of the process that sent the request, if it is on this machine."""
+    pid = killer.owner(environ)
+    if pid is None:
+        return None
+    name = killer.name_of(pid)
+    return (pid, name) if name is not None and not killer.gone(pid) else None
 
 
 def make_world_server(host: str, port: int):

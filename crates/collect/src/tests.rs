@@ -293,6 +293,8 @@ mod recorded_objects {
             version_id: Some("v1".into()),
             sha256: sha.to_string().repeat(64),
             size: 42,
+            adopted: false,
+            unstored_sha256: None,
         }
     }
 

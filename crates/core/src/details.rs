@@ -96,6 +96,14 @@ pub struct StoredObject {
     pub sha256: String,
     /// Size in bytes.
     pub size: u64,
+    /// The object was stored by an earlier run that died before recording it, and is taken
+    /// as it stands (it is locked; it cannot be stored again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub adopted: bool,
+    /// When adopted and this run's own capture differed from it: that capture's SHA-256. It
+    /// was not stored; the earlier capture is the record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unstored_sha256: Option<String>,
 }
 
 /// `collection.started`.
@@ -626,6 +634,18 @@ mod tests {
                 version_id: Some("v1".into()),
                 sha256: "ab".repeat(32),
                 size: 10,
+                adopted: false,
+                unstored_sha256: None,
+            }),
+        }));
+        round_trip(Details::ConsoleRecorded(ConsoleRecorded {
+            stored: Some(StoredObject {
+                key: "cases/c/items/i/data/console-output.txt".into(),
+                version_id: Some("v2".into()),
+                sha256: "cd".repeat(32),
+                size: 12,
+                adopted: true,
+                unstored_sha256: Some("ef".repeat(32)),
             }),
         }));
     }

@@ -22,6 +22,20 @@ pub enum FaultKind {
     /// SQS ReceiveMessage only: the messages received are made visible again at once, so the
     /// next receive delivers them a second time with new receipt handles (at-least-once).
     Duplicate,
+    /// The client process that sent the request is killed with SIGKILL, before the request is
+    /// applied or after it is applied and before its answer is sent ([`KillWhen`]). Only a
+    /// live process of the rule's name is killed; a match without one does not fire.
+    Kill,
+}
+
+/// When a [`FaultKind::Kill`] rule kills its client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KillWhen {
+    /// On arrival: the request is never applied.
+    Before,
+    /// Once the world has applied the request, before the answer is sent.
+    After,
 }
 
 /// One fault rule. Build with [`FaultRule::new`] and the chainable setters.
@@ -38,6 +52,12 @@ pub struct FaultRule {
     status: u16,
     latency_ms: u64,
     seed: u64,
+    #[serde(rename = "match", skip_serializing_if = "Option::is_none")]
+    matching: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    when: Option<KillWhen>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    process: Option<String>,
 }
 
 impl FaultRule {
@@ -54,7 +74,25 @@ impl FaultRule {
             status: 500,
             latency_ms: 0,
             seed: 0,
+            matching: None,
+            when: None,
+            process: None,
         }
+    }
+    /// A rule that kills the process named `process` (its `/proc/PID/comm`) when it sends a
+    /// matching `service` `operation` request, `when` before or after the world applies it.
+    pub fn kill(when: KillWhen, process: &str, service: &str, operation: &str) -> Self {
+        let mut rule = FaultRule::new(FaultKind::Kill, service, operation);
+        rule.when = Some(when);
+        rule.process = Some(process.into());
+        rule
+    }
+    /// Only requests whose subject matches this regular expression (Python `re.search`): the
+    /// subject is `"<Operation> <path>?<query>"`, plus `&<form body>` for form-encoded requests
+    /// (EC2, STS), e.g. `^UploadPart /bucket/key\?.*partNumber=3(&|$)`.
+    pub fn matching(mut self, regex: &str) -> Self {
+        self.matching = Some(regex.into());
+        self
     }
     /// Fire on this share of matching requests (seeded, so a run repeats).
     pub fn probability(mut self, p: f64, seed: u64) -> Self {
@@ -104,6 +142,12 @@ pub struct FaultStats {
     pub matched: u64,
     /// Requests the fault was applied to.
     pub fired: u64,
+    /// The regular expression the request subject must match, if any.
+    #[serde(rename = "match")]
+    pub matching: Option<String>,
+    /// The subjects of the requests it was applied to (the first thousand).
+    #[serde(default)]
+    pub fired_on: Vec<String>,
 }
 
 /// Snapshot timings of the world.

@@ -96,7 +96,8 @@ pub trait EvidenceWrite: EvidenceRead {
         upload: &Upload,
         parts: &[StoredPart],
     ) -> impl Future<Output = Result<CompletedObject, CloudError>> + Send;
-    /// The completed object at `key` (version and checksum), `None` when absent.
+    /// The object at `key` as HeadObject gives it: its latest version and S3's checksum where
+    /// reported (a multipart object's), `None` when absent.
     fn head(
         &self,
         key: &str,

@@ -480,7 +480,21 @@ impl EvidenceWrite for MemoryStore {
     }
 
     async fn head(&self, key: &str) -> Result<Option<CompletedObject>, CloudError> {
-        Ok(self.state().completed.get(key).cloned())
+        let state = self.state();
+        // The latest version, as HeadObject answers; a checksum only for a completed upload
+        // whose object is still the latest (put_new/put_version objects carry none).
+        let Some(latest) = state.objects.get(key).and_then(|vs| vs.last()) else {
+            return Ok(None);
+        };
+        let checksum = state
+            .completed
+            .get(key)
+            .filter(|c| c.version_id.as_deref() == Some(latest.version_id.as_str()))
+            .and_then(|c| c.checksum.clone());
+        Ok(Some(CompletedObject {
+            version_id: Some(latest.version_id.clone()),
+            checksum,
+        }))
     }
 }
 

@@ -30,8 +30,9 @@ use forensnap_core::{ChainHead, EventDraft};
 use futures::StreamExt;
 
 use crate::error::PreserveError;
+use forensnap_core::custody::sha256_hex;
 use forensnap_custody::Custody;
-use forensnap_store::{EvidenceAudit, EvidenceWrite, Stored};
+use forensnap_store::{ErrorKind, EvidenceAudit, EvidenceWrite, Stored};
 
 use crate::state::{CaseState, Stage, VolumeState};
 use forensnap_ports::{Called, Ec2};
@@ -516,30 +517,87 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         bytes: Vec<u8>,
         content_type: &str,
     ) -> Result<Stored, PreserveError> {
-        let put = self.put(key, bytes, content_type, draft(None)).await?;
+        let (put, adopted, unstored_sha256) =
+            match self.custody.store().put_new(key, bytes.clone(), content_type).await {
+                Ok(stored) => (stored.value, false, None),
+                Err(e) if e.kind == ErrorKind::Exists => {
+                    let (put, differs) = self.adopt(key, &bytes, draft(None)).await?;
+                    (put, true, differs)
+                }
+                Err(e) => return Err(self.fail(draft(None), "store evidence", key, e, "check the forensic credentials' s3:PutObject and s3:PutObjectRetention rights, then run again").await),
+            };
         let stored = StoredObject {
             key: key.to_string(),
             version_id: put.version_id.clone(),
             sha256: put.sha256.clone(),
             size: put.size,
+            adopted,
+            unstored_sha256,
         };
         self.record(draft(Some(stored)).after([format!("s3://{bucket}/{key}")]))
             .await?;
         Ok(put)
     }
 
-    async fn put(
+    /// The object at `key` that an earlier run stored and died before recording (the key
+    /// exists, so this run's `bytes` cannot be stored): taken as it stands, with the SHA-256
+    /// of `bytes` when they differ from it (a capture made later, kept out of the record).
+    async fn adopt(
         &self,
         key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
+        bytes: &[u8],
         draft: EventDraft,
-    ) -> Result<Stored, PreserveError> {
-        let result = self.custody.store().put_new(key, bytes, content_type).await;
-        match result {
-            Ok(stored) => Ok(stored.value),
-            Err(e) => Err(self.fail(draft, "store evidence", key, e, "check the forensic credentials' s3:PutObject and s3:PutObjectRetention rights, then run again").await),
-        }
+    ) -> Result<(Stored, Option<String>), PreserveError> {
+        let store = self.custody.store();
+        let found = match (store.get(key).await, store.head(key).await) {
+            (Ok(Some(existing)), Ok(Some(head))) => (existing, head.version_id),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(self
+                    .fail(
+                        draft,
+                        "read the evidence an earlier run stored",
+                        key,
+                        e,
+                        "check the forensic credentials' s3:GetObject right, then run again",
+                    )
+                    .await);
+            }
+            _ => {
+                return Err(self
+                    .fail(
+                        draft,
+                        "read the evidence an earlier run stored",
+                        key,
+                        "the key exists but cannot be read (deleted since?)",
+                        "run again",
+                    )
+                    .await);
+            }
+        };
+        let (existing, version_id) = found;
+        let sha256 = sha256_hex(&existing);
+        let ours = sha256_hex(bytes);
+        let differs = (ours != sha256).then_some(ours);
+        self.progress.step(&format!(
+            "{key} was stored by an earlier run that stopped before recording it: kept as it stands{}",
+            if differs.is_some() { " (this run's capture differs and is not stored)" } else { "" }
+        ));
+        tracing::info!(
+            key,
+            sha256,
+            differs = differs.is_some(),
+            "adopted evidence an earlier run stored"
+        );
+        Ok((
+            Stored {
+                bucket: store.bucket().to_string(),
+                key: key.to_string(),
+                version_id,
+                sha256,
+                size: existing.len() as u64,
+            },
+            differs,
+        ))
     }
 
     /// CreateSnapshots once per case and instance (adopting a lost answer on resume).

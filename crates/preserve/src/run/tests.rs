@@ -267,7 +267,9 @@ async fn an_intermediate_copy_deleted_before_its_event_was_written_is_recorded_a
         state.deny_untagged = true;
     }
     let (first, _, store) = run(&cloud, MemoryStore::new(), &plan()).await;
-    let failed = first.expect_err("the lost answer fails the first run").to_string();
+    let failed = first
+        .expect_err("the lost answer fails the first run")
+        .to_string();
     assert!(failed.contains("delete the intermediate copy"), "{failed}");
     let (second, events, _) = run(&cloud, store, &plan()).await;
     let preserved = second.expect("the second run finds the copy gone");
@@ -276,7 +278,11 @@ async fn an_intermediate_copy_deleted_before_its_event_was_written_is_recorded_a
         .iter()
         .filter(|e| e.kind() == Some(Action::SnapshotDeleted) && e.outcome == Outcome::Ok)
         .collect();
-    assert_eq!(deleted.len(), 2, "each intermediate copy recorded deleted once");
+    assert_eq!(
+        deleted.len(),
+        2,
+        "each intermediate copy recorded deleted once"
+    );
     assert_eq!(
         deleted
             .iter()
@@ -285,4 +291,53 @@ async fn an_intermediate_copy_deleted_before_its_event_was_written_is_recorded_a
         1,
         "the copy deleted by the first run is recorded as already gone"
     );
+}
+
+/// The instance.recorded event of a chain.
+fn instance_recorded(events: &[forensnap_core::Event]) -> &forensnap_core::Event {
+    events
+        .iter()
+        .find(|e| e.kind() == Some(Action::InstanceRecorded) && e.outcome == Outcome::Ok)
+        .expect("instance.recorded")
+}
+
+#[tokio::test]
+async fn a_record_stored_by_a_run_that_died_before_recording_it_is_adopted() {
+    use forensnap_store::{EvidenceRead, EvidenceWrite};
+    // What an uninterrupted run stores.
+    let (first, events, whole) = run(&cloud(true), MemoryStore::new(), &plan()).await;
+    first.expect("first run");
+    let key = instance_recorded(&events).details["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let record = whole.get(&key).await.expect("get").expect("stored");
+
+    for (stored, differs) in [
+        (record.clone(), false),
+        (b"{\"earlier\":true}".to_vec(), true),
+    ] {
+        // A run stored the record and died before its event: the key exists, the chain is empty.
+        let store = MemoryStore::new();
+        store
+            .put_new(&key, stored.clone(), "application/json")
+            .await
+            .expect("earlier run's record");
+        let (result, events, _) = run(&cloud(true), store, &plan()).await;
+        result.expect("the run adopts the stored record and finishes");
+        let details = &instance_recorded(&events).details;
+        assert_eq!(details["adopted"], serde_json::json!(true));
+        assert_eq!(
+            details["sha256"].as_str(),
+            Some(forensnap_core::custody::sha256_hex(&stored).as_str()),
+            "the event names what is stored"
+        );
+        assert_eq!(
+            details.get("unstored_sha256").and_then(|v| v.as_str()),
+            differs
+                .then(|| forensnap_core::custody::sha256_hex(&record))
+                .as_deref(),
+            "a differing capture of this run is named, not stored"
+        );
+    }
 }
