@@ -194,3 +194,150 @@ fn hostile_values_are_refused_before_any_aws_call() {
         ),
     );
 }
+
+/// Evidence buckets that would not hold evidence as forensnap promises: default retention in
+/// GOVERNANCE mode (a privileged user may shorten or remove it), a COMPLIANCE default shorter
+/// than configured, no Object Lock at all. Each is refused with a message naming the bucket and
+/// what is wrong, before anything changes in the member account or the bucket.
+#[tokio::test(flavor = "multi_thread")]
+async fn weak_evidence_buckets_are_refused_before_anything_changes() {
+    use aws_sdk_s3::types::{
+        DefaultRetention, ObjectLockConfiguration, ObjectLockEnabled, ObjectLockRetentionMode,
+        ObjectLockRule,
+    };
+    use forensnap_tests::*;
+    let env = Env::new(&world_toml(
+        "ev-weak",
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root.img\"\nbuild = { kind = \"pattern\", blocks = 4 }",
+        ],
+    ));
+    let s3 = s3(&env.forensic_admin().await);
+    let bucket = env.seeded.forensic.evidence_bucket.clone();
+    let config = env.seeded.config.clone().expect("config");
+    let lock = |mode: ObjectLockRetentionMode, days: i32| {
+        ObjectLockConfiguration::builder()
+            .object_lock_enabled(ObjectLockEnabled::Enabled)
+            .rule(
+                ObjectLockRule::builder()
+                    .default_retention(DefaultRetention::builder().mode(mode).days(days).build())
+                    .build(),
+            )
+            .build()
+    };
+    // A plain bucket, and a config that names it.
+    let plain = "ev-weak-plain-123456789012-us-east-1";
+    s3.create_bucket()
+        .bucket(plain)
+        .send()
+        .await
+        .expect("plain bucket");
+    // The collector may use it (so that what is refused is the bucket, not the rights).
+    let operator = &env.seeded.forensic.operator_arn;
+    let role = match operator.split_once(":assumed-role/") {
+        Some((prefix, rest)) => format!(
+            "{}:role/{}",
+            prefix.replace(":sts:", ":iam:"),
+            rest.split('/').next().unwrap_or_default()
+        ),
+        None => operator.clone(),
+    };
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Effect": "Allow",
+            "Principal": {"AWS": role},
+            "Action": ["s3:ListBucket", "s3:GetObject", "s3:PutObject",
+                       "s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning"],
+            "Resource": [format!("arn:aws:s3:::{plain}"), format!("arn:aws:s3:::{plain}/*")],
+        }],
+    });
+    s3.put_bucket_policy()
+        .bucket(plain)
+        .policy(policy.to_string())
+        .send()
+        .await
+        .expect("plain bucket policy");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let plain_config = env.path("plain.toml");
+    std::fs::write(&plain_config, text.replace(&bucket, plain)).expect("write");
+    let plain_config = plain_config.display().to_string();
+
+    let cases: Vec<(&str, Option<ObjectLockConfiguration>, &str, &str)> = vec![
+        (
+            "GOVERNANCE default retention",
+            Some(lock(ObjectLockRetentionMode::Governance, 30)),
+            &config,
+            "GOVERNANCE instead of COMPLIANCE",
+        ),
+        (
+            "COMPLIANCE for 1 day, 30 configured",
+            Some(lock(ObjectLockRetentionMode::Compliance, 1)),
+            &config,
+            "1 days, shorter than the configured retention_days = 30",
+        ),
+        (
+            "no Object Lock",
+            None,
+            &plain_config,
+            "Object Lock is not enabled",
+        ),
+    ];
+    let instance = env.seeded.member().instances[0].instance_id.clone();
+    let mut refused = 0;
+    for (i, (what, configuration, config, expected)) in cases.iter().enumerate() {
+        if let Some(configuration) = configuration {
+            // The bucket's owner changes it (the collector cannot).
+            env.world.set_policies(false).expect("policies off");
+            s3.put_object_lock_configuration()
+                .bucket(&bucket)
+                .object_lock_configuration(configuration.clone())
+                .send()
+                .await
+                .expect("weaken the bucket");
+            env.world.set_policies(true).expect("policies on");
+        }
+        let case = format!("IR-WEAK-{i}");
+        let run = forensnap(&[
+            "collect",
+            "--config",
+            config,
+            "--case",
+            &case,
+            "--account",
+            "111111111111",
+            "--instance",
+            &instance,
+        ]);
+        assert!(!run.ok, "{what}: collect must refuse");
+        assert!(
+            run.stderr.contains(expected),
+            "{what}: the refusal names it ({expected}): {}",
+            run.stderr
+        );
+        assert!(
+            owned_snapshots(&env.member_admin().await).await.is_empty(),
+            "{what}: nothing snapshotted"
+        );
+        for b in [bucket.as_str(), plain] {
+            let listed = s3
+                .list_objects_v2()
+                .bucket(b)
+                .prefix(format!("cases/{case}/"))
+                .send()
+                .await
+                .expect("list");
+            assert!(
+                listed.contents().is_empty(),
+                "{what}: nothing written to {b}"
+            );
+        }
+        refused += 1;
+    }
+    summary(
+        "hostile-buckets",
+        &format!(
+            "hostile buckets: {refused} weak evidence buckets (GOVERNANCE default, a retention shorter than configured, no Object Lock) refused by name before any change"
+        ),
+    );
+}
