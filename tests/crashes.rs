@@ -354,7 +354,7 @@ async fn targets(crash: &Crash, from: &str, to: &str, rng: &mut u64) -> Vec<Targ
     let s3 = s3(&env.forensic().await);
     let bucket = &env.seeded.forensic.evidence_bucket;
     let mut when = || {
-        if next(rng) % 2 == 0 {
+        if next(rng).is_multiple_of(2) {
             KillWhen::Before
         } else {
             KillWhen::After
@@ -712,5 +712,161 @@ async fn collect_killed_at_seeded_moments_ends_as_an_uninterrupted_run_would() {
              kills landed after: {}",
             spread.join(", ")
         ),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_case_s_leftovers_are_listed_ended_and_recorded() {
+    let crash = Crash::new("ev-left");
+    let world = &crash.env.world;
+    let case = "IR-LEFT-1";
+    let out = crash.env.path("left.json");
+    let leftovers = |end: bool| {
+        let mut args = vec![
+            "leftovers",
+            "--config",
+            &crash.config,
+            "--case",
+            case,
+            "--output",
+            "json",
+        ];
+        if end {
+            args.push("--end");
+        }
+        let run = forensnap(&args);
+        assert!(run.ok, "leftovers (end {end}): {}", run.stderr);
+        run.json()
+    };
+    let kinds = |listed: &serde_json::Value| -> Vec<String> {
+        let mut kinds: Vec<String> = listed["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .flat_map(|m| m["leftovers"].as_array().cloned().unwrap_or_default())
+            .map(|l| {
+                format!(
+                    "{}{}",
+                    l["kind"].as_str().unwrap_or("?"),
+                    if l["recorded"] == false {
+                        " (unrecorded)"
+                    } else {
+                        ""
+                    }
+                )
+            })
+            .collect();
+        kinds.extend(
+            listed["uploads"]
+                .as_array()
+                .expect("uploads")
+                .iter()
+                .map(|_| "upload".to_string()),
+        );
+        kinds.sort();
+        kinds
+    };
+    let killed_at = |rule: FaultRule| {
+        world.clear_faults().expect("clear");
+        world.add_fault(&rule.count(1)).expect("arm");
+        let mut child = crash.spawn(case, &out);
+        let status = wait_bounded(&mut child, Duration::from_secs(120)).expect("ended");
+        assert_eq!(status.signal(), Some(9), "killed by the world");
+        world.clear_faults().expect("clear");
+    };
+    let member_snapshots =
+        || async { owned_snapshots(&crash.env.member_admin().await).await.len() };
+
+    // 1. A CopySnapshot whose answer was lost: an intermediate copy no event names.
+    killed_at(FaultRule::kill(
+        KillWhen::After,
+        "forensnap",
+        "ec2",
+        "CopySnapshot",
+    ));
+    let listed = leftovers(false);
+    assert!(
+        kinds(&listed).contains(&"intermediate-copy (unrecorded)".to_string()),
+        "{listed}"
+    );
+    let ended = leftovers(true);
+    assert_eq!(kinds(&ended), kinds(&listed), "what was listed is ended");
+    assert_eq!(
+        member_snapshots().await,
+        2,
+        "only the volumes' snapshots remain"
+    );
+
+    // 2. Killed right after sharing: a share and the intermediate copy it shares.
+    killed_at(
+        FaultRule::kill(
+            KillWhen::After,
+            "forensnap",
+            "ec2",
+            "ModifySnapshotAttribute",
+        )
+        .matching("CreateVolumePermission\\.Add"),
+    );
+    let listed = leftovers(false);
+    let found = kinds(&listed);
+    assert!(
+        found.contains(&"share (unrecorded)".to_string()),
+        "the share whose answer was lost: {listed}"
+    );
+    assert!(found.contains(&"intermediate-copy".to_string()), "{listed}");
+    leftovers(true);
+    assert_nothing_shared(&crash.env.member_admin().await).await;
+    assert_eq!(member_snapshots().await, 2, "intermediate copies deleted");
+
+    // 3. Killed after a volume's second part: an open upload holding two parts or more.
+    killed_at(
+        FaultRule::kill(KillWhen::After, "forensnap", "s3", "UploadPart")
+            .matching("[?&]partNumber=2(&|$)"),
+    );
+    let listed = leftovers(false);
+    let uploads = listed["uploads"].as_array().expect("uploads");
+    assert!(
+        uploads.iter().any(|u| u["parts"].as_u64() >= Some(2)),
+        "{listed}"
+    );
+    leftovers(true);
+    assert_eq!(open_uploads(&crash.env).await, 0, "every upload aborted");
+    assert!(kinds(&leftovers(false)).is_empty(), "nothing left");
+
+    // 4. The case collected again to the end: the aborted items are read again, whole.
+    let collected = crash.collect_whole(case);
+    let seeded: BTreeMap<String, String> = crash.env.seeded.member().instances[0]
+        .volumes
+        .iter()
+        .map(|v| (v.volume_id.clone(), v.image_sha256.clone()))
+        .collect();
+    for item in collected["evidence"]
+        .as_array()
+        .expect("evidence")
+        .iter()
+        .filter(|i| i["kind"] == "volume")
+    {
+        let volume = item["volume_id"].as_str().expect("volume");
+        assert_eq!(
+            item["image_sha256"].as_str(),
+            seeded.get(volume).map(String::as_str)
+        );
+    }
+    assert_eq!(member_snapshots().await, 2);
+    assert_nothing_shared(&crash.env.member_admin().await).await;
+    assert_eq!(open_uploads(&crash.env).await, 0);
+    let events = events(&crash.env, case).await;
+    let count = |action: &str| events.iter().filter(|e| e.action == action).count();
+    assert!(count("upload.aborted") >= 1);
+    assert!(count("snapshot.unshared") >= 1);
+    assert!(
+        count("snapshot.deleted") >= 3,
+        "ended copies and the final run's own"
+    );
+    let verified = forensnap(&["verify", "--config", &crash.config, "--case", case]);
+    assert!(
+        verified.ok,
+        "verify: {}\n{}",
+        verified.stdout, verified.stderr
     );
 }

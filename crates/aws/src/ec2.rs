@@ -358,6 +358,28 @@ impl Ec2 for SdkEc2 {
         ))
     }
 
+    async fn shared_with(&self, snapshot_id: &str) -> Result<Called<Vec<String>>, CloudError> {
+        let out = self
+            .clients
+            .ec2
+            .describe_snapshot_attribute()
+            .snapshot_id(snapshot_id)
+            .attribute(aws_sdk_ec2::types::SnapshotAttributeName::CreateVolumePermission)
+            .send()
+            .await
+            .map_err(|e| aws_error("DescribeSnapshotAttribute", e))?;
+        let accounts = out
+            .create_volume_permissions()
+            .iter()
+            .filter_map(|p| {
+                p.user_id()
+                    .map(str::to_string)
+                    .or_else(|| p.group().map(|g| g.as_str().to_string()))
+            })
+            .collect();
+        Ok(Called::new(accounts, out.request_id().map(str::to_string)))
+    }
+
     async fn set_share(
         &self,
         snapshot_id: &str,

@@ -6,6 +6,7 @@ mod daemon;
 mod export;
 mod forensic;
 mod lease;
+mod leftovers;
 mod progress;
 mod stack_config;
 mod verify;
@@ -54,6 +55,10 @@ enum Command {
     /// signed checkpoints and signatures, Object Lock retention. Online (S3, recorded in the
     /// custody log) or --offline on a downloaded case folder. Exit status 0 only when all holds.
     Verify(verify::Args),
+    /// List what an abandoned case left open or shared: open multipart uploads in the evidence
+    /// bucket, member snapshots still shared with the forensic account, intermediate copies.
+    /// With --end, end them (under the case's lease), each recorded in the custody chain.
+    Leftovers(leftovers::Args),
     /// Run the daemon: take case requests from the request queue (forensnap's own, Security
     /// Hub custom actions, GuardDuty findings) and collect them under leases in the case table,
     /// beside any number of other daemons. SIGTERM or Ctrl-C stops it at a resumable point.
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
             Command::Collect(args) => collect::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Leftovers(args) => leftovers::run(args).await,
             Command::Daemon(args) => daemon::run(args).await,
             Command::Submit(args) => daemon::submit(args).await,
             Command::Status(args) => daemon::status(args).await,

@@ -15,7 +15,9 @@
 //!
 //! * [`plan`] -- the preservation and acquisition plans built from the config.
 //! * [`recorded`] -- export and verification of a case, recorded as custody events.
+//! * [`leftovers`] -- what an abandoned case left open or shared, listed and ended.
 
+pub mod leftovers;
 pub mod plan;
 pub mod recorded;
 

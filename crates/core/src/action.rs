@@ -50,11 +50,13 @@ pub enum Action {
     EvidenceExported,
     /// The case was verified.
     CaseVerified,
+    /// An open multipart upload of the case was ended (the leftovers of an abandoned run).
+    UploadAborted,
 }
 
 impl Action {
     /// Every action, in the order a collection meets them.
-    pub const ALL: [Action; 22] = [
+    pub const ALL: [Action; 23] = [
         Action::RequestReceived,
         Action::CollectionStarted,
         Action::BucketChecked,
@@ -77,6 +79,7 @@ impl Action {
         Action::CollectionFailed,
         Action::EvidenceExported,
         Action::CaseVerified,
+        Action::UploadAborted,
     ];
 
     /// The name stored in the event.
@@ -104,6 +107,7 @@ impl Action {
             Action::CollectionFailed => "collection.failed",
             Action::EvidenceExported => "evidence.exported",
             Action::CaseVerified => "case.verified",
+            Action::UploadAborted => "upload.aborted",
         }
     }
 

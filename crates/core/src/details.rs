@@ -286,6 +286,24 @@ pub struct Share {
     pub already_gone: bool,
 }
 
+/// `upload.aborted`: an open multipart upload of the case ended by `forensnap leftovers --end`
+/// (its parts discarded; nothing stored is touched). A later run of the case reads that item
+/// again from its first part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadAborted {
+    /// The object the upload was for.
+    pub key: String,
+    /// S3's upload id.
+    pub upload_id: String,
+    /// Parts it held.
+    pub parts: u32,
+    /// Bytes those parts held.
+    pub bytes: u64,
+    /// It had ended already (S3 answered NoSuchUpload).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub already_gone: bool,
+}
+
 /// `snapshot.deleted`: an intermediate copy deleted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotDeleted {
@@ -583,6 +601,7 @@ details!(
     CollectionFailed,
     EvidenceExported,
     CaseVerified,
+    UploadAborted,
 );
 
 #[cfg(test)]
@@ -637,6 +656,13 @@ mod tests {
                 adopted: false,
                 unstored_sha256: None,
             }),
+        }));
+        round_trip(Details::UploadAborted(UploadAborted {
+            key: "cases/c/evidence/vol-1/data/blocks.bin".into(),
+            upload_id: "u-1".into(),
+            parts: 3,
+            bytes: 15 << 20,
+            already_gone: false,
         }));
         round_trip(Details::ConsoleRecorded(ConsoleRecorded {
             stored: Some(StoredObject {

@@ -108,6 +108,12 @@ pub trait Ec2: Send + Sync {
         account: &str,
         share: bool,
     ) -> impl Future<Output = Result<Called<()>, CloudError>> + Send;
+    /// The accounts snapshot `snapshot_id` is shared with (DescribeSnapshotAttribute
+    /// createVolumePermission; `all` when public).
+    fn shared_with(
+        &self,
+        snapshot_id: &str,
+    ) -> impl Future<Output = Result<Called<Vec<String>>, CloudError>> + Send;
     /// DeleteSnapshot.
     fn delete_snapshot(
         &self,

@@ -26,6 +26,8 @@ pub struct Cloud {
     pub key_users: BTreeMap<String, BTreeSet<String>>,
     /// operation -> error code to fail with
     pub failing: BTreeMap<&'static str, String>,
+    /// (account, operation) -> error code to fail with, in that account only
+    pub failing_in: BTreeMap<(String, &'static str), String>,
     /// operation -> (error code, how many more calls fail with it)
     pub failing_times: BTreeMap<&'static str, (String, u32)>,
     /// "account:operation" of every call
@@ -112,6 +114,13 @@ impl FakeEc2 {
         let mut cloud = self.cloud.lock().expect("lock");
         cloud.calls.push(format!("{}:{operation}", self.account));
         if let Some(code) = cloud.failing.get(operation).cloned() {
+            return Err(err(operation, &code));
+        }
+        if let Some(code) = cloud
+            .failing_in
+            .get(&(self.account.clone(), operation))
+            .cloned()
+        {
             return Err(err(operation, &code));
         }
         if let Some((code, left)) = cloud.failing_times.get_mut(operation)
@@ -308,6 +317,15 @@ impl Ec2 for FakeEc2 {
             snap.shared_with.remove(account);
         }
         ok(())
+    }
+    async fn shared_with(&self, id: &str) -> Result<Called<Vec<String>>, CloudError> {
+        let cloud = self.call("DescribeSnapshotAttribute")?;
+        let snap = cloud
+            .snapshots
+            .get(id)
+            .filter(|s| s.info.owner == self.account)
+            .ok_or_else(|| err("DescribeSnapshotAttribute", "InvalidSnapshot.NotFound"))?;
+        ok(snap.shared_with.iter().cloned().collect())
     }
     async fn delete_snapshot(&self, id: &str) -> Result<Called<()>, CloudError> {
         let mut cloud = self.call("DeleteSnapshot")?;

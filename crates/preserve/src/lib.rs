@@ -29,4 +29,7 @@ pub use error::PreserveError;
 pub use forensnap_custody::{Custody, CustodyError};
 pub use forensnap_ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
 pub use plan::{Plan, Preserved, PreservedVolume, Progress, SilentProgress};
-pub use run::{preserve, preserved_from_log, release_shares};
+pub use run::{
+    MemberLeftover, end_member_leftovers, member_leftovers, preserve, preserved_from_log,
+    release_shares,
+};

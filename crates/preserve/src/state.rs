@@ -134,11 +134,18 @@ impl CaseState {
                     state.volumes.entry(d.volume_id).or_default().shared = None
                 }
                 Details::SnapshotDeleted(d) => {
-                    state
-                        .volumes
-                        .entry(d.volume_id)
-                        .or_default()
-                        .intermediate_deleted = true
+                    let volume = state.volumes.entry(d.volume_id).or_default();
+                    if volume.is_complete(Stage::Forensic) {
+                        volume.intermediate_deleted = true;
+                    } else {
+                        // Deleted before the forensic copy was made from it (`forensnap
+                        // leftovers --end` on an abandoned case): a later run copies again.
+                        if volume.snapshot(Stage::Intermediate) == Some(d.snapshot_id.as_str()) {
+                            volume.snapshots.remove(&Stage::Intermediate);
+                            volume.completed.remove(&Stage::Intermediate);
+                        }
+                        volume.copy_requested.remove(&Stage::Intermediate);
+                    }
                 }
                 Details::PreservationCompleted(_) => state.completed = true,
                 _ => {}
@@ -189,6 +196,19 @@ mod tests {
             EventDraft::new(share("snap-2")).about(&about("i-2")),
             &mine.head(),
         );
+        let forensic = event(
+            EventDraft::new(Details::SnapshotCompleted(
+                forensnap_core::details::SnapshotCompleted {
+                    volume_id: "vol-1".into(),
+                    stage: Stage::Forensic,
+                    snapshot_id: "snap-4".into(),
+                    final_state: None,
+                    completed: None,
+                },
+            ))
+            .about(&about("i-1")),
+            &other.head(),
+        );
         let deleted = event(
             EventDraft::new(SnapshotDeleted {
                 volume_id: "vol-1".into(),
@@ -197,10 +217,11 @@ mod tests {
                 already_gone: true,
             })
             .about(&about("i-1")),
-            &other.head(),
+            &forensic.head(),
         );
         let state =
-            CaseState::from_events(&[mine, other, deleted], "111122223333", "i-1").expect("reads");
+            CaseState::from_events(&[mine, other, forensic, deleted], "111122223333", "i-1")
+                .expect("reads");
         let volume = &state.volumes["vol-1"];
         assert_eq!(volume.shared.as_deref(), Some("snap-1"));
         assert!(volume.intermediate_deleted);
@@ -216,5 +237,43 @@ mod tests {
         let err = CaseState::from_events(&[broken], "111122223333", "i-1").expect_err("refused");
         assert_eq!(err.action, forensnap_core::Action::SnapshotShared);
         assert!(err.to_string().contains("snapshot_id"), "{err}");
+    }
+
+    #[test]
+    fn an_intermediate_copy_deleted_before_the_forensic_copy_is_made_again_later() {
+        let head = ChainHead::empty();
+        let copied = event(
+            EventDraft::new(Details::SnapshotCopied(
+                forensnap_core::details::SnapshotCopied {
+                    volume_id: "vol-1".into(),
+                    stage: Stage::Intermediate,
+                    source: "snap-1".into(),
+                    kms_key_id: None,
+                    snapshot_id: Some("snap-2".into()),
+                    tags: None,
+                    adopted: false,
+                },
+            ))
+            .about(&about("i-1")),
+            &head,
+        );
+        let deleted = event(
+            EventDraft::new(SnapshotDeleted {
+                volume_id: "vol-1".into(),
+                stage: Stage::Intermediate,
+                snapshot_id: "snap-2".into(),
+                already_gone: false,
+            })
+            .about(&about("i-1")),
+            &copied.head(),
+        );
+        let state =
+            CaseState::from_events(&[copied, deleted], "111122223333", "i-1").expect("reads");
+        let volume = &state.volumes["vol-1"];
+        assert_eq!(volume.snapshot(Stage::Intermediate), None, "copied again");
+        assert!(
+            !volume.intermediate_deleted,
+            "the new copy is deleted in turn"
+        );
     }
 }

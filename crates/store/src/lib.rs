@@ -31,7 +31,7 @@ pub use folder::FolderStore;
 pub use memory::MemoryStore;
 pub use types::{
     BucketLock, Called, CompletedObject, LockState, ObjectChecksum, PartAlgorithm, PartChecksum,
-    PartHasher, Stored, StoredPart, Upload, Version, object_checksum,
+    PartHasher, PendingUpload, Stored, StoredPart, Upload, Version, object_checksum,
 };
 
 pub use body::PartBody;
@@ -96,6 +96,18 @@ pub trait EvidenceWrite: EvidenceRead {
         upload: &Upload,
         parts: &[StoredPart],
     ) -> impl Future<Output = Result<CompletedObject, CloudError>> + Send;
+    /// Every multipart upload open for a key under `prefix`, with its parts counted.
+    fn pending_uploads(
+        &self,
+        prefix: &str,
+    ) -> impl Future<Output = Result<Vec<PendingUpload>, CloudError>> + Send;
+    /// End the open multipart upload `upload_id` of `key`: its parts are discarded, nothing
+    /// stored is touched. [`ErrorKind::NotFound`] when it had ended already.
+    fn abort_upload(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<Called<()>, CloudError>> + Send;
     /// The object at `key` as HeadObject gives it: its latest version and S3's checksum where
     /// reported (a multipart object's), `None` when absent.
     fn head(

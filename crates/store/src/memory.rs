@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 
 use crate::{
     BucketLock, Called, CloudError, CompletedObject, ErrorKind, EvidenceAudit, EvidenceRead,
-    EvidenceWrite, LockState, PartAlgorithm, PartBody, Stored, StoredPart, Upload, Version,
-    object_checksum,
+    EvidenceWrite, LockState, PartAlgorithm, PartBody, PendingUpload, Stored, StoredPart, Upload,
+    Version, object_checksum,
 };
 
 /// The bucket name the memory store reports.
@@ -477,6 +477,40 @@ impl EvidenceWrite for MemoryStore {
         state.objects.entry(key.into()).or_default().push(version);
         state.completed.insert(key.into(), completed.clone());
         Ok(completed)
+    }
+
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, CloudError> {
+        let state = self.state();
+        let mut pending: Vec<PendingUpload> = state
+            .uploads
+            .iter()
+            .filter(|(_, u)| u.key.starts_with(prefix))
+            .map(|(id, u)| PendingUpload {
+                key: u.key.clone(),
+                upload_id: id.clone(),
+                initiated: None,
+                parts: u.parts.len() as u32,
+                bytes: u.parts.values().map(|(p, _)| p.size).sum(),
+            })
+            .collect();
+        pending.sort_by(|a, b| (&a.key, &a.upload_id).cmp(&(&b.key, &b.upload_id)));
+        Ok(pending)
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<Called<()>, CloudError> {
+        let mut state = self.state();
+        match state.uploads.get(upload_id) {
+            Some(u) if u.key == key => {
+                state.uploads.remove(upload_id);
+                Ok(Called::new((), Some("req-memory".into())))
+            }
+            _ => Err(CloudError::from_code(
+                "AbortMultipartUpload",
+                "NoSuchUpload",
+                format!("no upload {upload_id} of {key}"),
+                None,
+            )),
+        }
     }
 
     async fn head(&self, key: &str) -> Result<Option<CompletedObject>, CloudError> {

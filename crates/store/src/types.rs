@@ -163,6 +163,21 @@ pub struct Upload {
     pub algorithm: PartAlgorithm,
 }
 
+/// A multipart upload S3 holds open, and what its parts hold.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PendingUpload {
+    /// The object it is for.
+    pub key: String,
+    /// S3's upload id.
+    pub upload_id: String,
+    /// When it was created (RFC 3339), when S3 says.
+    pub initiated: Option<String>,
+    /// Parts uploaded.
+    pub parts: u32,
+    /// Bytes in those parts.
+    pub bytes: u64,
+}
+
 /// A part S3 holds.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StoredPart {

@@ -1,11 +1,12 @@
 //! Writing evidence: single puts and multipart uploads under Object Lock.
 
+use aws_sdk_s3::operation::RequestId;
 use aws_sdk_s3::types::{
     ChecksumAlgorithm, ChecksumMode, ChecksumType, CompletedMultipartUpload, CompletedPart,
 };
 use forensnap_store::{
     Called, CloudError, CompletedObject, ErrorKind, EvidenceWrite, ObjectChecksum, PartAlgorithm,
-    PartBody, PartChecksum, Stored, StoredPart, Upload, object_checksum,
+    PartBody, PartChecksum, PendingUpload, Stored, StoredPart, Upload, object_checksum,
 };
 
 use super::S3Store;
@@ -266,6 +267,57 @@ impl EvidenceWrite for S3Store {
             version_id: out.version_id().map(str::to_string),
             checksum: reported(out.checksum_crc64_nvme(), out.checksum_sha256()),
         })
+    }
+
+    async fn pending_uploads(&self, prefix: &str) -> Result<Vec<PendingUpload>, CloudError> {
+        let mut pending = Vec::new();
+        let (mut key_marker, mut id_marker) = (None::<String>, None::<String>);
+        loop {
+            let page = self
+                .s3
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(prefix)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| aws_error("ListMultipartUploads", e))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                let parts = self.parts(key, id).await?;
+                pending.push(PendingUpload {
+                    key: key.to_string(),
+                    upload_id: id.to_string(),
+                    initiated: upload.initiated().map(|t| t.to_string()),
+                    parts: parts.len() as u32,
+                    bytes: parts.iter().map(|p| p.size).sum(),
+                });
+            }
+            if page.is_truncated() != Some(true) {
+                return Ok(pending);
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() && id_marker.is_none() {
+                return Ok(pending);
+            }
+        }
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<Called<()>, CloudError> {
+        let out = self
+            .s3
+            .abort_multipart_upload()
+            .bucket(&self.bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(|e| aws_error("AbortMultipartUpload", e))?;
+        Ok(Called::new((), out.request_id().map(str::to_string)))
     }
 
     async fn head(&self, key: &str) -> Result<Option<CompletedObject>, CloudError> {

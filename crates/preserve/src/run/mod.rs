@@ -14,7 +14,10 @@
 //! * this module -- the run: bucket check, instance record, CreateSnapshots, the volumes in turn;
 //! * [`volume`] -- one volume's snapshots: wait, re-encrypt, share, copy, unshare, clean up.
 
+mod leftovers;
 mod volume;
+
+pub use leftovers::{MemberLeftover, end_member_leftovers, member_leftovers};
 
 use std::collections::BTreeMap;
 

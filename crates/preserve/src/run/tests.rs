@@ -341,3 +341,139 @@ async fn a_record_stored_by_a_run_that_died_before_recording_it_is_adopted() {
         );
     }
 }
+
+#[tokio::test]
+async fn leftovers_in_the_member_account_are_found_ended_and_recorded() {
+    use crate::run::{MemberLeftover, end_member_leftovers, member_leftovers};
+    // A finished run, then a share whose answer was lost left on an original.
+    let cloud = cloud(true);
+    let (first, _, store) = run(&cloud, MemoryStore::new(), &plan()).await;
+    first.expect("first run");
+    let (member, _, actor) = accounts(&cloud);
+    let custody = Custody::open(store, "", &plan().case, actor, None)
+        .await
+        .expect("custody");
+    assert!(
+        member_leftovers(&plan(), &member, &custody)
+            .await
+            .expect("list")
+            .is_empty(),
+        "a finished run leaves nothing"
+    );
+    let original = {
+        let mut state = cloud.lock().expect("lock");
+        let (id, snap) = state
+            .snapshots
+            .iter_mut()
+            .find(|(_, s)| s.info.owner == MEMBER && s.info.volume_id == "vol-data")
+            .expect("original of vol-data");
+        snap.shared_with.insert(FORENSIC.into());
+        id.clone()
+    };
+    let found = member_leftovers(&plan(), &member, &custody)
+        .await
+        .expect("list");
+    assert_eq!(
+        found,
+        vec![MemberLeftover::Share {
+            volume_id: "vol-data".into(),
+            snapshot_id: original.clone(),
+            recorded: false,
+        }]
+    );
+    let ended = end_member_leftovers(&plan(), &member, &custody, &found)
+        .await
+        .expect("end");
+    assert_eq!(ended, 1);
+    assert!(
+        cloud.lock().expect("lock").snapshots[&original]
+            .shared_with
+            .is_empty()
+    );
+    assert!(
+        member_leftovers(&plan(), &member, &custody)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    let unshared = custody
+        .events()
+        .await
+        .iter()
+        .filter(|e| e.kind() == Some(Action::SnapshotUnshared))
+        .filter(|e| e.details["snapshot_id"] == original.as_str())
+        .count();
+    assert_eq!(unshared, 1, "the end is recorded");
+}
+
+#[tokio::test]
+async fn an_intermediate_copy_left_by_a_failed_run_is_deleted_and_a_later_run_copies_again() {
+    use crate::run::{MemberLeftover, end_member_leftovers, member_leftovers};
+    let cloud = cloud(true);
+    // The forensic copies fail for good: each re-encrypted volume's intermediate copy stays.
+    cloud.lock().expect("lock").failing_in.insert(
+        (FORENSIC.into(), "CopySnapshot"),
+        "InvalidParameterValue".into(),
+    );
+    let (first, _, store) = run(&cloud, MemoryStore::new(), &plan()).await;
+    assert!(first.is_err(), "the forensic copies failed");
+    let (member, _, actor) = accounts(&cloud);
+    let custody = Custody::open(store.clone(), "", &plan().case, actor, None)
+        .await
+        .expect("custody");
+    let found = member_leftovers(&plan(), &member, &custody)
+        .await
+        .expect("list");
+    let ended_copies: Vec<String> = found
+        .iter()
+        .map(|l| match l {
+            MemberLeftover::IntermediateCopy {
+                snapshot_id,
+                recorded: true,
+                ..
+            } => snapshot_id.clone(),
+            other => panic!("only recorded intermediate copies are left: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        ended_copies.len(),
+        2,
+        "vol-root (aws/ebs) and vol-data (unencrypted)"
+    );
+    end_member_leftovers(&plan(), &member, &custody, &found)
+        .await
+        .expect("end");
+    for id in &ended_copies {
+        assert!(
+            !cloud.lock().expect("lock").snapshots.contains_key(id),
+            "{id} deleted"
+        );
+    }
+    assert!(
+        member_leftovers(&plan(), &member, &custody)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    // The case resumed later: new intermediate copies, used, then deleted in turn.
+    cloud.lock().expect("lock").failing_in.clear();
+    let (second, events, _) = run(&cloud, store, &plan()).await;
+    let preserved = second.expect("the later run finishes");
+    for v in preserved
+        .volumes
+        .iter()
+        .filter(|v| v.volume_id != "vol-logs")
+    {
+        let copy = v.intermediate_snapshot_id.as_ref().expect("a new copy");
+        assert!(!ended_copies.contains(copy), "{copy} is a new copy");
+        assert!(
+            !cloud.lock().expect("lock").snapshots.contains_key(copy),
+            "{copy} deleted"
+        );
+    }
+    assert_eq!(
+        count(&events, Action::SnapshotDeleted),
+        4,
+        "two ended, two after use"
+    );
+}

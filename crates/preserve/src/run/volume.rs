@@ -130,35 +130,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         if let Some(id) = &intermediate
             && !state.intermediate_deleted
         {
-            let deleted = |already_gone| {
-                self.draft(SnapshotDeleted {
-                    volume_id: volume_id.to_string(),
-                    stage: Stage::Intermediate,
-                    snapshot_id: id.clone(),
-                    already_gone,
-                })
-                .before([id.clone()])
-            };
-            let draft = deleted(false);
-            match self.member.delete_snapshot(id).await {
-                Ok(done) => self.record(draft.request_ids(request_ids(&done))).await?,
-                Err(e) if e.is_not_found() => self.record(deleted(true)).await?,
-                // A run that died after DeleteSnapshot and before recording it finds the copy
-                // gone; a role allowed to delete only snapshots tagged forensnap:intermediate is
-                // then refused (a gone snapshot has no tags) rather than told "not found".
-                Err(e) if e.kind == ErrorKind::Denied && self.gone(id).await => {
-                    self.record(deleted(true)).await?
-                }
-                Err(e) => return Err(self
-                    .fail(
-                        draft,
-                        "delete the intermediate copy",
-                        id,
-                        e,
-                        "delete it by hand (it carries forensnap:intermediate=true) or run again",
-                    )
-                    .await),
-            }
+            self.delete_intermediate(volume_id, id).await?;
             state.intermediate_deleted = true;
         }
         let forensic_id = state
@@ -174,6 +146,48 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             kms_key_id: plan.forensic_key_arn.clone(),
             size_gib: original.volume_size_gib,
         })
+    }
+
+    /// Delete intermediate copy `id` of `volume_id` in the member account, recorded as
+    /// `snapshot.deleted` (`already_gone` when an earlier run deleted it and died before
+    /// recording it).
+    pub(super) async fn delete_intermediate(
+        &self,
+        volume_id: &str,
+        id: &str,
+    ) -> Result<(), PreserveError> {
+        let deleted = |already_gone| {
+            self.draft(SnapshotDeleted {
+                volume_id: volume_id.to_string(),
+                stage: Stage::Intermediate,
+                snapshot_id: id.to_string(),
+                already_gone,
+            })
+            .before([id.to_string()])
+        };
+        let draft = deleted(false);
+        match self.member.delete_snapshot(id).await {
+            Ok(done) => self.record(draft.request_ids(request_ids(&done))).await?,
+            Err(e) if e.is_not_found() => self.record(deleted(true)).await?,
+            // A run that died after DeleteSnapshot and before recording it finds the copy
+            // gone; a role allowed to delete only snapshots tagged forensnap:intermediate is
+            // then refused (a gone snapshot has no tags) rather than told "not found".
+            Err(e) if e.kind == ErrorKind::Denied && self.gone(id).await => {
+                self.record(deleted(true)).await?
+            }
+            Err(e) => {
+                return Err(self
+                    .fail(
+                        draft,
+                        "delete the intermediate copy",
+                        id,
+                        e,
+                        "delete it by hand (it carries forensnap:intermediate=true) or run again",
+                    )
+                    .await);
+            }
+        }
+        Ok(())
     }
 
     /// Whether the member account no longer has snapshot `id` (DescribeSnapshots finds
@@ -318,7 +332,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             return Ok(existing.to_string());
         }
         let plan = self.plan;
-        let description = format!("{} ({stage} copy of {source})", plan.description);
+        let description = copy_description(plan, stage, source);
         let mut tags = BTreeMap::new();
         if stage == Stage::Intermediate {
             tags = plan.member_tags.clone();
@@ -497,4 +511,10 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         state.shared = None;
         recorded.is_ok()
     }
+}
+
+/// The description a copy of `source` at `stage` is made with, by which a run finds the copy
+/// whose CopySnapshot answer was lost.
+pub(super) fn copy_description(plan: &crate::Plan, stage: Stage, source: &str) -> String {
+    format!("{} ({stage} copy of {source})", plan.description)
 }

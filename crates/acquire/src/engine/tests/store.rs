@@ -97,6 +97,17 @@ impl EvidenceWrite for TestStore {
         self.inner.put_version(key, bytes, content_type).await
     }
 
+    async fn pending_uploads(
+        &self,
+        prefix: &str,
+    ) -> Result<Vec<forensnap_store::PendingUpload>, CloudError> {
+        self.inner.pending_uploads(prefix).await
+    }
+
+    async fn abort_upload(&self, key: &str, upload_id: &str) -> Result<Called<()>, CloudError> {
+        self.inner.abort_upload(key, upload_id).await
+    }
+
     async fn open_upload(&self, key: &str) -> Result<(Upload, Vec<StoredPart>), CloudError> {
         self.inner.open_upload(key).await
     }
