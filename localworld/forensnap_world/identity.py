@@ -5,6 +5,7 @@ expire (by the world clock) or when presented without their session token.
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import threading
@@ -31,6 +32,9 @@ def install() -> None:
 
     def assume_role(self, *args, **kwargs):
         role = original(self, *args, **kwargs)
+        # moto dates the session from real time; the world's clock may have been advanced
+        # (to expire earlier sessions), and a new session lasts its duration from now.
+        role.expiration = role.expiration + datetime.timedelta(seconds=clock.offset_seconds())
         with _lock:
             _sessions[role.access_key_id] = role
         return role
