@@ -20,14 +20,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use forensnap_core::CaseId;
-use forensnap_tests::localworld::{FaultRule, KillWhen, Settings};
+use forensnap_tests::localworld::{FaultRule, KillWhen};
 use forensnap_tests::*;
 
-const MEMBER: &str = "111111111111";
 /// What each run records once (every run starts, checks the bucket, assumes the role, starts
 /// its acquisitions, ends preservation and, when it finishes, the collection), and the intents
 /// written before a call whose answer may be lost (a run killed between the intent and the call
@@ -67,43 +66,16 @@ struct Crash {
 
 impl Crash {
     fn new(prefix: &str) -> Crash {
-        let env = Env::new(&world_toml(
+        // Read at 8 blocks/s: a kill can land in preservation, between parts, between a part
+        // and its checkpoint, in a seal.
+        let (env, config) = two_volume_world(
             prefix,
-            &[
-                // On the default aws/ebs key: re-encrypted in the member account, shared,
-                // copied, unshared, the intermediate copy deleted: every preservation step.
-                "device = \"/dev/xvda\"\nimage = \"root.img\"\nencryption = \"default\"\nbuild = { kind = \"pattern\", blocks = 40, offset_blocks = 0 }",
-                "device = \"/dev/xvdf\"\nimage = \"data.img\"\nencryption = \"none\"\nbuild = { kind = \"pattern\", blocks = 24, offset_blocks = 5 }",
-            ],
-        ));
-        env.world
-            .set_settings(Settings {
-                snapshot_seconds: 1.0,
-                copy_seconds: 1.0,
-            })
-            .expect("settings");
-        // Several 5 MiB parts per volume, read at 8 blocks/s: a run lasts seconds, and a kill
-        // can land in preservation, between parts, between a part and its checkpoint, in a
-        // seal. Without the case table: a SIGKILLed holder's lease would make the next run
-        // wait for it to lapse (the daemon tests cover leases).
-        let generated = env.seeded.config.clone().expect("config");
-        let text = std::fs::read_to_string(&generated).expect("config");
-        let text: String = text
-            .lines()
-            .filter(|l| !l.starts_with("case_table"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let config = env.path("crash.forensnap.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "{text}\n[acquire]\npart_mib = 5\nrequests_per_second_per_snapshot = 8\nmax_reads_per_volume = 4\n"
-            ),
-        )
-        .expect("write config");
+            "requests_per_second_per_snapshot = 8\nmax_reads_per_volume = 4",
+            false,
+        );
         let instance = env.seeded.member().instances[0].instance_id.clone();
         Crash {
-            config: config.display().to_string(),
+            config,
             instance,
             env,
         }
@@ -111,23 +83,7 @@ impl Crash {
 
     fn spawn(&self, case: &str, out: &Path) -> Child {
         let stdout = std::fs::File::create(out).expect("stdout file");
-        Command::new(forensnap_bin())
-            .args([
-                "collect",
-                "--config",
-                &self.config,
-                "--case",
-                case,
-                "--account",
-                MEMBER,
-                "--instance",
-                &self.instance,
-                "--output",
-                "json",
-                "--purpose",
-                "crash test",
-            ])
-            .env("FORENSNAP_OPERATOR", "Crash Test")
+        collect_command(&self.config, case, &self.instance)
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
@@ -638,10 +594,10 @@ async fn collect_killed_at_every_write_ends_as_an_uninterrupted_run_would() {
     summary(
         "crash-points",
         &format!(
-            "crash points: {} SIGKILLs of forensnap collect by the world at {} of {total} writes of an \
-             uninterrupted run, in {runs} runs (seed {seed}): {}; the case ended as the uninterrupted \
-             one (same facts, images, snapshots), verify passed{skipped}",
-            hit.len(),
+            "crash points: {} SIGKILLs of forensnap collect by the world, landing at {} of the {total} writes an \
+             uninterrupted run makes (a kill cuts every write in flight), in {runs} runs (seed {seed}): {}; the case \
+             ended as the uninterrupted one (same facts, images, snapshots), verify passed{skipped}",
+            runs - 1,
             hit.len(),
             spread.join(", ")
         ),

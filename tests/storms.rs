@@ -6,10 +6,10 @@
 //! corrupted byte is ever stored (the images equal the seeded ones and `verify` re-reads and
 //! re-hashes every object).
 
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use forensnap_tests::localworld::{FaultKind, FaultRule, Settings};
+use forensnap_tests::localworld::{FaultKind, FaultRule};
 use forensnap_tests::*;
 
 /// The case's custody actions so far (listing only, no chain check: the run is writing it).
@@ -37,28 +37,7 @@ async fn actions(env: &Env, case: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_collection_through_a_storm_of_faults_ends_correct_or_resumable() {
-    let env = Env::new(&world_toml(
-        "ev-storm",
-        &[
-            "device = \"/dev/xvda\"\nimage = \"root.img\"\nencryption = \"default\"\nbuild = { kind = \"pattern\", blocks = 40, offset_blocks = 0 }",
-            "device = \"/dev/xvdf\"\nimage = \"data.img\"\nencryption = \"none\"\nbuild = { kind = \"pattern\", blocks = 24, offset_blocks = 5 }",
-        ],
-    ));
-    env.world
-        .set_settings(Settings {
-            snapshot_seconds: 1.0,
-            copy_seconds: 1.0,
-        })
-        .expect("settings");
-    let generated = env.seeded.config.clone().expect("config");
-    let text = std::fs::read_to_string(&generated).expect("config");
-    let config = env.path("storm.forensnap.toml");
-    std::fs::write(
-        &config,
-        format!("{text}\n[acquire]\npart_mib = 5\nmax_reads_per_volume = 4\n"),
-    )
-    .expect("write config");
-    let config = config.display().to_string();
+    let (env, config) = two_volume_world("ev-storm", "max_reads_per_volume = 4", true);
     let rules = [
         (
             "EBS throttles",
@@ -132,21 +111,7 @@ async fn a_collection_through_a_storm_of_faults_ends_correct_or_resumable() {
         runs += 1;
         assert!(runs <= 6, "the collection never finished: {errors:#?}");
         let stdout = std::fs::File::create(&out).expect("stdout");
-        let mut child = Command::new(forensnap_bin())
-            .args([
-                "collect",
-                "--config",
-                &config,
-                "--case",
-                case,
-                "--account",
-                "111111111111",
-                "--instance",
-                &instance,
-                "--output",
-                "json",
-            ])
-            .env("FORENSNAP_OPERATOR", "Storm Test")
+        let mut child = collect_command(&config, case, &instance)
             .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()

@@ -131,6 +131,68 @@ pub fn forensnap(args: &[&str]) -> Run {
     }
 }
 
+/// `forensnap collect --output json` of `instance` (member account 111111111111) into `case`,
+/// as a command to spawn (the caller sets its stdout and stderr).
+pub fn collect_command(config: &str, case: &str, instance: &str) -> std::process::Command {
+    let mut command = std::process::Command::new(forensnap_bin());
+    command
+        .args([
+            "collect",
+            "--config",
+            config,
+            "--case",
+            case,
+            "--account",
+            "111111111111",
+            "--instance",
+            instance,
+            "--output",
+            "json",
+            "--purpose",
+            "resilience test",
+        ])
+        .env("FORENSNAP_OPERATOR", "Resilience Test");
+    command
+}
+
+/// The crash and fault suites' world: one instance with a volume on the default `aws/ebs` key
+/// (40 data blocks: re-encrypted in the member account, shared, copied, unshared, its
+/// intermediate copy deleted: every preservation step) and an unencrypted one (24 blocks);
+/// snapshots and copies take a second. Returned with a config that acquires in 5 MiB parts (a
+/// run lasts seconds and has several parts per volume) plus the `acquire` settings, and without
+/// the case table unless `leases` (a SIGKILLed holder's lease would make the next run wait for
+/// it to lapse; the daemon tests cover leases).
+pub fn two_volume_world(prefix: &str, acquire: &str, leases: bool) -> (Env, String) {
+    let env = Env::new(&world_toml(
+        prefix,
+        &[
+            "device = \"/dev/xvda\"\nimage = \"root.img\"\nencryption = \"default\"\nbuild = { kind = \"pattern\", blocks = 40, offset_blocks = 0 }",
+            "device = \"/dev/xvdf\"\nimage = \"data.img\"\nencryption = \"none\"\nbuild = { kind = \"pattern\", blocks = 24, offset_blocks = 5 }",
+        ],
+    ));
+    env.world
+        .set_settings(crate::localworld::Settings {
+            snapshot_seconds: 1.0,
+            copy_seconds: 1.0,
+        })
+        .expect("settings");
+    let generated = env.seeded.config.clone().expect("seed writes a config");
+    let text = std::fs::read_to_string(&generated).expect("config");
+    let text: String = text
+        .lines()
+        .filter(|l| leases || !l.starts_with("case_table"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = env.path("resilience.forensnap.toml");
+    std::fs::write(
+        &config,
+        format!("{text}\n[acquire]\npart_mib = 5\n{acquire}\n"),
+    )
+    .expect("write config");
+    let config = config.display().to_string();
+    (env, config)
+}
+
 /// `forensnap collect --output json` of the seeded world's first instance with its generated
 /// config.
 pub fn collect_json(env: &Env, case: &str) -> Run {
