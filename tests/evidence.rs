@@ -49,25 +49,6 @@ fn items<'a>(out: &'a serde_json::Value, kind: &str) -> Vec<&'a serde_json::Valu
         .collect()
 }
 
-/// Download every object under `prefix` into `dir` (the bag as an auditor receives it).
-async fn download(env: &Env, prefix: &str, dir: &Path) {
-    let s3 = s3(&env.forensic().await);
-    let bucket = &env.seeded.forensic.evidence_bucket;
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(prefix)
-        .send()
-        .await
-        .expect("list");
-    for object in listed.contents() {
-        let key = object.key().expect("key");
-        let path = dir.join(key.strip_prefix(prefix).expect("under prefix"));
-        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
-        std::fs::write(&path, get_bytes(&s3, bucket, key).await).expect("write");
-    }
-}
-
 /// `sha256sum` of an image file, which must be exactly `size` bytes (streamed: images are GiBs).
 fn image_sha256(path: &Path, size: u64) -> String {
     use sha2::Digest;
@@ -192,7 +173,7 @@ async fn collect_stores_every_volume_as_a_sealed_bag_that_exports_and_verifies_w
 
         // The bag, downloaded, checked with standard tools alone.
         let bag = dir.path().join(id);
-        download(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
+        download_case(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
         // VERIFY.md's own commands, run as written (bagit.py from the world's venv; the AWS CLI
         // line is checked through the SDK instead).
         let outputs = run_verify_md(&bag);
@@ -232,7 +213,7 @@ async fn collect_stores_every_volume_as_a_sealed_bag_that_exports_and_verifies_w
     for kind in ["instance-record", "console-output"] {
         let item = items(&out, kind)[0];
         let bag = dir.path().join(kind);
-        download(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
+        download_case(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
         let outputs = run_verify_md(&bag);
         assert!(
             outputs
@@ -443,7 +424,7 @@ async fn the_raw_layout_stores_the_whole_image_with_the_same_hash() {
     // The stored object is the raw image itself; the bag checks with standard tools.
     let dir = tempfile::tempdir().expect("dir");
     let bag = dir.path().join("bag");
-    download(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
+    download_case(&env, item["prefix"].as_str().expect("prefix"), &bag).await;
     assert_eq!(
         image_sha256(&bag.join("data/disk.raw"), volume.size_gib << 30),
         volume.image_sha256

@@ -212,6 +212,25 @@ pub fn collect_json(env: &Env, case: &str) -> Run {
     ])
 }
 
+/// Download every object under `prefix` into `dir` (the bag as an auditor receives it).
+pub async fn download_case(env: &Env, prefix: &str, dir: &std::path::Path) {
+    let s3 = s3(&env.forensic().await);
+    let bucket = &env.seeded.forensic.evidence_bucket;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(prefix)
+        .send()
+        .await
+        .expect("list");
+    for object in listed.contents() {
+        let key = object.key().expect("key");
+        let path = dir.join(key.strip_prefix(prefix).expect("under prefix"));
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("dirs");
+        std::fs::write(&path, get_bytes(&s3, bucket, key).await).expect("write");
+    }
+}
+
 /// The DER public key of the forensic signing key, as KMS returns it.
 pub async fn kms_public_key(env: &Env) -> Vec<u8> {
     let kms = aws_sdk_kms::Client::new(&env.forensic().await);

@@ -8,6 +8,7 @@ mod forensic;
 mod lease;
 mod leftovers;
 mod progress;
+mod report;
 mod stack_config;
 mod verify;
 
@@ -55,6 +56,10 @@ enum Command {
     /// signed checkpoints and signatures, Object Lock retention. Online (S3, recorded in the
     /// custody log) or --offline on a downloaded case folder. Exit status 0 only when all holds.
     Verify(verify::Args),
+    /// Write a custody report of a case (PDF/A-3b with its evidence files attached, CSV or
+    /// JSON) from a fresh verification; online it is stored in the case under Object Lock and
+    /// recorded in the custody chain, --offline it reads a downloaded case folder.
+    Report(report::Args),
     /// List what an abandoned case left open or shared: open multipart uploads in the evidence
     /// bucket, member snapshots still shared with the forensic account, intermediate copies.
     /// With --end, end them (under the case's lease), each recorded in the custody chain.
@@ -113,6 +118,7 @@ fn main() -> ExitCode {
             Command::Collect(args) => collect::run(args).await,
             Command::Export(args) => export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
+            Command::Report(args) => report::run(args).await,
             Command::Leftovers(args) => leftovers::run(args).await,
             Command::Daemon(args) => daemon::run(args).await,
             Command::Submit(args) => daemon::submit(args).await,

@@ -45,7 +45,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let case = CaseId::parse(&args.case)?;
     let progress = TermProgress::new(args.output == Output::Json);
     let report = match &args.offline {
-        Some(dir) => offline(&args, &case, dir, &progress).await?,
+        Some(dir) => offline(&case, dir, args.public_key.as_deref(), &progress).await?,
         None => online(&args, &case, &progress).await?,
     };
     progress.finish();
@@ -60,10 +60,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn offline(
-    args: &Args,
+/// Verify a downloaded case folder, trusting `public_key` (PEM file) or the key stored with it.
+pub(crate) async fn offline(
     case: &CaseId,
     dir: &std::path::Path,
+    public_key: Option<&std::path::Path>,
     progress: &TermProgress,
 ) -> anyhow::Result<Report> {
     if !dir.join("custody").is_dir() {
@@ -73,8 +74,8 @@ async fn offline(
             dir.display()
         );
     }
-    let (pem_path, stored) = match &args.public_key {
-        Some(path) => (path.clone(), false),
+    let (pem_path, stored) = match public_key {
+        Some(path) => (path.to_path_buf(), false),
         None => (dir.join("custody/checkpoints").join(PUBLIC_KEY_PATH), true),
     };
     let pem = std::fs::read_to_string(&pem_path)
@@ -108,12 +109,14 @@ async fn online(args: &Args, case: &CaseId, progress: &TermProgress) -> anyhow::
     // Verification records its result in the custody chain: one writer at a time.
     let lease = Held::take(&forensic, &config, case).await?;
     lease
-        .guard(verify_online(args, &config, &forensic, case, progress))
+        .guard(verify_online(&args.who, &config, &forensic, case, progress))
         .await
 }
 
-async fn verify_online(
-    args: &Args,
+/// Verify the case in S3 (Object Lock included) and record the result in its custody chain;
+/// the caller holds the case's lease.
+pub(crate) async fn verify_online(
+    who: &Attribution,
     config: &Config,
     forensic: &Forensic,
     case: &CaseId,
@@ -121,7 +124,7 @@ async fn verify_online(
 ) -> anyhow::Result<Report> {
     let signer = forensic.signer(config).await?;
     let sink = forensic.store();
-    let custody = forensic.custody(config, case, &args.who).await;
+    let custody = forensic.custody(config, case, who).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     let expected = Expected {
         retention_days: config.forensic.retention_days,

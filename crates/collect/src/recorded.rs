@@ -155,3 +155,101 @@ pub async fn record_verification<S: EvidenceWrite, G: Signer>(
     custody.checkpoint(signer, Vec::new()).await?;
     Ok(())
 }
+
+/// One file of a custody report to store.
+#[derive(Debug, Clone)]
+pub struct ReportFileToStore {
+    /// `pdf`, `csv` or `json`.
+    pub format: String,
+    /// File name inside the report's folder.
+    pub name: String,
+    /// MIME type.
+    pub content_type: String,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// Why a report could not be stored and recorded.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreReportError {
+    /// A file could not be stored.
+    #[error(
+        "storing report {report_id} file {key} failed: {source}. Next: check the forensic credentials' s3:PutObject right on the case prefix and run `forensnap report` again (a new report id is made)"
+    )]
+    Store {
+        /// The report.
+        report_id: String,
+        /// The key.
+        key: String,
+        /// Cause.
+        source: forensnap_store::CloudError,
+    },
+    /// The custody log refused the event or its checkpoint.
+    #[error(transparent)]
+    Custody(#[from] CustodyError),
+}
+
+/// Store a custody report's files in the case (under Object Lock, `reports/<id>/`), record
+/// `report.generated` with each file's SHA-256 and version, and seal it with a checkpoint. A
+/// file that cannot be stored is recorded as a failed `report.generated` before the error
+/// returns.
+pub async fn store_report<S: EvidenceWrite, G: Signer>(
+    custody: &Custody<S>,
+    report_id: &str,
+    covers_seq: u64,
+    verification: Verdict,
+    files: Vec<ReportFileToStore>,
+    signer: &G,
+    at: At<'_>,
+) -> Result<Vec<forensnap_core::details::ReportFile>, StoreReportError> {
+    use forensnap_core::details::{ReportFile, ReportGenerated, StoredObject};
+    let store = custody.store();
+    let mut stored = Vec::new();
+    let mut failure = None;
+    for file in files {
+        let key = custody.layout().report(report_id, &file.name);
+        match store.put_new(&key, file.bytes, &file.content_type).await {
+            Ok(put) => stored.push(ReportFile {
+                format: file.format,
+                stored: StoredObject {
+                    key,
+                    version_id: put.value.version_id,
+                    sha256: put.value.sha256,
+                    size: put.value.size,
+                    adopted: false,
+                    unstored_sha256: None,
+                },
+            }),
+            Err(source) => {
+                failure = Some(StoreReportError::Store {
+                    report_id: report_id.to_string(),
+                    key,
+                    source,
+                });
+                break;
+            }
+        }
+    }
+    let bucket = store.bucket().to_string();
+    let mut draft = EventDraft::new(ReportGenerated {
+        report_id: report_id.to_string(),
+        covers_seq,
+        verification,
+        files: stored.clone(),
+    })
+    .at(at.account, at.region)
+    .after(
+        stored
+            .iter()
+            .map(|f| format!("s3://{bucket}/{}", f.stored.key)),
+    );
+    if let Some(e) = &failure {
+        draft = draft.failed(e.to_string());
+    }
+    custody.record(draft).await?;
+    custody.checkpoint(signer, Vec::new()).await?;
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(stored),
+    }
+}

@@ -39,6 +39,43 @@ pub struct Config {
     /// The daemon: request queue, case table, leases, limits, operations endpoint.
     #[serde(default)]
     pub daemon: Daemon,
+    /// Custody reports (`forensnap report`): the matter and who the principals are.
+    #[serde(default)]
+    pub report: Report,
+}
+
+/// Custody reports (`forensnap report`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    /// The matter the cases belong to, printed on the cover (e.g. "Acme v. Example, No. 26-cv-1").
+    #[serde(default)]
+    pub matter: Option<String>,
+    /// The organisation that collected the evidence, printed on the cover and in the draft
+    /// declaration.
+    #[serde(default)]
+    pub organisation: Option<String>,
+    /// Who each principal or operator that acts is: name, role, contact.
+    #[serde(default)]
+    pub personnel: Vec<Person>,
+}
+
+/// A person behind an IAM principal or an operator name, for the report's personnel section.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Person {
+    /// What the custody events name: an operator name or an IAM principal ARN (an assumed-role
+    /// ARN matches its role, `arn:aws:sts::ACCOUNT:assumed-role/ROLE/...` by
+    /// `arn:aws:iam::ACCOUNT:role/ROLE`).
+    pub principal: String,
+    /// The person's full name.
+    pub name: String,
+    /// Their role in the investigation (e.g. "Incident responder").
+    #[serde(default)]
+    pub role: Option<String>,
+    /// How to reach them.
+    #[serde(default)]
+    pub contact: Option<String>,
 }
 
 /// The daemon (`forensnap daemon`), and the case table every command shares with it.
@@ -542,6 +579,27 @@ impl Config {
                 }
             }
         }
+        for (key, value) in [
+            ("report.matter", &self.report.matter),
+            ("report.organisation", &self.report.organisation),
+        ] {
+            if let Some(value) = value {
+                check_label(value).map_err(|m| invalid(key, m))?;
+            }
+        }
+        for (i, person) in self.report.personnel.iter().enumerate() {
+            let key = |field: &str| format!("report.personnel[{i}].{field}");
+            for (field, value) in [
+                ("principal", Some(&person.principal)),
+                ("name", Some(&person.name)),
+                ("role", person.role.as_ref()),
+                ("contact", person.contact.as_ref()),
+            ] {
+                if let Some(value) = value {
+                    check_label(value).map_err(|m| invalid(&key(field), m))?;
+                }
+            }
+        }
         if self.forensic.retention_days == 0 {
             return Err(invalid(
                 "forensic.retention_days",
@@ -891,6 +949,40 @@ external_id = "x"
         );
         let err = parse(&format!("{MINIMAL}[daemon]\nqueue = \"x\"\n")).expect_err("typo");
         assert!(err.to_string().contains("queue"), "{err}");
+    }
+
+    #[test]
+    fn report_personnel_is_read_and_bad_entries_are_named() {
+        let config = parse(&format!(
+            "{MINIMAL}[report]\nmatter = \"Acme v. Example\"\n[[report.personnel]]\nprincipal = \"alice\"\nname = \"Alice Example\"\nrole = \"Responder\"\n"
+        ))
+        .expect("report section");
+        assert_eq!(config.report.matter.as_deref(), Some("Acme v. Example"));
+        assert_eq!(config.report.personnel[0].name, "Alice Example");
+        assert_eq!(config.report.personnel[0].contact, None);
+        for (text, key) in [
+            (
+                format!(
+                    "{MINIMAL}[[report.personnel]]\nprincipal = \"bob\"\nname = \"=cmd|' /C calc'!A0\\u0007\"\n"
+                ),
+                "report.personnel[0].name",
+            ),
+            (
+                format!("{MINIMAL}[[report.personnel]]\nprincipal = \"\"\nname = \"Bob\"\n"),
+                "report.personnel[0].principal",
+            ),
+            (
+                format!("{MINIMAL}[report]\nmatter = \"{}\"\n", "m".repeat(300)),
+                "report.matter",
+            ),
+        ] {
+            let err = parse(&text).expect_err(key).to_string();
+            assert!(err.contains(key), "{key}: {err}");
+        }
+        let err = parse(&format!("{MINIMAL}[[report.personnel]]\nname = \"Bob\"\n"))
+            .expect_err("principal missing")
+            .to_string();
+        assert!(err.contains("principal"), "{err}");
     }
 
     #[test]

@@ -52,11 +52,13 @@ pub enum Action {
     CaseVerified,
     /// An open multipart upload of the case was ended (the leftovers of an abandoned run).
     UploadAborted,
+    /// A custody report was generated and stored in the case.
+    ReportGenerated,
 }
 
 impl Action {
     /// Every action, in the order a collection meets them.
-    pub const ALL: [Action; 23] = [
+    pub const ALL: [Action; 24] = [
         Action::RequestReceived,
         Action::CollectionStarted,
         Action::BucketChecked,
@@ -80,6 +82,7 @@ impl Action {
         Action::EvidenceExported,
         Action::CaseVerified,
         Action::UploadAborted,
+        Action::ReportGenerated,
     ];
 
     /// The name stored in the event.
@@ -108,6 +111,7 @@ impl Action {
             Action::EvidenceExported => "evidence.exported",
             Action::CaseVerified => "case.verified",
             Action::UploadAborted => "upload.aborted",
+            Action::ReportGenerated => "report.generated",
         }
     }
 

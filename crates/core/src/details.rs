@@ -506,6 +506,29 @@ pub struct RequestReceived {
     pub merged: bool,
 }
 
+/// One file of a stored custody report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportFile {
+    /// `pdf`, `csv` or `json`.
+    pub format: String,
+    /// The stored object.
+    #[serde(flatten)]
+    pub stored: StoredObject,
+}
+
+/// `report.generated`: a custody report made from a fresh verification, stored in the case.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportGenerated {
+    /// The report's id.
+    pub report_id: String,
+    /// The last event the report covers.
+    pub covers_seq: u64,
+    /// The verification it states: `pass` or `fail`.
+    pub verification: Verdict,
+    /// The files stored.
+    pub files: Vec<ReportFile>,
+}
+
 /// A failure to read an event's details.
 #[derive(Debug, thiserror::Error)]
 #[error("custody event {action}: its details do not read as this version records them: {source}")]
@@ -581,6 +604,7 @@ macro_rules! details {
 }
 
 details!(
+    ReportGenerated,
     RequestReceived,
     CollectionStarted,
     BucketChecked,

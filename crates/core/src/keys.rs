@@ -85,6 +85,11 @@ impl CaseLayout {
         format!("{}evidence/", self.root)
     }
 
+    /// Where a custody report's file is stored: `reports/<report id>/<file>`.
+    pub fn report(&self, report_id: &str, file: &str) -> String {
+        format!("{}reports/{report_id}/{file}", self.root)
+    }
+
     /// The layout of evidence item `id`.
     pub fn item(&self, id: &str) -> ItemLayout {
         ItemLayout {

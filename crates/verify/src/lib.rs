@@ -55,7 +55,7 @@ pub struct Row {
 }
 
 /// The whole verification.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Report {
     /// The case.
     pub case: String,
@@ -71,6 +71,88 @@ pub struct Report {
     pub objects_locked: usize,
     /// Every check.
     pub rows: Vec<Row>,
+    /// What the verification read and found, for a custody report to describe exactly what
+    /// was verified (not printed: the rows say it for people).
+    #[serde(skip)]
+    pub facts: Facts,
+}
+
+/// What a verification read, in the form a report needs: each fact as found, whether or not it
+/// passed (the rows say that).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// The custody events that parse, in chain order.
+    pub events: Vec<ReadEvent>,
+    /// The checkpoints that parse, in order.
+    pub checkpoints: Vec<CheckpointFact>,
+    /// Per evidence item.
+    pub items: BTreeMap<String, ItemFact>,
+    /// Per stored object version (online only).
+    pub locks: Vec<LockFact>,
+}
+
+/// One custody event as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReadEvent {
+    /// The event.
+    pub event: Event,
+    /// SHA-256 of its stored bytes (what the next event links to).
+    pub sha256: String,
+    /// Its stored bytes (one line of JSON and a newline, as forensnap writes events).
+    pub bytes: Vec<u8>,
+}
+
+/// One signed checkpoint as read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFact {
+    /// Its number.
+    pub number: u64,
+    /// When it was made.
+    pub time: String,
+    /// Its own key, as recorded in it.
+    pub key: String,
+    /// SHA-256 of its stored bytes.
+    pub sha256: String,
+    /// The last event it seals.
+    pub chain_seq: u64,
+    /// The KMS key that signs it.
+    pub signing_key_arn: String,
+    /// The fingerprint it records for that key.
+    pub public_key_sha256: String,
+    /// Whether its signature verifies with the trusted key.
+    pub signature_verified: bool,
+}
+
+/// One evidence item as re-read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ItemFact {
+    /// SHA-256 of its tag manifest (absent when missing).
+    pub tagmanifest_sha256: Option<String>,
+    /// Whether the tag manifest's signature verifies with the trusted key.
+    pub signature_verified: bool,
+    /// Whether the payload matched the manifest (and, for a volume, the block map).
+    pub payload_verified: bool,
+    /// A volume's image SHA-256 as this verification computed it.
+    pub image_sha256: Option<String>,
+    /// A volume's size in bytes.
+    pub volume_bytes: Option<u64>,
+    /// Stored blocks checked against the block map.
+    pub blocks_checked: Option<u64>,
+}
+
+/// One stored object version's Object Lock state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockFact {
+    /// Key.
+    pub key: String,
+    /// Version id.
+    pub version_id: String,
+    /// Retention mode.
+    pub mode: Option<String>,
+    /// Retain-until, seconds since the epoch.
+    pub retain_until: Option<i64>,
+    /// Legal hold on.
+    pub legal_hold: bool,
 }
 
 impl Report {
@@ -149,6 +231,7 @@ pub async fn verify<F: EvidenceAudit>(
         items: 0,
         objects_locked: 0,
         rows: Vec::new(),
+        facts: Facts::default(),
     };
     let relative: Vec<&str> = keys.iter().filter_map(|k| k.strip_prefix(root)).collect();
 
@@ -161,6 +244,16 @@ pub async fn verify<F: EvidenceAudit>(
         });
     }
     report.events = events.len();
+    report.facts.events = events
+        .iter()
+        .filter_map(|(_, bytes)| {
+            Some(ReadEvent {
+                event: serde_json::from_slice::<Event>(bytes).ok()?,
+                sha256: forensnap_core::sha256_hex(bytes),
+                bytes: bytes.clone(),
+            })
+        })
+        .collect();
     match forensnap_core::custody::verify_chain(case, &events) {
         Ok((_, head)) => report.push(
             "custody chain",
@@ -191,6 +284,24 @@ pub async fn verify<F: EvidenceAudit>(
         checkpoints.push((key, bytes, signature));
     }
     report.checkpoints = checkpoints.len();
+    report.facts.checkpoints = checkpoints
+        .iter()
+        .filter_map(|(_, bytes, signature)| {
+            let checkpoint = Checkpoint::from_bytes(bytes).ok()?;
+            Some(CheckpointFact {
+                number: checkpoint.number,
+                time: checkpoint.time,
+                key: checkpoint.key,
+                sha256: forensnap_core::sha256_hex(bytes),
+                chain_seq: checkpoint.chain.seq,
+                signing_key_arn: checkpoint.signing_key_arn,
+                public_key_sha256: checkpoint.public_key_sha256,
+                signature_verified: signature
+                    .as_ref()
+                    .is_some_and(|s| verify_signature(public_key, bytes, s).is_ok()),
+            })
+        })
+        .collect();
     let recorded_root = checkpoints
         .first()
         .and_then(|(key, bytes, _)| {
@@ -387,6 +498,7 @@ async fn check_item<F: EvidenceAudit>(
         .get(&ItemLayout::at(prefix).file(TAG_MANIFEST))
         .await
         .map_err(read(ItemLayout::at(prefix).file(TAG_MANIFEST)))?;
+    let fact = report.facts.items.entry(id.to_string()).or_default();
     let Some(tag_manifest) = tag_manifest else {
         report.push(
             "item",
@@ -396,6 +508,7 @@ async fn check_item<F: EvidenceAudit>(
         );
         return Ok(());
     };
+    fact.tagmanifest_sha256 = Some(forensnap_core::sha256_hex(&tag_manifest));
     let signature_key = signature_of(&ItemLayout::at(prefix).file(TAG_MANIFEST));
     match files
         .get(&signature_key)
@@ -409,12 +522,17 @@ async fn check_item<F: EvidenceAudit>(
             "no signature (tagmanifest-sha256.txt.sig is missing)",
         ),
         Some(signature) => match verify_signature(public_key, &tag_manifest, &signature) {
-            Ok(()) => report.push(
-                "signature",
-                subject(TAG_MANIFEST),
-                true,
-                "signed by the trusted key",
-            ),
+            Ok(()) => {
+                if let Some(fact) = report.facts.items.get_mut(id) {
+                    fact.signature_verified = true;
+                }
+                report.push(
+                    "signature",
+                    subject(TAG_MANIFEST),
+                    true,
+                    "signed by the trusted key",
+                )
+            }
             Err(e) => report.push("signature", subject(TAG_MANIFEST), false, e.to_string()),
         },
     }
@@ -497,7 +615,16 @@ async fn check_item<F: EvidenceAudit>(
             format!("files the manifest does not list: {unlisted:?}"),
         );
     }
-    match check_payload(files, prefix, &view, progress).await {
+    let checked = check_payload(files, prefix, &view, progress).await;
+    if let Some(fact) = report.facts.items.get_mut(id) {
+        fact.payload_verified = checked.is_ok() && unlisted.is_empty();
+        if let Ok(Some(volume)) = &checked {
+            fact.image_sha256 = Some(volume.image_sha256.clone());
+            fact.volume_bytes = Some(volume.volume_bytes);
+            fact.blocks_checked = Some(volume.blocks_checked);
+        }
+    }
+    match checked {
         Ok(Some(volume)) => report.push(
             "payload",
             subject("image"),
@@ -552,6 +679,13 @@ async fn check_locks<F: EvidenceAudit>(
             .await
             .map_err(read(format!("the retention of {subject}")))?;
         report.objects_locked += 1;
+        report.facts.locks.push(LockFact {
+            key: version.key.clone(),
+            version_id: version.version_id.clone(),
+            mode: lock.mode.clone(),
+            retain_until: lock.retain_until,
+            legal_hold: lock.legal_hold,
+        });
         let until = lock.retain_until.unwrap_or_default();
         let problem = if lock.mode.as_deref() != Some("COMPLIANCE") {
             Some(format!("retention mode {:?}, not COMPLIANCE", lock.mode))
@@ -676,6 +810,7 @@ mod tests {
             items: 0,
             objects_locked: 0,
             rows: Vec::new(),
+            facts: Facts::default(),
         };
         let expected = Expected {
             retention_days: 30,
