@@ -184,6 +184,47 @@ async fn a_case_reports_as_pdf_a_csv_and_json_that_agree_and_the_report_is_evide
         "verify", "--config", &config, "--case", case, "--output", "json",
     ]);
     assert!(verify.ok, "{}{}", verify.stdout, verify.stderr);
+    let rows = verify.json()["rows"].clone();
+    assert!(
+        rows.as_array()
+            .expect("rows")
+            .iter()
+            .any(|r| r["check"] == "report" && r["ok"] == true),
+        "verify re-hashes the stored report: {rows}"
+    );
+    // A stored report changed afterwards is caught and named.
+    let changed = env.path("changed");
+    copy_dir(&dir, &changed);
+    let copy = changed.join(stored_pdf.strip_prefix(&dir).expect("in case"));
+    let mut bytes = std::fs::read(&copy).expect("stored pdf");
+    let last_byte = bytes.len() - 2;
+    bytes[last_byte] ^= 1;
+    std::fs::write(&copy, bytes).expect("change");
+    let caught = forensnap(&[
+        "verify",
+        "--offline",
+        &changed.display().to_string(),
+        "--case",
+        case,
+        "--output",
+        "json",
+    ]);
+    assert!(!caught.ok);
+    let failed: Vec<serde_json::Value> = caught.json()["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|r| r["ok"] == false)
+        .cloned()
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0]["check"], "report");
+    assert!(
+        failed[0]["detail"]
+            .as_str()
+            .expect("detail")
+            .contains("was changed")
+    );
 
     // What a reader's tools see in it.
     let text = text_of(&out);

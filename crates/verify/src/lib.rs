@@ -389,10 +389,71 @@ pub async fn verify<F: EvidenceAudit>(
         check_item_events(&mut report, id, &present, &recorded);
     }
 
+    check_reports(files, &mut report, root, &recorded_root).await?;
     if let Some(expected) = expected {
         check_locks(files, &mut report, root, expected).await?;
     }
     Ok(report)
+}
+
+/// Every custody report the chain records (`report.generated`) must still be stored as
+/// recorded: each file re-read and re-hashed.
+async fn check_reports<F: EvidenceAudit>(
+    files: &F,
+    report: &mut Report,
+    root: &str,
+    recorded_root: &str,
+) -> Result<(), VerifyError> {
+    let generated: Vec<forensnap_core::details::ReportGenerated> = report
+        .facts
+        .events
+        .iter()
+        .filter(|e| e.event.outcome == Outcome::Ok)
+        .filter_map(|e| match e.event.details() {
+            Ok(Some(Details::ReportGenerated(g))) => Some(g),
+            _ => None,
+        })
+        .collect();
+    for g in generated {
+        for file in g.files {
+            let recorded = &file.stored.key;
+            let key = match recorded.strip_prefix(recorded_root) {
+                Some(rel) => format!("{root}{rel}"),
+                None => recorded.clone(),
+            };
+            let subject = format!("{} {}", g.report_id, key.rsplit('/').next().unwrap_or(&key));
+            match files.get(&key).await.map_err(read(&key))? {
+                None => report.push(
+                    "report",
+                    subject,
+                    false,
+                    format!("{recorded} is missing: the chain records it as stored"),
+                ),
+                Some(bytes) => {
+                    let digest = forensnap_core::sha256_hex(&bytes);
+                    if digest == file.stored.sha256 {
+                        report.push(
+                            "report",
+                            subject,
+                            true,
+                            format!("sha256 {digest} as report.generated records"),
+                        );
+                    } else {
+                        report.push(
+                            "report",
+                            subject,
+                            false,
+                            format!(
+                                "sha256 {digest}, report.generated records {}: the stored report was changed",
+                                file.stored.sha256
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The items the chain records as acquired (`acquisition.completed` with data) and as sealed

@@ -179,9 +179,7 @@ fn cover(flow: &mut Flow<'_>, r: &CustodyReport) {
         );
     }
     flow.subheading("Summary");
-    flow.para(&format!(
-        "Contents: 1 authorisation; 2 personnel; 3 scope and method; 4 evidence inventory; 5 custody log; 6 integrity verification; 7 gaps, errors and retries; 8 draft declaration; 9 appendices (attached files)."
-    ));
+    flow.para("Contents: 1 authorisation; 2 personnel; 3 scope and method; 4 evidence inventory; 5 custody log; 6 integrity verification; 7 gaps, errors and retries; 8 draft declaration; 9 appendices (attached files).");
     flow.para(&format!(
         "{} evidence items, {} custody events, {} signed checkpoints; {} object versions checked under Object Lock. Signatures were checked with the public key whose SHA-256 fingerprint is {}.",
         r.items.len(),
