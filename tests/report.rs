@@ -35,6 +35,20 @@ fn report(args: &[&str]) -> Run {
     }
 }
 
+/// `forensnap report --offline DIR --case CASE --format FORMAT --out OUT`.
+fn offline_report(dir: &Path, case: &str, format: &str, out: &Path) -> Run {
+    report(&[
+        "--offline",
+        &dir.display().to_string(),
+        "--case",
+        case,
+        "--format",
+        format,
+        "--out",
+        &out.display().to_string(),
+    ])
+}
+
 /// Run a reader's tool; its stdout.
 fn tool(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
@@ -258,16 +272,7 @@ async fn a_case_reports_as_pdf_a_csv_and_json_that_agree_and_the_report_is_evide
     let one = offline_dir.join("one.pdf");
     let two = offline_dir.join("two.pdf");
     for path in [&one, &two] {
-        let run = report(&[
-            "--offline",
-            &dir.display().to_string(),
-            "--case",
-            case,
-            "--format",
-            "pdf",
-            "--out",
-            &path.display().to_string(),
-        ]);
+        let run = offline_report(&dir, case, "pdf", path);
         assert!(run.ok, "{}", run.stderr);
         assert!(run.stderr.contains("not stored in the case (offline)"));
     }
@@ -280,16 +285,7 @@ async fn a_case_reports_as_pdf_a_csv_and_json_that_agree_and_the_report_is_evide
     let csv_dir = offline_dir.join("csv");
     let json = offline_dir.join("report.json");
     for (format, out) in [("csv", &csv_dir), ("json", &json)] {
-        let run = report(&[
-            "--offline",
-            &dir.display().to_string(),
-            "--case",
-            case,
-            "--format",
-            format,
-            "--out",
-            &out.display().to_string(),
-        ]);
+        let run = offline_report(&dir, case, format, out);
         assert!(run.ok, "{}", run.stderr);
     }
     let detached = offline_dir.join("detached");
@@ -426,16 +422,7 @@ async fn a_tampered_case_gets_a_report_that_says_it_failed_and_bad_requests_chan
     bytes[0] ^= 1;
     std::fs::write(&payload, bytes).expect("tamper");
     let out = env.path("tampered.pdf");
-    let run = report(&[
-        "--offline",
-        &dir.display().to_string(),
-        "--case",
-        case,
-        "--format",
-        "pdf",
-        "--out",
-        &out.display().to_string(),
-    ]);
+    let run = offline_report(&dir, case, "pdf", &out);
     assert!(!run.ok, "a failed verification fails the command");
     assert!(run.stderr.contains("FAILED"), "{}", run.stderr);
     let first_page = tool(

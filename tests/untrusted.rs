@@ -1,4 +1,4 @@
-//! Untrusted files: `forensnap verify --offline` reads a case folder an adversary may have
+//! Untrusted files: `forensnap verify --offline` (and `report --offline`) reads a case folder an adversary may have
 //! crafted. Starting from the checked-in case (`tests/fixtures/case-before-store`, the corpus),
 //! each round changes one file at random (bit flips, truncation, garbage, a megabyte-long line,
 //! lines duplicated or dropped, a file made a folder, a file made a symbolic link to an
@@ -143,7 +143,7 @@ fn crafted_case_folders_never_crash_verify_and_never_pass_it() {
     let outside = tmp.path().join("outside");
     std::fs::create_dir(&outside).expect("outside");
     let mut rng = Rng(seed | 1);
-    let (mut refused, mut survived, mut uncovered) = (0, 0, 0);
+    let (mut refused, mut survived, mut uncovered, mut reports_failed) = (0, 0, 0, 0);
     for round in 0..rounds {
         let dir = tmp.path().join(format!("round-{round}"));
         copy_dir(&original, &dir);
@@ -176,6 +176,46 @@ fn crafted_case_folders_never_crash_verify_and_never_pass_it() {
         } else {
             uncovered += 1;
         }
+        // `report --offline` reads the same folder: JSON every round, the PDF every sixth (the
+        // PDF writer is slow in a debug build). It must not crash, and a report of a changed
+        // case must say it failed.
+        let format = if round % 6 == 0 { "pdf" } else { "json" };
+        let written = tmp.path().join(format!("report-{round}.{format}"));
+        let run = Command::new(forensnap_bin())
+            .args(["report", "--offline"])
+            .arg(&dir)
+            .args(["--case", CASE, "--format", format, "--out"])
+            .arg(&written)
+            .env("SOURCE_DATE_EPOCH", "1795000000")
+            .output()
+            .expect("run forensnap report");
+        let report_err = String::from_utf8_lossy(&run.stderr);
+        let context = format!(
+            "{context}\nreport stderr: {}",
+            report_err.chars().take(2000).collect::<String>()
+        );
+        assert!(
+            run.status.code().is_some()
+                && run.status.code() != Some(101)
+                && !report_err.contains("panicked"),
+            "report crashed: {context}"
+        );
+        if covered(file) {
+            assert!(
+                !run.status.success(),
+                "a report of a changed case passed: {context}"
+            );
+            if format == "json" && written.exists() {
+                let json: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&written).expect("report"))
+                        .expect("json");
+                assert_eq!(json["verification"]["result"], "fail", "{context}");
+            }
+            if written.exists() {
+                reports_failed += 1;
+            }
+        }
+        std::fs::remove_file(&written).ok();
         survived += 1;
         std::fs::remove_dir_all(&dir).ok();
     }
@@ -183,7 +223,8 @@ fn crafted_case_folders_never_crash_verify_and_never_pass_it() {
         "untrusted",
         &format!(
             "untrusted files: {rounds} crafted case folders (seed {seed}), {survived} without a crash, \
-         {refused} changes to covered files refused, {uncovered} changes to resume state only checked for crashes"
+         {refused} changes to covered files refused, {uncovered} changes to resume state only checked for crashes; \
+         report --offline on each without a crash, {reports_failed} reports written saying FAILED (the rest refused before writing)"
         ),
     );
 }

@@ -89,69 +89,89 @@ impl Fonts {
 
     /// Width of `text` at `size`.
     pub fn width(&self, style: Style, size: f32, text: &str) -> f32 {
-        let face = &self.face(style).1;
-        let em = f32::from(face.units_per_em());
-        let units: f32 = text
-            .chars()
-            .map(|c| {
-                face.glyph_index(c)
-                    .and_then(|g| face.glyph_hor_advance(g))
-                    .map_or(em / 2.0, f32::from)
-            })
-            .sum();
-        units * size / em
+        text.chars().map(|c| self.char_width(style, size, c)).sum()
     }
 
     /// `text` broken into lines no wider than `width`: at spaces, and inside a word only when
     /// the word alone is wider (long ids and ARNs, after a `/`, `:` or `-` where one fits).
+    /// Linear in the text's length; a text longer than [`MAX_TEXT`] characters is cut there
+    /// with a note (the attached files hold it whole).
     pub fn wrap(&self, style: Style, size: f32, width: f32, text: &str) -> Vec<String> {
+        let text = clipped(text);
+        let space = self.width(style, size, " ");
         let mut lines = Vec::new();
         for paragraph in text.split('\n') {
             let mut line = String::new();
+            let mut line_width = 0.0;
             for word in paragraph.split(' ').filter(|w| !w.is_empty()) {
-                let candidate = if line.is_empty() {
-                    word.to_string()
-                } else {
-                    format!("{line} {word}")
-                };
-                if self.width(style, size, &candidate) <= width {
-                    line = candidate;
+                let word_width = self.width(style, size, word);
+                let gap = if line.is_empty() { 0.0 } else { space };
+                if line_width + gap + word_width <= width {
+                    if !line.is_empty() {
+                        line.push(' ');
+                    }
+                    line.push_str(word);
+                    line_width += gap + word_width;
                     continue;
                 }
                 if !line.is_empty() {
                     lines.push(std::mem::take(&mut line));
                 }
-                let mut rest = word.to_string();
-                while self.width(style, size, &rest) > width {
-                    let cut = self.cut(style, size, width, &rest);
-                    let tail = rest.split_off(cut);
-                    lines.push(rest);
-                    rest = tail;
+                if word_width <= width {
+                    line = word.to_string();
+                    line_width = word_width;
+                    continue;
                 }
-                line = rest;
+                // Too wide alone: cut it, preferring the last `/`, `:`, `-` or `_` that fits.
+                let mut piece = String::new();
+                let mut piece_width = 0.0;
+                let mut soft: Option<(usize, f32)> = None;
+                for c in word.chars() {
+                    let w = self.char_width(style, size, c);
+                    if piece_width + w > width && !piece.is_empty() {
+                        let (at, at_width) = soft.unwrap_or((piece.len(), piece_width));
+                        let rest = piece.split_off(at);
+                        lines.push(std::mem::replace(&mut piece, rest));
+                        piece_width -= at_width;
+                        soft = None;
+                    }
+                    piece.push(c);
+                    piece_width += w;
+                    if matches!(c, '/' | ':' | '-' | '_') {
+                        soft = Some((piece.len(), piece_width));
+                    }
+                }
+                line = piece;
+                line_width = piece_width;
             }
             lines.push(line);
         }
         lines
     }
 
-    /// Where to cut a word too wide for `width`: after the last `/`, `:`, `-` or `_` that fits,
-    /// else after the last character that fits (at least one).
-    fn cut(&self, style: Style, size: f32, width: f32, word: &str) -> usize {
-        let mut fits = 0;
-        let mut soft = None;
-        for (i, c) in word.char_indices() {
-            let end = i + c.len_utf8();
-            if self.width(style, size, &word[..end]) > width {
-                break;
-            }
-            fits = end;
-            if matches!(c, '/' | ':' | '-' | '_') && end < word.len() {
-                soft = Some(end);
-            }
-        }
-        let first = word.chars().next().map_or(0, char::len_utf8);
-        soft.unwrap_or(fits).max(first)
+    fn char_width(&self, style: Style, size: f32, c: char) -> f32 {
+        let face = &self.face(style).1;
+        let em = f32::from(face.units_per_em());
+        face.glyph_index(c)
+            .and_then(|g| face.glyph_hor_advance(g))
+            .map_or(em / 2.0, f32::from)
+            * size
+            / em
+    }
+}
+
+/// The longest text drawn in one place; custody events are bounded by forensnap, but a crafted
+/// case folder may hold anything.
+pub const MAX_TEXT: usize = 4_000;
+
+fn clipped(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.char_indices().nth(MAX_TEXT) {
+        None => std::borrow::Cow::Borrowed(text),
+        Some((at, _)) => std::borrow::Cow::Owned(format!(
+            "{} [... {} more characters: see the attached files]",
+            &text[..at],
+            text[at..].chars().count()
+        )),
     }
 }
 
@@ -363,7 +383,8 @@ impl<'f> Flow<'f> {
                 .fonts
                 .wrap(*style, size, WIDTH - label_width, value.as_str());
             let leading = (SMALL + 0.7) * 1.35;
-            self.need(leading * lines.len().max(1) as f32);
+            let count = lines.len().max(1);
+            self.need(leading * count as f32);
             let y = self.y + leading - 3.0;
             self.page().push(Op::Text {
                 x: MARGIN_X,
@@ -384,11 +405,6 @@ impl<'f> Flow<'f> {
                     text: line,
                 });
             }
-            let count = self
-                .fonts
-                .wrap(*style, size, WIDTH - label_width, value)
-                .len()
-                .max(1);
             self.y += leading * count as f32;
         }
         self.space(4.0);
@@ -529,5 +545,10 @@ mod tests {
             vec!["two words"]
         );
         assert_eq!(fonts.wrap(Style::Serif, BODY, WIDTH, ""), vec![""]);
+        // A crafted megabyte is cut, in linear time, and says so.
+        let huge = "x".repeat(1 << 20);
+        let lines = fonts.wrap(Style::Mono, MONO, WIDTH, &huge);
+        assert!(lines.len() < 100, "{} lines", lines.len());
+        assert!(lines.concat().contains("more characters"));
     }
 }
