@@ -116,9 +116,12 @@ fn personnel(config: Option<&Config>) -> Vec<PersonMapping> {
         .unwrap_or_default()
 }
 
-/// The files of `format`: (name, content type, bytes).
-fn files(report: &Report, format: Format) -> anyhow::Result<Vec<(String, &'static str, Vec<u8>)>> {
-    let attached = |name: &str| -> anyhow::Result<(String, &'static str, Vec<u8>)> {
+/// A file of a report: name, content type, bytes.
+type File = (String, &'static str, Vec<u8>);
+
+/// The files of `format` (rendered once: the PDF writer is the slow part).
+fn files(report: &Report, format: Format) -> anyhow::Result<Vec<File>> {
+    let attached = |name: &str| -> anyhow::Result<File> {
         let a = report
             .attachment(name)
             .with_context(|| format!("the report has no {name}"))?;
@@ -202,8 +205,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         destinations(Some(out), &case, "", args.format, &names)?;
     }
     let progress = TermProgress::new(false);
-    let mut stored = Vec::new();
-    let (report, format) = match &args.offline {
+    let (report, files, stored) = match &args.offline {
         Some(dir) => {
             let verification =
                 crate::verify::offline(&case, dir, args.public_key.as_deref(), &progress).await?;
@@ -224,7 +226,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 public_key_pem: pem,
                 bucket: None,
             });
-            (report, args.format)
+            let files = files(&report, args.format)?;
+            (report, files, Vec::new())
         }
         None => {
             let Some(config) = &config else {
@@ -232,21 +235,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             };
             let forensic = Forensic::connect(config, &args.who).await?;
             let lease = Held::take(&forensic, config, &case).await?;
-            let (report, files_stored) = lease
+            lease
                 .guard(online(&args, config, &forensic, &case, at, &progress))
-                .await?;
-            stored = files_stored;
-            (report, args.format)
+                .await?
         }
     };
     progress.finish();
-    let files = files(&report, format)?;
     let names: Vec<String> = files.iter().map(|(n, _, _)| n.clone()).collect();
     let paths = destinations(
         args.out.as_deref(),
         &case,
         &report.report.report_id,
-        format,
+        args.format,
         &names,
     )?;
     for ((_, _, bytes), path) in files.iter().zip(&paths) {
@@ -286,7 +286,7 @@ async fn online(
     case: &CaseId,
     at: OffsetDateTime,
     progress: &TermProgress,
-) -> anyhow::Result<(Report, Vec<String>)> {
+) -> anyhow::Result<(Report, Vec<File>, Vec<String>)> {
     let verification =
         crate::verify::verify_online(&args.who, config, forensic, case, progress).await?;
     let signer = forensic.signer(config).await?;
@@ -302,13 +302,14 @@ async fn online(
         bucket: Some(config.forensic.evidence_bucket.clone()),
     });
     let custody = forensic.custody(config, case, &args.who).await?;
-    let to_store = files(&report, args.format)?
-        .into_iter()
+    let files = files(&report, args.format)?;
+    let to_store = files
+        .iter()
         .map(|(name, content_type, bytes)| ReportFileToStore {
             format: args.format.as_str().to_string(),
-            name,
-            content_type: content_type.to_string(),
-            bytes,
+            name: name.clone(),
+            content_type: (*content_type).to_string(),
+            bytes: bytes.clone(),
         })
         .collect();
     let verdict = if report.report.verification.passed() {
@@ -332,6 +333,7 @@ async fn online(
     let bucket = &config.forensic.evidence_bucket;
     Ok((
         report,
+        files,
         stored
             .iter()
             .map(|f| format!("s3://{bucket}/{}", f.stored.key))
