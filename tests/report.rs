@@ -35,6 +35,20 @@ fn report(args: &[&str]) -> Run {
     }
 }
 
+/// `forensnap report --config CONFIG --case CASE --format FORMAT --out OUT`.
+fn online_report(config: &str, case: &str, format: &str, out: &Path) -> Run {
+    report(&[
+        "--config",
+        config,
+        "--case",
+        case,
+        "--format",
+        format,
+        "--out",
+        &out.display().to_string(),
+    ])
+}
+
 /// `forensnap report --offline DIR --case CASE --format FORMAT --out OUT`.
 fn offline_report(dir: &Path, case: &str, format: &str, out: &Path) -> Run {
     report(&[
@@ -144,16 +158,7 @@ async fn a_case_reports_as_pdf_a_csv_and_json_that_agree_and_the_report_is_evide
 
     // Online: verified, stored in the case under Object Lock, recorded.
     let out = env.path("online.pdf");
-    let online = report(&[
-        "--config",
-        &config,
-        "--case",
-        case,
-        "--format",
-        "pdf",
-        "--out",
-        &out.display().to_string(),
-    ]);
+    let online = online_report(&config, case, "pdf", &out);
     assert!(online.ok, "{}", online.stderr);
     let pdf = std::fs::read(&out).expect("pdf written");
     assert!(
@@ -376,16 +381,7 @@ async fn a_tampered_case_gets_a_report_that_says_it_failed_and_bad_requests_chan
     // An existing --out is refused before anything is verified or recorded.
     let taken = env.path("taken.pdf");
     std::fs::write(&taken, b"someone else's file").expect("write");
-    let refused = report(&[
-        "--config",
-        &config,
-        "--case",
-        case,
-        "--format",
-        "pdf",
-        "--out",
-        &taken.display().to_string(),
-    ]);
+    let refused = online_report(&config, case, "pdf", &taken);
     assert!(!refused.ok);
     assert!(refused.stderr.contains("exists"), "{}", refused.stderr);
     assert_eq!(std::fs::read(&taken).expect("kept"), b"someone else's file");
@@ -442,4 +438,90 @@ async fn a_tampered_case_gets_a_report_that_says_it_failed_and_bad_requests_chan
             .contains(&item.replace(' ', "")),
         "the first page names what failed: {first_page}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_report_that_cannot_be_stored_is_recorded_as_failed_and_a_rerun_stores_one() {
+    use forensnap_tests::localworld::{FaultKind, FaultRule};
+    let env = env("report-store");
+    let config = env.seeded.config.clone().expect("config");
+    let case = "IR-REPORT-3";
+    let collected = collect_json(&env, case);
+    assert!(collected.ok, "{}", collected.stderr);
+
+    // Bad input named before anything is verified or recorded.
+    let out = env.path("epoch.pdf");
+    let run = Command::new(forensnap_bin())
+        .args([
+            "report", "--config", &config, "--case", case, "--format", "pdf", "--out",
+        ])
+        .arg(&out)
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .expect("run");
+    assert!(!run.status.success());
+    assert!(
+        String::from_utf8_lossy(&run.stderr).contains("SOURCE_DATE_EPOCH=\"yesterday\""),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let a_file = env.path("a-file");
+    std::fs::write(&a_file, b"x").expect("write");
+    let run = online_report(&config, case, "csv", &a_file);
+    assert!(!run.ok);
+    assert!(run.stderr.contains("is not a folder"), "{}", run.stderr);
+    let before = env.path("before");
+    download_case(&env, &format!("cases/{case}/"), &before).await;
+    let events_before = events_of(&before).len();
+
+    // S3 refuses every write of a report: the command fails naming the file and the next step,
+    // the failure is recorded, nothing is written locally.
+    env.world
+        .add_fault(
+            &FaultRule::new(FaultKind::Error, "s3", "PutObject")
+                .matching("/reports/")
+                .status(500),
+        )
+        .expect("fault");
+    let out = env.path("refused.pdf");
+    let refused = online_report(&config, case, "pdf", &out);
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("storing report FR-") && refused.stderr.contains("Next:"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        !out.exists(),
+        "nothing written when the case could not keep the report"
+    );
+    env.world.clear_faults().expect("clear faults");
+    let after = env.path("after");
+    download_case(&env, &format!("cases/{case}/"), &after).await;
+    let events = events_of(&after);
+    assert_eq!(
+        events.len(),
+        events_before + 2,
+        "case.verified and a failed report.generated"
+    );
+    let (last, _) = events.last().expect("events");
+    assert_eq!(last["action"], "report.generated");
+    assert_eq!(last["outcome"], "failed");
+    assert!(
+        last["error"]
+            .as_str()
+            .expect("error")
+            .contains("storing report")
+    );
+
+    // Run again: a new report, stored and recorded.
+    let stored = online_report(&config, case, "pdf", &out);
+    assert!(stored.ok, "{}", stored.stderr);
+    assert!(
+        stored.stderr.contains("stored in the case"),
+        "{}",
+        stored.stderr
+    );
+    let verify = forensnap(&["verify", "--config", &config, "--case", case]);
+    assert!(verify.ok, "{}{}", verify.stdout, verify.stderr);
 }
