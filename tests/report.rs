@@ -10,13 +10,20 @@ use forensnap_tests::*;
 
 const EPOCH: &str = "1795000000";
 
-fn env(bucket: &str) -> Env {
-    Env::new(&world_toml(
+/// A world with one instance of one volume, its `case` collected: the world, its config and
+/// `collect --output json`.
+fn collected_case(bucket: &str, case: &str) -> (Env, String, serde_json::Value) {
+    let env = Env::new(&world_toml(
         bucket,
         &[
             "device = \"/dev/xvda\"\nimage = \"root.img\"\nencryption = \"default\"\nbuild = { kind = \"pattern\", blocks = 12, offset_blocks = 3 }",
         ],
-    ))
+    ));
+    let config = env.seeded.config.clone().expect("config");
+    let collected = collect_json(&env, case);
+    assert!(collected.ok, "{}", collected.stderr);
+    let collected = collected.json();
+    (env, config, collected)
 }
 
 /// `forensnap report ARGS` with `SOURCE_DATE_EPOCH` set.
@@ -149,12 +156,8 @@ fn assert_text_holds_the_case(text: &str, dir: &Path, collected: &serde_json::Va
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_case_reports_as_pdf_a_csv_and_json_that_agree_and_the_report_is_evidence() {
-    let env = env("report-ok");
-    let config = env.seeded.config.clone().expect("config");
     let case = "IR-REPORT-1";
-    let collected = collect_json(&env, case);
-    assert!(collected.ok, "{}", collected.stderr);
-    let collected = collected.json();
+    let (env, config, collected) = collected_case("report-ok", case);
 
     // Online: verified, stored in the case under Object Lock, recorded.
     let out = env.path("online.pdf");
@@ -369,11 +372,8 @@ async fn a_case_reports_as_pdf_a_csv_and_json_that_agree_and_the_report_is_evide
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tampered_case_gets_a_report_that_says_it_failed_and_bad_requests_change_nothing() {
-    let env = env("report-bad");
-    let config = env.seeded.config.clone().expect("config");
     let case = "IR-REPORT-2";
-    let collected = collect_json(&env, case);
-    assert!(collected.ok, "{}", collected.stderr);
+    let (env, config, _) = collected_case("report-bad", case);
     let dir = env.path("case");
     download_case(&env, &format!("cases/{case}/"), &dir).await;
     let events_before = events_of(&dir).len();
@@ -443,11 +443,8 @@ async fn a_tampered_case_gets_a_report_that_says_it_failed_and_bad_requests_chan
 #[tokio::test(flavor = "multi_thread")]
 async fn a_report_that_cannot_be_stored_is_recorded_as_failed_and_a_rerun_stores_one() {
     use forensnap_tests::localworld::{FaultKind, FaultRule};
-    let env = env("report-store");
-    let config = env.seeded.config.clone().expect("config");
     let case = "IR-REPORT-3";
-    let collected = collect_json(&env, case);
-    assert!(collected.ok, "{}", collected.stderr);
+    let (env, config, _) = collected_case("report-store", case);
 
     // Bad input named before anything is verified or recorded.
     let out = env.path("epoch.pdf");

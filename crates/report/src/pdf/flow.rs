@@ -273,6 +273,17 @@ impl<'f> Flow<'f> {
         self.pages.last_mut().expect("a flow always has a page")
     }
 
+    /// A full-width shaded band from `top`, `height` tall (banners, table headers, rows).
+    fn shade(&mut self, top: f32, height: f32, grey: u8) {
+        self.page().push(Op::Rect {
+            x: MARGIN_X,
+            y: top,
+            w: WIDTH,
+            h: height,
+            grey,
+        });
+    }
+
     /// Start a new page.
     pub fn page_break(&mut self) {
         self.pages.push(Vec::new());
@@ -350,13 +361,7 @@ impl<'f> Flow<'f> {
         let height = lines.len() as f32 * 15.6 + 12.0;
         self.need(height);
         let top = self.y;
-        self.page().push(Op::Rect {
-            x: MARGIN_X,
-            y: top,
-            w: WIDTH,
-            h: height,
-            grey,
-        });
+        self.shade(top, height, grey);
         self.y += 6.0;
         let text_grey = if grey < 128 { 255 } else { 0 };
         self.text_at(
@@ -413,13 +418,7 @@ impl<'f> Flow<'f> {
     fn header_row(&mut self, columns: &[Column<'_>]) {
         let height = SMALL * 1.35 + 4.0;
         let top = self.y;
-        self.page().push(Op::Rect {
-            x: MARGIN_X,
-            y: top,
-            w: WIDTH,
-            h: height,
-            grey: 225,
-        });
+        self.shade(top, height, 225);
         let mut x = MARGIN_X;
         for column in columns {
             self.page().push(Op::Text {
@@ -463,13 +462,7 @@ impl<'f> Flow<'f> {
             }
             let top = self.y;
             if n % 2 == 1 {
-                self.page().push(Op::Rect {
-                    x: MARGIN_X,
-                    y: top,
-                    w: WIDTH,
-                    h: height,
-                    grey: 244,
-                });
+                self.shade(top, height, 244);
             }
             let mut x = MARGIN_X;
             for (column, cell) in columns.iter().zip(wrapped) {
