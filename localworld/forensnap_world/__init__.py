@@ -12,6 +12,10 @@ Modules, each owning one job:
 * ``queues``    -- which SQS queue a request names; the ``duplicate`` delivery fault.
 * ``eventbridge`` -- the findings intake: cross-account PutEvents, the delivered envelope, and
   deliveries to SQS authorised by the queue and key policies.
+* ``cloudtrail`` -- CloudTrail's event history: every management call served, plus seeded
+  activity; LookupEvents (paged, throttled), the other CloudTrail calls the world answers.
+* ``trails``    -- trails delivering log files and signed digest files to S3 (log file
+  validation), ListPublicKeys, GetTrailStatus, tampering for tests.
 * ``server``    -- the WSGI stack and the threaded HTTP server; the ``/_forensnap`` control API.
 * ``seed``      -- builds a world from a TOML file through the public APIs (boto3).
 * ``selftest``  -- proves the patched internals still behave; fails loudly when moto changes.

@@ -5,7 +5,8 @@ matching requests: with a probability (seeded, so runs repeat), on every Nth, af
 ``after`` matches, and at most ``count`` times. Kinds:
 
 * ``throttle`` -- the service's own throttling error (EBS ``RequestThrottledException``, S3
-  ``SlowDown``, EC2 ``RequestLimitExceeded``, KMS ``ThrottlingException``, STS ``Throttling``);
+  ``SlowDown``, EC2 ``RequestLimitExceeded``, KMS and CloudTrail ``ThrottlingException``, STS
+  ``Throttling``);
 * ``error``    -- a 5xx (``status``, default 500) with the service's internal-error code;
 * ``drop``     -- the connection is closed without any response;
 * ``latency``  -- the request is delayed by ``latency_ms`` and then served normally;
@@ -59,6 +60,8 @@ THROTTLE = {
     # DynamoDB data-plane throttling (on-demand tables too); ``code`` picks ThrottlingException.
     "dynamodb": (400, "ProvisionedThroughputExceededException", None),
     "events": (400, "ThrottlingException", None),
+    # CloudTrail (LookupEvents' own 2 requests/s quota answers the same: ``cloudtrail``).
+    "cloudtrail": (400, "ThrottlingException", None),
 }
 INTERNAL = {
     "ebs": "InternalServerException",
@@ -69,6 +72,7 @@ INTERNAL = {
     "sqs": "InternalFailure",
     "dynamodb": "InternalServerError",
     "events": "InternalException",
+    "cloudtrail": "InternalFailure",
 }
 
 

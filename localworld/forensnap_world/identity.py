@@ -92,12 +92,23 @@ def get_caller_identity(call: Call):
     role, session = arn.split("/")[1], arn.split("/")[2]
     body = (
         '<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">'
-        f"<GetCallerIdentityResult><Arn>{arn}</Arn><UserId>AROA{role.upper()[:12]}:{session}</UserId>"
+        f"<GetCallerIdentityResult><Arn>{arn}</Arn><UserId>{role_unique_id(account, role)}:{session}</UserId>"
         f"<Account>{account}</Account></GetCallerIdentityResult>"
         f"<ResponseMetadata><RequestId>{uuid.uuid4()}</RequestId></ResponseMetadata>"
         "</GetCallerIdentityResponse>"
     ).encode()
     return 200, [("Content-Type", "text/xml")], body
+
+
+def role_unique_id(account: str, role_name: str) -> str:
+    """The role's unique id (``AROA...``) as STS and CloudTrail name a session's role: the
+    world's own when it holds the role, else one derived from its name."""
+    from moto.iam.models import iam_backends
+
+    try:
+        return iam_backends[account]["aws"].get_role(role_name).id
+    except Exception:  # noqa: BLE001 - moto raises its own NoSuchEntity
+        return f"AROA{role_name.upper()[:12]}"
 
 
 def caller_arn(call: Call) -> str:

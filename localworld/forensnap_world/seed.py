@@ -15,8 +15,15 @@ The world file (see ``config/demo-world.toml``)::
                                     # event source unless [forensic] event_source_accounts is set
     [[members]]                     # member accounts with a collector role
     account, role, external_id, cmk_usable_by_forensic (default true)
-    [[members.instances]]           # name (Name tag), instance_type, tags
+    [[members.instances]]           # name (Name tag), instance_type, tags, instance_profile
     [[members.instances.volumes]]   # device, image | build, size_gib, encryption
+    [members.trail]                 # optional: a CloudTrail trail of the member account
+    name, bucket, prefix (S3KeyPrefix, default none), history_hours (default 6),
+    multi_region (default true)
+    [[members.trail_events]]        # optional: activity in the member's CloudTrail history
+    minutes_ago, event_source, event_name, principal ("instance-role:NAME" or an ARN),
+    access_key_id, source_ip, user_agent, request_parameters, response_elements,
+    resources = [{ type, name }], error_code, error_message, read_only, region
 
 ``image`` is a raw image, relative to the world file. When it does not exist and the volume has a
 ``build`` table, the image is made first: ``build = { kind = "ext4", from = "dir", size_mib = 64 }``
@@ -25,6 +32,26 @@ runs ``mkfs.ext4 -d dir`` (a real file system), ``kind = "pattern"`` writes ``bl
 empty image. A member's ``trust_source_identity = false`` leaves ``sts:SetSourceIdentity`` out of
 the role's trust policy; ``cmk_usable_by_forensic = false`` keeps the forensic account out of the
 member CMK's key policy.
+
+An instance's ``instance_profile = "NAME"`` makes an IAM role NAME trusting EC2 and an instance
+profile NAME holding it, and launches the instance with it (DescribeInstances shows its
+``IamInstanceProfile``); the printed instance gains ``instance_profile``,
+``instance_profile_arn`` and ``instance_role_arn``.
+
+A member's ``[members.trail]`` makes, in the member account, the bucket (with the bucket policy
+CloudTrail needs, no Object Lock) and the trail (log file validation on, home region the world's
+region), logging since ``history_hours`` before now; the member role may read the bucket's
+``AWSLogs/`` (member-role.yaml ``TrailBucketName``, ``TrailKeyPrefix``). The history holds an
+operator's benign activity (IAM user ``ops-user``, DescribeInstances every 15 minutes) and the
+``[[members.trail_events]]``, each ``minutes_ago`` before now; ``principal =
+"instance-role:web-1"`` is the session of web-1's instance-profile role named after its instance
+id (the credentials an intruder on the instance would take). A seeded ``StopLogging`` naming
+the trail (``request_parameters = { name = "<trail ARN or name>" }``) stops its delivery from
+then on. The history is delivered at once (log files and hourly signed digests; later
+activity on ``POST /_forensnap/cloudtrail/deliver``); the printed member gains ``trail``
+(``name, arn, bucket, prefix, home_region, multi_region, history_hours, log_files,
+digest_files``) and ``trail_events`` (how many were seeded). The generated config of a world
+with neither table in any member ends with ``[cloudtrail] enabled = false``.
 
 Both kinds of world hold what forensnap's daemon uses: the request queue
 ``<name_prefix>-requests`` (dead-letter queue ``<name_prefix>-requests-dlq`` after 5 receives), the
@@ -42,6 +69,7 @@ table (``queue_url``, ``dead_letter_queue_url``, ``case_table``).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -246,6 +274,10 @@ def write_config(world: dict, path: str) -> str:
             f"role = {_toml_str(member['role_arn'])}",
             f"external_id = {_toml_str(member['external_id'])}",
         ]
+    if not any("trail" in m or "trail_events" in m for m in world["members"]):
+        # No CloudTrail in this world (no [members.trail], no [[members.trail_events]]):
+        # collect preserves none, as before the world had it. Kept last in the file.
+        lines += ["", "[cloudtrail]", "enabled = false"]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -468,6 +500,12 @@ def _deploy_member_role(member: dict, account: str, region: str, endpoint: str, 
         "ExternalId": external_id,
         "ForensicEbsKeyArn": forensic["ebs_key_arn"],
     }
+    trail = member.get("trail")
+    if trail:
+        # The member role may read the trail's bucket (member-role.yaml TrailBucketName).
+        parameters["TrailBucketName"] = _require(trail, "bucket", f"{where} [members.trail]")
+        if trail.get("prefix"):
+            parameters["TrailKeyPrefix"] = trail["prefix"]
     outputs = deploy_member(endpoint, region, account, parameters)
     if not member.get("trust_source_identity", True):
         # A member role deployed wrongly (its trust without sts:SetSourceIdentity), for the
@@ -517,6 +555,7 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
         )["Role"]
     cmk_arn = None
     instances = []
+    profiles: dict[str, dict] = {}
     for n, instance in enumerate(member.get("instances", [])):
         iwhere = f"{where} instance #{n + 1}"
         name = _require(instance, "name", iwhere)
@@ -552,10 +591,16 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
         tags = [{"Key": "Name", "Value": name}] + [
             {"Key": k, "Value": str(v)} for k, v in instance.get("tags", {}).items()
         ]
+        launch = {}
+        profile = instance.get("instance_profile")
+        if profile:
+            if profile not in profiles:
+                profiles[profile] = _instance_profile(iam, profile, iwhere)
+            launch["IamInstanceProfile"] = {"Name": profile}
         launched = ec2.run_instances(
             ImageId=instance.get("image_id", "ami-0f0rens1c0000001"), MinCount=1, MaxCount=1,
             InstanceType=instance.get("instance_type", "t3.micro"), BlockDeviceMappings=mappings,
-            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": tags}], **launch,
         )["Instances"][0]
         by_device = {m["DeviceName"]: m["Ebs"]["VolumeId"] for m in launched["BlockDeviceMappings"]}
         out_volumes = []
@@ -567,13 +612,151 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
                 "encryption": encryption, "image": image, "data_blocks": len(content.blocks),
                 "image_sha256": padded_sha256(content),
             })
-        instances.append({"name": name, "instance_id": launched["InstanceId"], "volumes": out_volumes})
+        seeded = {"name": name, "instance_id": launched["InstanceId"], "volumes": out_volumes}
+        if profile:
+            seeded["instance_profile"] = profile
+            seeded["instance_profile_arn"] = profiles[profile]["instance_profile_arn"]
+            seeded["instance_role_arn"] = profiles[profile]["role_arn"]
+        instances.append(seeded)
     out = {
         "account": account, "role_arn": role["Arn"], "external_id": external_id,
         "cmk_arn": cmk_arn, "instances": instances,
     }
+    if member.get("trail") or member.get("trail_events"):
+        out.update(_seed_trail(client, member, account, region, endpoint, instances, where))
     if stack is not None:
         out["stack"] = stack
+    return out
+
+
+# --- CloudTrail: the trail, its history and the seeded activity -----------------------------------
+
+
+def _instance_profile(iam, name: str, where: str) -> dict:
+    """An instance profile ``name`` holding the role ``name`` (trusting EC2), as an instance
+    launched with it gets its credentials from."""
+    trust = {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": "ec2.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    try:
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+        profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    except ClientError as err:
+        raise SeedError(f"{where}: instance_profile {name!r}: {err}") from None
+    iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    return {"role_arn": role["Arn"], "instance_profile_arn": profile["Arn"]}
+
+
+def trail_bucket_policy(bucket: str, prefix: str, account: str, trail_arn: str) -> dict:
+    """The bucket policy CloudTrail needs to deliver to ``bucket`` (the one the console writes).
+    https://docs.aws.amazon.com/awscloudtrail/latest/userguide/create-s3-bucket-policy-for-cloudtrail.html"""
+    logs = f"arn:aws:s3:::{bucket}/{prefix + '/' if prefix else ''}AWSLogs/{account}/*"
+    source = {"aws:SourceArn": trail_arn}
+    return {"Version": "2012-10-17", "Statement": [
+        {"Sid": "AWSCloudTrailAclCheck", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:GetBucketAcl", "Resource": f"arn:aws:s3:::{bucket}",
+         "Condition": {"StringEquals": source}},
+        {"Sid": "AWSCloudTrailWrite", "Effect": "Allow", "Principal": {"Service": "cloudtrail.amazonaws.com"},
+         "Action": "s3:PutObject", "Resource": logs,
+         "Condition": {"StringEquals": {"s3:x-amz-acl": "bucket-owner-full-control", **source}}},
+    ]}
+
+
+BACKGROUND_USER = "ops-user"
+"""The member's benign background activity: an operator's IAM user listing the instances."""
+
+
+def _seed_trail(client, member: dict, account: str, region: str, endpoint: str, instances: list,
+                where: str) -> dict:
+    """``[members.trail]`` (a trail in the member account, logging for ``history_hours`` with
+    log file validation, its bucket in the account) and ``[[members.trail_events]]`` (the
+    attacker's activity), with background activity through the history; delivered at once."""
+    spec = member.get("trail")
+    events, out, trail = [], {}, None
+    if spec:
+        twhere = f"{where} [members.trail]"
+        unknown = set(spec) - {"name", "bucket", "prefix", "history_hours", "multi_region"}
+        if unknown:
+            raise SeedError(f"{twhere}: unknown keys {sorted(unknown)}; allowed: bucket, history_hours, "
+                            "multi_region, name, prefix")
+        name, bucket = _require(spec, "name", twhere), _require(spec, "bucket", twhere)
+        prefix = str(spec.get("prefix", "")).strip("/")
+        hours = spec.get("history_hours", 6)
+        if not isinstance(hours, (int, float)) or isinstance(hours, bool) or not 0 < hours <= 720:
+            raise SeedError(f"{twhere}: history_hours must be a number of hours within 0..720, not {hours!r}")
+        s3, cloudtrail = client("s3"), client("cloudtrail")
+        location = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+        s3.create_bucket(Bucket=bucket, **location)
+        arn = f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(trail_bucket_policy(bucket, prefix, account, arn)))
+        args = {"Name": name, "S3BucketName": bucket, "EnableLogFileValidation": True,
+                "IsMultiRegionTrail": bool(spec.get("multi_region", True))}
+        if prefix:
+            args["S3KeyPrefix"] = prefix
+        arn = cloudtrail.create_trail(**args)["TrailARN"]
+        cloudtrail.start_logging(Name=name)
+        trail = {"name": name, "history_hours": hours}
+        out["trail"] = {"name": name, "arn": arn, "bucket": bucket, "prefix": prefix, "home_region": region,
+                        "multi_region": args["IsMultiRegionTrail"], "history_hours": hours}
+        events += _background(client, account, hours)
+    for n, event in enumerate(member.get("trail_events", [])):
+        events.append(_trail_event(event, account, instances, f"{where} trail event #{n + 1}"))
+    seeded = _control(endpoint, "cloudtrail/seed", {"account": account, "region": region, "trail": trail,
+                                                    "events": events})
+    if trail:
+        out["trail"].update({"log_files": seeded["log_files"], "digest_files": seeded["digest_files"]})
+    out["trail_events"] = len(member.get("trail_events", []))
+    return out
+
+
+def _background(client, account: str, hours: float) -> list[dict]:
+    """An operator (IAM user ``ops-user``) calling DescribeInstances every 15 minutes."""
+    iam = client("iam")
+    user = iam.create_user(UserName=BACKGROUND_USER)["User"]
+    key = iam.create_access_key(UserName=BACKGROUND_USER)["AccessKey"]["AccessKeyId"]
+    return [{
+        "minutes_ago": minutes, "event_source": "ec2.amazonaws.com", "event_name": "DescribeInstances",
+        "principal": user["Arn"], "access_key_id": key, "source_ip": "198.51.100.23",
+        "user_agent": "aws-cli/2.15.0 Python/3.11.6 Linux/6.1.0 exe/x86_64.debian.12 command/ec2.describe-instances",
+        "request_parameters": {"instancesSet": {}, "filterSet": {}},
+    } for minutes in range(int(hours * 60) - 5, 0, -15)]
+
+
+_EVENT_KEYS = {"minutes_ago", "event_source", "event_name", "principal", "access_key_id", "source_ip",
+               "user_agent", "request_parameters", "response_elements", "resources", "error_code",
+               "error_message", "read_only", "region"}
+
+
+def _trail_event(event: dict, account: str, instances: list, where: str) -> dict:
+    """One ``[[members.trail_events]]`` table as the world's seed endpoint takes it: the
+    principal resolved to an ARN (``instance-role:NAME``: the session of instance NAME's
+    instance-profile role, named after the instance id, as EC2 names it)."""
+    unknown = set(event) - _EVENT_KEYS
+    if unknown:
+        raise SeedError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(_EVENT_KEYS)}")
+    for key in ("minutes_ago", "event_source", "event_name", "principal"):
+        _require(event, key, where)
+    minutes = event["minutes_ago"]
+    if not isinstance(minutes, (int, float)) or isinstance(minutes, bool) or minutes < 0:
+        raise SeedError(f"{where}: minutes_ago must be a number >= 0, not {minutes!r}")
+    principal = event["principal"]
+    if principal.startswith("instance-role:"):
+        name = principal.split(":", 1)[1]
+        instance = next((i for i in instances if i["name"] == name), None)
+        if instance is None or "instance_profile" not in instance:
+            raise SeedError(f"{where}: principal {principal!r}: no instance {name!r} with an instance_profile "
+                            "in this member")
+        principal = f"arn:aws:sts::{account}:assumed-role/{instance['instance_profile']}/{instance['instance_id']}"
+    elif not principal.startswith("arn:"):
+        raise SeedError(f"{where}: principal {principal!r} is neither instance-role:NAME nor an ARN")
+    out = dict(event, principal=principal)
+    if "access_key_id" not in out:
+        prefix = "ASIA" if ":assumed-role/" in principal else "AKIA"
+        digest = hashlib.sha256(principal.encode()).hexdigest().upper()
+        out["access_key_id"] = prefix + "".join(c for c in digest if c.isalnum())[:16]
+    if "resources" in out:
+        for resource in out["resources"]:
+            if set(resource) != {"type", "name"}:
+                raise SeedError(f"{where}: each resource is {{ type = ..., name = ... }}, not {resource!r}")
     return out
 
 

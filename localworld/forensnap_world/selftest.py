@@ -64,6 +64,18 @@ STRUCTURE = [
     ("moto.sqs.models", "SQSBackend.get_queue_attributes"),
     ("moto.sqs.models", "SQSBackend.send_message"),
     ("moto.dynamodb.models", "dynamodb_backends"),
+    # cloudtrail.py and trails.py
+    ("moto.cloudtrail.models", "cloudtrail_backends"),
+    ("moto.cloudtrail.models", "CloudTrailBackend.get_trail"),
+    ("moto.cloudtrail.models", "CloudTrailBackend.get_trail_status"),
+    ("moto.cloudtrail.models", "CloudTrailBackend.describe_trails"),
+    ("moto.cloudtrail.models", "Trail.arn"),
+    ("moto.core.exceptions", "JsonRESTError"),
+    ("moto.s3.models", "S3Backend.put_object"),
+    ("moto.s3.models", "S3Backend.get_object"),
+    ("moto.s3.models", "S3Backend.delete_object"),
+    ("moto.s3.models", "FakeKey.set_metadata"),
+    ("moto.s3.models", "FakeKey.metadata"),
 ]
 
 
@@ -101,7 +113,9 @@ def check_version() -> None:
 
 
 def check_instance_attributes() -> None:
+    from moto.cloudtrail.models import Trail
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.iam.models import Role, User
     from moto.events.models import EventBus, Rule
     from moto.kms.models import Key
     from moto.s3.models import FakeBucket, FakeKey, FakeMultipart
@@ -111,7 +125,11 @@ def check_instance_attributes() -> None:
 
     for cls, names in (
         (AssumedRole, ["access_key_id", "session_token", "expiration", "arn", "account_id"]),
-        (FakeKey, ["lock_mode", "lock_until", "lock_legal_status", "value"]),
+        (FakeKey, ["lock_mode", "lock_until", "lock_legal_status", "value", "last_modified"]),
+        (Trail, ["trail_name", "bucket_name", "s3_key_prefix", "is_multi_region", "log_validation",
+                 "account_id", "region_name"]),
+        (Role, ["id", "arn", "name"]),
+        (User, ["id", "arn", "name"]),
         (FakeBucket, ["multiparts"]),
         (FakeMultipart, ["parts"]),
         (Key, ["policy", "key_usage", "key_state", "aliases", "arn"]),
@@ -329,6 +347,56 @@ def _behaviour(checks: Checks, endpoint: str, world: dict) -> None:
     checks.run("kms: DIGEST signatures verify over the message; RAW limited to 4096 bytes; GetPublicKey names KeySpec", kms_digest)
 
     _daemon_services(checks, endpoint, world, client, code)
+    _cloudtrail(checks, endpoint, forensic, client, code)
+
+
+def _cloudtrail(checks: Checks, endpoint: str, forensic: dict, client, code) -> None:
+    """CloudTrail (``cloudtrail``, ``trails``): the calls made above are management events,
+    refusals with their error; a trail delivers a digest signed with a ListPublicKeys key.
+    Runs last: it moves the world clock an hour on."""
+    import gzip
+    import json
+    import urllib.request
+
+    def events():
+        lookup = client("cloudtrail").lookup_events(
+            LookupAttributes=[{"AttributeKey": "EventName", "AttributeValue": "AssumeRole"}])["Events"]
+        records = [json.loads(e["CloudTrailEvent"]) for e in lookup]
+        assert len(records) == 2 and records[0]["eventTime"] >= records[1]["eventTime"], records
+        refused = [r for r in records if r.get("errorCode")]
+        allowed = [r for r in records if not r.get("errorCode")]
+        assert [r["errorCode"] for r in refused] == ["AccessDenied"] and len(allowed) == 1, records
+        assert allowed[0]["userIdentity"]["accessKeyId"] == forensic["access_key_id"], allowed
+        assert allowed[0]["responseElements"]["credentials"]["accessKeyId"].startswith("ASIA"), allowed
+
+    checks.run("cloudtrail: served calls are LookupEvents events, newest first, refusals with errorCode", events)
+
+    def digest():
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+        from cryptography.hazmat.primitives.serialization import load_der_public_key
+
+        s3, cloudtrail = client("s3"), client("cloudtrail")
+        s3.create_bucket(Bucket="selftest-trail")
+        cloudtrail.create_trail(Name="selftest", S3BucketName="selftest-trail", EnableLogFileValidation=True)
+        cloudtrail.start_logging(Name="selftest")
+        for path, payload in (("clock", {"advance_seconds": 3601}), ("cloudtrail/deliver", {})):
+            request = urllib.request.Request(f"{endpoint}/_forensnap/{path}", data=json.dumps(payload).encode(),
+                                             method="POST", headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(request, timeout=30).read()
+        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="selftest-trail")["Contents"]]
+        digest_key, = [k for k in keys if "/CloudTrail-Digest/" in k]
+        got = s3.get_object(Bucket="selftest-trail", Key=digest_key)
+        content = gzip.decompress(got["Body"].read())
+        document = json.loads(content)
+        public = {k["Fingerprint"]: k["Value"] for k in cloudtrail.list_public_keys()["PublicKeyList"]}
+        signed = (f"{document['digestEndTime']}\nselftest-trail/{digest_key}\n"
+                  f"{hashlib.sha256(content).hexdigest()}\nnull").encode()
+        load_der_public_key(public[document["digestPublicKeyFingerprint"]]).verify(
+            bytes.fromhex(got["Metadata"]["signature"]), signed, padding.PKCS1v15(), hashes.SHA256())
+        assert [f["s3Object"] for f in document["logFiles"]] == [k for k in keys if "/CloudTrail/" in k], document
+
+    checks.run("cloudtrail: a trail delivers log files and a signed digest (ListPublicKeys verifies it)", digest)
 
 
 def _daemon_services(checks: Checks, endpoint: str, world: dict, client, code) -> None:

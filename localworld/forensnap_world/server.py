@@ -1,7 +1,9 @@
 """The local AWS world's HTTP server: moto's dispatcher wrapped in forensnap's extension.
 
 Request flow: control API (``/_forensnap/...``) or, for AWS calls: fault injection, credential
-checks, our own EBS data plane and S3 checks, then moto, then S3 post-processing.
+checks, our own EBS data plane, CloudTrail calls and S3 checks, then moto, then S3
+post-processing; every authenticated management call is then recorded as a CloudTrail event
+(``cloudtrail``), refusals included.
 
 Control API (JSON over HTTP, loopback only):
 
@@ -17,6 +19,17 @@ Control API (JSON over HTTP, loopback only):
   reset (``{"failed": [{"rule", "target", "reason"}]}``; see ``eventbridge``)
 * ``POST /_forensnap/unused-grants`` ``{"roles": [ARN, ...]}``: each action the roles' identity
   policies allow that no allowed decision since the last reset used
+* ``POST /_forensnap/cloudtrail/seed`` ``{"account", "region", "trail": {"name",
+  "history_hours"}, "events": [...]}``: a member's CloudTrail history (``seed.py`` sends the
+  world file's ``[members.trail]`` and ``[[members.trail_events]]``), then delivered
+  -> ``{"trail_arn", "events", "log_files", "digest_files"}`` (see ``trails.seed``)
+* ``POST /_forensnap/cloudtrail/deliver`` ``{}``: every trail that has logged delivers the log
+  files of its events not yet delivered (up to the world clock's now) and the digests of every
+  hour passed since its last digest -> ``{"log_files": n, "digest_files": m}``
+* ``POST /_forensnap/cloudtrail/tamper`` ``{"account", "region", "kind", "index"}``, kind one of
+  ``log-modified``, ``log-deleted``, ``digest-modified``, ``digest-deleted``,
+  ``signature-replaced``; ``index`` counts that kind's files from the oldest (default: a middle
+  one a digest covers / with a successor digest) -> ``{"key": the changed key}``
 * ``POST /_forensnap/reset``    everything back to empty (also on moto's ``/moto-api/reset``)
 
 Test-only request header: ``x-forensnap-transport: http | tls1.0 | tls1.1 | tls1.2 | tls1.3``
@@ -36,7 +49,8 @@ import sys
 import threading
 import time
 
-from . import MOTO_VERSION, clock, ebs, eventbridge, identity, killer, patches, queues, s3checks
+from . import (MOTO_VERSION, clock, cloudtrail, ebs, eventbridge, identity, killer, patches, queues,
+               s3checks, trails)
 from .policy import authorize as authz
 from .faults import FAULTS, INTERNAL, THROTTLE
 from .volumes import REGISTRY, load
@@ -102,7 +116,19 @@ class World:
                                                   err.message, err.reason))
 
     def serve(self, call, environ, start_response):
+        # A request that fails authentication has no identity and is no CloudTrail event.
         identity.check_credentials(call)
+        started = cloudtrail.now()
+        try:
+            status, headers, body = self.answer(call, environ)
+        except AwsError as err:
+            cloudtrail.observe(call, started, err.status, error=(err.code, err.message))
+            raise
+        cloudtrail.observe(call, started, status, body)
+        return respond(start_response, status, headers, body)
+
+    def answer(self, call, environ):
+        """The (status, headers, body) of an authenticated AWS call."""
         if call.service == "sts" and call.operation == "AssumeRole":
             identity.check_assume_role(call, trust=not patches.Settings.policies)
         hidden: list[str] = []
@@ -110,17 +136,20 @@ class World:
             hidden = self.authorize(call)
         if call.service == "sts" and call.operation == "GetCallerIdentity" \
                 and identity.profile_session(call):
-            return respond(start_response, *identity.get_caller_identity(call))
+            return identity.get_caller_identity(call)
         if ebs.handles(call):
             if call.operation == "ListSnapshotBlocks":
-                return respond(start_response, *ebs.list_snapshot_blocks(call))
+                return ebs.list_snapshot_blocks(call)
             corrupt = environ.get("forensnap.corrupt", False)
-            return respond(start_response, *ebs.get_snapshot_block(call, corrupt=corrupt))
+            return ebs.get_snapshot_block(call, corrupt=corrupt)
+        if cloudtrail.handles(call):
+            return cloudtrail.answer(call)
         if call.service == "s3":
             s3checks.before(call)
             if call.operation == "GetObjectRetention":
-                return respond(start_response, *s3checks.get_object_retention(call))
+                return s3checks.get_object_retention(call)
         status, headers, body = self.run_moto(environ)
+        status, headers, body = cloudtrail.after_moto(call, status, headers, body)
         if environ.get("forensnap.duplicate") and status == 200:
             queues.redeliver(call, body)
         if call.service == "s3":
@@ -136,7 +165,7 @@ class World:
             headers = [(k, v) for k, v in headers if k.lower() not in hidden]
         if call.method != "HEAD":  # HEAD keeps moto's Content-Length of the object
             headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
-        return respond(start_response, status, headers, body)
+        return status, headers, body
 
     @staticmethod
     def authorize(call) -> list[str]:
@@ -157,6 +186,7 @@ class World:
             "sqs": (403, "AccessDenied"),
             "dynamodb": (400, "AccessDeniedException"),
             "events": (400, "AccessDeniedException"),
+            "cloudtrail": (400, "AccessDeniedException"),
         }.get(call.service, (403, "AccessDenied"))
         raise AwsError(status, code, f"User: {principal} is not authorized {decision.reason}")
 
@@ -193,6 +223,8 @@ class World:
         patches.Settings.update({"snapshot_seconds": 0, "copy_seconds": 0, "policies": False})
         authz.reset()
         eventbridge.reset()
+        cloudtrail.reset()
+        trails.reset()
 
     @staticmethod
     def fixed_access_key(payload: dict) -> dict:
@@ -258,6 +290,12 @@ class World:
             if method == "POST":
                 patches.Settings.update(payload)
             return patches.Settings.to_json()
+        if name == "cloudtrail/seed" and method == "POST":
+            return trails.seed(payload)
+        if name == "cloudtrail/deliver" and method == "POST":
+            return trails.deliver()
+        if name == "cloudtrail/tamper" and method == "POST":
+            return trails.tamper(payload)
         if name == "reset" and method == "POST":
             from moto.moto_api._internal import moto_api_backend
 

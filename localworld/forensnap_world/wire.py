@@ -44,7 +44,7 @@ TRANSPORTS: dict[str, str | None] = {
 DEFAULT_TLS_VERSION = "1.3"
 """The TLS version of a request without ``x-forensnap-transport``."""
 
-JSON_PROTOCOL = {"kms": "1.1", "events": "1.1", "dynamodb": "1.0", "sqs": "1.0"}
+JSON_PROTOCOL = {"kms": "1.1", "events": "1.1", "dynamodb": "1.0", "sqs": "1.0", "cloudtrail": "1.1"}
 """Services whose errors are JSON (awsJson protocol version): what the SDKs expect."""
 
 XML_NS = {
@@ -166,10 +166,31 @@ def _s3_operation(call: Call) -> str:
         "object-lock": "ObjectLockConfiguration",
         "tagging": "ObjectTagging" if has_key else "BucketTagging",
         "attributes": "ObjectAttributes",
+        "acl": "ObjectAcl" if has_key else "BucketAcl",
     }
+    if not has_key:
+        # Bucket configuration (sub-resources of the bucket), named as the S3 API names them.
+        sub.update({
+            "policy": "BucketPolicy",
+            "lifecycle": "BucketLifecycleConfiguration",
+            "encryption": "BucketEncryption",
+            "publicAccessBlock": "PublicAccessBlock",
+            "ownershipControls": "BucketOwnershipControls",
+            "logging": "BucketLogging",
+            "notification": "BucketNotificationConfiguration",
+            "cors": "BucketCors",
+            "website": "BucketWebsite",
+            "replication": "BucketReplication",
+            "policyStatus": "BucketPolicyStatus",
+        })
+        if "location" in q and m == "GET":
+            return "GetBucketLocation"
     for name, suffix in sub.items():
         if name in q:
-            return {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(m, m) + suffix
+            verb = {"GET": "Get", "PUT": "Put", "DELETE": "Delete"}.get(m, m)
+            if suffix == "BucketLifecycleConfiguration" and verb == "Delete":
+                return "DeleteBucketLifecycle"
+            return verb + suffix
     if has_key:
         if m == "POST" and "uploads" in q:
             return "CreateMultipartUpload"

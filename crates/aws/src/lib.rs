@@ -6,6 +6,8 @@
 //!   timeouts, static credentials for local worlds).
 //! * [`session`] -- the member-account session of a case: AssumeRole with ExternalId, a session
 //!   name and SourceIdentity carrying the case, refreshed by the SDK before it expires.
+//! * [`cloudtrail`] -- [`forensnap_ports::Trail`] over CloudTrail (the bytes of every LookupEvents
+//!   exchange kept) and read-only S3 access to the trail's bucket.
 //! * [`ebs`]     -- [`forensnap_ports::BlockSource`] over the EBS direct APIs.
 //! * [`ec2`]     -- [`forensnap_ports::Ec2`] over EC2, KMS and STS.
 //! * [`s3`]      -- the evidence store ([`forensnap_store`]'s read, write and audit traits) over
@@ -20,6 +22,7 @@
 
 pub mod account;
 pub mod clients;
+pub mod cloudtrail;
 pub mod dynamodb;
 pub mod ebs;
 pub mod ec2;
@@ -31,6 +34,7 @@ pub mod sqs;
 
 pub use account::ForensicAccount;
 pub use clients::Clients;
+pub use cloudtrail::SdkTrail;
 pub use dynamodb::DynamoCaseTable;
 pub use ebs::EbsSource;
 pub use ec2::SdkEc2;

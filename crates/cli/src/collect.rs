@@ -193,6 +193,22 @@ pub async fn collect_part(
     let acquire_plan = plan::acquire_plan(config);
     let sink = forensic.store();
     let source = forensic.account.block_source();
+    let trail_plan = plan::trail_plan(
+        config,
+        target.member,
+        target.region,
+        Some(target.instance),
+        &[],
+        None,
+        None,
+    );
+    let trail_source = forensic
+        .account
+        .member_trail(target.member, case, target.region);
+    let trail = config
+        .cloudtrail
+        .enabled
+        .then_some((&trail_plan, &trail_source));
     Ok(collect_scope(
         &plan,
         &acquire_plan,
@@ -204,6 +220,7 @@ pub async fn collect_part(
         &signer,
         progress,
         scope,
+        trail,
     )
     .await?)
 }
@@ -232,9 +249,16 @@ fn print(collected: &Collected, output: Output, config: &Config) -> anyhow::Resu
             }
             println!("  evidence items (BagIt bags, Object Lock COMPLIANCE):");
             for item in &collected.evidence {
-                let hash = match &item.image_sha256 {
-                    Some(image) => format!("image sha256 {image}"),
-                    None => item
+                let hash = match (&item.image_sha256, &item.cloudtrail) {
+                    (Some(image), _) => format!("image sha256 {image}"),
+                    (None, Some(trail)) => match (trail.events, &trail.validation) {
+                        (Some(events), _) => {
+                            format!("{events} events, {} flagged", trail.flagged.unwrap_or(0))
+                        }
+                        (None, Some(validation)) => format!("trail files {validation}"),
+                        (None, None) => String::new(),
+                    },
+                    (None, None) => item
                         .files
                         .first()
                         .map(|(path, sha)| format!("{path} sha256 {sha}"))

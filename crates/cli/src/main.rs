@@ -10,6 +10,7 @@ mod leftovers;
 mod progress;
 mod report;
 mod stack_config;
+mod trail;
 mod verify;
 
 use std::path::PathBuf;
@@ -60,6 +61,11 @@ enum Command {
     /// JSON) from a fresh verification; online it is stored in the case under Object Lock and
     /// recorded in the custody chain, --offline it reads a downloaded case folder.
     Report(report::Args),
+    /// Preserve the case's CloudTrail evidence alone (collect does it beside the volumes):
+    /// LookupEvents pages of the instance and named principals, each with its exact request;
+    /// the trail's log and digest files, validated as `aws cloudtrail validate-logs` does; the
+    /// timeline with persistence and defence-evasion actions flagged.
+    Trail(trail::Args),
     /// List what an abandoned case left open or shared: open multipart uploads in the evidence
     /// bucket, member snapshots still shared with the forensic account, intermediate copies.
     /// With --end, end them (under the case's lease), each recorded in the custody chain.
@@ -119,6 +125,7 @@ fn main() -> ExitCode {
             Command::Export(args) => export::run(args).await,
             Command::Verify(args) => verify::run(args).await,
             Command::Report(args) => report::run(args).await,
+            Command::Trail(args) => trail::run(args).await,
             Command::Leftovers(args) => leftovers::run(args).await,
             Command::Daemon(args) => daemon::run(args).await,
             Command::Submit(args) => daemon::submit(args).await,

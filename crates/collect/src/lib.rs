@@ -16,10 +16,13 @@
 //! * [`plan`] -- the preservation and acquisition plans built from the config.
 //! * [`recorded`] -- export and verification of a case, recorded as custody events.
 //! * [`leftovers`] -- what an abandoned case left open or shared, listed and ended.
+//! * [`trail`] -- the member account's CloudTrail record of the case: LookupEvents pages, the
+//!   trail's log and digest files validated, the timeline.
 
 pub mod leftovers;
 pub mod plan;
 pub mod recorded;
+pub mod trail;
 
 use forensnap_acquire::{AcquireOptions, AdaptiveLimit, BlockSource, Limits, acquire_expecting};
 use forensnap_core::EventDraft;
@@ -34,12 +37,14 @@ use forensnap_core::seal::{SealedItem, Signer};
 use forensnap_core::{CaseLayout, Event, ItemLayout, Outcome};
 use forensnap_evidence::item::{self, ItemKind, SealedBag};
 use forensnap_evidence::{Acquired, ByteProgress};
+use forensnap_ports::Trail;
 use forensnap_preserve::{
     Custody, Ec2, Plan, PreserveError, Preserved, PreservedVolume, Progress, preserve,
     preserved_from_log,
 };
 use forensnap_store::{EvidenceAudit, EvidenceWrite};
 use futures::StreamExt;
+pub use trail::{TrailItem, TrailPlan, TrailSummary, collect_trail};
 
 /// How volumes are acquired.
 #[derive(Debug, Clone)]
@@ -89,6 +94,9 @@ pub struct EvidenceItem {
     /// Blocks stored, each matching AWS's checksum (volumes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocks_stored: Option<u64>,
+    /// What a CloudTrail item holds: its window, events, flags or validation.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cloudtrail: Option<trail::TrailSummary>,
     /// Payload files with their SHA-256 (as `manifest-sha256.txt` lists them).
     pub files: Vec<(String, String)>,
     /// SHA-256 of the bag's tag manifest, as sealed (the checkpoint records it).
@@ -188,6 +196,7 @@ pub async fn collect<
         signer,
         progress,
         &Scope::Whole,
+        None::<(&TrailPlan, &forensnap_ports::NoTrail)>,
     )
     .await
 }
@@ -202,6 +211,7 @@ pub async fn collect_scope<
     K: EvidenceWrite,
     B: BlockSource,
     G: Signer,
+    T: Trail,
 >(
     plan: &Plan,
     acquire_plan: &AcquirePlan,
@@ -213,6 +223,7 @@ pub async fn collect_scope<
     signer: &G,
     progress: &dyn CollectProgress,
     scope: &Scope,
+    trail: Option<(&TrailPlan, &T)>,
 ) -> Result<Collected, CollectError> {
     let before = custody.head().await;
     let preserved = match scope {
@@ -283,11 +294,26 @@ pub async fn collect_scope<
             found
         }
     };
-    let volumes: Vec<Result<EvidenceItem, String>> =
-        futures::stream::iter(chosen.into_iter().map(|v| run.volume(v)))
-            .buffered(acquire_plan.concurrent_volumes.max(1))
-            .collect()
-            .await;
+    let volumes = futures::stream::iter(chosen.into_iter().map(|v| run.volume(v)))
+        .buffered(acquire_plan.concurrent_volumes.max(1))
+        .collect::<Vec<Result<EvidenceItem, String>>>();
+    // The account's record of the case is read beside the volumes (a different quota).
+    let cloudtrail = async {
+        match (trail, scope) {
+            (Some((trail_plan, trail_source)), Scope::Whole | Scope::Prepare) => {
+                match collect_trail(trail_plan, trail_source, custody, sink, signer).await {
+                    Ok(items) => items.into_iter().map(|t| Ok(run.trail_item(t))).collect(),
+                    Err(e) => vec![Err(format!(
+                        "CloudTrail evidence of {}: {e}",
+                        plan.instance_id
+                    ))],
+                }
+            }
+            _ => Vec::new(),
+        }
+    };
+    let (volumes, cloudtrail) = futures::join!(volumes, cloudtrail);
+    results.extend(cloudtrail);
     results.extend(volumes);
     let total = results.len();
     let (items, errors): (Vec<_>, Vec<_>) = results.into_iter().partition(Result::is_ok);
@@ -462,8 +488,17 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             image_sha256: None,
             volume_bytes: None,
             blocks_stored: None,
+            cloudtrail: None,
             files: bag.files,
             tagmanifest_sha256: bag.tagmanifest_sha256,
+        }
+    }
+
+    /// A CloudTrail item sealed by [`trail::collect_trail`].
+    fn trail_item(&self, sealed: TrailItem) -> EvidenceItem {
+        EvidenceItem {
+            cloudtrail: Some(sealed.summary),
+            ..self.item(&sealed.id, sealed.kind, sealed.bag)
         }
     }
 

@@ -77,3 +77,41 @@ pub fn acquire_plan(config: &Config) -> AcquirePlan {
         tool: tool(),
     }
 }
+
+/// The CloudTrail plan of a case from the config's `[cloudtrail]` table: `member`'s account in
+/// `region`, about `instance` when there is one, with `principals` looked up besides the
+/// configured ones and the window's ends when given.
+pub fn trail_plan(
+    config: &Config,
+    member: &Member,
+    region: &str,
+    instance: Option<&str>,
+    principals: &[String],
+    since: Option<time::OffsetDateTime>,
+    until: Option<time::OffsetDateTime>,
+) -> crate::TrailPlan {
+    let t = &config.cloudtrail;
+    let mut all = t.principals.clone();
+    all.extend(
+        principals
+            .iter()
+            .filter(|p| !t.principals.contains(p))
+            .cloned(),
+    );
+    crate::TrailPlan {
+        forensic_account: config.forensic.account.clone(),
+        account: member.account.clone(),
+        region: region.to_string(),
+        instance_id: instance.map(str::to_string),
+        principals: all,
+        lookback_hours: t.lookback_hours,
+        since,
+        until,
+        requests_per_second: t.lookup_requests_per_second,
+        trail_logs: t.trail_logs,
+        trail: t.trail.clone(),
+        trail_bucket: t.trail_bucket.clone(),
+        trail_prefix: t.trail_prefix.clone(),
+        tool: tool(),
+    }
+}

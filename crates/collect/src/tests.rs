@@ -463,6 +463,7 @@ async fn run_scope(
         &signer(),
         &Quiet,
         scope,
+        None::<(&crate::TrailPlan, &forensnap_ports::NoTrail)>,
     )
     .await;
     (result, custody.events().await)

@@ -42,6 +42,68 @@ pub struct Config {
     /// Custody reports (`forensnap report`): the matter and who the principals are.
     #[serde(default)]
     pub report: Report,
+    /// CloudTrail evidence of each case (`collect`, `forensnap trail`).
+    #[serde(default)]
+    pub cloudtrail: Cloudtrail,
+}
+
+/// CloudTrail evidence: the member account's record of the case, preserved like a disk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cloudtrail {
+    /// Whether `collect` preserves CloudTrail evidence (`forensnap trail` runs it alone either
+    /// way).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Hours before the case's first custody event the window starts (CloudTrail's event
+    /// history keeps 90 days).
+    #[serde(default = "default_lookback_hours")]
+    pub lookback_hours: u32,
+    /// LookupEvents requests per second (AWS: 2 per account and region, not adjustable).
+    #[serde(default = "default_lookup_rps")]
+    pub lookup_requests_per_second: f64,
+    /// Principals whose events are always looked up: access key ids, IAM user or role ARNs.
+    #[serde(default)]
+    pub principals: Vec<String>,
+    /// Copy and validate the trail's log and digest files when a trail delivers to S3.
+    #[serde(default = "default_true")]
+    pub trail_logs: bool,
+    /// The trail to copy (name or ARN); default: the region's trail with log file validation.
+    #[serde(default)]
+    pub trail: Option<String>,
+    /// The trail's bucket, when it is not the one DescribeTrails names (a copy elsewhere).
+    #[serde(default)]
+    pub trail_bucket: Option<String>,
+    /// The trail's key prefix in `trail_bucket`.
+    #[serde(default)]
+    pub trail_prefix: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_lookback_hours() -> u32 {
+    168
+}
+
+fn default_lookup_rps() -> f64 {
+    2.0
+}
+
+impl Default for Cloudtrail {
+    fn default() -> Self {
+        Cloudtrail {
+            enabled: true,
+            lookback_hours: default_lookback_hours(),
+            lookup_requests_per_second: default_lookup_rps(),
+            principals: Vec::new(),
+            trail_logs: true,
+            trail: None,
+            trail_bucket: None,
+            trail_prefix: None,
+        }
+    }
 }
 
 /// Custody reports (`forensnap report`).
@@ -665,6 +727,23 @@ impl Config {
                 ));
             }
         }
+        let t = &self.cloudtrail;
+        if !(1..=90 * 24).contains(&t.lookback_hours) {
+            return Err(invalid(
+                "cloudtrail.lookback_hours",
+                "must be 1..=2160 (CloudTrail's event history keeps 90 days)".into(),
+            ));
+        }
+        if !(t.lookup_requests_per_second > 0.0 && t.lookup_requests_per_second <= 2.0) {
+            return Err(invalid(
+                "cloudtrail.lookup_requests_per_second",
+                "must be > 0 and <= 2 (AWS: 2 LookupEvents requests per second per account and region)".into(),
+            ));
+        }
+        for (i, principal) in t.principals.iter().enumerate() {
+            check_principal(principal)
+                .map_err(|m| invalid(&format!("cloudtrail.principals[{i}]"), m))?;
+        }
         let c = &self.collect;
         if !(1..=20).contains(&c.max_concurrent_copies) {
             return Err(invalid(
@@ -830,6 +909,27 @@ pub fn check_text(text: &str, max: usize) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// A principal to look up in CloudTrail: an access key id (`AKIA...`, `ASIA...`), or an IAM
+/// user or role ARN.
+pub fn check_principal(text: &str) -> Result<(), String> {
+    let key = (text.starts_with("AKIA") || text.starts_with("ASIA"))
+        && (16..=128).contains(&text.len())
+        && text.chars().all(|c| c.is_ascii_alphanumeric());
+    let arn = text.starts_with("arn:aws")
+        && text.split(':').count() == 6
+        && text
+            .split(':')
+            .nth(5)
+            .is_some_and(|r| r.starts_with("user/") || r.starts_with("role/"));
+    if key || arn {
+        Ok(())
+    } else {
+        Err(format!(
+            "{text:?} is neither an access key id (AKIA.../ASIA...) nor an IAM user or role ARN (arn:aws:iam::ACCOUNT:user/NAME, arn:aws:iam::ACCOUNT:role/NAME)"
+        ))
+    }
 }
 
 fn check_account(account: &str) -> Result<(), String> {

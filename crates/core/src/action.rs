@@ -54,11 +54,17 @@ pub enum Action {
     UploadAborted,
     /// A custody report was generated and stored in the case.
     ReportGenerated,
+    /// A CloudTrail events item's window and queries were fixed.
+    TrailLookupStarted,
+    /// A CloudTrail events item's pages were stored, complete.
+    TrailEventsStored,
+    /// A trail's log and digest files were copied and validated.
+    TrailLogsStored,
 }
 
 impl Action {
     /// Every action, in the order a collection meets them.
-    pub const ALL: [Action; 24] = [
+    pub const ALL: [Action; 27] = [
         Action::RequestReceived,
         Action::CollectionStarted,
         Action::BucketChecked,
@@ -83,6 +89,9 @@ impl Action {
         Action::CaseVerified,
         Action::UploadAborted,
         Action::ReportGenerated,
+        Action::TrailLookupStarted,
+        Action::TrailEventsStored,
+        Action::TrailLogsStored,
     ];
 
     /// The name stored in the event.
@@ -112,6 +121,9 @@ impl Action {
             Action::CaseVerified => "case.verified",
             Action::UploadAborted => "upload.aborted",
             Action::ReportGenerated => "report.generated",
+            Action::TrailLookupStarted => "cloudtrail.lookup-started",
+            Action::TrailEventsStored => "cloudtrail.events-stored",
+            Action::TrailLogsStored => "cloudtrail.logs-stored",
         }
     }
 

@@ -72,6 +72,12 @@ pub enum ItemKind {
     InstanceRecord,
     /// The instance's console output.
     ConsoleOutput,
+    /// CloudTrail LookupEvents pages of the case's subjects over a window, each stored with the
+    /// exact request that produced it, and the timeline derived from them.
+    CloudtrailEvents,
+    /// A trail's log files and digest files over a window, copied from its bucket and validated
+    /// as `aws cloudtrail validate-logs` does.
+    CloudtrailLogs,
 }
 
 impl ItemKind {
@@ -81,6 +87,8 @@ impl ItemKind {
             ItemKind::Volume => "volume",
             ItemKind::InstanceRecord => "instance-record",
             ItemKind::ConsoleOutput => "console-output",
+            ItemKind::CloudtrailEvents => "cloudtrail-events",
+            ItemKind::CloudtrailLogs => "cloudtrail-logs",
         }
     }
 }
@@ -529,6 +537,123 @@ pub struct ReportGenerated {
     pub files: Vec<ReportFile>,
 }
 
+/// One LookupEvents query of a case: one lookup attribute, and why it is asked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailQuery {
+    /// The attribute key (`ResourceName`, `Username`, `AccessKeyId`).
+    pub key: String,
+    /// Its value.
+    pub value: String,
+    /// Why: `instance`, `volume`, `network-interface`, `instance-profile`, `instance-session`,
+    /// `principal`.
+    pub reason: String,
+    /// Pages stored (when the query is done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pages: Option<u32>,
+    /// Events in those pages (when the query is done).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<u64>,
+}
+
+/// `cloudtrail.lookup-started`: the window and queries of a CloudTrail events item, fixed by
+/// the first run so that a resumed run asks the same questions over the same window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailLookupStarted {
+    /// The evidence item.
+    pub item: String,
+    /// The account whose CloudTrail is read.
+    pub account: String,
+    /// Its region.
+    pub region: String,
+    /// Start of the window, RFC 3339.
+    pub start: String,
+    /// End of the window, RFC 3339.
+    pub end: String,
+    /// The queries.
+    pub queries: Vec<TrailQuery>,
+}
+
+/// `cloudtrail.events-stored`: every query's pages stored and checked complete (absent fields
+/// when the step failed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailEventsStored {
+    /// The evidence item.
+    pub item: String,
+    /// The queries, with their pages and events.
+    #[serde(default)]
+    pub queries: Vec<TrailQuery>,
+    /// LookupEvents requests answered.
+    #[serde(default)]
+    pub requests: u64,
+    /// Requests CloudTrail throttled (each retried).
+    #[serde(default)]
+    pub throttled: u64,
+    /// Distinct events in the timeline.
+    #[serde(default)]
+    pub timeline_rows: u64,
+    /// Timeline rows flagged (persistence, defence evasion, ...).
+    #[serde(default)]
+    pub flagged: u64,
+}
+
+/// A problem the trail validation found, naming the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailFinding {
+    /// A stable code (`digest-signature-invalid`, `log-hash-mismatch`, ...).
+    pub code: String,
+    /// The file it is about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// What is wrong, in `aws cloudtrail validate-logs`' words.
+    pub text: String,
+    /// Whether it fails the validation (a gap in delivery does not).
+    pub failure: bool,
+}
+
+/// `cloudtrail.logs-stored`: a trail's digest and log files over the window copied into the
+/// case and validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrailLogsStored {
+    /// The evidence item.
+    pub item: String,
+    /// The trail's ARN.
+    pub trail_arn: String,
+    /// Its bucket.
+    pub bucket: String,
+    /// Its key prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
+    /// Start of the window, RFC 3339.
+    pub start: String,
+    /// End of the window, RFC 3339.
+    pub end: String,
+    /// Digest files copied.
+    #[serde(default)]
+    pub digest_files: u64,
+    /// Log files copied.
+    #[serde(default)]
+    pub log_files: u64,
+    /// Digest files whose signature, key and chain held.
+    #[serde(default)]
+    pub digests_valid: u64,
+    /// Log files whose SHA-256 matched their digest.
+    #[serde(default)]
+    pub logs_valid: u64,
+    /// What failed, file by file.
+    #[serde(default)]
+    pub findings: Vec<TrailFinding>,
+    /// Fingerprints of the CloudTrail public keys used.
+    #[serde(default)]
+    pub public_keys: Vec<String>,
+    /// Whether the trail was logging when copied (GetTrailStatus); absent when not asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<bool>,
+    /// When logging was last stopped, as GetTrailStatus reports it (an attacker blinding the
+    /// defenders stops it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_at: Option<String>,
+}
+
 /// A failure to read an event's details.
 #[derive(Debug, thiserror::Error)]
 #[error("custody event {action}: its details do not read as this version records them: {source}")]
@@ -605,6 +730,9 @@ macro_rules! details {
 
 details!(
     ReportGenerated,
+    TrailLookupStarted,
+    TrailEventsStored,
+    TrailLogsStored,
     RequestReceived,
     CollectionStarted,
     BucketChecked,

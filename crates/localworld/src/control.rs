@@ -1,4 +1,5 @@
-//! The world's control API (`/_forensnap/...`): fault injection, the world clock, timings.
+//! The world's control API (`/_forensnap/...`): fault injection, the world clock, timings,
+//! CloudTrail delivery and tampering.
 
 use serde::{Deserialize, Serialize};
 
@@ -189,6 +190,18 @@ struct Decisions {
     decisions: Vec<Decision>,
 }
 
+/// What one CloudTrail delivery wrote.
+#[derive(Deserialize)]
+struct Delivered {
+    log_files: u64,
+    digest_files: u64,
+}
+
+#[derive(Deserialize)]
+struct Tampered {
+    key: String,
+}
+
 impl World {
     fn control<T: serde::de::DeserializeOwned>(
         &self,
@@ -283,6 +296,43 @@ impl World {
     pub fn clear_authorizations(&self) -> Result<(), WorldError> {
         self.control::<Decisions>("DELETE", "authorizations", None)
             .map(|_| ())
+    }
+
+    /// Every trail that has logged delivers what CloudTrail would have delivered by the world
+    /// clock's now: a log file for each 5-minute period of its events not yet delivered, and
+    /// the signed digest file of every hour passed since its last digest (an empty one for an
+    /// hour without log files). A trail stopped by a (seeded) StopLogging delivers nothing of
+    /// its later events, and its digests end with the hour it stopped in. Returns the numbers
+    /// of log files and digest files written.
+    pub fn deliver_trails(&self) -> Result<(u64, u64), WorldError> {
+        let delivered: Delivered =
+            self.control("POST", "cloudtrail/deliver", Some("{}".to_string()))?;
+        Ok((delivered.log_files, delivered.digest_files))
+    }
+
+    /// Tamper with one file a trail of `account` delivered for `region`, as an intruder who can
+    /// write to the bucket would: `kind` is `log-modified` (a log file's content changed and
+    /// re-gzipped under its key), `log-deleted`, `digest-modified` (a digest's JSON changed,
+    /// its signature metadata kept), `digest-deleted` (the next digest then names a missing
+    /// one) or `signature-replaced` (a digest carries another digest's signature). `index`
+    /// counts that kind's files from the oldest; `None` picks a middle one that a digest covers
+    /// (log kinds) or that has a successor digest (digest kinds). Returns the changed key.
+    pub fn tamper_trail(
+        &self,
+        account: &str,
+        region: &str,
+        kind: &str,
+        index: Option<u64>,
+    ) -> Result<String, WorldError> {
+        let body = serde_json::json!({
+            "account": account,
+            "region": region,
+            "kind": kind,
+            "index": index,
+        });
+        let tampered: Tampered =
+            self.control("POST", "cloudtrail/tamper", Some(body.to_string()))?;
+        Ok(tampered.key)
     }
 
     /// Empty the world: every account, resource, fault and clock offset.

@@ -9,12 +9,16 @@
 //!   latest checkpoint recorded, every tag file, every payload file (a volume's data object block
 //!   by block against the block map, the block map, the image SHA-256), and no payload file that
 //!   the manifest does not list;
+//! * CloudTrail items ([`cloudtrail`]): every query's pages complete and in the timeline, the
+//!   trail's copied files validating as recorded;
 //! * online only: every object still under COMPLIANCE retention, not shorter than configured,
 //!   with its legal hold as configured.
 //!
 //! The store is a seam ([`EvidenceAudit`]): S3 online, a downloaded folder offline
 //! (`aws s3 sync s3://BUCKET/cases/CASE/ DIR`, see [`forensnap_store::FolderStore`]). Nothing is written here;
 //! the caller records the result as a custody event.
+
+mod cloudtrail;
 
 use forensnap_core::keys::{ItemLayout, signature_of};
 use std::collections::{BTreeMap, BTreeSet};
@@ -702,6 +706,18 @@ async fn check_item<F: EvidenceAudit>(
             format!("{} files match the manifest", view.manifest.len()),
         ),
         Err(e) => report.push("payload", subject("data/"), false, e.to_string()),
+    }
+    let kind = view
+        .info
+        .iter()
+        .find(|(label, _)| label == "Evidence-Kind")
+        .map(|(_, value)| value.as_str());
+    match kind {
+        Some("cloudtrail-events") => {
+            cloudtrail::check_events(files, report, id, prefix, &view).await?
+        }
+        Some("cloudtrail-logs") => cloudtrail::check_logs(files, report, id, prefix).await?,
+        _ => {}
     }
     Ok(())
 }

@@ -17,6 +17,11 @@ The table of rules, each with the AWS page it follows:
   for a part of an SSE-KMS upload). https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-lock-managing.html
   ("Required permissions"), https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html,
   https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html#aws-managed-customer-managed-keys
+* S3 bucket configuration (PutBucketPolicy, PutBucketVersioning, PutObjectLockConfiguration,
+  the lifecycle, encryption, ACL, public access block, ownership, tagging, logging,
+  notification and replication calls, DeleteBucket) and object tags and ACLs: their own IAM
+  action on the bucket (or object), e.g. DeleteBucketLifecycle ``s3:PutLifecycleConfiguration``.
+  https://docs.aws.amazon.com/AmazonS3/latest/userguide/using-with-s3-policy-actions.html
 * S3 reads: GetObject/HeadObject ``s3:GetObject`` (``s3:GetObjectVersion`` with a versionId) and
   ``kms:Decrypt`` for SSE-KMS objects; GetObjectAttributes ``s3:GetObjectAttributes`` and
   ``s3:GetObject`` (the Version forms with a versionId); ListObjects(V2) ``s3:ListBucket``,
@@ -65,6 +70,15 @@ The table of rules, each with the AWS page it follows:
   https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-use-resource-based.html
   Delivery of a matching event to an SQS target is authorised by :func:`authorize_delivery`
   (the queue and key policies must allow ``events.amazonaws.com``, ``aws:SourceArn`` the rule).
+* CloudTrail (``X-Amz-Target: ...CloudTrail_20131101.<Operation>``): ``cloudtrail:<Operation>``;
+  the calls on one trail (GetTrailStatus, GetTrail, StartLogging, StopLogging, CreateTrail,
+  UpdateTrail, DeleteTrail, the event and insight selectors, tags) on the trail's ARN
+  ``arn:aws:cloudtrail:REGION:ACCOUNT:trail/NAME`` (``Name`` may be the ARN itself); the others
+  (LookupEvents, ListPublicKeys, DescribeTrails, ListTrails) on ``*``, as they name no resource.
+  https://docs.aws.amazon.com/service-authorization/latest/reference/list_awscloudtrail.html
+  S3 listings carry ``s3:prefix`` (the request's ``prefix``, absent without one), so a grant
+  limited to a trail's ``AWSLogs/`` prefix allows only listings under it.
+  https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html
 * The transport is an input of every decision: ``aws:SecureTransport`` (every service; "This key
   is always included in the request context") is true unless the request came over plain HTTP,
   and S3's ``s3:TlsVersion`` is the TLS version, absent without TLS.
@@ -276,6 +290,9 @@ def _s3_checks(call, account: str) -> list[Check]:
             }.get(header, f"s3:{header}")
             context[name] = value
 
+    if op in ("ListObjects", "ListObjectsV2", "ListObjectVersions") and "prefix" in call.query:
+        context["s3:prefix"] = call.query["prefix"][0]
+
     def s3(action: str, resource: str) -> Check:
         return Check(action, resource, owner, dict(context), ResourcePolicyKind.OPTIONAL, policy)
 
@@ -335,6 +352,41 @@ def _s3_checks(call, account: str) -> list[Check]:
             "GetBucketLocation": ("s3:GetBucketLocation", whole),
             "GetBucketEncryption": ("s3:GetEncryptionConfiguration", whole),
             "GetBucketPolicy": ("s3:GetBucketPolicy", whole),
+            # Bucket configuration: what would change a bucket's protection (or a trail's
+            # delivery) is checked like any other call, never let through unmodelled.
+            "PutBucketPolicy": ("s3:PutBucketPolicy", whole),
+            "DeleteBucketPolicy": ("s3:DeleteBucketPolicy", whole),
+            "GetBucketPolicyStatus": ("s3:GetBucketPolicyStatus", whole),
+            "PutBucketVersioning": ("s3:PutBucketVersioning", whole),
+            "PutObjectLockConfiguration": ("s3:PutBucketObjectLockConfiguration", whole),
+            "GetBucketLifecycleConfiguration": ("s3:GetLifecycleConfiguration", whole),
+            "PutBucketLifecycleConfiguration": ("s3:PutLifecycleConfiguration", whole),
+            "DeleteBucketLifecycle": ("s3:PutLifecycleConfiguration", whole),
+            "PutBucketEncryption": ("s3:PutEncryptionConfiguration", whole),
+            "DeleteBucketEncryption": ("s3:PutEncryptionConfiguration", whole),
+            "GetBucketAcl": ("s3:GetBucketAcl", whole),
+            "PutBucketAcl": ("s3:PutBucketAcl", whole),
+            "GetPublicAccessBlock": ("s3:GetBucketPublicAccessBlock", whole),
+            "PutPublicAccessBlock": ("s3:PutBucketPublicAccessBlock", whole),
+            "DeletePublicAccessBlock": ("s3:PutBucketPublicAccessBlock", whole),
+            "GetBucketOwnershipControls": ("s3:GetBucketOwnershipControls", whole),
+            "PutBucketOwnershipControls": ("s3:PutBucketOwnershipControls", whole),
+            "DeleteBucketOwnershipControls": ("s3:PutBucketOwnershipControls", whole),
+            "GetBucketTagging": ("s3:GetBucketTagging", whole),
+            "PutBucketTagging": ("s3:PutBucketTagging", whole),
+            "DeleteBucketTagging": ("s3:PutBucketTagging", whole),
+            "GetBucketLogging": ("s3:GetBucketLogging", whole),
+            "PutBucketLogging": ("s3:PutBucketLogging", whole),
+            "GetBucketNotificationConfiguration": ("s3:GetBucketNotification", whole),
+            "PutBucketNotificationConfiguration": ("s3:PutBucketNotification", whole),
+            "PutBucketReplication": ("s3:PutReplicationConfiguration", whole),
+            "DeleteBucketReplication": ("s3:PutReplicationConfiguration", whole),
+            "DeleteBucket": ("s3:DeleteBucket", whole),
+            "GetObjectTagging": ("s3:GetObjectVersionTagging" if version else "s3:GetObjectTagging", obj),
+            "PutObjectTagging": ("s3:PutObjectVersionTagging" if version else "s3:PutObjectTagging", obj),
+            "DeleteObjectTagging": ("s3:DeleteObjectVersionTagging" if version else "s3:DeleteObjectTagging", obj),
+            "GetObjectAcl": ("s3:GetObjectVersionAcl" if version else "s3:GetObjectAcl", obj),
+            "PutObjectAcl": ("s3:PutObjectVersionAcl" if version else "s3:PutObjectAcl", obj),
         }.get(op)
         if simple is None:
             return []  # not modelled: see authorize()
@@ -753,6 +805,29 @@ def _events_checks(call, account: str) -> tuple[list[Check], bool]:
                             account)], True
 
 
+_TRAIL_SCOPED = {"GetTrailStatus", "GetTrail", "StartLogging", "StopLogging", "CreateTrail",
+                 "UpdateTrail", "DeleteTrail", "PutEventSelectors", "GetEventSelectors",
+                 "PutInsightSelectors", "GetInsightSelectors", "AddTags", "RemoveTags", "ListTags"}
+_UNSCOPED_CLOUDTRAIL = {"LookupEvents", "ListPublicKeys", "DescribeTrails", "ListTrails"}
+
+
+def _cloudtrail_checks(call, account: str) -> tuple[list[Check], bool]:
+    op, region = call.operation, call.region
+    if op in _UNSCOPED_CLOUDTRAIL:
+        return [Check(f"cloudtrail:{op}", "*", account)], True
+    if op not in _TRAIL_SCOPED:
+        return [Check(f"cloudtrail:{op}", "*", account)], False
+    body = _json_body(call)
+    names = body.get("ResourceIdList") or [body.get("Name") or body.get("TrailName")
+                                           or body.get("ResourceId") or "*"]
+    checks = []
+    for name in names:
+        arn = name if str(name).startswith("arn:") else f"arn:aws:cloudtrail:{region}:{account}:trail/{name}"
+        owner = arn.split(":")[4] if arn.count(":") >= 5 else account
+        checks.append(Check(f"cloudtrail:{op}", arn, owner))
+    return checks, True
+
+
 def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list[Check], bool]:
     """The IAM checks of a request and whether the table models its operation."""
     service = call.service
@@ -773,6 +848,8 @@ def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list
         return _dynamodb_checks(call, account)
     if service == "events":
         return _events_checks(call, account)
+    if service == "cloudtrail":
+        return _cloudtrail_checks(call, account)
     return [Check(f"{service}:{call.operation}", "*", account)], False
 
 

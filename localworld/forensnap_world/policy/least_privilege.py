@@ -38,8 +38,18 @@ MEMBER_ROLE = "ForensnapCollector"
 
 
 def _statements(document: dict) -> list[dict]:
+    """The statements as written; one under ``Fn::If`` (a grant only some deployments make, such
+    as the member role's trail bucket) counts with both of its branches."""
     statements = document.get("Statement", [])
-    return [statements] if isinstance(statements, dict) else list(statements)
+    statements = [statements] if isinstance(statements, dict) else list(statements)
+    out = []
+    for statement in statements:
+        if isinstance(statement, dict) and set(statement) == {"Fn::If"}:
+            out += [branch for branch in statement["Fn::If"][1:]
+                    if isinstance(branch, dict) and "Effect" in branch]
+        else:
+            out.append(statement)
+    return out
 
 
 def _actions(statement: dict) -> list[str]:

@@ -418,7 +418,9 @@ class ResolveRealTemplatesTest(unittest.TestCase):
         ):
             with self.subTest(RequireSourceIdentity=require):
                 params = {**MEMBER_PARAMS, "RequireSourceIdentity": require}
-                self.assertEqual(t.evaluate_conditions(template, params), {"RequireSourceIdentitySet": require == "true"})
+                self.assertEqual(t.evaluate_conditions(template, params), {"RequireSourceIdentitySet": require == "true",
+                                                                           "ReadTrailBucket": False,
+                                                                           "TrailKeyPrefixSet": False})
                 physical = t.physical_ids(template, params, "111111111111", REGION)
                 role = t.resolve(template, params, "111111111111", REGION, physical)["CollectorRole"]["Properties"]
                 trust = role["AssumeRolePolicyDocument"]
