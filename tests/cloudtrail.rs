@@ -285,6 +285,38 @@ async fn a_seeded_attack_is_preserved_from_both_sources_and_flagged_in_the_timel
         "{}",
         verified.stdout
     );
+
+    // The custody report lists the flagged actions, as the verification re-read them.
+    let out = env.path("report.json");
+    let report = forensnap(&[
+        "report",
+        "--config",
+        &config,
+        "--case",
+        "CT-ATTACK",
+        "--format",
+        "json",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert!(report.ok, "report: {}", report.stderr);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&out).expect("report file")).expect("JSON");
+    let activity = &report["cloudtrail"][0];
+    assert_eq!(activity["item"], format!("cloudtrail-events-{instance}"));
+    let actions: Vec<&str> = activity["flagged"]
+        .as_array()
+        .expect("flagged")
+        .iter()
+        .map(|f| f["action"].as_str().expect("action"))
+        .collect();
+    for action in [
+        "iam:CreateAccessKey",
+        "iam:UpdateAssumeRolePolicy",
+        "cloudtrail:StopLogging",
+    ] {
+        assert!(actions.contains(&action), "{action} not in {actions:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -71,7 +71,61 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .guard(trail_case(&config, &forensic, &case, &args, since, until))
         .await;
     let items = result?;
-    print(&items, args.common.output, &config, &case)
+    print(&items, args.common.output, &config, &case)?;
+    if args.common.output == Output::Text {
+        flagged(&forensic, &config, &case, &items).await?;
+    }
+    Ok(())
+}
+
+/// The timeline's flagged rows, read back from the sealed events item (what was preserved).
+async fn flagged(
+    forensic: &Forensic,
+    config: &Config,
+    case: &CaseId,
+    items: &[forensnap_collect::TrailItem],
+) -> anyhow::Result<()> {
+    use forensnap_store::EvidenceRead;
+    let layout = CaseLayout::new(&config.forensic.evidence_prefix, case);
+    let store = forensic.store();
+    for item in items
+        .iter()
+        .filter(|i| i.kind == forensnap_core::ItemKind::CloudtrailEvents)
+    {
+        let key = layout.item(&item.id).file("data/timeline.jsonl");
+        let Some(bytes) = store.get(&key).await? else {
+            continue;
+        };
+        let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&bytes)
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .filter(|r: &serde_json::Value| !r["flag"].is_null())
+            .collect();
+        if rows.is_empty() {
+            continue;
+        }
+        println!(
+            "  flagged in the timeline of {} (s3://{}/{key}):",
+            item.id, config.forensic.evidence_bucket
+        );
+        for row in rows {
+            let text = |k: &str| row[k].as_str().unwrap_or("-").to_string();
+            println!(
+                "    {}  {:<22} {:<28} {}  by {} from {}",
+                text("time"),
+                text("flag"),
+                format!(
+                    "{}:{}",
+                    text("event_source").trim_end_matches(".amazonaws.com"),
+                    text("event_name")
+                ),
+                text("why"),
+                text("principal"),
+                text("source_ip"),
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn trail_case(

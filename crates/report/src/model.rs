@@ -110,6 +110,42 @@ pub struct CustodyReport {
     pub checkpoints: Vec<CheckpointRow>,
     /// Failed steps, retries and resumed runs ("none recorded" when empty).
     pub gaps: Vec<Gap>,
+    /// Per CloudTrail events item: the flagged actions of its timeline, as re-read.
+    pub cloudtrail: Vec<TrailActivity>,
+}
+
+/// The account activity a CloudTrail events item preserved: its window and flagged actions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TrailActivity {
+    /// The item.
+    pub item: String,
+    /// Start of the window, RFC 3339.
+    pub start: String,
+    /// End of the window, RFC 3339.
+    pub end: String,
+    /// Rows in its timeline (`data/timeline.csv`).
+    pub rows: u64,
+    /// The flagged rows, in time order.
+    pub flagged: Vec<FlaggedAction>,
+}
+
+/// One flagged action (persistence, defence evasion, ...) of a CloudTrail timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlaggedAction {
+    /// When, RFC 3339.
+    pub time: String,
+    /// Who.
+    pub principal: String,
+    /// `service:EventName`.
+    pub action: String,
+    /// The flag.
+    pub flag: String,
+    /// Why.
+    pub why: String,
+    /// From where.
+    pub source_ip: String,
+    /// The error AWS answered, if it failed.
+    pub error_code: Option<String>,
 }
 
 /// The verification's result.
@@ -517,6 +553,29 @@ impl CustodyReport {
                 })
                 .collect(),
             gaps: gaps(facts),
+            cloudtrail: facts
+                .timelines
+                .iter()
+                .map(|(item, t)| TrailActivity {
+                    item: item.clone(),
+                    start: t.start.clone(),
+                    end: t.end.clone(),
+                    rows: t.rows,
+                    flagged: t
+                        .flagged
+                        .iter()
+                        .map(|f| FlaggedAction {
+                            time: f.time.clone(),
+                            principal: f.principal.clone(),
+                            action: f.action.clone(),
+                            flag: f.flag.clone(),
+                            why: f.why.clone(),
+                            source_ip: f.source_ip.clone(),
+                            error_code: f.error_code.clone(),
+                        })
+                        .collect(),
+                })
+                .collect(),
             events,
         }
     }

@@ -5,7 +5,9 @@
 
 use forensnap_core::Event;
 use forensnap_report::{PersonMapping, Report, ReportInput, Tool, VerificationMode, tables};
-use forensnap_verify::{CheckpointFact, Facts, ItemFact, ReadEvent, Row};
+use forensnap_verify::{
+    CheckpointFact, Facts, FlaggedAction, ItemFact, ReadEvent, Row, TimelineFact,
+};
 use serde_json::{Value, json};
 
 const CASE: &str = "IR-2026-0042-PRODUCTION-WEB-TIER-COMPROMISE";
@@ -177,6 +179,25 @@ fn case(volumes: usize) -> forensnap_verify::Report {
             events: chain.events,
             items,
             locks: Vec::new(),
+            timelines: [(
+                "cloudtrail-events-i-0abc".to_string(),
+                TimelineFact {
+                    start: "2026-11-16T21:00:00Z".into(),
+                    end: "2026-11-23T21:00:00Z".into(),
+                    rows: 42,
+                    flagged: vec![FlaggedAction {
+                        time: "2026-11-23T19:05:00Z".into(),
+                        principal: "arn:aws:sts::111122223333:assumed-role/web-1-role/i-0abc"
+                            .into(),
+                        action: "iam:CreateAccessKey".into(),
+                        flag: "persistence".into(),
+                        why: "new access key".into(),
+                        source_ip: "203.0.113.50".into(),
+                        error_code: None,
+                    }],
+                },
+            )]
+            .into(),
         },
     }
 }

@@ -159,11 +159,41 @@ pub(crate) async fn check_events<F: EvidenceAudit>(
     let timeline = file(files, prefix, "data/timeline.jsonl")
         .await?
         .unwrap_or_default();
-    let in_timeline: BTreeSet<String> = String::from_utf8_lossy(&timeline)
+    let rows: Vec<serde_json::Value> = String::from_utf8_lossy(&timeline)
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .collect();
+    let in_timeline: BTreeSet<String> = rows
+        .iter()
         .filter_map(|row| row["event_id"].as_str().map(str::to_string))
         .collect();
+    let text =
+        |row: &serde_json::Value, key: &str| row[key].as_str().unwrap_or_default().to_string();
+    report.facts.timelines.insert(
+        id.to_string(),
+        crate::TimelineFact {
+            start: text(&queries, "start"),
+            end: text(&queries, "end"),
+            rows: rows.len() as u64,
+            flagged: rows
+                .iter()
+                .filter(|row| row["flag"].is_string())
+                .map(|row| crate::FlaggedAction {
+                    time: text(row, "time"),
+                    principal: text(row, "principal"),
+                    action: format!(
+                        "{}:{}",
+                        text(row, "event_source").trim_end_matches(".amazonaws.com"),
+                        text(row, "event_name")
+                    ),
+                    flag: text(row, "flag"),
+                    why: text(row, "why"),
+                    source_ip: text(row, "source_ip"),
+                    error_code: row["error_code"].as_str().map(str::to_string),
+                })
+                .collect(),
+        },
+    );
     let absent: Vec<&String> = event_ids.difference(&in_timeline).collect();
     report.push(
         CHECK,

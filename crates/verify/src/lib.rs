@@ -93,6 +93,40 @@ pub struct Facts {
     pub items: BTreeMap<String, ItemFact>,
     /// Per stored object version (online only).
     pub locks: Vec<LockFact>,
+    /// Per CloudTrail events item: its timeline as re-read.
+    pub timelines: BTreeMap<String, TimelineFact>,
+}
+
+/// A CloudTrail events item's timeline, as re-read from its bag.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimelineFact {
+    /// Start of the window, RFC 3339.
+    pub start: String,
+    /// End of the window, RFC 3339.
+    pub end: String,
+    /// Rows in the timeline.
+    pub rows: u64,
+    /// The flagged rows, in time order.
+    pub flagged: Vec<FlaggedAction>,
+}
+
+/// One flagged action of a CloudTrail timeline.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlaggedAction {
+    /// When, RFC 3339.
+    pub time: String,
+    /// Who (the principal's ARN).
+    pub principal: String,
+    /// `service:EventName`.
+    pub action: String,
+    /// `persistence`, `defence-evasion`, `privilege-escalation`, `credential-access`.
+    pub flag: String,
+    /// Why it is flagged.
+    pub why: String,
+    /// From where.
+    pub source_ip: String,
+    /// The error AWS answered, if the action failed.
+    pub error_code: Option<String>,
 }
 
 /// One custody event as read.

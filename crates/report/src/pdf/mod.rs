@@ -312,6 +312,44 @@ fn inventory(flow: &mut Flow<'_>, r: &CustodyReport) {
         flow.subheading(&format!("Item {} ({})", item.id, item.kind));
         flow.pairs(&item_pairs(item));
     }
+    for activity in &r.cloudtrail {
+        flow.subheading(&format!("Account activity preserved in {}", activity.item));
+        flow.para(&format!(
+            "CloudTrail events from {} to {}: {} in the timeline (data/timeline.csv of the item), {} flagged as investigators look for them (persistence, defence evasion, privilege escalation, credential access). The flags point at actions; they are not findings.",
+            utc(&activity.start),
+            utc(&activity.end),
+            activity.rows,
+            activity.flagged.len()
+        ));
+        if activity.flagged.is_empty() {
+            continue;
+        }
+        let rows: Vec<Row> = activity
+            .flagged
+            .iter()
+            .map(|f| Row {
+                cells: vec![
+                    utc(&f.time),
+                    f.action.clone(),
+                    match &f.error_code {
+                        Some(code) => format!("{} ({}; failed: {code})", f.flag, f.why),
+                        None => format!("{} ({})", f.flag, f.why),
+                    },
+                    format!("{} from {}", f.principal, f.source_ip),
+                ],
+                under: Vec::new(),
+            })
+            .collect();
+        flow.table(
+            &[
+                col("Time (UTC)", 0.18, Style::Serif),
+                col("Action", 0.24, Style::Serif),
+                col("Flag", 0.26, Style::Serif),
+                col("Principal and source", 0.32, Style::Serif),
+            ],
+            &rows,
+        );
+    }
 }
 
 fn opt_text(value: &Option<String>) -> String {
