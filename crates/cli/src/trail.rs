@@ -111,9 +111,8 @@ async fn flagged(
         for row in rows {
             let text = |k: &str| row[k].as_str().unwrap_or("-").to_string();
             println!(
-                "    {}  {:<22} {:<28} {}  by {} from {}",
+                "    {}  {:<28} {}  by {} from {}",
                 text("time"),
-                text("flag"),
                 format!(
                     "{}:{}",
                     text("event_source").trim_end_matches(".amazonaws.com"),

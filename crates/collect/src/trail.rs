@@ -145,6 +145,10 @@ fn rfc3339(at: OffsetDateTime) -> String {
         .unwrap_or_else(|_| at.unix_timestamp().to_string())
 }
 
+fn whole_second(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(0).unwrap_or(at)
+}
+
 fn parse_time(text: &str, what: &str) -> Result<OffsetDateTime, String> {
     OffsetDateTime::parse(text, &Rfc3339).map_err(|e| format!("{what} {text:?}: {e}"))
 }
@@ -418,6 +422,8 @@ impl<T: Trail, S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, G: Signer> St
             .plan
             .since
             .unwrap_or(first - time::Duration::hours(i64::from(self.plan.lookback_hours)));
+        // Whole seconds: LookupEvents takes its window in seconds.
+        let (start, end) = (whole_second(start), whole_second(end));
         if start >= end {
             return Err(format!(
                 "the CloudTrail window starts at {} and ends at {}: give --since before --until",
