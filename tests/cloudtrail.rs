@@ -548,3 +548,112 @@ async fn a_run_killed_between_pages_resumes_with_the_same_window_and_no_page_twi
         verified.stdout, verified.stderr
     );
 }
+
+/// Custody events of a case as stored (none when the case was never opened).
+async fn event_count(env: &Env, case: &str) -> usize {
+    let s3 = s3(&env.forensic().await);
+    let listed = s3
+        .list_objects_v2()
+        .bucket(&env.seeded.forensic.evidence_bucket)
+        .prefix(format!("cases/{case}/custody/events/"))
+        .send()
+        .await
+        .expect("list");
+    listed.contents().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_requests_are_refused_naming_the_input_and_the_next_step_before_anything_is_recorded() {
+    let env = attacked_world("ct-bad", "");
+    let config = trail_config(&env, "trail = \"no-such-trail\"");
+    let trail = |case: &str, extra: &[&str]| {
+        let mut args = vec!["trail", "--config", &config, "--case", case];
+        args.extend_from_slice(extra);
+        forensnap(&args)
+    };
+    for (case, extra, says) in [
+        (
+            "CT-BAD-1",
+            &["--account", ACCOUNT, "--principal", "bob"][..],
+            "neither an access key id",
+        ),
+        (
+            "CT-BAD-2",
+            &[
+                "--account",
+                ACCOUNT,
+                "--principal",
+                "ASIAEXAMPLEATTACKER1",
+                "--since",
+                "2026-12-01T10:00:00Z",
+                "--until",
+                "2026-12-01T09:00:00Z",
+            ][..],
+            "--since must be before --until",
+        ),
+        (
+            "CT-BAD-3",
+            &[
+                "--account",
+                ACCOUNT,
+                "--principal",
+                "ASIAEXAMPLEATTACKER1",
+                "--since",
+                "yesterday",
+            ][..],
+            "is not an RFC 3339 time",
+        ),
+        (
+            "CT-BAD-4",
+            &[][..],
+            "has no instance record yet: give --account",
+        ),
+        (
+            "CT-BAD-5",
+            &[
+                "--account",
+                "999999999999",
+                "--principal",
+                "ASIAEXAMPLEATTACKER1",
+            ][..],
+            "999999999999",
+        ),
+    ] {
+        let run = trail(case, extra);
+        assert!(!run.ok, "{case} was accepted: {}", run.stdout);
+        assert!(run.stderr.contains(says), "{case}: {}", run.stderr);
+        assert_eq!(
+            event_count(&env, case).await,
+            0,
+            "{case}: nothing is recorded"
+        );
+    }
+    // A trail the config names that DescribeTrails does not show: named, and the LookupEvents
+    // pages stored so far are kept for the next run (the logs come after the pages).
+    let run = trail(
+        "CT-BAD-6",
+        &["--account", ACCOUNT, "--principal", "ASIAEXAMPLEATTACKER1"],
+    );
+    assert!(!run.ok, "an unknown trail was accepted");
+    assert!(
+        run.stderr.contains("\"no-such-trail\"") && run.stderr.contains("check the name"),
+        "{}",
+        run.stderr
+    );
+    let fixed = trail_config(&env, "");
+    let again = forensnap(&[
+        "trail",
+        "--config",
+        &fixed,
+        "--case",
+        "CT-BAD-6",
+        "--account",
+        ACCOUNT,
+        "--principal",
+        "ASIAEXAMPLEATTACKER1",
+        "--output",
+        "json",
+    ]);
+    assert!(again.ok, "the rerun with the trail fixed: {}", again.stderr);
+    assert_eq!(again.json().as_array().expect("items").len(), 2);
+}

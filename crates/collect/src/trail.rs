@@ -78,12 +78,31 @@ pub struct TrailPlan {
 }
 
 impl TrailPlan {
-    /// What the item ids are suffixed with: the instance, or the account and region.
+    /// What the item ids are suffixed with: the instance, or the account and region; and, for a
+    /// window given explicitly, its ends (a later window of the same case is its own item).
     pub fn scope(&self) -> String {
-        match &self.instance_id {
+        let mut scope = match &self.instance_id {
             Some(instance) => instance.clone(),
             None => format!("{}-{}", self.account, self.region),
+        };
+        let compact = |at: OffsetDateTime| {
+            format!(
+                "{:04}{:02}{:02}t{:02}{:02}{:02}z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            )
+        };
+        if self.since.is_some() || self.until.is_some() {
+            scope.push('-');
+            scope.push_str(&self.since.map_or("lookback".into(), compact));
+            scope.push('-');
+            scope.push_str(&self.until.map_or("now".into(), compact));
         }
+        scope
     }
 
     /// The events item's id.

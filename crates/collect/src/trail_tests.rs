@@ -280,3 +280,20 @@ async fn a_refused_page_stops_the_run_and_the_next_run_continues_from_it() {
     let csv = bucket.get(&key).await.expect("read").expect("stored");
     assert_eq!(String::from_utf8(csv).expect("utf-8").lines().count(), 6);
 }
+
+#[test]
+fn an_explicit_window_is_an_item_of_its_own() {
+    let explicit = plan();
+    assert_eq!(
+        explicit.events_item(),
+        "cloudtrail-events-111111111111-us-east-1-20260910t002640z-20261003t040000z"
+    );
+    let collection = TrailPlan {
+        instance_id: Some("i-0abc".into()),
+        since: None,
+        until: None,
+        ..plan()
+    };
+    assert_eq!(collection.events_item(), "cloudtrail-events-i-0abc");
+    assert_eq!(collection.logs_item(), "cloudtrail-logs-i-0abc");
+}
