@@ -16,6 +16,9 @@ Modules, each owning one job:
   activity; LookupEvents (paged, throttled), the other CloudTrail calls the world answers.
 * ``trails``    -- trails delivering log files and signed digest files to S3 (log file
   validation), ListPublicKeys, GetTrailStatus, tampering for tests.
+* ``ssm``       -- SSM Run Command for memory capture: managed instances, a stand-in agent that
+  runs forensnap's document, DescribeInstanceInformation, the invocations, agent faults.
+* ``avml``      -- the world's pinned "AVML build": a stand-in writing a deterministic LiME image.
 * ``server``    -- the WSGI stack and the threaded HTTP server; the ``/_forensnap`` control API.
 * ``seed``      -- builds a world from a TOML file through the public APIs (boto3).
 * ``selftest``  -- proves the patched internals still behave; fails loudly when moto changes.

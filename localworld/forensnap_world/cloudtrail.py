@@ -402,7 +402,12 @@ def request_parameters(call: Call) -> dict | None:
         flat = {k: v[0] for k, v in call.params.items() if k not in ("Action", "Version")}
         return _unflatten(flat) or None
     if call.header("x-amz-target"):
-        return _camel_json(_json_body(call)) or None
+        params = _camel_json(_json_body(call)) or None
+        if params and call.service == "ssm" and "parameters" in params:
+            # SendCommand's document parameters (forensnap's presigned URLs among them) are not
+            # in the record: CloudTrail shows them as hidden.
+            params["parameters"] = HIDDEN
+        return params
     if call.query:
         return _unflatten({k: v[0] for k, v in call.query.items() if k not in ("Action", "Version")}) or None
     return None
@@ -463,6 +468,8 @@ def derive_resources(service: str, parameters, response: bytes = b"") -> list[di
             found.append(("AWS::KMS::Key", value))
         elif service == "s3" and key == "bucketname":
             found.append(("AWS::S3::Bucket", value))
+        elif service == "ssm" and key == "documentname":
+            found.append(("AWS::SSM::Document", value))
     for value in re.findall(rb"\b(?:i|vol|snap|eni)-[0-9a-f]{8,17}\b", response or b""):
         text = value.decode()
         for pattern, kind in _ID_TYPES:

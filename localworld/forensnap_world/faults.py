@@ -5,8 +5,8 @@ matching requests: with a probability (seeded, so runs repeat), on every Nth, af
 ``after`` matches, and at most ``count`` times. Kinds:
 
 * ``throttle`` -- the service's own throttling error (EBS ``RequestThrottledException``, S3
-  ``SlowDown``, EC2 ``RequestLimitExceeded``, KMS and CloudTrail ``ThrottlingException``, STS
-  ``Throttling``);
+  ``SlowDown``, EC2 ``RequestLimitExceeded``, KMS, CloudTrail and SSM ``ThrottlingException``,
+  STS ``Throttling``);
 * ``error``    -- a 5xx (``status``, default 500) with the service's internal-error code;
 * ``drop``     -- the connection is closed without any response;
 * ``latency``  -- the request is delayed by ``latency_ms`` and then served normally;
@@ -62,6 +62,7 @@ THROTTLE = {
     "events": (400, "ThrottlingException", None),
     # CloudTrail (LookupEvents' own 2 requests/s quota answers the same: ``cloudtrail``).
     "cloudtrail": (400, "ThrottlingException", None),
+    "ssm": (400, "ThrottlingException", None),
 }
 INTERNAL = {
     "ebs": "InternalServerException",
@@ -73,6 +74,7 @@ INTERNAL = {
     "dynamodb": "InternalServerError",
     "events": "InternalException",
     "cloudtrail": "InternalFailure",
+    "ssm": "InternalServerError",
 }
 
 

@@ -1,15 +1,27 @@
 """STS as forensnap relies on it: AssumeRole checks the role and its trust policy (principal,
 ``sts:ExternalId``, ``sts:SetSourceIdentity``), and temporary credentials stop working when they
 expire (by the world clock) or when presented without their session token.
+
+Presigned URLs (SigV4 query-string authentication, :func:`check_presigned`): the URL must not
+have expired (``X-Amz-Date`` plus ``X-Amz-Expires`` against the world clock: 403 AccessDenied
+"Request has expired", as S3 answers), and its signature must be the one its key's secret makes
+over the request as it arrived (method, path, query, signed headers), else 403
+SignatureDoesNotMatch: a URL whose key, part number or upload id was changed is refused, so a
+presigned UploadPart URL is good for its one part of its one object. The signer is then the
+caller, authorised like any other (an instance-profile key is its role session). SigV2 query
+authentication (``AWSAccessKeyId``, ``Signature``) is refused, as S3 refuses it today.
+https://docs.aws.amazon.com/AmazonS3/latest/API/sigv4-query-string-auth.html
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
+import hmac
 import json
 import re
 import threading
-from urllib.parse import unquote
+from urllib.parse import quote, unquote
 
 from . import clock
 from .wire import AwsError, Call
@@ -74,6 +86,88 @@ def check_credentials(call: Call) -> None:
                 "iam": "ExpiredToken"}.get(call.service, "ExpiredTokenException")
         raise AwsError(400 if call.service != "ebs" else 403, code,
                        "The security token included in the request is expired")
+
+
+MAX_PRESIGNED_SECONDS = 604_800
+"""X-Amz-Expires may be at most 7 days."""
+
+
+def secret_of(access_key: str) -> str | None:
+    """The secret of an access key the world issued (an STS session's or an IAM user's)."""
+    with _lock:
+        role = _sessions.get(access_key)
+    if role is not None:
+        return role.secret_access_key
+    from moto.iam.models import iam_backends
+
+    for _, backends in list(iam_backends.items()):
+        key = backends["aws"].access_keys.get(access_key)
+        if key is not None:
+            return key.secret_access_key
+    return None
+
+
+def check_presigned(call: Call) -> None:
+    """Refuse a presigned request that has expired or whose signature is not its key's."""
+    if not call.presigned:
+        return
+    if call.param("X-Amz-Credential") is None:
+        # SigV2 (AWSAccessKeyId, Signature, Expires): S3 takes only SigV4 in the regions and
+        # for the buckets of the last years.
+        raise AwsError(400, "InvalidRequest", "The authorization mechanism you have provided is not supported. "
+                                              "Please use AWS4-HMAC-SHA256.")
+    if call.param("X-Amz-Algorithm") != "AWS4-HMAC-SHA256":
+        raise AwsError(400, "AuthorizationQueryParametersError",
+                       'X-Amz-Algorithm only supports "AWS4-HMAC-SHA256"')
+    try:
+        signed_at = datetime.datetime.strptime(call.param("X-Amz-Date") or "", "%Y%m%dT%H%M%SZ")
+        expires = int(call.param("X-Amz-Expires") or "")
+    except ValueError:
+        raise AwsError(400, "AuthorizationQueryParametersError",
+                       "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\" and "
+                       "X-Amz-Expires a number of seconds") from None
+    if not 1 <= expires <= MAX_PRESIGNED_SECONDS:
+        raise AwsError(400, "AuthorizationQueryParametersError",
+                       "X-Amz-Expires must be less than a week (in seconds) that is 604800")
+    if clock.now() > signed_at + datetime.timedelta(seconds=expires):
+        raise AwsError(403, "AccessDenied", "Request has expired")
+    secret = secret_of(call.access_key or "")
+    if secret is None:
+        raise AwsError(403, "InvalidAccessKeyId",
+                       "The AWS Access Key Id you provided does not exist in our records.")
+    if not hmac.compare_digest(presigned_signature(call, secret), call.param("X-Amz-Signature") or ""):
+        raise AwsError(403, "SignatureDoesNotMatch",
+                       "The request signature we calculated does not match the signature you provided. "
+                       "Check your key and signing method.")
+
+
+def presigned_signature(call: Call, secret: str) -> str:
+    """The SigV4 signature of a query-authenticated request, as S3 computes it (no double
+    encoding of the path, the payload ``UNSIGNED-PAYLOAD`` unless the URL names a hash)."""
+    raw = call.environ.get("RAW_URI") or call.environ.get("REQUEST_URI") or call.path
+    raw_path = raw.split("?", 1)[0]
+    canonical_uri = quote(unquote(raw_path), safe="/~")
+    pairs = []
+    for part in (call.environ.get("QUERY_STRING") or "").split("&"):
+        if not part:
+            continue
+        name, _, value = part.partition("=")
+        name, value = unquote(name), unquote(value)
+        if name != "X-Amz-Signature":
+            pairs.append((quote(name, safe="-_.~"), quote(value, safe="-_.~")))
+    canonical_query = "&".join(f"{n}={v}" for n, v in sorted(pairs))
+    signed = (call.param("X-Amz-SignedHeaders") or "host").lower().split(";")
+    headers = "".join(f"{name}:{' '.join((call.header(name) or '').split())}\n" for name in signed)
+    payload = call.param("X-Amz-Content-Sha256") or "UNSIGNED-PAYLOAD"
+    request = "\n".join([call.method, canonical_uri, canonical_query, headers, ";".join(signed), payload])
+    credential = call.param("X-Amz-Credential") or ""
+    scope = credential.split("/", 1)[1] if "/" in credential else ""
+    to_sign = "\n".join(["AWS4-HMAC-SHA256", call.param("X-Amz-Date") or "", scope,
+                         hashlib.sha256(request.encode()).hexdigest()])
+    key = ("AWS4" + secret).encode()
+    for part in scope.split("/"):
+        key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+    return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
 
 
 def profile_session(call: Call) -> str | None:

@@ -15,7 +15,8 @@ The world file (see ``config/demo-world.toml``)::
                                     # event source unless [forensic] event_source_accounts is set
     [[members]]                     # member accounts with a collector role
     account, role, external_id, cmk_usable_by_forensic (default true)
-    [[members.instances]]           # name (Name tag), instance_type, tags, instance_profile
+    [[members.instances]]           # name (Name tag), instance_type, tags, instance_profile,
+                                    # memory_mib, ssm (the world's SSM: see below)
     [[members.instances.volumes]]   # device, image | build, size_gib, encryption
     [members.trail]                 # optional: a CloudTrail trail of the member account
     name, bucket, prefix (S3KeyPrefix, default none), history_hours (default 6),
@@ -37,6 +38,19 @@ An instance's ``instance_profile = "NAME"`` makes an IAM role NAME trusting EC2 
 profile NAME holding it, and launches the instance with it (DescribeInstances shows its
 ``IamInstanceProfile``); the printed instance gains ``instance_profile``,
 ``instance_profile_arn`` and ``instance_role_arn``.
+
+An instance's ``memory_mib = 64`` (its RAM, in MiB) and ``ssm = "online" | "offline" | "none"``
+make it an instance of the world's SSM (``ssm.py``), which runs forensnap's memory capture
+document (``member-role.yaml`` deploys it; a hand-made world's members get the same document).
+``online`` (the default once ``memory_mib`` is set; without either key moto's behaviour is kept)
+is listed by DescribeInstanceInformation as ``Online``, and the stand-in agent runs the document
+there: its stand-in AVML writes a deterministic LiME image of ``memory_mib`` (default 64) MiB.
+``offline`` is listed as ``ConnectionLost``; ``none`` is not managed (SendCommand answers
+``InvalidInstanceId`` for both). The printed instance gains ``memory_mib`` and ``ssm``. Every
+world's evidence bucket holds the world's pinned "AVML build" (``avml.py``) at
+``tools/avml/v0.14.0-forensnap-world/avml``; the printed world gains ``forensic.avml_key`` and
+``forensic.avml_sha256``, and when an instance is in the world's SSM (``memory_mib`` or ``ssm``)
+the generated config ends with a ``[memory]`` table naming both (``avml_key``, ``avml_sha256``).
 
 A member's ``[members.trail]`` makes, in the member account, the bucket (with the bucket policy
 CloudTrail needs, no Object Lock) and the trail (log file validation on, home region the world's
@@ -197,6 +211,7 @@ def seed(world_path: str, endpoint: str) -> dict:
     else:
         f_out = _seed_forensic(fclient, forensic, f_account, member_accounts, region)
         f_out.update(_seed_intake(fclient, forensic, region, sources))
+    f_out.update(_upload_avml(fclient, f_out["evidence_bucket"]))
     f_out.update(_admin(fclient))
     out = {"region": region, "endpoint": endpoint, "policies": policies, "forensic": f_out}
     if s_account is not None:
@@ -276,8 +291,13 @@ def write_config(world: dict, path: str) -> str:
         ]
     if not any("trail" in m or "trail_events" in m for m in world["members"]):
         # No CloudTrail in this world (no [members.trail], no [[members.trail_events]]):
-        # collect preserves none, as before the world had it. Kept last in the file.
+        # collect preserves none, as before the world had it. Last but for [memory].
         lines += ["", "[cloudtrail]", "enabled = false"]
+    if any("memory_mib" in i for m in world["members"] for i in m["instances"]):
+        # An instance in the world's SSM (memory_mib or ssm): memory capture through SSM, with
+        # the pinned AVML build the seed put in the evidence bucket. Kept last in the file.
+        lines += ["", "[memory]", f"avml_key = {_toml_str(f['avml_key'])}",
+                  f"avml_sha256 = {_toml_str(f['avml_sha256'])}"]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -337,6 +357,18 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
         "access_key_id": key["AccessKeyId"],
         "secret_access_key": key["SecretAccessKey"],
     }
+
+
+def _upload_avml(client, bucket: str) -> dict:
+    """The world's pinned "AVML build" (the stand-in ``avml.py``, byte for byte) into the
+    evidence bucket, written as the account root before any policy is evaluated (the bucket's
+    Object Lock keeps it like any evidence)."""
+    from . import avml
+
+    with open(avml.__file__, "rb") as handle:
+        data = handle.read()
+    client("s3").put_object(Bucket=bucket, Key=avml.AVML_KEY, Body=data, ChecksumAlgorithm="SHA256")
+    return {"avml_key": avml.AVML_KEY, "avml_sha256": hashlib.sha256(data).hexdigest()}
 
 
 def _admin(client) -> dict:
@@ -553,6 +585,7 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
             ),
             MaxSessionDuration=int(member.get("max_session_seconds", 3600)),
         )["Role"]
+        _memory_document(client, account, region)
     cmk_arn = None
     instances = []
     profiles: dict[str, dict] = {}
@@ -613,6 +646,9 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
                 "image_sha256": padded_sha256(content),
             })
         seeded = {"name": name, "instance_id": launched["InstanceId"], "volumes": out_volumes}
+        if "memory_mib" in instance or "ssm" in instance:
+            seeded.update(_managed_instance(instance, account, region, endpoint, launched["InstanceId"],
+                                            f"{iwhere} ({name})"))
         if profile:
             seeded["instance_profile"] = profile
             seeded["instance_profile_arn"] = profiles[profile]["instance_profile_arn"]
@@ -627,6 +663,30 @@ def _seed_member(client, member, account, forensic_account, region, base, endpoi
     if stack is not None:
         out["stack"] = stack
     return out
+
+
+def _memory_document(client, account: str, region: str) -> None:
+    """A hand-made world's member gets forensnap's memory capture document as member-role.yaml
+    makes it (the same resource, deployed the same way), so that both kinds of world run it."""
+    from .policy.templates import MEMBER_TEMPLATE, Deployment, _Deployer, load_template
+
+    resource = load_template(MEMBER_TEMPLATE)["Resources"]["MemoryCaptureDocument"]
+    _Deployer(client, region, account, Deployment(outputs={})).ssm_document("MemoryCaptureDocument",
+                                                                           resource["Properties"])
+
+
+def _managed_instance(instance: dict, account: str, region: str, endpoint: str, instance_id: str,
+                      where: str) -> dict:
+    """``memory_mib`` and ``ssm``: the instance in the world's SSM (``ssm.py``)."""
+    memory = instance.get("memory_mib", 64)
+    if not isinstance(memory, int) or isinstance(memory, bool) or memory < 1:
+        raise SeedError(f"{where}: memory_mib must be a whole number of MiB, at least 1, not {memory!r}")
+    state = instance.get("ssm", "online")
+    if state not in ("online", "offline", "none"):
+        raise SeedError(f"{where}: ssm must be \"online\", \"offline\" or \"none\", not {state!r}")
+    _control(endpoint, "ssm/instances", {"account": account, "region": region, "instance_id": instance_id,
+                                         "memory_mib": memory, "ssm": state})
+    return {"memory_mib": memory, "ssm": state}
 
 
 # --- CloudTrail: the trail, its history and the seeded activity -----------------------------------

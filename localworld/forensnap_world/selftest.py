@@ -76,6 +76,14 @@ STRUCTURE = [
     ("moto.s3.models", "S3Backend.delete_object"),
     ("moto.s3.models", "FakeKey.set_metadata"),
     ("moto.s3.models", "FakeKey.metadata"),
+    # ssm.py and the presigned URLs of identity.py
+    ("moto.ssm.models", "ssm_backends"),
+    ("moto.ssm.models", "Document.hash"),
+    ("moto.ssm.models", "Documents.get_default_version"),
+    ("moto.ssm.models", "Documents.get_latest_version"),
+    ("moto.ssm.models", "Documents.find_by_version"),
+    ("moto.ssm.models", "SimpleSystemManagerBackend.get_command_by_id"),
+    ("moto.ec2.models.instances", "Instance.private_ip"),
 ]
 
 
@@ -121,10 +129,16 @@ def check_instance_attributes() -> None:
     from moto.s3.models import FakeBucket, FakeKey, FakeMultipart
     from moto.sqs.models import Queue, SQSBackend
     from moto.sts.models import AssumedRole
+    from moto.ssm.models import Document, SimpleSystemManagerBackend
+    from moto.iam.models import AccessKey, IAMBackend
     import inspect
 
     for cls, names in (
-        (AssumedRole, ["access_key_id", "session_token", "expiration", "arn", "account_id"]),
+        (AssumedRole, ["access_key_id", "secret_access_key", "session_token", "expiration", "arn", "account_id"]),
+        (AccessKey, ["access_key_id", "secret_access_key"]),
+        (IAMBackend, ["access_keys"]),
+        (Document, ["content_json", "document_type", "document_version", "owner", "name"]),
+        (SimpleSystemManagerBackend, ["_documents"]),
         (FakeKey, ["lock_mode", "lock_until", "lock_legal_status", "value", "last_modified"]),
         (Trail, ["trail_name", "bucket_name", "s3_key_prefix", "is_multi_region", "log_validation",
                  "account_id", "region_name"]),
@@ -162,7 +176,7 @@ def behaviour(checks: Checks) -> None:
             'evidence_bucket = "selftest"\n'
             '[security]\naccount = "555555555555"\n'
             '[[members]]\naccount = "111111111111"\nexternal_id = "x-1"\n'
-            '[[members.instances]]\nname = "i"\n[[members.instances.volumes]]\ndevice = "/dev/xvda"\n'
+            '[[members.instances]]\nname = "i"\nmemory_mib = 4\n[[members.instances.volumes]]\ndevice = "/dev/xvda"\n'
             'image = "a.img"\nencryption = "default"\nbuild = { kind = "pattern", blocks = 3, offset_blocks = 1 }\n'
         )
     world = seed(os.path.join(tmp, "world.toml"), endpoint)
@@ -347,7 +361,68 @@ def _behaviour(checks: Checks, endpoint: str, world: dict) -> None:
     checks.run("kms: DIGEST signatures verify over the message; RAW limited to 4096 bytes; GetPublicKey names KeySpec", kms_digest)
 
     _daemon_services(checks, endpoint, world, client, code)
+    _memory(checks, endpoint, world, client, state)
     _cloudtrail(checks, endpoint, forensic, client, code)
+
+
+def _memory(checks: Checks, endpoint: str, world: dict, client, state: dict) -> None:
+    """SSM (``ssm``, ``avml``, presigned URLs in ``identity``): forensnap's own document, run by
+    the stand-in agent, uploads the stand-in AVML's image through presigned UploadPart URLs."""
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    import boto3
+    from botocore.config import Config
+
+    from . import avml
+
+    forensic, instance = world["forensic"], world["members"][0]["instances"][0]
+
+    def capture():
+        session = boto3.session.Session(aws_access_key_id=forensic["access_key_id"],
+                                        aws_secret_access_key=forensic["secret_access_key"], region_name="us-east-1")
+        s3 = session.client("s3", endpoint_url=endpoint, config=Config(
+            retries={"max_attempts": 1}, s3={"addressing_style": "path"}, signature_version="s3v4"))
+        bucket, key = forensic["evidence_bucket"], "cases/SELFTEST/evidence/memory/data/memory.lime"
+        upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+        part = s3.generate_presigned_url("upload_part", ExpiresIn=600, Params={
+            "Bucket": bucket, "Key": key, "UploadId": upload, "PartNumber": 1})
+        plan = {"schema": "forensnap.memory-plan/v1", "part_bytes": 5 << 20, "parts": [{"number": 1, "url": part}]}
+        s3.put_object(Bucket=bucket, Key="cases/SELFTEST/plan.json", Body=json.dumps(plan).encode(),
+                      ChecksumAlgorithm="SHA256")
+        get = lambda k: s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": k},  # noqa: E731
+                                                  ExpiresIn=600)
+        ssm = client("ssm", state["member"])
+        info = ssm.describe_instance_information()["InstanceInformationList"]
+        assert [(i["InstanceId"], i["PingStatus"]) for i in info] == [(instance["instance_id"], "Online")], info
+        command = ssm.send_command(DocumentName="ForensnapCaptureMemory", InstanceIds=[instance["instance_id"]],
+                                   TimeoutSeconds=120, Parameters={
+                                       "AvmlUrl": [get(forensic["avml_key"])], "AvmlSha256": [forensic["avml_sha256"]],
+                                       "PlanUrl": [get("cases/SELFTEST/plan.json")]})["Command"]["CommandId"]
+        deadline = time.monotonic() + 60
+        while True:
+            got = ssm.get_command_invocation(CommandId=command, InstanceId=instance["instance_id"])
+            if got["Status"] not in ("Pending", "InProgress") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert (got["Status"], got["ResponseCode"]) == ("Success", 0), got
+        host_sha256 = got["StandardOutputContent"].split("sha256=")[1].split()[0]
+        parts = s3.list_parts(Bucket=bucket, Key=key, UploadId=upload)["Parts"]
+        s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={
+            "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]})
+        stored = s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        expected = b"".join(avml.image(instance["instance_id"], 4))
+        assert stored == expected and hashlib.sha256(stored).hexdigest() == host_sha256
+        try:
+            urllib.request.urlopen(part.replace("partNumber=1", "partNumber=2"), timeout=30)
+            raise AssertionError("a changed presigned URL was served")
+        except urllib.error.HTTPError as err:
+            assert err.code == 403 and b"SignatureDoesNotMatch" in err.read(), err
+
+    checks.run("ssm: forensnap's document, run by the stand-in agent, uploads the stand-in AVML image through "
+               "presigned part URLs; both hashes agree; a changed URL is refused", capture)
 
 
 def _cloudtrail(checks: Checks, endpoint: str, forensic: dict, client, code) -> None:

@@ -1,9 +1,9 @@
 """The local AWS world's HTTP server: moto's dispatcher wrapped in forensnap's extension.
 
 Request flow: control API (``/_forensnap/...``) or, for AWS calls: fault injection, credential
-checks, our own EBS data plane, CloudTrail calls and S3 checks, then moto, then S3
-post-processing; every authenticated management call is then recorded as a CloudTrail event
-(``cloudtrail``), refusals included.
+checks (presigned URLs: expiry and signature), our own EBS data plane, CloudTrail and SSM calls
+and S3 checks, then moto, then S3 post-processing; every authenticated management call is then
+recorded as a CloudTrail event (``cloudtrail``), refusals included.
 
 Control API (JSON over HTTP, loopback only):
 
@@ -30,6 +30,13 @@ Control API (JSON over HTTP, loopback only):
   ``log-modified``, ``log-deleted``, ``digest-modified``, ``digest-deleted``,
   ``signature-replaced``; ``index`` counts that kind's files from the oldest (default: a middle
   one a digest covers / with a successor digest) -> ``{"key": the changed key}``
+* ``POST /_forensnap/ssm/instances`` ``{"account", "region", "instance_id", "memory_mib", "ssm"}``:
+  the instance is managed by the world's SSM (``seed.py`` sends every instance with
+  ``memory_mib`` or ``ssm``); ``ssm`` is ``online`` (default), ``offline`` or ``none``
+* ``POST /_forensnap/ssm/behaviour`` ``{"instance_id", "mode"}``: ``normal``, ``unreachable``,
+  ``hang``, ``truncate`` or ``oversize`` for the commands sent to it from then on (see ``ssm``)
+* ``GET  /_forensnap/ssm/commands``            every SSM command the stand-in agent ran, as the
+  instance received it (parameters, the script text, status, output)
 * ``POST /_forensnap/reset``    everything back to empty (also on moto's ``/moto-api/reset``)
 
 Test-only request header: ``x-forensnap-transport: http | tls1.0 | tls1.1 | tls1.2 | tls1.3``
@@ -50,7 +57,7 @@ import threading
 import time
 
 from . import (MOTO_VERSION, clock, cloudtrail, ebs, eventbridge, identity, killer, patches, queues,
-               s3checks, trails)
+               s3checks, ssm, trails)
 from .policy import authorize as authz
 from .faults import FAULTS, INTERNAL, THROTTLE
 from .volumes import REGISTRY, load
@@ -117,7 +124,12 @@ class World:
 
     def serve(self, call, environ, start_response):
         # A request that fails authentication has no identity and is no CloudTrail event.
+        identity.check_presigned(call)
         identity.check_credentials(call)
+        if call.presigned:
+            # moto finds the account from an Authorization header only; a presigned request
+            # acts in its signer's account, as any other request does.
+            environ["HTTP_X_MOTO_ACCOUNT_ID"] = call.account
         started = cloudtrail.now()
         try:
             status, headers, body = self.answer(call, environ)
@@ -144,7 +156,14 @@ class World:
             return ebs.get_snapshot_block(call, corrupt=corrupt)
         if cloudtrail.handles(call):
             return cloudtrail.answer(call)
+        if ssm.handles(call):
+            answered = ssm.answer(call)
+            if answered is not None:
+                return answered
         if call.service == "s3":
+            swallowed = ssm.swallow_upload(call)
+            if swallowed is not None:
+                return swallowed
             s3checks.before(call)
             if call.operation == "GetObjectRetention":
                 return s3checks.get_object_retention(call)
@@ -187,6 +206,7 @@ class World:
             "dynamodb": (400, "AccessDeniedException"),
             "events": (400, "AccessDeniedException"),
             "cloudtrail": (400, "AccessDeniedException"),
+            "ssm": (400, "AccessDeniedException"),
         }.get(call.service, (403, "AccessDenied"))
         raise AwsError(status, code, f"User: {principal} is not authorized {decision.reason}")
 
@@ -225,6 +245,7 @@ class World:
         eventbridge.reset()
         cloudtrail.reset()
         trails.reset()
+        ssm.reset()
 
     @staticmethod
     def fixed_access_key(payload: dict) -> dict:
@@ -296,6 +317,12 @@ class World:
             return trails.deliver()
         if name == "cloudtrail/tamper" and method == "POST":
             return trails.tamper(payload)
+        if name == "ssm/instances" and method == "POST":
+            return ssm.register(payload)
+        if name == "ssm/behaviour" and method == "POST":
+            return ssm.set_behaviour(payload)
+        if name == "ssm/commands" and method == "GET":
+            return {"commands": ssm.commands()}
         if name == "reset" and method == "POST":
             from moto.moto_api._internal import moto_api_backend
 

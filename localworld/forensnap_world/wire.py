@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote
 
 _CREDENTIAL = re.compile(r"Credential=([^/,\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request")
+_QUERY_CREDENTIAL = re.compile(r"^([^/\s]+)/\d{8}/([^/]+)/([^/]+)/aws4_request$")
+"""``X-Amz-Credential`` of a presigned URL (SigV4 query-string authentication)."""
 _EBS_BLOCKS = re.compile(r"^/snapshots/([^/]+)/blocks/?$")
 _EBS_BLOCK = re.compile(r"^/snapshots/([^/]+)/blocks/(\d+)$")
 
@@ -44,7 +46,8 @@ TRANSPORTS: dict[str, str | None] = {
 DEFAULT_TLS_VERSION = "1.3"
 """The TLS version of a request without ``x-forensnap-transport``."""
 
-JSON_PROTOCOL = {"kms": "1.1", "events": "1.1", "dynamodb": "1.0", "sqs": "1.0", "cloudtrail": "1.1"}
+JSON_PROTOCOL = {"kms": "1.1", "events": "1.1", "dynamodb": "1.0", "sqs": "1.0", "cloudtrail": "1.1",
+                 "ssm": "1.1"}
 """Services whose errors are JSON (awsJson protocol version): what the SDKs expect."""
 
 XML_NS = {
@@ -69,6 +72,9 @@ class Call:
     access_key: str | None
     operation: str
     params: dict[str, list[str]] = field(default_factory=dict)
+    presigned: bool = False
+    """Authenticated by SigV4 query parameters (a presigned URL), not an Authorization header:
+    ``access_key``, ``region`` and ``service`` come from ``X-Amz-Credential``."""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -122,8 +128,14 @@ def read_call(environ: dict) -> Call:
     if environ.get("CONTENT_LENGTH"):
         headers["content-length"] = environ["CONTENT_LENGTH"]
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
-    access_key, region, service = None, "us-east-1", ""
+    access_key, region, service, presigned = None, "us-east-1", "", False
     match = _CREDENTIAL.search(headers.get("authorization", ""))
+    if not match and "authorization" not in headers:
+        match = _QUERY_CREDENTIAL.match((query.get("X-Amz-Credential") or [""])[0])
+        presigned = match is not None
+        if not presigned and "AWSAccessKeyId" in query and "Signature" in query:
+            # SigV2 query authentication (S3 only): refused by identity.check_presigned.
+            access_key, service, presigned = query["AWSAccessKeyId"][0], "s3", True
     if match:
         access_key, region, service = match.group(1), match.group(2), match.group(3)
     method = environ["REQUEST_METHOD"]
@@ -131,7 +143,8 @@ def read_call(environ: dict) -> Call:
     params: dict[str, list[str]] = {}
     if "x-www-form-urlencoded" in headers.get("content-type", ""):
         params = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
-    call = Call(environ, method, path, query, headers, body, service, region, access_key, "", params)
+    call = Call(environ, method, path, query, headers, body, service, region, access_key, "", params,
+                presigned)
     call.operation = operation_of(call)
     return call
 

@@ -16,8 +16,8 @@ use crate::clients::forensic_sdk_config;
 use crate::errors::aws_error;
 use crate::signer::SignerError;
 use crate::{
-    CaseRoleProvider, Clients, DynamoCaseTable, EbsSource, KmsSigner, S3Store, SdkEc2, SdkTrail,
-    SqsQueue,
+    CaseRoleProvider, Clients, DynamoCaseTable, EbsSource, KmsSigner, S3Store, SdkEc2, SdkSsm,
+    SdkTrail, SqsQueue,
 };
 
 /// The forensic account, connected.
@@ -143,6 +143,21 @@ impl ForensicAccount {
         let member_sdk = session.member_config(&self.sdk, region);
         let clients = Clients::new(&member_sdk, &self.config.aws.endpoints);
         SdkTrail::new(&member_sdk, clients.s3, &member.account, region)
+    }
+
+    /// SSM RunCommand (and EC2 instance types) of the member account and region, through the
+    /// case's member session.
+    pub fn member_ssm(&self, member: &Member, case: &CaseId, region: &str) -> SdkSsm {
+        let session = CaseRoleProvider::new(
+            self.clients.sts.clone(),
+            &member.role_arn(),
+            &member.external_id,
+            case,
+            Duration::from_secs(u64::from(self.config.collect.session_seconds)),
+        );
+        let member_sdk = session.member_config(&self.sdk, region);
+        let clients = Clients::new(&member_sdk, &self.config.aws.endpoints);
+        SdkSsm::new(&member_sdk, clients.ec2)
     }
 
     /// The EBS direct APIs of the forensic account (its snapshots are the ones read).

@@ -12,6 +12,8 @@
 //! * [`ec2`]     -- [`forensnap_ports::Ec2`] over EC2, KMS and STS.
 //! * [`s3`]      -- the evidence store ([`forensnap_store`]'s read, write and audit traits) over
 //!   S3 Object Lock, multipart uploads included.
+//! * [`ssm`]     -- [`forensnap_ports::Ssm`] over SSM RunCommand (the document's hash pinned on
+//!   SendCommand) and EC2 DescribeInstanceTypes.
 //! * [`sqs`]     -- [`forensnap_ports::RequestQueue`] over SQS: the daemon's request queue and its
 //!   dead-letter queue.
 //! * [`dynamodb`] -- [`forensnap_ports::CaseTable`] over DynamoDB: leases, case states, item
@@ -31,6 +33,7 @@ pub mod s3;
 pub mod session;
 pub mod signer;
 pub mod sqs;
+pub mod ssm;
 
 pub use account::ForensicAccount;
 pub use clients::Clients;
@@ -42,3 +45,4 @@ pub use s3::S3Store;
 pub use session::CaseRoleProvider;
 pub use signer::KmsSigner;
 pub use sqs::SqsQueue;
+pub use ssm::SdkSsm;

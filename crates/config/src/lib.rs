@@ -45,6 +45,72 @@ pub struct Config {
     /// CloudTrail evidence of each case (`collect`, `forensnap trail`).
     #[serde(default)]
     pub cloudtrail: Cloudtrail,
+    /// Memory capture through SSM with AVML (`collect --memory`, `forensnap memory`).
+    #[serde(default)]
+    pub memory: Memory,
+}
+
+/// Memory capture: the instance's RAM through SSM RunCommand with a pinned AVML build, streamed
+/// into the case through presigned part URLs (no credentials on the host).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    /// Whether `collect` captures memory without `--memory` (a root user watching the host can
+    /// see an SSM command run: capture only when that trade-off is accepted).
+    #[serde(default)]
+    pub enabled: bool,
+    /// The pinned AVML build's key in the evidence bucket.
+    #[serde(default)]
+    pub avml_key: Option<String>,
+    /// Its SHA-256 (the host checks it before running it).
+    #[serde(default)]
+    pub avml_sha256: Option<String>,
+    /// forensnap's SSM document in the member accounts (member-role.yaml deploys it).
+    #[serde(default = "default_memory_document")]
+    pub document: String,
+    /// Its SHA-256 as SSM reports it; when set, SSM refuses to run any other content.
+    #[serde(default)]
+    pub document_sha256: Option<String>,
+    /// Minutes the capture may run before SSM stops it.
+    #[serde(default = "default_memory_timeout")]
+    pub timeout_minutes: u32,
+    /// MiB per uploaded part (5..=5120; the host buffers one part in RAM).
+    #[serde(default = "default_memory_part")]
+    pub part_mib: u32,
+    /// Minutes the presigned part URLs stay valid.
+    #[serde(default = "default_memory_urls")]
+    pub url_minutes: u32,
+}
+
+fn default_memory_document() -> String {
+    "ForensnapCaptureMemory".into()
+}
+
+fn default_memory_timeout() -> u32 {
+    60
+}
+
+fn default_memory_part() -> u32 {
+    64
+}
+
+fn default_memory_urls() -> u32 {
+    60
+}
+
+impl Default for Memory {
+    fn default() -> Self {
+        Memory {
+            enabled: false,
+            avml_key: None,
+            avml_sha256: None,
+            document: default_memory_document(),
+            document_sha256: None,
+            timeout_minutes: default_memory_timeout(),
+            part_mib: default_memory_part(),
+            url_minutes: default_memory_urls(),
+        }
+    }
 }
 
 /// CloudTrail evidence: the member account's record of the case, preserved like a disk.
@@ -743,6 +809,33 @@ impl Config {
         for (i, principal) in t.principals.iter().enumerate() {
             check_principal(principal)
                 .map_err(|m| invalid(&format!("cloudtrail.principals[{i}]"), m))?;
+        }
+        let m = &self.memory;
+        if let Some(sha) = &m.avml_sha256
+            && !(sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(invalid(
+                "memory.avml_sha256",
+                "must be the 64 hex digits of the AVML binary's SHA-256".into(),
+            ));
+        }
+        if m.avml_key.is_some() != m.avml_sha256.is_some() {
+            return Err(invalid(
+                "memory.avml_key",
+                "memory.avml_key and memory.avml_sha256 go together: the host runs only the AVML build whose SHA-256 is pinned".into(),
+            ));
+        }
+        for (key, value, range) in [
+            ("memory.timeout_minutes", m.timeout_minutes, 1..=2880),
+            ("memory.part_mib", m.part_mib, 5..=5120),
+            ("memory.url_minutes", m.url_minutes, 1..=720),
+        ] {
+            if !range.contains(&value) {
+                return Err(invalid(
+                    key,
+                    format!("must be {}..={}", range.start(), range.end()),
+                ));
+            }
         }
         let c = &self.collect;
         if !(1..=20).contains(&c.max_concurrent_copies) {

@@ -60,11 +60,15 @@ pub enum Action {
     TrailEventsStored,
     /// A trail's log and digest files were copied and validated.
     TrailLogsStored,
+    /// A memory capture's plan was stored and its command is about to be sent.
+    MemoryCaptureRequested,
+    /// A memory capture ended (its image stored, or why not).
+    MemoryCaptured,
 }
 
 impl Action {
     /// Every action, in the order a collection meets them.
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 29] = [
         Action::RequestReceived,
         Action::CollectionStarted,
         Action::BucketChecked,
@@ -92,6 +96,8 @@ impl Action {
         Action::TrailLookupStarted,
         Action::TrailEventsStored,
         Action::TrailLogsStored,
+        Action::MemoryCaptureRequested,
+        Action::MemoryCaptured,
     ];
 
     /// The name stored in the event.
@@ -124,6 +130,8 @@ impl Action {
             Action::TrailLookupStarted => "cloudtrail.lookup-started",
             Action::TrailEventsStored => "cloudtrail.events-stored",
             Action::TrailLogsStored => "cloudtrail.logs-stored",
+            Action::MemoryCaptureRequested => "memory.capture-requested",
+            Action::MemoryCaptured => "memory.captured",
         }
     }
 

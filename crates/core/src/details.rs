@@ -78,6 +78,8 @@ pub enum ItemKind {
     /// A trail's log files and digest files over a window, copied from its bucket and validated
     /// as `aws cloudtrail validate-logs` does.
     CloudtrailLogs,
+    /// The instance's memory, captured on the host through SSM with AVML (LiME format).
+    Memory,
 }
 
 impl ItemKind {
@@ -89,6 +91,7 @@ impl ItemKind {
             ItemKind::ConsoleOutput => "console-output",
             ItemKind::CloudtrailEvents => "cloudtrail-events",
             ItemKind::CloudtrailLogs => "cloudtrail-logs",
+            ItemKind::Memory => "memory",
         }
     }
 }
@@ -654,6 +657,79 @@ pub struct TrailLogsStored {
     pub stopped_at: Option<String>,
 }
 
+/// `memory.capture-requested`: everything the host is given and where the image goes, recorded
+/// before SendCommand (the command id follows in `memory.captured`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryCaptureRequested {
+    /// The evidence item.
+    pub item: String,
+    /// The instance.
+    pub instance: String,
+    /// The SSM document run.
+    pub document: String,
+    /// Its version and SHA-256 as SSM reports them (DescribeDocument).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_version: Option<String>,
+    /// The document's hash.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_hash: Option<String>,
+    /// The pinned AVML binary's key in the evidence bucket.
+    pub avml_key: String,
+    /// Its SHA-256 (the host checks it before running it).
+    pub avml_sha256: String,
+    /// The image's key.
+    pub key: String,
+    /// The multipart upload the host writes parts of.
+    pub upload_id: String,
+    /// Bytes per part.
+    pub part_bytes: u64,
+    /// Part URLs presigned.
+    pub parts: u32,
+    /// The instance type's memory, MiB (DescribeInstanceTypes).
+    pub memory_mib: u64,
+    /// When the presigned URLs expire, RFC 3339.
+    pub urls_expire: String,
+    /// The transfer plan as stored (its URLs are what the host could write to).
+    pub plan: StoredObject,
+    /// The command's timeout.
+    pub timeout_seconds: u32,
+}
+
+/// `memory.captured`: the command's outcome, both hashes and the image (absent fields when the
+/// step failed before learning them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryCaptured {
+    /// The evidence item.
+    pub item: String,
+    /// The SSM command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command_id: Option<String>,
+    /// Its final status (`Success`, `Failed`, `TimedOut`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// The script's exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_code: Option<i64>,
+    /// The host's SHA-256 of the image it streamed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_sha256: Option<String>,
+    /// forensnap's SHA-256 of the image as stored in S3.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_sha256: Option<String>,
+    /// The image's size as stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
+    /// Parts stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parts: Option<u32>,
+    /// When the command ran, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// When it ended, RFC 3339.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended: Option<String>,
+}
+
 /// A failure to read an event's details.
 #[derive(Debug, thiserror::Error)]
 #[error("custody event {action}: its details do not read as this version records them: {source}")]
@@ -730,6 +806,8 @@ macro_rules! details {
 
 details!(
     ReportGenerated,
+    MemoryCaptureRequested,
+    MemoryCaptured,
     TrailLookupStarted,
     TrailEventsStored,
     TrailLogsStored,

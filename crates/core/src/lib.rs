@@ -12,6 +12,7 @@
 //! * [`intake`]  -- the daemon's queue messages (submit, GuardDuty, Security Hub) as case requests.
 //! * [`keys`]    -- the case layout: every key of a case in the evidence bucket.
 //! * [`layout`]  -- EBS block size, multipart part sizing and the block map of stored blocks.
+//! * [`memory`]  -- memory capture: the transfer plan, the host's report line, LiME ranges.
 //! * [`seal`]    -- KMS ECDSA P-256 signatures over bags and signed custody checkpoints; VERIFY.md.
 
 pub mod action;
@@ -23,6 +24,7 @@ pub mod hashing;
 pub mod intake;
 pub mod keys;
 pub mod layout;
+pub mod memory;
 pub mod seal;
 
 pub use action::Action;

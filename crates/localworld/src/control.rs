@@ -1,5 +1,7 @@
 //! The world's control API (`/_forensnap/...`): fault injection, the world clock, timings,
-//! CloudTrail delivery and tampering.
+//! CloudTrail delivery and tampering, the behaviour of instances' SSM agents.
+
+use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -202,6 +204,42 @@ struct Tampered {
     key: String,
 }
 
+/// One SSM command the world's stand-in agent ran on one instance, as the instance received it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SsmCommand {
+    /// The command id SendCommand answered.
+    pub command_id: String,
+    /// The instance it ran on.
+    pub instance_id: String,
+    /// The document (`ForensnapCaptureMemory`).
+    pub document_name: String,
+    /// The document's SHA-256 (hex), as SSM's DescribeDocument names it.
+    pub document_hash: String,
+    /// The command's `Comment`.
+    pub comment: String,
+    /// The parameters as sent.
+    pub parameters: BTreeMap<String, Vec<String>>,
+    /// The script the instance ran: the document's commands with the parameters in place.
+    pub script: String,
+    /// The names of the environment variables the script ran with.
+    pub environment: Vec<String>,
+    /// The instance's SSM behaviour when the command was sent (`normal`, `hang`, ...).
+    pub mode: String,
+    /// `Pending`, `InProgress`, `Success`, `Failed`, `TimedOut` or `Cancelled`.
+    pub status: String,
+    /// The script's exit status (-1 while it runs, or when it timed out).
+    pub response_code: i64,
+    /// Its whole standard output.
+    pub stdout: String,
+    /// Its whole standard error.
+    pub stderr: String,
+}
+
+#[derive(Deserialize)]
+struct SsmCommands {
+    commands: Vec<SsmCommand>,
+}
+
 impl World {
     fn control<T: serde::de::DeserializeOwned>(
         &self,
@@ -333,6 +371,29 @@ impl World {
         let tampered: Tampered =
             self.control("POST", "cloudtrail/tamper", Some(body.to_string()))?;
         Ok(tampered.key)
+    }
+
+    /// How the world's SSM agent on `instance_id` (an instance with `memory_mib` or `ssm` in the
+    /// world file) treats the commands sent to it from now on. `mode` is `normal`;
+    /// `unreachable` (DescribeInstanceInformation says `ConnectionLost`, SendCommand answers
+    /// `InvalidInstanceId`); `hang` (the capture never finishes: the invocation ends `TimedOut`
+    /// once the world clock passes its start plus `TimeoutSeconds`, and nothing more is
+    /// uploaded); `truncate` (the host uploads every part and prints the SHA-256 of the whole
+    /// image, but S3 keeps only the first part: the host's hash and the object disagree);
+    /// `oversize` (the image is larger than the plan's presigned parts cover: the command
+    /// fails with exit status 5, "capture larger than the presigned parts").
+    pub fn set_ssm_behaviour(&self, instance_id: &str, mode: &str) -> Result<(), WorldError> {
+        let body = serde_json::json!({ "instance_id": instance_id, "mode": mode });
+        self.control::<serde_json::Value>("POST", "ssm/behaviour", Some(body.to_string()))
+            .map(|_| ())
+    }
+
+    /// Every SSM command the world's stand-in agent ran (oldest first), as the instance
+    /// received it: for tests that check what reached the host (no credentials in the script).
+    pub fn ssm_commands(&self) -> Result<Vec<SsmCommand>, WorldError> {
+        Ok(self
+            .control::<SsmCommands>("GET", "ssm/commands", None)?
+            .commands)
     }
 
     /// Empty the world: every account, resource, fault and clock offset.

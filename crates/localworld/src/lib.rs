@@ -14,7 +14,7 @@ mod process;
 mod sdk;
 mod seeded;
 
-pub use control::{Decision, FaultKind, FaultRule, FaultStats, KillWhen, Settings};
+pub use control::{Decision, FaultKind, FaultRule, FaultStats, KillWhen, Settings, SsmCommand};
 pub use process::{World, WorldError, world_python};
 pub use sdk::{forensic_credentials, sdk_config};
 pub use seeded::{Admin, Forensic, Instance, Member, Security, Seeded, Stacks, Volume};

@@ -68,6 +68,12 @@ pub struct Forensic {
     pub access_key_id: String,
     /// Operator secret key.
     pub secret_access_key: String,
+    /// The world's pinned stand-in AVML build in the evidence bucket.
+    #[serde(default)]
+    pub avml_key: Option<String>,
+    /// Its SHA-256.
+    #[serde(default)]
+    pub avml_sha256: Option<String>,
     /// The daemon's request queue.
     #[serde(default)]
     pub request_queue_url: Option<String>,
@@ -137,6 +143,12 @@ pub struct Instance {
     pub instance_id: String,
     /// Attached volumes, in the order of the world file.
     pub volumes: Vec<Volume>,
+    /// The memory the stand-in AVML captures, MiB (instances with `memory_mib`).
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    /// Its SSM agent: `online`, `offline` or `none`.
+    #[serde(default)]
+    pub ssm: Option<String>,
 }
 
 /// One volume and the image it holds.

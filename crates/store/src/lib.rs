@@ -133,3 +133,51 @@ pub trait EvidenceAudit: EvidenceRead {
         version_id: &str,
     ) -> impl Future<Output = Result<LockState, CloudError>> + Send;
 }
+
+/// One part of a handed-off upload, as the store lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandoffPart {
+    /// Part number, from 1.
+    pub number: u32,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Its ETag, as CompleteMultipartUpload wants it.
+    pub etag: String,
+}
+
+/// An object written by a party that holds no credentials (a suspect host): a multipart upload
+/// whose parts arrive through URLs presigned with the store's own credentials, one URL per part,
+/// short-lived; the store completes it afterwards from the parts it finds. The parts carry no
+/// S3 checksum (the sender computes none): the object is hashed once it is complete.
+pub trait Handoff: EvidenceWrite {
+    /// Create the multipart upload of `key` (the bucket's Object Lock retention, the legal hold
+    /// when configured); its upload id.
+    fn open_handoff(&self, key: &str) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// A URL that stores part `number` of `upload_id` of `key`, valid for `expires`.
+    fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        expires: std::time::Duration,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// A URL that reads `key`, valid for `expires`.
+    fn presign_get(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// The parts `upload_id` holds, in order.
+    fn handoff_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> impl Future<Output = Result<Vec<HandoffPart>, CloudError>> + Send;
+    /// Complete `upload_id` from `parts`; the object's version id.
+    fn complete_handoff(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[HandoffPart],
+    ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+}

@@ -575,6 +575,127 @@ impl EvidenceAudit for MemoryStore {
     }
 }
 
+/// The URL [`Handoff::presign_part`] gives in memory: `memory:<upload id>:<part>:<key>`.
+fn part_url(upload_id: &str, number: u32, key: &str) -> String {
+    format!("memory:{upload_id}:{number}:{key}")
+}
+
+impl MemoryStore {
+    /// What a host does with a part URL: store `bytes` as that part (unit tests of handed-off
+    /// uploads). A URL that is not one of this store's part URLs is an error.
+    pub async fn put_part_url(&self, url: &str, bytes: Vec<u8>) -> Result<(), CloudError> {
+        let bad = || {
+            err(
+                ErrorKind::Invalid,
+                "UploadPart",
+                "InvalidURI",
+                format!("{url} is not a part URL of this store"),
+            )
+        };
+        let rest = url.strip_prefix("memory:").ok_or_else(bad)?;
+        let mut fields = rest.splitn(3, ':');
+        let (Some(id), Some(number), Some(key)) = (fields.next(), fields.next(), fields.next())
+        else {
+            return Err(bad());
+        };
+        let number: u32 = number.parse().map_err(|_| bad())?;
+        let algorithm = self
+            .state()
+            .uploads
+            .get(id)
+            .map(|u| u.algorithm)
+            .ok_or_else(bad)?;
+        let mut body = PartBody::with_capacity(1);
+        body.push(bytes::Bytes::from(bytes));
+        let upload = Upload {
+            id: id.to_string(),
+            algorithm,
+        };
+        self.upload_part(key, &upload, number, body)
+            .await
+            .map(|_| ())
+    }
+}
+
+impl crate::Handoff for MemoryStore {
+    async fn open_handoff(&self, key: &str) -> Result<String, CloudError> {
+        Ok(self.open_upload(key).await?.0.id)
+    }
+
+    async fn presign_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        _: std::time::Duration,
+    ) -> Result<String, CloudError> {
+        Ok(part_url(upload_id, number, key))
+    }
+
+    async fn presign_get(&self, key: &str, _: std::time::Duration) -> Result<String, CloudError> {
+        Ok(format!("memory:get:{key}"))
+    }
+
+    async fn handoff_parts(
+        &self,
+        _: &str,
+        upload_id: &str,
+    ) -> Result<Vec<crate::HandoffPart>, CloudError> {
+        let state = self.state();
+        let upload = state.uploads.get(upload_id).ok_or_else(|| {
+            err(
+                ErrorKind::NotFound,
+                "ListParts",
+                "NoSuchUpload",
+                upload_id.to_string(),
+            )
+        })?;
+        Ok(upload
+            .parts
+            .values()
+            .map(|(p, _)| crate::HandoffPart {
+                number: p.number,
+                size: p.size,
+                etag: p.etag.clone(),
+            })
+            .collect())
+    }
+
+    async fn complete_handoff(
+        &self,
+        key: &str,
+        upload_id: &str,
+        parts: &[crate::HandoffPart],
+    ) -> Result<Option<String>, CloudError> {
+        let (upload, stored) = {
+            let state = self.state();
+            let open = state.uploads.get(upload_id).ok_or_else(|| {
+                err(
+                    ErrorKind::NotFound,
+                    "CompleteMultipartUpload",
+                    "NoSuchUpload",
+                    upload_id.to_string(),
+                )
+            })?;
+            let stored: Vec<StoredPart> = parts
+                .iter()
+                .filter_map(|p| open.parts.get(&p.number).map(|(s, _)| s.clone()))
+                .collect();
+            (
+                Upload {
+                    id: upload_id.to_string(),
+                    algorithm: open.algorithm,
+                },
+                stored,
+            )
+        };
+        Ok(self
+            .complete_upload(key, &upload, &stored)
+            .await?
+            .version_id)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

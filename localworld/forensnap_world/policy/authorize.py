@@ -79,6 +79,17 @@ The table of rules, each with the AWS page it follows:
   S3 listings carry ``s3:prefix`` (the request's ``prefix``, absent without one), so a grant
   limited to a trail's ``AWSLogs/`` prefix allows only listings under it.
   https://docs.aws.amazon.com/AmazonS3/latest/userguide/amazon-s3-policy-keys.html
+* SSM (``X-Amz-Target: AmazonSSM.<Operation>``): SendCommand ``ssm:SendCommand`` on the
+  document (``arn:aws:ssm:REGION:ACCOUNT:document/NAME``, an AWS-owned document such as
+  ``AWS-RunShellScript`` without the account, a document ARN as given) and on each instance
+  (``arn:aws:ec2:REGION:ACCOUNT:instance/ID``; ``instance/*`` for a command sent by ``Targets``);
+  StartSession ``ssm:StartSession`` on the instance and the session document
+  (``SSM-SessionManagerRunShell`` unless named); the document calls (Create, Update, Delete,
+  Describe, Get, UpdateDocumentDefaultVersion, ModifyDocumentPermission) on the document;
+  GetCommandInvocation, ListCommandInvocations, ListCommands, CancelCommand and
+  DescribeInstanceInformation on ``*`` (they name no resource type).
+  https://docs.aws.amazon.com/service-authorization/latest/reference/list_awssystemsmanager.html
+  EC2's DescribeInstanceTypes is ``ec2:DescribeInstanceTypes`` on ``*`` like every EC2 Describe.
 * The transport is an input of every decision: ``aws:SecureTransport`` (every service; "This key
   is always included in the request context") is true unless the request came over plain HTTP,
   and S3's ``s3:TlsVersion`` is the TLS version, absent without TLS.
@@ -828,6 +839,50 @@ def _cloudtrail_checks(call, account: str) -> tuple[list[Check], bool]:
     return checks, True
 
 
+_SSM_UNSCOPED = {"GetCommandInvocation", "ListCommandInvocations", "ListCommands", "CancelCommand",
+                 "DescribeInstanceInformation"}
+_SSM_DOCUMENT_CALLS = {"CreateDocument", "UpdateDocument", "DeleteDocument", "DescribeDocument", "GetDocument",
+                       "UpdateDocumentDefaultVersion", "ModifyDocumentPermission", "DescribeDocumentPermission"}
+_AWS_OWNED_DOCUMENTS = ("AWS-", "AWSEC2-", "AWSSupport-", "AmazonCloudWatch-", "AWSFleetManager-")
+
+
+def ssm_document_arn(name: str, region: str, account: str) -> str:
+    """The ARN IAM evaluates for an SSM document named by name or ARN."""
+    if name.startswith("arn:"):
+        return name
+    if name.startswith(_AWS_OWNED_DOCUMENTS):
+        return f"arn:aws:ssm:{region}::document/{name}"
+    return f"arn:aws:ssm:{region}:{account}:document/{name}"
+
+
+def _instance_arn(instance_id: str, region: str, account: str) -> str:
+    if instance_id.startswith("mi-"):
+        return f"arn:aws:ssm:{region}:{account}:managed-instance/{instance_id}"
+    return f"arn:aws:ec2:{region}:{account}:instance/{instance_id}"
+
+
+def _ssm_checks(call, account: str) -> tuple[list[Check], bool]:
+    op, region = call.operation, call.region
+    body = _json_body(call)
+    if op in _SSM_UNSCOPED:
+        return [Check(f"ssm:{op}", "*", account)], True
+    if op == "SendCommand":
+        document = ssm_document_arn(str(body.get("DocumentName") or ""), region, account)
+        instances = [str(i) for i in body.get("InstanceIds") or []]
+        resources = [document] + ([_instance_arn(i, region, account) for i in instances]
+                                  or [f"arn:aws:ec2:{region}:{account}:instance/*"])
+        return [Check("ssm:SendCommand", r, account) for r in resources], True
+    if op == "StartSession":
+        target = str(body.get("Target") or "*")
+        document = ssm_document_arn(str(body.get("DocumentName") or "SSM-SessionManagerRunShell"), region, account)
+        return [Check("ssm:StartSession", _instance_arn(target, region, account), account),
+                Check("ssm:StartSession", document, account)], True
+    if op in _SSM_DOCUMENT_CALLS:
+        document = ssm_document_arn(str(body.get("Name") or "*"), region, account)
+        return [Check(f"ssm:{op}", document, account)], True
+    return [Check(f"ssm:{op}", "*", account)], False
+
+
 def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list[Check], bool]:
     """The IAM checks of a request and whether the table models its operation."""
     service = call.service
@@ -850,6 +905,8 @@ def checks_for(call, account: str, snapshot_id: str | None = None) -> tuple[list
         return _events_checks(call, account)
     if service == "cloudtrail":
         return _cloudtrail_checks(call, account)
+    if service == "ssm":
+        return _ssm_checks(call, account)
     return [Check(f"{service}:{call.operation}", "*", account)], False
 
 

@@ -29,7 +29,9 @@ What this module owns:
   encryption, public access block, ownership controls, lifecycle, tags) and bucket policies, SQS
   queues (redrive, visibility, long polling, KMS key) and queue policies, DynamoDB tables (keys,
   billing mode, SSE, point-in-time recovery), EventBridge buses (with their policy) and rules
-  with their targets (moto then delivers matching events, see ``eventbridge``). Every resource is created after the ones it
+  with their targets (moto then delivers matching events, see ``eventbridge``), SSM documents
+  (content, type, format, tags: the member role's memory capture document, which the world's
+  stand-in SSM agent runs, see ``ssm``). Every resource is created after the ones it
   references, so the collector role exists (trust policy only) before the key and bucket
   policies that name it, and its ``CollectorPolicy`` is put after the keys and the bucket. The
   collector service's task execution role (``CollectorImage`` set) is an IAM role like any other.
@@ -654,6 +656,9 @@ def _predict(ctx: _Resolver, lid: str, resource: dict, placeholders: bool) -> di
         scoped = "" if bus == "default" else f"{bus}/"
         return n and {"Ref": n if not scoped else f"{bus}|{n}",
                       "Arn": f"arn:{p}:events:{region}:{account}:rule/{scoped}{n}"}
+    if kind == "AWS::SSM::Document":
+        n = name("Name")
+        return n and {"Ref": n}
     if kind == "AWS::Logs::LogGroup":
         n = name("LogGroupName")
         return n and {"Ref": n, "Arn": f"arn:{p}:logs:{region}:{account}:log-group:{n}:*"}
@@ -1051,6 +1056,34 @@ class _Deployer:
         return {"Ref": name if bus_name == "default" else f"{bus_name}|{name}", "Arn": arn}
 
 
+    # SSM
+
+    def ssm_document(self, lid, props):
+        """A document whose content is exactly the template's (CloudFormation sends a ``Content``
+        object as JSON). ``UpdateMethod`` only decides how a stack update changes the document."""
+        ssm = self.client("ssm")
+        name = props.get("Name")
+        if not name:
+            raise TemplateError(f"Resources.{lid}.Properties.Name: needed in the world (no generated names)")
+        content = props["Content"]
+        fmt = props.get("DocumentFormat", "JSON")
+        if not isinstance(content, str):
+            content = json.dumps(content) if fmt == "JSON" else yaml.safe_dump(content, sort_keys=False)
+        args = {"Name": name, "Content": content, "DocumentType": props.get("DocumentType", "Command"),
+                "DocumentFormat": fmt}
+        for key in ("TargetType", "VersionName"):
+            if key in props:
+                args[key] = props[key]
+        if props.get("Tags"):
+            args["Tags"] = _tags(props)
+        ssm.create_document(**args)
+        if "UpdateMethod" in props:
+            self.note(lid, "UpdateMethod: applies only to stack updates, nothing to create")
+        self.unused(lid, props, {"Name", "Content", "DocumentType", "DocumentFormat", "TargetType", "VersionName",
+                                 "Tags", "UpdateMethod"})
+        return {"Ref": name}
+
+
 _HANDLERS = {
     "AWS::IAM::Role": _Deployer.iam_role,
     "AWS::IAM::RolePolicy": _Deployer.iam_role_policy,
@@ -1064,6 +1097,7 @@ _HANDLERS = {
     "AWS::DynamoDB::Table": _Deployer.dynamodb_table,
     "AWS::Events::EventBus": _Deployer.events_event_bus,
     "AWS::Events::Rule": _Deployer.events_rule,
+    "AWS::SSM::Document": _Deployer.ssm_document,
 }
 
 
@@ -1132,8 +1166,9 @@ def deploy_forensic(endpoint: str, region: str, account: str, parameters: dict[s
 def deploy_member(endpoint: str, region: str, account: str, parameters: dict[str, str | list[str]], *,
                   stack_name: str = "forensnap-member", client: Callable[[str], Any] | None = None,
                   template_path: str | Path = MEMBER_TEMPLATE) -> dict[str, Any]:
-    """Deploy ``member-role.yaml`` (the member collector role, trust and inline policy); return
-    its resolved Outputs (RoleArn, RoleName, AccountId)."""
+    """Deploy ``member-role.yaml`` (the member collector role, trust and inline policy, and the
+    memory capture document ForensnapCaptureMemory); return its resolved Outputs (RoleArn,
+    RoleName, AccountId)."""
     return deploy(template_path, endpoint, region, account, parameters, stack_name=stack_name, client=client).outputs
 
 

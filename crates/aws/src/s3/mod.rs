@@ -6,10 +6,13 @@
 //! * [`multipart`] -- uploads created with the same Object Lock and `ChecksumAlgorithm=SHA256`,
 //!   found again after a crash (ListMultipartUploads + ListParts), parts streamed;
 //! * [`audit`] -- the bucket's Object Lock configuration, versions, retention per version;
+//! * [`handoff`] -- an upload whose parts a host without credentials sends through presigned
+//!   URLs (memory capture);
 //! * [`body`] -- the streamed part body.
 
 mod audit;
 mod body;
+mod handoff;
 mod multipart;
 
 use aws_sdk_s3::config::ResponseChecksumValidation;
