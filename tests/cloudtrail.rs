@@ -99,6 +99,36 @@ resources = [{{ type = "AWS::CloudTrail::Trail", name = "org-trail" }}]
     Env::new(&toml)
 }
 
+/// `forensnap trail` of `case` with `config`, about the attacker's stolen key, as JSON.
+fn principal_trail<'a>(config: &'a str, case: &'a str) -> [&'a str; 11] {
+    [
+        "trail",
+        "--config",
+        config,
+        "--case",
+        case,
+        "--account",
+        ACCOUNT,
+        "--principal",
+        "ASIAEXAMPLEATTACKER1",
+        "--output",
+        "json",
+    ]
+}
+
+/// `count` more seeded events of `event_source`:`event_name` made with the attacker's stolen key
+/// (`ASIAEXAMPLEATTACKER1`) from web-1's role session, one a minute from `minutes_ago` back.
+fn stolen_key_events(count: u32, minutes_ago: u32, event_source: &str, event_name: &str) -> String {
+    (0..count)
+        .map(|i| {
+            format!(
+                "\n[[members.trail_events]]\nminutes_ago = {}\nevent_source = \"{event_source}\"\nevent_name = \"{event_name}\"\nprincipal = \"instance-role:web-1\"\naccess_key_id = \"ASIAEXAMPLEATTACKER1\"\nsource_ip = \"203.0.113.50\"\nuser_agent = \"aws-cli/2.15.0\"\n",
+                minutes_ago + i
+            )
+        })
+        .collect()
+}
+
 /// The generated config with `[cloudtrail]` switched on (`settings` added to the table).
 fn trail_config(env: &Env, settings: &str) -> String {
     let generated = env.seeded.config.clone().expect("seed writes a config");
@@ -346,19 +376,7 @@ async fn each_kind_of_tampering_with_the_trail_is_caught_and_named() {
             .tamper_trail(ACCOUNT, "us-east-1", kind, None)
             .expect("tamper");
         let case = format!("CT-TAMPER-{}", n + 1);
-        let run = forensnap(&[
-            "trail",
-            "--config",
-            &config,
-            "--case",
-            &case,
-            "--account",
-            ACCOUNT,
-            "--principal",
-            "ASIAEXAMPLEATTACKER1",
-            "--output",
-            "json",
-        ]);
+        let run = forensnap(&principal_trail(&config, &case));
         assert!(run.ok, "{kind}: trail: {}", run.stderr);
         let items = run.json();
         let logs = items
@@ -402,14 +420,10 @@ async fn each_kind_of_tampering_with_the_trail_is_caught_and_named() {
 #[tokio::test(flavor = "multi_thread")]
 async fn throttled_pages_are_retried_within_the_quota_and_every_page_is_stored() {
     // 130 more events with the stolen key: its AccessKeyId query has three pages of 50.
-    let mut extra = String::new();
-    for i in 0..130 {
-        extra.push_str(&format!(
-            "\n[[members.trail_events]]\nminutes_ago = {}\nevent_source = \"ec2.amazonaws.com\"\nevent_name = \"DescribeInstances\"\nprincipal = \"instance-role:web-1\"\naccess_key_id = \"ASIAEXAMPLEATTACKER1\"\nsource_ip = \"10.0.0.5\"\nuser_agent = \"aws-sdk-go/1.44\"\n",
-            30 + i
-        ));
-    }
-    let env = attacked_world("ct-throttle", &extra);
+    let env = attacked_world(
+        "ct-throttle",
+        &stolen_key_events(130, 30, "ec2.amazonaws.com", "DescribeInstances"),
+    );
     let config = trail_config(&env, "trail_logs = false");
     env.world
         .add_fault(
@@ -423,19 +437,7 @@ async fn throttled_pages_are_retried_within_the_quota_and_every_page_is_stored()
         )
         .expect("fault");
     let case = "CT-THROTTLE";
-    let run = forensnap(&[
-        "trail",
-        "--config",
-        &config,
-        "--case",
-        case,
-        "--account",
-        ACCOUNT,
-        "--principal",
-        "ASIAEXAMPLEATTACKER1",
-        "--output",
-        "json",
-    ]);
+    let run = forensnap(&principal_trail(&config, case));
     assert!(run.ok, "trail: {}", run.stderr);
     let fired: u64 = env
         .world
@@ -481,29 +483,13 @@ async fn throttled_pages_are_retried_within_the_quota_and_every_page_is_stored()
 async fn a_run_killed_between_pages_resumes_with_the_same_window_and_no_page_twice() {
     use std::os::unix::process::ExitStatusExt;
 
-    let mut extra = String::new();
-    for i in 0..70 {
-        extra.push_str(&format!(
-            "\n[[members.trail_events]]\nminutes_ago = {}\nevent_source = \"s3.amazonaws.com\"\nevent_name = \"ListBuckets\"\nprincipal = \"instance-role:web-1\"\naccess_key_id = \"ASIAEXAMPLEATTACKER1\"\nsource_ip = \"203.0.113.50\"\nuser_agent = \"aws-cli/2.15.0\"\n",
-            20 + i
-        ));
-    }
-    let env = attacked_world("ct-kill", &extra);
+    let env = attacked_world(
+        "ct-kill",
+        &stolen_key_events(70, 20, "s3.amazonaws.com", "ListBuckets"),
+    );
     let config = trail_config(&env, "trail_logs = false");
     let case = "CT-KILL";
-    let args = [
-        "trail",
-        "--config",
-        &config,
-        "--case",
-        case,
-        "--account",
-        ACCOUNT,
-        "--principal",
-        "ASIAEXAMPLEATTACKER1",
-        "--output",
-        "json",
-    ];
+    let args = principal_trail(&config, case);
     // Killed once the second page is answered, before it learns the answer.
     env.world
         .add_fault(
@@ -641,19 +627,7 @@ async fn bad_requests_are_refused_naming_the_input_and_the_next_step_before_anyt
         run.stderr
     );
     let fixed = trail_config(&env, "");
-    let again = forensnap(&[
-        "trail",
-        "--config",
-        &fixed,
-        "--case",
-        "CT-BAD-6",
-        "--account",
-        ACCOUNT,
-        "--principal",
-        "ASIAEXAMPLEATTACKER1",
-        "--output",
-        "json",
-    ]);
+    let again = forensnap(&principal_trail(&fixed, "CT-BAD-6"));
     assert!(again.ok, "the rerun with the trail fixed: {}", again.stderr);
     assert_eq!(again.json().as_array().expect("items").len(), 2);
 }

@@ -46,11 +46,11 @@ document (``member-role.yaml`` deploys it; a hand-made world's members get the s
 is listed by DescribeInstanceInformation as ``Online``, and the stand-in agent runs the document
 there: its stand-in AVML writes a deterministic LiME image of ``memory_mib`` (default 64) MiB.
 ``offline`` is listed as ``ConnectionLost``; ``none`` is not managed (SendCommand answers
-``InvalidInstanceId`` for both). The printed instance gains ``memory_mib`` and ``ssm``. Every
-world's evidence bucket holds the world's pinned "AVML build" (``avml.py``) at
-``tools/avml/v0.14.0-forensnap-world/avml``; the printed world gains ``forensic.avml_key`` and
-``forensic.avml_sha256``, and when an instance is in the world's SSM (``memory_mib`` or ``ssm``)
-the generated config ends with a ``[memory]`` table naming both (``avml_key``, ``avml_sha256``).
+``InvalidInstanceId`` for both). The printed instance gains ``memory_mib`` and ``ssm``. When an
+instance is in the world's SSM (``memory_mib`` or ``ssm``), the evidence bucket holds the world's
+pinned "AVML build" (``avml.py``) at ``tools/avml/v0.14.0-forensnap-world/avml``, the printed
+world gains ``forensic.avml_key`` and ``forensic.avml_sha256``, and the generated config ends
+with a ``[memory]`` table naming both (``avml_key``, ``avml_sha256``).
 
 A member's ``[members.trail]`` makes, in the member account, the bucket (with the bucket policy
 CloudTrail needs, no Object Lock) and the trail (log file validation on, home region the world's
@@ -211,7 +211,11 @@ def seed(world_path: str, endpoint: str) -> dict:
     else:
         f_out = _seed_forensic(fclient, forensic, f_account, member_accounts, region)
         f_out.update(_seed_intake(fclient, forensic, region, sources))
-    f_out.update(_upload_avml(fclient, f_out["evidence_bucket"]))
+    if any("memory_mib" in i or "ssm" in i for m in world["members"] for i in m.get("instances", [])):
+        # Only a world with memory capture holds the pinned AVML: an object in the evidence
+        # bucket changes what its owner may still do to it (moto refuses a new Object Lock
+        # configuration on a bucket that is not empty, which the hostile tests do).
+        f_out.update(_upload_avml(fclient, f_out["evidence_bucket"]))
     f_out.update(_admin(fclient))
     out = {"region": region, "endpoint": endpoint, "policies": policies, "forensic": f_out}
     if s_account is not None:

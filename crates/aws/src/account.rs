@@ -112,9 +112,10 @@ impl ForensicAccount {
         )
     }
 
-    /// EC2 of `member` in `region`, through the case's role session (AssumeRole with the
-    /// member's ExternalId, session name and SourceIdentity from the case; refreshed by the SDK).
-    pub fn member_ec2(&self, member: &Member, case: &CaseId, region: &str) -> SdkEc2 {
+    /// The SDK configuration of `member` in `region` through the case's role session (AssumeRole
+    /// with the member's ExternalId, session name and SourceIdentity from the case; refreshed by
+    /// the SDK). Each adapter of the member account is built on its own session.
+    fn member_sdk(&self, member: &Member, case: &CaseId, region: &str) -> SdkConfig {
         let session = CaseRoleProvider::new(
             self.clients.sts.clone(),
             &member.role_arn(),
@@ -122,7 +123,12 @@ impl ForensicAccount {
             case,
             Duration::from_secs(u64::from(self.config.collect.session_seconds)),
         );
-        let member_sdk = session.member_config(&self.sdk, region);
+        session.member_config(&self.sdk, region)
+    }
+
+    /// EC2 of `member` in `region`, through the case's role session.
+    pub fn member_ec2(&self, member: &Member, case: &CaseId, region: &str) -> SdkEc2 {
+        let member_sdk = self.member_sdk(member, case, region);
         SdkEc2::new(
             Clients::new(&member_sdk, &self.config.aws.endpoints),
             &member.account,
@@ -133,14 +139,7 @@ impl ForensicAccount {
     /// CloudTrail of the member account and region, and its trail's bucket, read through the
     /// case's member session.
     pub fn member_trail(&self, member: &Member, case: &CaseId, region: &str) -> SdkTrail {
-        let session = CaseRoleProvider::new(
-            self.clients.sts.clone(),
-            &member.role_arn(),
-            &member.external_id,
-            case,
-            Duration::from_secs(u64::from(self.config.collect.session_seconds)),
-        );
-        let member_sdk = session.member_config(&self.sdk, region);
+        let member_sdk = self.member_sdk(member, case, region);
         let clients = Clients::new(&member_sdk, &self.config.aws.endpoints);
         SdkTrail::new(&member_sdk, clients.s3, &member.account, region)
     }
@@ -148,14 +147,7 @@ impl ForensicAccount {
     /// SSM RunCommand (and EC2 instance types) of the member account and region, through the
     /// case's member session.
     pub fn member_ssm(&self, member: &Member, case: &CaseId, region: &str) -> SdkSsm {
-        let session = CaseRoleProvider::new(
-            self.clients.sts.clone(),
-            &member.role_arn(),
-            &member.external_id,
-            case,
-            Duration::from_secs(u64::from(self.config.collect.session_seconds)),
-        );
-        let member_sdk = session.member_config(&self.sdk, region);
+        let member_sdk = self.member_sdk(member, case, region);
         let clients = Clients::new(&member_sdk, &self.config.aws.endpoints);
         SdkSsm::new(&member_sdk, clients.ec2)
     }
