@@ -513,9 +513,8 @@ impl<T: Trail, S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, G: Signer> St
             let slug = lookup.slug();
             let dir = format!("data/lookup/{slug}");
             let mut stored = self.stored_pages(&prefix, &dir).await?;
-            if let Some(last) = stored.last() {
+            if !stored.is_empty() {
                 tracing::info!(query = %slug, pages = stored.len(), "pages stored by an earlier run kept");
-                let _ = last;
             }
             let mut files = Vec::new();
             for page in &stored {

@@ -83,25 +83,16 @@ impl Handoff for S3Store {
         key: &str,
         upload_id: &str,
     ) -> Result<Vec<HandoffPart>, CloudError> {
-        let mut parts = Vec::new();
-        let mut pages = self
-            .s3
-            .list_parts()
-            .bucket(&self.bucket)
-            .key(key)
-            .upload_id(upload_id)
-            .into_paginator()
-            .send();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| aws_error("ListParts", e))?;
-            for part in page.parts() {
-                parts.push(HandoffPart {
-                    number: part.part_number().unwrap_or_default().max(0) as u32,
-                    size: part.size().unwrap_or_default().max(0) as u64,
-                    etag: part.e_tag().unwrap_or_default().to_string(),
-                });
-            }
-        }
+        let mut parts: Vec<HandoffPart> = self
+            .listed_parts(key, upload_id)
+            .await?
+            .iter()
+            .map(|part| HandoffPart {
+                number: part.part_number().unwrap_or_default().max(0) as u32,
+                size: part.size().unwrap_or_default().max(0) as u64,
+                etag: part.e_tag().unwrap_or_default().to_string(),
+            })
+            .collect();
         parts.sort_by_key(|p| p.number);
         Ok(parts)
     }

@@ -14,7 +14,12 @@ use super::body::part_stream;
 use crate::errors::aws_error;
 
 impl S3Store {
-    async fn parts(&self, key: &str, upload_id: &str) -> Result<Vec<StoredPart>, CloudError> {
+    /// Every part `upload_id` of `key` holds, as ListParts gives them (all pages).
+    pub(super) async fn listed_parts(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Vec<aws_sdk_s3::types::Part>, CloudError> {
         let mut parts = Vec::new();
         let mut pages = self
             .s3
@@ -26,28 +31,34 @@ impl S3Store {
             .send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| aws_error("ListParts", e))?;
-            for part in page.parts() {
-                let number = part.part_number().unwrap_or_default().max(0) as u32;
-                let checksum = match (part.checksum_crc64_nvme(), part.checksum_sha256()) {
-                    (Some(crc), _) => PartChecksum::Crc64nvme(crc.into()),
-                    (None, Some(sha)) => PartChecksum::Sha256(sha.into()),
-                    (None, None) => {
-                        return Err(CloudError::new(
-                            ErrorKind::Invalid,
-                            "ListParts",
-                            format!(
-                                "part {number} of upload {upload_id} of {key} has neither a CRC64NVME nor a SHA-256 checksum"
-                            ),
-                        ));
-                    }
-                };
-                parts.push(StoredPart {
-                    number,
-                    size: part.size().unwrap_or_default().max(0) as u64,
-                    checksum,
-                    etag: part.e_tag().unwrap_or_default().to_string(),
-                });
-            }
+            parts.extend(page.parts().iter().cloned());
+        }
+        Ok(parts)
+    }
+
+    async fn parts(&self, key: &str, upload_id: &str) -> Result<Vec<StoredPart>, CloudError> {
+        let mut parts = Vec::new();
+        for part in &self.listed_parts(key, upload_id).await? {
+            let number = part.part_number().unwrap_or_default().max(0) as u32;
+            let checksum = match (part.checksum_crc64_nvme(), part.checksum_sha256()) {
+                (Some(crc), _) => PartChecksum::Crc64nvme(crc.into()),
+                (None, Some(sha)) => PartChecksum::Sha256(sha.into()),
+                (None, None) => {
+                    return Err(CloudError::new(
+                        ErrorKind::Invalid,
+                        "ListParts",
+                        format!(
+                            "part {number} of upload {upload_id} of {key} has neither a CRC64NVME nor a SHA-256 checksum"
+                        ),
+                    ));
+                }
+            };
+            parts.push(StoredPart {
+                number,
+                size: part.size().unwrap_or_default().max(0) as u64,
+                checksum,
+                etag: part.e_tag().unwrap_or_default().to_string(),
+            });
         }
         Ok(parts)
     }
