@@ -300,7 +300,8 @@ def write_config(world: dict, path: str) -> str:
     if any("memory_mib" in i for m in world["members"] for i in m["instances"]):
         # An instance in the world's SSM (memory_mib or ssm): memory capture through SSM, with
         # the pinned AVML build the seed put in the evidence bucket. Kept last in the file.
-        lines += ["", "[memory]", f"avml_key = {_toml_str(f['avml_key'])}",
+        lines += ["", "[memory]", f"transfer_bucket = {_toml_str(f['transfer_bucket'])}",
+                  f"avml_key = {_toml_str(f['avml_key'])}",
                   f"avml_sha256 = {_toml_str(f['avml_sha256'])}"]
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as handle:
@@ -340,6 +341,8 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
             "Rule": {"DefaultRetention": {"Mode": "COMPLIANCE", "Days": days}},
         },
     )
+    # The transfer bucket (forensic-account.yaml's TransferBucket): no Object Lock, no versions.
+    s3.create_bucket(Bucket=transfer_bucket_name(forensic, account, region), **location)
     ebs_key = kms.create_key(
         Description="forensnap: re-encrypts evidence snapshots",
         Policy=_key_policy(account, members),
@@ -354,6 +357,7 @@ def _seed_forensic(client, forensic: dict, account: str, members: list[str], reg
     return {
         "account": account,
         "evidence_bucket": bucket,
+        "transfer_bucket": transfer_bucket_name(forensic, account, region),
         "retention_days": days,
         "ebs_key_arn": ebs_key["Arn"],
         "signing_key_arn": signing["Arn"],
@@ -392,6 +396,11 @@ def _admin(client) -> dict:
 def bucket_name(forensic: dict, account: str, region: str) -> str:
     """The evidence bucket's name as forensic-account.yaml makes it."""
     return f"{forensic.get('name_prefix', 'forensnap')}-evidence-{account}-{region}"
+
+
+def transfer_bucket_name(forensic: dict, account: str, region: str) -> str:
+    """The transfer bucket's name as forensic-account.yaml makes it."""
+    return f"{forensic.get('name_prefix', 'forensnap')}-transfer-{account}-{region}"
 
 
 def _operator_key(client, forensic: dict, account: str) -> tuple[dict, dict]:
@@ -492,6 +501,7 @@ def _deploy_forensic(client, endpoint, forensic, account, members, member_accoun
     return {
         "account": account,
         "evidence_bucket": outputs["EvidenceBucketName"],
+        "transfer_bucket": outputs["TransferBucketName"],
         "retention_days": days,
         "ebs_key_arn": outputs["EbsKeyArn"],
         "signing_key_arn": outputs["SigningKeyArn"],

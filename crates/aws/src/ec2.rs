@@ -221,6 +221,8 @@ impl Ec2 for SdkEc2 {
                 .and_then(|p| p.availability_zone())
                 .map(str::to_string),
             volumes,
+            instance_type: instance.instance_type().map(|t| t.as_str().to_string()),
+            platform: instance.platform().map(|p| p.as_str().to_string()),
             json,
         };
         Ok(Called::new(Some(record), request_id))

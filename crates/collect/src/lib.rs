@@ -16,10 +16,13 @@
 //! * [`plan`] -- the preservation and acquisition plans built from the config.
 //! * [`recorded`] -- export and verification of a case, recorded as custody events.
 //! * [`leftovers`] -- what an abandoned case left open or shared, listed and ended.
+//! * [`memory`] -- the instance's RAM, captured on the host through SSM with a pinned AVML build
+//!   and streamed into the case through presigned part URLs, both hashes compared.
 //! * [`trail`] -- the member account's CloudTrail record of the case: LookupEvents pages, the
 //!   trail's log and digest files validated, the timeline.
 
 pub mod leftovers;
+pub mod memory;
 pub mod plan;
 pub mod recorded;
 pub mod trail;

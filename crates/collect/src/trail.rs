@@ -278,7 +278,7 @@ impl Pace {
 
 /// A file of a bag stored once: `put_new`, or, when an earlier run stored it, the stored bytes
 /// compared with these.
-async fn store_once<K: EvidenceWrite>(
+pub(crate) async fn store_once<K: EvidenceWrite>(
     sink: &K,
     prefix: &str,
     path: &str,

@@ -59,6 +59,16 @@ pub struct Memory {
     /// see an SSM command run: capture only when that trade-off is accepted).
     #[serde(default)]
     pub enabled: bool,
+    /// The forensic account's transfer bucket (forensic-account.yaml's `TransferBucketName`):
+    /// where the host's transfer plan (its presigned part URLs) waits until the capture ends.
+    /// Never the evidence bucket: the plan's URLs carry the collector's key id and must not be
+    /// kept.
+    #[serde(default)]
+    pub transfer_bucket: Option<String>,
+    /// The SSM command's comment (what `ssm list-commands` shows in the member account).
+    /// Default: none, so the command names no case.
+    #[serde(default)]
+    pub comment: Option<String>,
     /// The pinned AVML build's key in the evidence bucket.
     #[serde(default)]
     pub avml_key: Option<String>,
@@ -102,6 +112,8 @@ impl Default for Memory {
     fn default() -> Self {
         Memory {
             enabled: false,
+            transfer_bucket: None,
+            comment: None,
             avml_key: None,
             avml_sha256: None,
             document: default_memory_document(),
@@ -823,6 +835,20 @@ impl Config {
             return Err(invalid(
                 "memory.avml_key",
                 "memory.avml_key and memory.avml_sha256 go together: the host runs only the AVML build whose SHA-256 is pinned".into(),
+            ));
+        }
+        if m.transfer_bucket.as_deref() == Some(self.forensic.evidence_bucket.as_str()) {
+            return Err(invalid(
+                "memory.transfer_bucket",
+                "must not be the evidence bucket: the transfer plan holds presigned URLs that must not be kept under Object Lock (forensic-account.yaml's TransferBucketName)".into(),
+            ));
+        }
+        if let Some(comment) = &m.comment
+            && comment.chars().count() > 100
+        {
+            return Err(invalid(
+                "memory.comment",
+                "must be at most 100 characters (SSM's limit for a command's comment)".into(),
             ));
         }
         for (key, value, range) in [

@@ -226,6 +226,15 @@ pub fn config_from_stacks(
         ]);
         accounts.push(account.to_string());
     }
+    // Memory capture stays off (`enabled` or `collect --memory` turns it on); the stack names
+    // where its transfer plans go. A stack deployed before the transfer bucket has none.
+    if let Ok(transfer) = forensic.output("TransferBucketName", FORENSIC) {
+        lines.extend([
+            String::new(),
+            "[memory]".to_string(),
+            format!("transfer_bucket = {}", quoted(transfer)),
+        ]);
+    }
     if let Some(unknown) = external_ids.keys().find(|a| !accounts.contains(a)) {
         return Err(FromStackError::UnknownAccount {
             account: unknown.clone(),

@@ -62,13 +62,15 @@ pub enum Action {
     TrailLogsStored,
     /// A memory capture's plan was stored and its command is about to be sent.
     MemoryCaptureRequested,
+    /// SSM accepted a memory capture's command.
+    MemoryCommandSent,
     /// A memory capture ended (its image stored, or why not).
     MemoryCaptured,
 }
 
 impl Action {
     /// Every action, in the order a collection meets them.
-    pub const ALL: [Action; 29] = [
+    pub const ALL: [Action; 30] = [
         Action::RequestReceived,
         Action::CollectionStarted,
         Action::BucketChecked,
@@ -97,6 +99,7 @@ impl Action {
         Action::TrailEventsStored,
         Action::TrailLogsStored,
         Action::MemoryCaptureRequested,
+        Action::MemoryCommandSent,
         Action::MemoryCaptured,
     ];
 
@@ -131,6 +134,7 @@ impl Action {
             Action::TrailEventsStored => "cloudtrail.events-stored",
             Action::TrailLogsStored => "cloudtrail.logs-stored",
             Action::MemoryCaptureRequested => "memory.capture-requested",
+            Action::MemoryCommandSent => "memory.command-sent",
             Action::MemoryCaptured => "memory.captured",
         }
     }

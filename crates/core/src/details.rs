@@ -685,14 +685,32 @@ pub struct MemoryCaptureRequested {
     pub part_bytes: u64,
     /// Part URLs presigned.
     pub parts: u32,
+    /// The instance's type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance_type: Option<String>,
     /// The instance type's memory, MiB (DescribeInstanceTypes).
     pub memory_mib: u64,
     /// When the presigned URLs expire, RFC 3339.
     pub urls_expire: String,
-    /// The transfer plan as stored (its URLs are what the host could write to).
-    pub plan: StoredObject,
+    /// The transfer bucket holding the plan until the capture ends (never the evidence bucket:
+    /// the plan's URLs carry the collector's key id).
+    pub transfer_bucket: String,
+    /// The plan's key there.
+    pub plan_key: String,
+    /// The plan's SHA-256 (its URLs are what the host could write to).
+    pub plan_sha256: String,
     /// The command's timeout.
     pub timeout_seconds: u32,
+}
+
+/// `memory.command-sent`: SSM accepted the capture command (a run killed while it runs finds
+/// the command again by this id).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemoryCommandSent {
+    /// The evidence item.
+    pub item: String,
+    /// The SSM command id.
+    pub command_id: String,
 }
 
 /// `memory.captured`: the command's outcome, both hashes and the image (absent fields when the
@@ -722,6 +740,12 @@ pub struct MemoryCaptured {
     /// Parts stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub parts: Option<u32>,
+    /// The image's key and version, when it was stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<StoredObject>,
+    /// LiME ranges read from the stored image's headers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lime_ranges: Option<u64>,
     /// When the command ran, RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub started: Option<String>,
@@ -807,6 +831,7 @@ macro_rules! details {
 details!(
     ReportGenerated,
     MemoryCaptureRequested,
+    MemoryCommandSent,
     MemoryCaptured,
     TrailLookupStarted,
     TrailEventsStored,

@@ -68,6 +68,9 @@ pub struct Forensic {
     pub access_key_id: String,
     /// Operator secret key.
     pub secret_access_key: String,
+    /// The transfer bucket (memory capture's transfer plans).
+    #[serde(default)]
+    pub transfer_bucket: Option<String>,
     /// The world's pinned stand-in AVML build in the evidence bucket.
     #[serde(default)]
     pub avml_key: Option<String>,

@@ -52,6 +52,10 @@ pub struct InstanceRecord {
     pub availability_zone: Option<String>,
     /// Attached EBS volumes: device name -> volume id.
     pub volumes: BTreeMap<String, String>,
+    /// Its instance type (`t3.micro`): how much memory a capture must take.
+    pub instance_type: Option<String>,
+    /// `windows` for a Windows instance, else absent (EC2's `Platform`).
+    pub platform: Option<String>,
     /// The DescribeInstances reservation as JSON, the evidence itself.
     pub json: Vec<u8>,
 }

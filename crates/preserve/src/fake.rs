@@ -204,6 +204,8 @@ impl Ec2 for FakeEc2 {
                     .iter()
                     .map(|(d, (v, _))| (d.clone(), v.clone()))
                     .collect(),
+                instance_type: Some("t3.micro".into()),
+                platform: None,
                 json: format!("{{\"instance_id\":\"{instance_id}\"}}").into_bytes(),
             });
         ok(record)

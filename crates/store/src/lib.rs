@@ -7,6 +7,8 @@
 //!   found again after a crash, HEAD of a completed object.
 //! * [`EvidenceAudit`] -- the bucket's Object Lock configuration, every version under a prefix
 //!   (delete markers included), one version's retention and legal hold.
+//! * [`Handoff`] -- an upload a host without credentials fills through presigned part URLs.
+//! * [`Transfer`] -- the transfer bucket: what a host is handed and must not be kept.
 //! * [`body`]   -- [`PartBody`]: a multipart part held as shared chunks, so a failed upload is
 //!   sent again from the same bytes.
 //! * [`error`]  -- [`CloudError`] with an [`ErrorKind`]: the adapters classify AWS's codes once.
@@ -180,4 +182,26 @@ pub trait Handoff: EvidenceWrite {
         upload_id: &str,
         parts: &[HandoffPart],
     ) -> impl Future<Output = Result<Option<String>, CloudError>> + Send;
+}
+
+/// The transfer bucket: short-lived objects handed to a suspect host (a memory capture's plan of
+/// presigned part URLs) that must not be kept, so never the locked evidence bucket. Each object
+/// is deleted once its capture ends; the bucket's lifecycle rule removes any a killed run left.
+pub trait Transfer: Send + Sync {
+    /// The bucket's name.
+    fn transfer_bucket(&self) -> &str;
+    /// Store `bytes` at `key` (a new, unguessable key per capture).
+    fn put_transfer(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(), CloudError>> + Send;
+    /// A URL that reads `key`, valid for `expires`.
+    fn presign_transfer(
+        &self,
+        key: &str,
+        expires: std::time::Duration,
+    ) -> impl Future<Output = Result<String, CloudError>> + Send;
+    /// Remove `key` (absent is not an error).
+    fn delete_transfer(&self, key: &str) -> impl Future<Output = Result<(), CloudError>> + Send;
 }

@@ -469,10 +469,12 @@ impl EvidenceWrite for MemoryStore {
             object.extend_from_slice(data);
         }
         // The stored parts' own digests (checked equal to `parts` above), as S3 combines them.
+        let size = object.len() as u64;
         let version = Self::version(&mut state, object);
         let completed = CompletedObject {
             version_id: Some(version.version_id.clone()),
             checksum: Some(checksum),
+            size: Some(size),
         };
         state.objects.entry(key.into()).or_default().push(version);
         state.completed.insert(key.into(), completed.clone());
@@ -528,6 +530,7 @@ impl EvidenceWrite for MemoryStore {
         Ok(Some(CompletedObject {
             version_id: Some(latest.version_id.clone()),
             checksum,
+            size: Some(latest.bytes.len() as u64),
         }))
     }
 }
@@ -614,6 +617,34 @@ impl MemoryStore {
         self.upload_part(key, &upload, number, body)
             .await
             .map(|_| ())
+    }
+}
+
+impl crate::Transfer for MemoryStore {
+    fn transfer_bucket(&self) -> &str {
+        BUCKET
+    }
+
+    async fn put_transfer(&self, key: &str, bytes: Vec<u8>) -> Result<(), CloudError> {
+        self.write(key, &bytes).await;
+        let mut state = self.state();
+        let version = Self::version(&mut state, bytes);
+        state.objects.insert(key.to_string(), vec![version]);
+        Ok(())
+    }
+
+    async fn presign_transfer(
+        &self,
+        key: &str,
+        _: std::time::Duration,
+    ) -> Result<String, CloudError> {
+        Ok(format!("memory:get:{key}"))
+    }
+
+    async fn delete_transfer(&self, key: &str) -> Result<(), CloudError> {
+        self.write(key, &[]).await;
+        self.state().objects.remove(key);
+        Ok(())
     }
 }
 

@@ -227,6 +227,8 @@ pub struct CompletedObject {
     pub version_id: Option<String>,
     /// S3's checksum of the object, when reported.
     pub checksum: Option<ObjectChecksum>,
+    /// Its size in bytes, when reported (HeadObject).
+    pub size: Option<u64>,
 }
 
 /// The checksum S3 gives the object made of `parts` (in order), uploaded with `algorithm`:

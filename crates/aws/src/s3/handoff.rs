@@ -1,12 +1,15 @@
 //! [`Handoff`] over S3: a multipart upload whose parts a host without credentials sends through
 //! presigned UploadPart URLs (SigV4 query authentication with the collector's own session, one
-//! part each, short-lived), completed from ListParts.
+//! part each, short-lived), completed from ListParts; and [`Transfer`] over the transfer
+//! bucket, where the plan of those URLs waits for the host and is deleted after.
 
 use std::time::Duration;
 
 use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ChecksumAlgorithm;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
-use forensnap_store::{CloudError, ErrorKind, Handoff, HandoffPart};
+use forensnap_store::{CloudError, ErrorKind, Handoff, HandoffPart, Transfer};
 
 use super::S3Store;
 use crate::errors::aws_error;
@@ -127,5 +130,42 @@ impl Handoff for S3Store {
             .await
             .map_err(|e| aws_error("CompleteMultipartUpload", e))?;
         Ok(output.version_id().map(str::to_string))
+    }
+}
+
+/// An [`S3Store`] of the transfer bucket (no Object Lock): the plan is put with S3's SHA-256
+/// check and never kept.
+impl Transfer for S3Store {
+    fn transfer_bucket(&self) -> &str {
+        &self.bucket
+    }
+
+    async fn put_transfer(&self, key: &str, bytes: Vec<u8>) -> Result<(), CloudError> {
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/json")
+            .checksum_algorithm(ChecksumAlgorithm::Sha256)
+            .body(ByteStream::from(bytes))
+            .send()
+            .await
+            .map_err(|e| aws_error("PutObject", e))?;
+        Ok(())
+    }
+
+    async fn presign_transfer(&self, key: &str, expires: Duration) -> Result<String, CloudError> {
+        self.presign_get(key, expires).await
+    }
+
+    async fn delete_transfer(&self, key: &str) -> Result<(), CloudError> {
+        self.s3
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| aws_error("DeleteObject", e))?;
+        Ok(())
     }
 }

@@ -277,6 +277,7 @@ impl EvidenceWrite for S3Store {
         Ok(CompletedObject {
             version_id: out.version_id().map(str::to_string),
             checksum: reported(out.checksum_crc64_nvme(), out.checksum_sha256()),
+            size: None,
         })
     }
 
@@ -355,6 +356,7 @@ impl EvidenceWrite for S3Store {
         Ok(Some(CompletedObject {
             version_id: out.version_id().map(str::to_string),
             checksum: reported(out.checksum_crc64_nvme(), out.checksum_sha256()),
+            size: out.content_length().and_then(|n| u64::try_from(n).ok()),
         }))
     }
 }
