@@ -221,6 +221,7 @@ pub async fn collect_part(
         progress,
         scope,
         trail,
+        &forensnap_collect::NoMemory,
     )
     .await?)
 }

@@ -42,11 +42,15 @@ use forensnap_evidence::item::{self, ItemKind, SealedBag};
 use forensnap_evidence::{Acquired, ByteProgress};
 use forensnap_ports::Trail;
 use forensnap_preserve::{
-    Custody, Ec2, Plan, PreserveError, Preserved, PreservedVolume, Progress, preserve,
-    preserved_from_log,
+    BeforeSnapshots, Custody, Ec2, InstanceRecord, Plan, PreserveError, Preserved,
+    PreservedVolume, Progress, preserve_with, preserved_from_log,
 };
-use forensnap_store::{EvidenceAudit, EvidenceWrite};
+use forensnap_store::{EvidenceAudit, EvidenceWrite, Handoff};
 use futures::StreamExt;
+pub use memory::{
+    MemoryError, MemoryItem, MemoryJob, MemoryPlan, MemoryStep, MemorySummary, MemoryTarget,
+    NoMemory, capture_memory,
+};
 pub use trail::{TrailItem, TrailPlan, TrailSummary, collect_trail};
 
 /// How volumes are acquired.
@@ -88,9 +92,13 @@ pub struct EvidenceItem {
     /// The forensic-account snapshot read (volumes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot_id: Option<String>,
-    /// SHA-256 of the whole raw image (volumes).
+    /// SHA-256 of the whole raw image (volumes), of the memory image as S3 holds it (memory).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub image_sha256: Option<String>,
+    /// The host's own SHA-256 of the memory image it streamed (memory; equal to
+    /// `image_sha256`, or the capture is not sealed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host_sha256: Option<String>,
     /// Volume size in bytes (volumes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub volume_bytes: Option<u64>,
@@ -100,6 +108,9 @@ pub struct EvidenceItem {
     /// What a CloudTrail item holds: its window, events, flags or validation.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cloudtrail: Option<trail::TrailSummary>,
+    /// What a memory item holds: both hashes, size, parts, LiME ranges, the command.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub memory: Option<memory::MemorySummary>,
     /// Payload files with their SHA-256 (as `manifest-sha256.txt` lists them).
     pub files: Vec<(String, String)>,
     /// SHA-256 of the bag's tag manifest, as sealed (the checkpoint records it).
@@ -174,7 +185,7 @@ pub async fn collect<
     M: Ec2,
     F: Ec2,
     S: EvidenceWrite + EvidenceAudit,
-    K: EvidenceWrite,
+    K: Handoff,
     B: BlockSource,
     G: Signer,
 >(
@@ -200,6 +211,7 @@ pub async fn collect<
         progress,
         &Scope::Whole,
         None::<(&TrailPlan, &forensnap_ports::NoTrail)>,
+        &NoMemory,
     )
     .await
 }
@@ -211,10 +223,11 @@ pub async fn collect_scope<
     M: Ec2,
     F: Ec2,
     S: EvidenceWrite + EvidenceAudit,
-    K: EvidenceWrite,
+    K: Handoff,
     B: BlockSource,
     G: Signer,
     T: Trail,
+    W: MemoryStep,
 >(
     plan: &Plan,
     acquire_plan: &AcquirePlan,
@@ -227,11 +240,21 @@ pub async fn collect_scope<
     progress: &dyn CollectProgress,
     scope: &Scope,
     trail: Option<(&TrailPlan, &T)>,
+    memory: &W,
 ) -> Result<Collected, CollectError> {
     let before = custody.head().await;
+    // Memory first: captured once the instance is recorded, before its volumes are snapshotted.
+    let memory_first = MemoryFirst {
+        step: memory,
+        sink,
+        custody,
+        signer,
+        progress,
+        outcome: std::sync::Mutex::new(None),
+    };
     let preserved = match scope {
         Scope::Volume(_) => preserved_from_log(plan, custody).await,
-        _ => preserve(plan, member, forensic, custody, progress).await,
+        _ => preserve_with(plan, member, forensic, custody, progress, &memory_first).await,
     };
     let preserved = match preserved {
         Ok(preserved) => preserved,
@@ -271,6 +294,16 @@ pub async fn collect_scope<
     if !matches!(scope, Scope::Volume(_)) {
         results.push(run.small_item(ItemKind::InstanceRecord).await);
         results.push(run.small_item(ItemKind::ConsoleOutput).await);
+    }
+    let captured = memory_first
+        .outcome
+        .lock()
+        .map(|mut o| o.take())
+        .unwrap_or_default();
+    match captured {
+        Some(Ok(item)) => results.push(Ok(run.memory_item(item))),
+        Some(Err(e)) => results.push(Err(e.to_string())),
+        None => {}
     }
     let chosen: Vec<&PreservedVolume> = match scope {
         Scope::Whole => preserved.volumes.iter().collect(),
@@ -377,6 +410,45 @@ pub async fn collect_scope<
     })
 }
 
+/// Memory capture as preservation's step before the snapshots; its outcome kept for the run.
+struct MemoryFirst<'a, W, K, S, G> {
+    step: &'a W,
+    sink: &'a K,
+    custody: &'a Custody<S>,
+    signer: &'a G,
+    progress: &'a dyn CollectProgress,
+    outcome: std::sync::Mutex<Option<Result<MemoryItem, MemoryError>>>,
+}
+
+impl<W: MemoryStep, K: Handoff, S: EvidenceWrite + EvidenceAudit, G: Signer> BeforeSnapshots
+    for MemoryFirst<'_, W, K, S, G>
+{
+    async fn run(&self, instance: &InstanceRecord) {
+        let target = MemoryTarget {
+            instance_type: instance.instance_type.clone(),
+            platform: instance.platform.clone(),
+        };
+        let outcome = self
+            .step
+            .capture(&target, self.sink, self.custody, self.signer)
+            .await;
+        match &outcome {
+            Some(Ok(item)) => self.progress.step(&format!(
+                "memory of {} captured: {} bytes, sha256 {} (host and S3 agree)",
+                instance.instance_id, item.summary.bytes, item.summary.image_sha256
+            )),
+            Some(Err(e)) => self.progress.step(&format!(
+                "memory of {} NOT captured ({}); the disks are collected next",
+                instance.instance_id, e.step
+            )),
+            None => {}
+        }
+        if let Ok(mut slot) = self.outcome.lock() {
+            *slot = outcome;
+        }
+    }
+}
+
 /// A small item's stored object as the custody event of `subject` that stored it recorded it
 /// (this run's or an earlier run's): its SHA-256 and size go into the bag's manifest unread.
 fn recorded_object(
@@ -410,7 +482,7 @@ fn recorded_object(
     }
 }
 
-impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Signer>
+impl<S: EvidenceWrite + EvidenceAudit, K: Handoff, B: BlockSource, G: Signer>
     Run<'_, S, K, B, G>
 {
     /// A signed checkpoint over the chain so far, naming the items sealed with their tag
@@ -489,11 +561,23 @@ impl<S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, B: BlockSource, G: Sign
             device: None,
             snapshot_id: None,
             image_sha256: None,
+            host_sha256: None,
             volume_bytes: None,
             blocks_stored: None,
             cloudtrail: None,
+            memory: None,
             files: bag.files,
             tagmanifest_sha256: bag.tagmanifest_sha256,
+        }
+    }
+
+    /// A memory item sealed by [`memory::capture_memory`].
+    fn memory_item(&self, sealed: MemoryItem) -> EvidenceItem {
+        EvidenceItem {
+            image_sha256: Some(sealed.summary.image_sha256.clone()),
+            host_sha256: Some(sealed.summary.host_sha256.clone()),
+            memory: Some(sealed.summary),
+            ..self.item(&sealed.id, ItemKind::Memory, sealed.bag)
         }
     }
 

@@ -158,6 +158,58 @@ pub struct MemoryError {
     pub next: String,
 }
 
+/// Whether and how a collection captures memory: [`MemoryJob`] does, [`NoMemory`] does not.
+pub trait MemoryStep: Send + Sync {
+    /// Capture (or find captured) the memory of the instance `target` describes; `None` when
+    /// this collection captures no memory.
+    fn capture<H: Handoff, S: EvidenceWrite + EvidenceAudit, G: Signer>(
+        &self,
+        target: &MemoryTarget,
+        store: &H,
+        custody: &Custody<S>,
+        signer: &G,
+    ) -> impl std::future::Future<Output = Option<Result<MemoryItem, MemoryError>>> + Send;
+}
+
+/// A collection that captures no memory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoMemory;
+
+impl MemoryStep for NoMemory {
+    async fn capture<H: Handoff, S: EvidenceWrite + EvidenceAudit, G: Signer>(
+        &self,
+        _: &MemoryTarget,
+        _: &H,
+        _: &Custody<S>,
+        _: &G,
+    ) -> Option<Result<MemoryItem, MemoryError>> {
+        None
+    }
+}
+
+/// A collection that captures memory: the plan, the member account's SSM, the transfer bucket.
+#[derive(Debug, Clone, Copy)]
+pub struct MemoryJob<'a, Y, X> {
+    /// What to run.
+    pub plan: &'a MemoryPlan,
+    /// SSM of the member account.
+    pub ssm: &'a Y,
+    /// The transfer bucket.
+    pub transfer: &'a X,
+}
+
+impl<Y: Ssm, X: Transfer> MemoryStep for MemoryJob<'_, Y, X> {
+    async fn capture<H: Handoff, S: EvidenceWrite + EvidenceAudit, G: Signer>(
+        &self,
+        target: &MemoryTarget,
+        store: &H,
+        custody: &Custody<S>,
+        signer: &G,
+    ) -> Option<Result<MemoryItem, MemoryError>> {
+        Some(capture_memory(self.plan, target, self.ssm, store, self.transfer, custody, signer).await)
+    }
+}
+
 /// The id of a capture attempt: `memory-<instance>`, then `memory-<instance>-<n>`.
 pub fn item_id(instance: &str, attempt: usize) -> String {
     if attempt <= 1 {
@@ -1229,4 +1281,4 @@ fn tail(text: &str, n: usize) -> String {
 
 #[cfg(test)]
 #[path = "memory_tests.rs"]
-mod tests;
+pub(crate) mod tests;

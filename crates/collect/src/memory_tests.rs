@@ -15,7 +15,7 @@ const INSTANCE: &str = "i-0123456789abcdef0";
 
 /// What the scripted host does with a command.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Host {
+pub(crate) enum Host {
     /// Captures, uploads every part, reports the truth.
     Normal,
     /// The agent is ConnectionLost.
@@ -28,7 +28,7 @@ enum Host {
     WrongAvml,
 }
 
-struct ScriptedSsm {
+pub(crate) struct ScriptedSsm {
     host: Mutex<Host>,
     evidence: MemoryStore,
     transfer: MemoryStore,
@@ -56,7 +56,7 @@ fn lime_image() -> Vec<u8> {
 }
 
 impl ScriptedSsm {
-    fn new(host: Host, evidence: &MemoryStore, transfer: &MemoryStore) -> ScriptedSsm {
+    pub(crate) fn new(host: Host, evidence: &MemoryStore, transfer: &MemoryStore) -> ScriptedSsm {
         ScriptedSsm {
             host: Mutex::new(host),
             evidence: evidence.clone(),
@@ -207,11 +207,15 @@ impl Ssm for ScriptedSsm {
 }
 
 fn plan() -> MemoryPlan {
+    plan_for(INSTANCE)
+}
+
+pub(crate) fn plan_for(instance: &str) -> MemoryPlan {
     MemoryPlan {
         forensic_account: "123456789012".into(),
         account: "111111111111".into(),
         region: "us-east-1".into(),
-        instance_id: INSTANCE.into(),
+        instance_id: instance.into(),
         document: "ForensnapCaptureMemory".into(),
         document_sha256: None,
         avml_key: "tools/avml".into(),

@@ -447,6 +447,16 @@ async fn run_scope(
     source: &Snapshots,
     scope: &Scope,
 ) -> (Result<Collected, CollectError>, Vec<Event>) {
+    run_with(cloud, bucket, source, scope, &crate::NoMemory).await
+}
+
+async fn run_with<W: MemoryStep>(
+    cloud: &Shared,
+    bucket: &Bucket,
+    source: &Snapshots,
+    scope: &Scope,
+    memory: &W,
+) -> (Result<Collected, CollectError>, Vec<Event>) {
     let (member, forensic, actor) = accounts(cloud);
     let plan = plan();
     let custody = Custody::open(bucket.clone(), "", &plan.case, actor, None)
@@ -464,6 +474,7 @@ async fn run_scope(
         &Quiet,
         scope,
         None::<(&crate::TrailPlan, &forensnap_ports::NoTrail)>,
+        memory,
     )
     .await;
     (result, custody.events().await)
@@ -525,4 +536,45 @@ async fn a_case_split_into_its_preparation_and_one_run_per_volume_ends_as_one_wh
         "the volume runs assumed nothing"
     );
     assert_eq!(sealed_findings(&bucket, &signer()), Vec::<String>::new());
+}
+
+#[tokio::test(start_paused = true)]
+async fn memory_is_captured_before_the_snapshots_and_a_failed_capture_leaves_the_disks_collected() {
+    use crate::memory::tests::{Host, ScriptedSsm, plan_for};
+    let position = |events: &[Event], action: Action| {
+        events
+            .iter()
+            .position(|e| e.action == action.as_str())
+            .unwrap_or_else(|| panic!("{action:?} recorded"))
+    };
+    let memory_plan = plan_for(&plan().instance_id);
+
+    let (cloud, bucket, source, transfer) = (cloud(), Bucket::default(), source(), MemoryStore::new());
+    let ssm = ScriptedSsm::new(Host::Normal, &bucket, &transfer);
+    let job = MemoryJob { plan: &memory_plan, ssm: &ssm, transfer: &transfer };
+    let (result, events) = run_with(&cloud, &bucket, &source, &Scope::Whole, &job).await;
+    let collected = result.expect("collected");
+    let memory = collected
+        .evidence
+        .iter()
+        .find(|i| i.kind == ItemKind::Memory)
+        .expect("a memory item");
+    assert_eq!(memory.host_sha256, memory.image_sha256);
+    assert!(memory.host_sha256.is_some());
+    assert_eq!(collected.evidence.len(), 6);
+    assert!(position(&events, Action::InstanceRecorded) < position(&events, Action::MemoryCaptureRequested));
+    assert!(position(&events, Action::MemoryCaptured) < position(&events, Action::SnapshotsRequested));
+    assert_eq!(sealed_findings(&bucket, &signer()), Vec::<String>::new());
+
+    // An agent that cannot be reached: named, and the disks are collected all the same.
+    let (cloud, bucket, source, transfer) = (self::cloud(), Bucket::default(), self::source(), MemoryStore::new());
+    let ssm = ScriptedSsm::new(Host::Unreachable, &bucket, &transfer);
+    let job = MemoryJob { plan: &memory_plan, ssm: &ssm, transfer: &transfer };
+    let (result, events) = run_with(&cloud, &bucket, &source, &Scope::Whole, &job).await;
+    let err = result.expect_err("memory failed");
+    let text = err.to_string();
+    assert!(text.contains("1 of 6") && text.contains("reach the SSM agent") && text.contains("i-1"), "{text}");
+    assert_eq!(count(&events, Action::AcquisitionCompleted), 3, "every volume acquired");
+    assert_eq!(count(&events, Action::EvidenceSealed), 5, "every other item sealed");
+    assert_eq!(count(&events, Action::CollectionFailed), 1);
 }

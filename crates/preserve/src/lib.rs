@@ -30,6 +30,6 @@ pub use forensnap_custody::{Custody, CustodyError};
 pub use forensnap_ports::{Called, CloudError, Ec2, InstanceRecord, SnapState, SnapshotInfo};
 pub use plan::{Plan, Preserved, PreservedVolume, Progress, SilentProgress};
 pub use run::{
-    MemberLeftover, end_member_leftovers, member_leftovers, preserve, preserved_from_log,
-    release_shares,
+    BeforeSnapshots, MemberLeftover, NothingFirst, end_member_leftovers, member_leftovers,
+    preserve, preserve_with, preserved_from_log, release_shares,
 };

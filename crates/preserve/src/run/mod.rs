@@ -1,7 +1,8 @@
 //! The preservation run for one instance.
 //!
 //! Order of acts, each recorded as a custody event before the next begins:
-//! bucket checked -> role assumed -> instance and console recorded -> CreateSnapshots -> per
+//! bucket checked -> role assumed -> instance and console recorded -> what must come before the
+//! snapshots ([`BeforeSnapshots`]: memory capture, when asked) -> CreateSnapshots -> per
 //! volume (at most `max_concurrent_copies` at once): wait, re-encrypting member copy when the
 //! snapshot cannot be shared as it is, share with the forensic account only, forensic copy under
 //! the forensic key, wait, unshare, delete the intermediate copy. The instance is never stopped,
@@ -18,6 +19,8 @@ mod leftovers;
 mod volume;
 
 pub use leftovers::{MemberLeftover, end_member_leftovers, member_leftovers};
+
+use std::future::Future;
 
 use std::collections::BTreeMap;
 
@@ -38,7 +41,7 @@ use forensnap_custody::Custody;
 use forensnap_store::{ErrorKind, EvidenceAudit, EvidenceWrite, Stored};
 
 use crate::state::{CaseState, Stage, VolumeState};
-use forensnap_ports::{Called, Ec2};
+use forensnap_ports::{Called, Ec2, InstanceRecord};
 
 use crate::plan::{Plan, Preserved, PreservedVolume, Progress, StoredRef};
 
@@ -50,6 +53,22 @@ struct Run<'a, M, F, S> {
     progress: &'a dyn Progress,
 }
 
+/// What runs once the instance is recorded and before its volumes are snapshotted: the most
+/// volatile evidence first (memory capture). It records its own events and keeps its own
+/// outcome; preservation goes on whatever it found.
+pub trait BeforeSnapshots: Send + Sync {
+    /// Run, given the instance as DescribeInstances recorded it.
+    fn run(&self, instance: &InstanceRecord) -> impl Future<Output = ()> + Send;
+}
+
+/// Nothing before the snapshots.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NothingFirst;
+
+impl BeforeSnapshots for NothingFirst {
+    async fn run(&self, _: &InstanceRecord) {}
+}
+
 /// Preserve one instance's volumes in the forensic account (see the module docs).
 pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
     plan: &Plan,
@@ -57,6 +76,18 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
     forensic: &F,
     custody: &Custody<S>,
     progress: &dyn Progress,
+) -> Result<Preserved, PreserveError> {
+    preserve_with(plan, member, forensic, custody, progress, &NothingFirst).await
+}
+
+/// [`preserve`], with `first` run between the instance's record and its snapshots.
+pub async fn preserve_with<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit, B: BeforeSnapshots>(
+    plan: &Plan,
+    member: &M,
+    forensic: &F,
+    custody: &Custody<S>,
+    progress: &dyn Progress,
+    first: &B,
 ) -> Result<Preserved, PreserveError> {
     check_bucket(custody.store(), plan.retention_days).await?;
     let run = Run {
@@ -66,7 +97,7 @@ pub async fn preserve<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit>(
         custody: custody.clone(),
         progress,
     };
-    let result = run.preserve().await;
+    let result = run.preserve(first).await;
     if let Err(err) = &result {
         let draft = run
             .draft(CollectionFailed::default())
@@ -291,7 +322,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         PreserveError::step(step, account, resource, message, next)
     }
 
-    async fn preserve(&self) -> Result<Preserved, PreserveError> {
+    async fn preserve<B: BeforeSnapshots>(&self, first: &B) -> Result<Preserved, PreserveError> {
         let plan = self.plan;
         let (bucket, layout) = (
             self.custody.store().bucket().to_string(),
@@ -346,8 +377,8 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             .step(&format!("assumed {} as {}", plan.role_arn, whoami.value));
 
         let (record, console) = self.record_instance(&state, &bucket, &layout).await?;
-        let instance_volumes = record;
-        let originals = self.snapshot_volumes(&state, &instance_volumes).await?;
+        first.run(&record).await;
+        let originals = self.snapshot_volumes(&state, &record.volumes).await?;
 
         let volumes: Vec<(String, VolumeState)> = originals.into_iter().collect();
         let results: Vec<Result<PreservedVolume, PreserveError>> = futures::stream::iter(
@@ -405,13 +436,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
         state: &CaseState,
         bucket: &str,
         layout: &CaseLayout,
-    ) -> Result<
-        (
-            BTreeMap<String, String>,
-            (Option<StoredRef>, Option<StoredRef>),
-        ),
-        PreserveError,
-    > {
+    ) -> Result<(InstanceRecord, (Option<StoredRef>, Option<StoredRef>)), PreserveError> {
         let plan = self.plan;
         let draft = self
             .draft(InstanceRecorded::default())
@@ -507,7 +532,7 @@ impl<M: Ec2, F: Ec2, S: EvidenceWrite + EvidenceAudit> Run<'_, M, F, S> {
             plan.instance_id,
             record.volumes.len()
         ));
-        Ok((record.volumes, stored))
+        Ok((record, stored))
     }
 
     /// Store an evidence object under Object Lock and record the event `draft` makes, given
