@@ -144,6 +144,11 @@ impl ForensicAccount {
         SdkTrail::new(&member_sdk, clients.s3, &member.account, region)
     }
 
+    /// The transfer bucket `bucket` (`[memory] transfer_bucket`): memory capture's plans.
+    pub fn transfer_store(&self, bucket: &str) -> S3Store {
+        S3Store::new(self.clients.s3.clone(), bucket, false)
+    }
+
     /// SSM RunCommand (and EC2 instance types) of the member account and region, through the
     /// case's member session.
     pub fn member_ssm(&self, member: &Member, case: &CaseId, region: &str) -> SdkSsm {

@@ -24,6 +24,11 @@ pub struct Args {
     /// Region of the instance (default: the forensic region).
     #[arg(long)]
     region: Option<String>,
+    /// Capture the instance's memory first, through SSM with the pinned AVML build, before its
+    /// volumes are snapshotted (`[memory] enabled` does it for every collection). A root user
+    /// watching the host can see an SSM command run.
+    #[arg(long)]
+    memory: bool,
     #[command(flatten)]
     who: Attribution,
 }
@@ -43,6 +48,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .region
         .clone()
         .unwrap_or_else(|| config.forensic.region.clone());
+    let memory = args.memory || config.memory.enabled;
+    if memory {
+        // Refused before anything is recorded: the config names what capture needs.
+        plan::memory_plan(&config, &member, &region, &args.instance)
+            .map_err(|e| anyhow::anyhow!("collect --memory: {e} ({})", path.display()))?;
+    }
 
     let forensic = Forensic::connect(&config, &args.who).await?;
     // The case's lease, before anything changes: a daemon or another responder may work it.
@@ -63,6 +74,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         member: &member,
         instance: &args.instance,
         region: &region,
+        memory,
     };
     let result = lease
         .guard_then(
@@ -91,6 +103,8 @@ pub struct Target<'a> {
     pub instance: &'a str,
     /// Its region.
     pub region: &'a str,
+    /// Capture its memory before the snapshots.
+    pub memory: bool,
 }
 
 /// After a collection was stopped (Ctrl-C, SIGTERM): remove any member snapshot share it left,
@@ -209,6 +223,27 @@ pub async fn collect_part(
         .cloudtrail
         .enabled
         .then_some((&trail_plan, &trail_source));
+    // Memory first, when asked (a volume run of a split case never captures it).
+    let memory_plan = match target.memory && !matches!(scope, Scope::Volume(_)) {
+        true => Some(
+            plan::memory_plan(config, target.member, target.region, target.instance)
+                .map_err(|e| anyhow::anyhow!("memory capture of {}: {e}", target.instance))?,
+        ),
+        false => None,
+    };
+    let ssm = forensic
+        .account
+        .member_ssm(target.member, case, target.region);
+    let transfer = forensic
+        .account
+        .transfer_store(config.memory.transfer_bucket.as_deref().unwrap_or_default());
+    let memory = memory_plan
+        .as_ref()
+        .map(|plan| forensnap_collect::MemoryJob {
+            plan,
+            ssm: &ssm,
+            transfer: &transfer,
+        });
     Ok(collect_scope(
         &plan,
         &acquire_plan,
@@ -221,7 +256,7 @@ pub async fn collect_part(
         progress,
         scope,
         trail,
-        &forensnap_collect::NoMemory,
+        &memory,
     )
     .await?)
 }

@@ -96,6 +96,7 @@ async fn collect_request(
         member,
         instance: &request.instance,
         region: &request.region,
+        memory: config.memory.enabled,
     };
     let progress = Reported::new(sink, scope);
     let first = record_request.then(|| received(request, false));
@@ -256,6 +257,7 @@ impl Collector for AwsCollector {
             member,
             instance: &request.instance,
             region: &request.region,
+            memory: false,
         };
         release_case_shares(
             &self.config,

@@ -7,6 +7,7 @@ mod export;
 mod forensic;
 mod lease;
 mod leftovers;
+mod memory;
 mod progress;
 mod report;
 mod stack_config;
@@ -66,6 +67,11 @@ enum Command {
     /// the trail's log and digest files, validated as `aws cloudtrail validate-logs` does; the
     /// timeline with persistence and defence-evasion actions flagged.
     Trail(trail::Args),
+    /// Capture an instance's memory alone (collect --memory does it before the snapshots):
+    /// through SSM Run Command with the pinned AVML build, streamed into the case through
+    /// presigned part URLs (no credentials reach the host), the host's SHA-256 compared with
+    /// S3's. Linux only. A root user watching the host can see an SSM command run.
+    Memory(memory::Args),
     /// List what an abandoned case left open or shared: open multipart uploads in the evidence
     /// bucket, member snapshots still shared with the forensic account, intermediate copies.
     /// With --end, end them (under the case's lease), each recorded in the custody chain.
@@ -126,6 +132,7 @@ fn main() -> ExitCode {
             Command::Verify(args) => verify::run(args).await,
             Command::Report(args) => report::run(args).await,
             Command::Trail(args) => trail::run(args).await,
+            Command::Memory(args) => memory::run(args).await,
             Command::Leftovers(args) => leftovers::run(args).await,
             Command::Daemon(args) => daemon::run(args).await,
             Command::Submit(args) => daemon::submit(args).await,

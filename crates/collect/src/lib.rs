@@ -42,8 +42,8 @@ use forensnap_evidence::item::{self, ItemKind, SealedBag};
 use forensnap_evidence::{Acquired, ByteProgress};
 use forensnap_ports::Trail;
 use forensnap_preserve::{
-    BeforeSnapshots, Custody, Ec2, InstanceRecord, Plan, PreserveError, Preserved,
-    PreservedVolume, Progress, preserve_with, preserved_from_log,
+    BeforeSnapshots, Custody, Ec2, InstanceRecord, Plan, PreserveError, Preserved, PreservedVolume,
+    Progress, preserve_with, preserved_from_log,
 };
 use forensnap_store::{EvidenceAudit, EvidenceWrite, Handoff};
 use futures::StreamExt;
@@ -482,9 +482,7 @@ fn recorded_object(
     }
 }
 
-impl<S: EvidenceWrite + EvidenceAudit, K: Handoff, B: BlockSource, G: Signer>
-    Run<'_, S, K, B, G>
-{
+impl<S: EvidenceWrite + EvidenceAudit, K: Handoff, B: BlockSource, G: Signer> Run<'_, S, K, B, G> {
     /// A signed checkpoint over the chain so far, naming the items sealed with their tag
     /// manifests' SHA-256 as sealing (or, for bags sealed by an earlier run, reading) found them.
     async fn seal_chain(&self, items: &[EvidenceItem]) -> Result<(), PreserveError> {

@@ -187,6 +187,22 @@ impl MemoryStep for NoMemory {
     }
 }
 
+/// A collection that captures memory when there is a step.
+impl<W: MemoryStep> MemoryStep for Option<W> {
+    async fn capture<H: Handoff, S: EvidenceWrite + EvidenceAudit, G: Signer>(
+        &self,
+        target: &MemoryTarget,
+        store: &H,
+        custody: &Custody<S>,
+        signer: &G,
+    ) -> Option<Result<MemoryItem, MemoryError>> {
+        match self {
+            Some(step) => step.capture(target, store, custody, signer).await,
+            None => None,
+        }
+    }
+}
+
 /// A collection that captures memory: the plan, the member account's SSM, the transfer bucket.
 #[derive(Debug, Clone, Copy)]
 pub struct MemoryJob<'a, Y, X> {
@@ -206,7 +222,18 @@ impl<Y: Ssm, X: Transfer> MemoryStep for MemoryJob<'_, Y, X> {
         custody: &Custody<S>,
         signer: &G,
     ) -> Option<Result<MemoryItem, MemoryError>> {
-        Some(capture_memory(self.plan, target, self.ssm, store, self.transfer, custody, signer).await)
+        Some(
+            capture_memory(
+                self.plan,
+                target,
+                self.ssm,
+                store,
+                self.transfer,
+                custody,
+                signer,
+            )
+            .await,
+        )
     }
 }
 

@@ -115,3 +115,49 @@ pub fn trail_plan(
         tool: tool(),
     }
 }
+
+/// The memory capture plan of `instance` from the config's `[memory]` table, or what the config
+/// lacks for one (each missing key named, with where its value comes from).
+pub fn memory_plan(
+    config: &Config,
+    member: &Member,
+    region: &str,
+    instance: &str,
+) -> Result<crate::MemoryPlan, String> {
+    let m = &config.memory;
+    let mut missing = Vec::new();
+    if m.transfer_bucket.is_none() {
+        missing.push("memory.transfer_bucket (forensic-account.yaml output TransferBucketName)");
+    }
+    if m.avml_key.is_none() || m.avml_sha256.is_none() {
+        missing.push(
+            "memory.avml_key and memory.avml_sha256 (an AVML build you put in the evidence bucket, and its SHA-256)",
+        );
+    }
+    let (Some(avml_key), Some(avml_sha256), true) = (
+        m.avml_key.clone(),
+        m.avml_sha256.clone(),
+        missing.is_empty(),
+    ) else {
+        return Err(format!(
+            "memory capture needs {} in the config",
+            missing.join(" and ")
+        ));
+    };
+    Ok(crate::MemoryPlan {
+        forensic_account: config.forensic.account.clone(),
+        account: member.account.clone(),
+        region: region.to_string(),
+        instance_id: instance.to_string(),
+        document: m.document.clone(),
+        document_sha256: m.document_sha256.clone(),
+        avml_key,
+        avml_sha256: avml_sha256.to_ascii_lowercase(),
+        timeout_seconds: m.timeout_minutes.saturating_mul(60),
+        part_bytes: u64::from(m.part_mib) << 20,
+        url_lifetime: std::time::Duration::from_secs(u64::from(m.url_minutes) * 60),
+        poll: std::time::Duration::from_secs(3),
+        comment: m.comment.clone().filter(|c| !c.is_empty()),
+        tool: tool(),
+    })
+}

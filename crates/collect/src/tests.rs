@@ -549,9 +549,14 @@ async fn memory_is_captured_before_the_snapshots_and_a_failed_capture_leaves_the
     };
     let memory_plan = plan_for(&plan().instance_id);
 
-    let (cloud, bucket, source, transfer) = (cloud(), Bucket::default(), source(), MemoryStore::new());
+    let (cloud, bucket, source, transfer) =
+        (cloud(), Bucket::default(), source(), MemoryStore::new());
     let ssm = ScriptedSsm::new(Host::Normal, &bucket, &transfer);
-    let job = MemoryJob { plan: &memory_plan, ssm: &ssm, transfer: &transfer };
+    let job = MemoryJob {
+        plan: &memory_plan,
+        ssm: &ssm,
+        transfer: &transfer,
+    };
     let (result, events) = run_with(&cloud, &bucket, &source, &Scope::Whole, &job).await;
     let collected = result.expect("collected");
     let memory = collected
@@ -562,19 +567,44 @@ async fn memory_is_captured_before_the_snapshots_and_a_failed_capture_leaves_the
     assert_eq!(memory.host_sha256, memory.image_sha256);
     assert!(memory.host_sha256.is_some());
     assert_eq!(collected.evidence.len(), 6);
-    assert!(position(&events, Action::InstanceRecorded) < position(&events, Action::MemoryCaptureRequested));
-    assert!(position(&events, Action::MemoryCaptured) < position(&events, Action::SnapshotsRequested));
+    assert!(
+        position(&events, Action::InstanceRecorded)
+            < position(&events, Action::MemoryCaptureRequested)
+    );
+    assert!(
+        position(&events, Action::MemoryCaptured) < position(&events, Action::SnapshotsRequested)
+    );
     assert_eq!(sealed_findings(&bucket, &signer()), Vec::<String>::new());
 
     // An agent that cannot be reached: named, and the disks are collected all the same.
-    let (cloud, bucket, source, transfer) = (self::cloud(), Bucket::default(), self::source(), MemoryStore::new());
+    let (cloud, bucket, source, transfer) = (
+        self::cloud(),
+        Bucket::default(),
+        self::source(),
+        MemoryStore::new(),
+    );
     let ssm = ScriptedSsm::new(Host::Unreachable, &bucket, &transfer);
-    let job = MemoryJob { plan: &memory_plan, ssm: &ssm, transfer: &transfer };
+    let job = MemoryJob {
+        plan: &memory_plan,
+        ssm: &ssm,
+        transfer: &transfer,
+    };
     let (result, events) = run_with(&cloud, &bucket, &source, &Scope::Whole, &job).await;
     let err = result.expect_err("memory failed");
     let text = err.to_string();
-    assert!(text.contains("1 of 6") && text.contains("reach the SSM agent") && text.contains("i-1"), "{text}");
-    assert_eq!(count(&events, Action::AcquisitionCompleted), 3, "every volume acquired");
-    assert_eq!(count(&events, Action::EvidenceSealed), 5, "every other item sealed");
+    assert!(
+        text.contains("1 of 6") && text.contains("reach the SSM agent") && text.contains("i-1"),
+        "{text}"
+    );
+    assert_eq!(
+        count(&events, Action::AcquisitionCompleted),
+        3,
+        "every volume acquired"
+    );
+    assert_eq!(
+        count(&events, Action::EvidenceSealed),
+        5,
+        "every other item sealed"
+    );
     assert_eq!(count(&events, Action::CollectionFailed), 1);
 }

@@ -837,6 +837,12 @@ impl Config {
                 "memory.avml_key and memory.avml_sha256 go together: the host runs only the AVML build whose SHA-256 is pinned".into(),
             ));
         }
+        if m.enabled && (m.transfer_bucket.is_none() || m.avml_key.is_none()) {
+            return Err(invalid(
+                "memory.enabled",
+                "capture on every collection needs memory.transfer_bucket (forensic-account.yaml output TransferBucketName) and memory.avml_key with memory.avml_sha256 (the pinned AVML build)".into(),
+            ));
+        }
         if m.transfer_bucket.as_deref() == Some(self.forensic.evidence_bucket.as_str()) {
             return Err(invalid(
                 "memory.transfer_bucket",
