@@ -34,7 +34,7 @@ use forensnap_core::details::{
     Details, EvidenceSealed, MemoryCaptureRequested, MemoryCaptured, MemoryCommandSent,
     StoredObject, UploadAborted,
 };
-use forensnap_core::memory::{IMAGE_PATH, LIME_HEADER_BYTES, TransferPlan, host_report, parts_for};
+use forensnap_core::memory::{IMAGE_PATH, TransferPlan, host_report, parts_for};
 use forensnap_core::seal::Signer;
 use forensnap_core::{EventDraft, ItemKind, ItemLayout, Outcome, Subject};
 use forensnap_evidence::item::{self, SealedBag};
@@ -54,10 +54,6 @@ pub const STDOUT_PATH: &str = "data/stdout.txt";
 pub const STDERR_PATH: &str = "data/stderr.txt";
 /// The command's record in the bag.
 pub const COMMAND_PATH: &str = "data/command.json";
-/// Bytes of the stored image read per ranged GET while hashing it.
-const HASH_CHUNK: u64 = 8 << 20;
-/// Ranged GETs in flight while hashing (memory: this x [`HASH_CHUNK`]).
-const HASH_READS: usize = 4;
 /// Consecutive failed GetCommandInvocation calls before the wait gives up (SSM answers
 /// `InvocationDoesNotExist` for a moment after SendCommand).
 const INVOCATION_MISSES: u32 = 20;
@@ -1049,75 +1045,30 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
         })
     }
 
-    /// forensnap's own SHA-256 of the stored image, read in ranges, [`HASH_READS`] at a time.
+    /// forensnap's own SHA-256 of the stored image, read in ranges (a few MiB in memory).
     async fn hash(&self, key: &str, size: u64) -> Result<(String, u64), MemoryError> {
-        let bucket = self.store.bucket();
-        let ranges = (0..size.div_ceil(HASH_CHUNK)).map(|i| {
-            let start = i * HASH_CHUNK;
-            (start, HASH_CHUNK.min(size - start))
-        });
-        let mut reads = futures::stream::iter(ranges)
-            .map(|(start, len)| async move {
-                self.store
-                    .get_range(key, start, len)
-                    .await
-                    .map(|bytes| (start, len, bytes))
-            })
-            .buffered(HASH_READS);
-        let mut hasher = Sha256::new();
-        let mut total = 0u64;
-        while let Some(read) = reads.next().await {
-            let (start, len, bytes) = read.map_err(|e| {
-                self.error(
-                    "hash the stored image",
-                    format!("s3://{bucket}/{key}: {e}"),
-                    "run again: the image is stored",
-                )
-            })?;
-            if bytes.len() as u64 != len {
-                return Err(self.error(
-                    "hash the stored image",
-                    format!(
-                        "s3://{bucket}/{key}: {} bytes at {start}, not {len}",
-                        bytes.len()
-                    ),
-                    "run again: the image is stored",
-                ));
-            }
-            hasher.update(&bytes);
-            total += len;
-        }
-        Ok((hex::encode(hasher.finalize()), total))
+        forensnap_evidence::memory::sha256_of(
+            self.store,
+            key,
+            size,
+            &forensnap_evidence::NoProgress,
+        )
+        .await
+        .map(|sha| (sha, size))
+        .map_err(|e| {
+            self.error(
+                "hash the stored image",
+                format!("s3://{}/{key}: {e}", self.store.bucket()),
+                "run again: the image is stored",
+            )
+        })
     }
 
     /// The stored image's LiME ranges, read from its headers alone.
     async fn lime(&self, key: &str, size: u64) -> Result<u64, String> {
-        let mut offset = 0u64;
-        let mut headers = BTreeMap::new();
-        // lime_ranges walks header to header; the headers are fetched one by one first.
-        while offset < size {
-            let bytes = self
-                .store
-                .get_range(key, offset, LIME_HEADER_BYTES as u64)
-                .await
-                .map_err(|e| e.to_string())?;
-            let Ok(header) = <[u8; LIME_HEADER_BYTES]>::try_from(bytes.as_slice()) else {
-                break;
-            };
-            let word =
-                |at: usize| u64::from_le_bytes(header[at..at + 8].try_into().unwrap_or([0; 8]));
-            let (start, end) = (word(8), word(16));
-            headers.insert(offset, header);
-            if end < start {
-                break;
-            }
-            offset = offset
-                .saturating_add(LIME_HEADER_BYTES as u64)
-                .saturating_add(end - start + 1);
-        }
-        forensnap_core::memory::lime_ranges(size, |at| headers.get(&at).copied())
+        forensnap_evidence::memory::lime_ranges_of(self.store, key, size)
+            .await
             .map(|r| r.len() as u64)
-            .map_err(|e| e.to_string())
     }
 
     /// Step 6: the bag sealed from what `memory.captured` recorded, `evidence.sealed`.
@@ -1186,6 +1137,7 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
             ("Instance-Id", self.plan.instance_id.clone()),
             ("Forensic-Account", self.plan.forensic_account.clone()),
             ("Memory-Format", "LiME (AVML)".to_string()),
+            ("Memory-Bytes", bytes.to_string()),
             ("Host-SHA256", host_sha256.clone()),
             ("Image-SHA256", image_sha256.clone()),
             ("Command-Id", summary.command_id.clone()),

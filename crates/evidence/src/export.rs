@@ -20,6 +20,7 @@ use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::item::{TAG_MANIFEST, field};
 use crate::progress::ByteProgress;
+use forensnap_core::memory::IMAGE_PATH;
 use forensnap_store::{CloudError, EvidenceRead};
 
 /// Bytes of the data object read per request (16 blocks).
@@ -180,7 +181,11 @@ pub async fn export<K: EvidenceRead>(
                     path: partial.clone(),
                     problem: format!("cannot create it: {e}"),
                 })?;
-        let checked = check_volume(&bag, &view, Some((&mut file, &partial)), progress).await?;
+        let checked = if is_memory(&view) {
+            check_memory(&bag, &view, Some((&mut file, &partial)), progress).await?
+        } else {
+            check_volume(&bag, &view, Some((&mut file, &partial)), progress).await?
+        };
         Ok(Exported {
             path: out.into(),
             volume_bytes: checked.volume_bytes,
@@ -260,9 +265,71 @@ pub async fn check_payload<K: EvidenceRead>(
         return check_volume(&bag, view, None, progress).await.map(Some);
     }
     for (path, expected) in &view.manifest {
-        bag.checked_text_or_bytes(path, expected).await?;
+        if is_memory(view) && path == IMAGE_PATH {
+            // The image is streamed, never held whole.
+            check_memory(&bag, view, None, progress).await?;
+        } else {
+            bag.checked_text_or_bytes(path, expected).await?;
+        }
     }
     Ok(None)
+}
+
+fn is_memory(view: &BagView) -> bool {
+    field(&view.info, "Evidence-Kind") == Some("memory")
+}
+
+/// Stream a memory item's image (`data/memory.lime`, `Memory-Bytes` long) in ranges, checking
+/// its SHA-256 against the manifest, writing it to `out` if given.
+async fn check_memory<K: EvidenceRead>(
+    bag: &Bag<'_, K>,
+    view: &BagView,
+    mut out: Option<(&mut tokio::fs::File, &Path)>,
+    progress: &dyn ByteProgress,
+) -> Result<VolumeChecked, ExportError> {
+    use futures::StreamExt;
+    let io = |path: &Path, e: std::io::Error| ExportError::Output {
+        path: path.into(),
+        problem: e.to_string(),
+    };
+    let size: u64 = field(&view.info, "Memory-Bytes")
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| {
+            bag.mismatch("bag-info.txt", "no numeric Memory-Bytes: not a memory item")
+        })?;
+    let expected = view.manifest.get(IMAGE_PATH).ok_or_else(|| {
+        bag.mismatch("manifest-sha256.txt", format!("does not list {IMAGE_PATH}"))
+    })?;
+    let key = format!("{}{IMAGE_PATH}", bag.prefix);
+    let mut hasher = Sha256::new();
+    let mut reads = std::pin::pin!(crate::memory::chunks(bag.sink, &key, size));
+    while let Some(read) = reads.next().await {
+        let (start, bytes) = read.map_err(|source| ExportError::Read {
+            key: key.clone(),
+            source,
+        })?;
+        hasher.update(&bytes);
+        if let Some((file, path)) = out.as_mut() {
+            file.write_all(&bytes).await.map_err(|e| io(path, e))?;
+        }
+        progress.position(bag.prefix, start + bytes.len() as u64, size);
+    }
+    if let Some((file, path)) = out.as_mut() {
+        file.sync_all().await.map_err(|e| io(path, e))?;
+    }
+    let actual = hex::encode(hasher.finalize());
+    if actual != *expected {
+        return Err(bag.mismatch(
+            IMAGE_PATH,
+            format!("SHA-256 {actual}, the manifest says {expected}"),
+        ));
+    }
+    Ok(VolumeChecked {
+        volume_bytes: size,
+        image_sha256: actual,
+        blocks_checked: 0,
+        layout: Layout::Raw,
+    })
 }
 
 async fn open_bag<K: EvidenceRead>(bag: &Bag<'_, K>) -> Result<BagView, ExportError> {

@@ -274,6 +274,9 @@ pub struct Item {
     pub sha256_verified: Option<String>,
     /// Whether both are present and equal.
     pub sha256_match: bool,
+    /// The host's own SHA-256 of a memory image it streamed (memory: equal to
+    /// `sha256_acquired`, forensnap's hash of S3's copy, or the capture was not sealed).
+    pub host_sha256: Option<String>,
     /// SHA-256 of the data object as stored (volumes).
     pub data_sha256: Option<String>,
     /// SHA-256 of the block map (volumes).
@@ -812,6 +815,28 @@ fn items(facts: &Facts, bucket: Option<&str>, events: &[EventRow]) -> Vec<Item> 
                         storage_of(bucket, &data.key, data.version_id.as_deref(), &facts.locks);
                 }
             }
+            Details::MemoryCaptureRequested(d) => {
+                let item = items.entry(d.item.clone()).or_default();
+                item.id = d.item;
+                item.kind = ItemKind::Memory.as_str().to_string();
+                item.acquisition_started = Some(event.time.clone());
+            }
+            Details::MemoryCaptured(d) => {
+                if let Some(stored) = d.stored {
+                    let item = items.entry(d.item.clone()).or_default();
+                    item.id = d.item;
+                    item.acquisition_completed = Some(event.time.clone());
+                    item.sha256_acquired = Some(stored.sha256.clone());
+                    item.host_sha256 = d.host_sha256;
+                    item.size_bytes = Some(stored.size);
+                    item.storage = storage_of(
+                        bucket,
+                        &stored.key,
+                        stored.version_id.as_deref(),
+                        &facts.locks,
+                    );
+                }
+            }
             Details::EvidenceSealed(d) => {
                 let item = items.entry(d.item.clone()).or_default();
                 item.id = d.item;
@@ -854,6 +879,9 @@ fn items(facts: &Facts, bucket: Option<&str>, events: &[EventRow]) -> Vec<Item> 
             }
             item.sha256_verified = if item.kind == ItemKind::Volume.as_str() {
                 fact.image_sha256.clone()
+            } else if let Some(memory) = &fact.memory {
+                // The image was streamed and matched the manifest, which lists this hash.
+                fact.payload_verified.then(|| memory.image_sha256.clone())
             } else if fact.payload_verified {
                 // A record's payload file matched the manifest, which lists its SHA-256.
                 item.payload.first().map(|p| p.sha256.clone())

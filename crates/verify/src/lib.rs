@@ -11,6 +11,8 @@
 //!   the manifest does not list;
 //! * CloudTrail items ([`cloudtrail`]): every query's pages complete and in the timeline, the
 //!   trail's copied files validating as recorded;
+//! * memory items ([`memory`]): the image streamed and re-hashed against the manifest, the
+//!   host's and forensnap's capture hashes equal to it, its LiME headers;
 //! * online only: every object still under COMPLIANCE retention, not shorter than configured,
 //!   with its legal hold as configured.
 //!
@@ -19,6 +21,7 @@
 //! the caller records the result as a custody event.
 
 mod cloudtrail;
+mod memory;
 
 use forensnap_core::keys::{ItemLayout, signature_of};
 use std::collections::{BTreeMap, BTreeSet};
@@ -176,6 +179,23 @@ pub struct ItemFact {
     pub volume_bytes: Option<u64>,
     /// Stored blocks checked against the block map.
     pub blocks_checked: Option<u64>,
+    /// A memory item's capture, as its bag records it and this verification re-read it.
+    pub memory: Option<MemoryFact>,
+}
+
+/// A memory item's capture.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryFact {
+    /// The host's SHA-256 of the image it streamed.
+    pub host_sha256: String,
+    /// forensnap's SHA-256 of S3's copy at capture (the manifest's, re-hashed now).
+    pub image_sha256: String,
+    /// The image's size.
+    pub bytes: u64,
+    /// LiME ranges read from its headers (absent when they do not read).
+    pub lime_ranges: Option<u64>,
+    /// The SSM command that captured it.
+    pub command_id: Option<String>,
 }
 
 /// One stored object version's Object Lock state.
@@ -751,6 +771,7 @@ async fn check_item<F: EvidenceAudit>(
             cloudtrail::check_events(files, report, id, prefix, &view).await?
         }
         Some("cloudtrail-logs") => cloudtrail::check_logs(files, report, id, prefix).await?,
+        Some("memory") => memory::check(files, report, id, prefix, &view).await?,
         _ => {}
     }
     Ok(())

@@ -424,6 +424,20 @@ fn item_pairs(item: &Item) -> Vec<(&'static str, String, Style)> {
             Style::Serif,
         ),
     ]);
+    if let Some(host) = &item.host_sha256 {
+        pairs.push((
+            "SHA-256 on the host",
+            format!(
+                "{host} ({}; the host reported it, forensnap hashed what arrived in S3)",
+                if Some(host) == item.sha256_acquired.as_ref() {
+                    "equal to the acquired hash"
+                } else {
+                    "DIFFERENT from the acquired hash"
+                }
+            ),
+            Style::Mono,
+        ));
+    }
     if item.block_map_sha256.is_some() {
         pairs.push((
             "Block map SHA-256",
