@@ -62,39 +62,7 @@ impl<'a> Case<'a> {
     }
 
     async fn events(&self) -> Vec<forensnap_core::Event> {
-        let s3 = s3(&self.env.forensic().await);
-        let case = CaseId::parse(self.case).expect("case");
-        let prefix = format!("cases/{}/custody/events/", self.case);
-        let listed = s3
-            .list_objects_v2()
-            .bucket(&self.env.seeded.forensic.evidence_bucket)
-            .prefix(&prefix)
-            .send()
-            .await
-            .expect("list");
-        let mut stored = Vec::new();
-        for object in listed.contents() {
-            let key = object.key().expect("key").to_string();
-            let body = s3
-                .get_object()
-                .bucket(&self.env.seeded.forensic.evidence_bucket)
-                .key(&key)
-                .send()
-                .await
-                .expect("get");
-            stored.push((
-                key,
-                body.body
-                    .collect()
-                    .await
-                    .expect("body")
-                    .into_bytes()
-                    .to_vec(),
-            ));
-        }
-        forensnap_core::custody::verify_chain(&case, &stored)
-            .expect("the custody chain verifies")
-            .0
+        case_events(&self.env, self.case).await
     }
 }
 

@@ -633,3 +633,26 @@ pub async fn assert_nothing_shared(config: &SdkConfig) {
         );
     }
 }
+
+/// The custody events of `case`, read from the evidence bucket, the chain verified.
+pub async fn case_events(env: &Env, case: &str) -> Vec<forensnap_core::Event> {
+    let s3 = s3(&env.forensic().await);
+    let id = forensnap_core::CaseId::parse(case).expect("case");
+    let bucket = &env.seeded.forensic.evidence_bucket;
+    let listed = s3
+        .list_objects_v2()
+        .bucket(bucket)
+        .prefix(format!("cases/{case}/custody/events/"))
+        .send()
+        .await
+        .expect("list");
+    let mut stored = Vec::new();
+    for object in listed.contents() {
+        let key = object.key().expect("key").to_string();
+        let bytes = get_bytes(&s3, bucket, &key).await;
+        stored.push((key, bytes));
+    }
+    forensnap_core::custody::verify_chain(&id, &stored)
+        .expect("the custody chain verifies")
+        .0
+}

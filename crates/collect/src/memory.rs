@@ -384,7 +384,13 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
 
     async fn run(&self, target: &MemoryTarget) -> Result<MemoryItem, MemoryError> {
         let attempts = self.attempts().await;
-        for attempt in attempts.iter().rev() {
+        // A sealed capture whose hashes agreed; a mismatched one is sealed as found but is not
+        // the instance's memory evidence.
+        for attempt in attempts
+            .iter()
+            .rev()
+            .filter(|a| matches!(a.captured, Some((Outcome::Ok, _)) | None))
+        {
             let id = &attempt.requested.item;
             if let Some(bag) = self.sealed(id).await? {
                 return self.sealed_item(id, bag, attempt).await;
@@ -796,7 +802,7 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
             self.abort(requested).await;
             return Err(self.failed(id, captured, err).await);
         }
-        // The host's output and the command's record, as payload of the bag.
+        // The command's record (the bag's data/command.json once the image is in).
         let record = serde_json::json!({
             "command_id": command_id,
             "document": requested.document,
@@ -820,6 +826,33 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
             "plan_sha256": requested.plan_sha256,
             "host_report": report,
         });
+        let image = match self.complete(requested, report.parts).await {
+            Ok(image) => image,
+            Err(err) => return Err(self.failed(id, captured, err).await),
+        };
+        captured.parts = Some(image.parts);
+        let (image_sha256, bytes) = match self.hash(&requested.key, image.size).await {
+            Ok(h) => h,
+            Err(err) => return Err(self.failed(id, captured, err).await),
+        };
+        captured.image_sha256 = Some(image_sha256.clone());
+        captured.bytes = Some(bytes);
+        captured.stored = Some(StoredObject {
+            key: requested.key.clone(),
+            version_id: image.version_id.clone(),
+            sha256: image_sha256.clone(),
+            size: bytes,
+            adopted: false,
+            unstored_sha256: None,
+        });
+        captured.lime_ranges = match self.lime(&requested.key, bytes).await {
+            Ok(n) => Some(n),
+            Err(why) => {
+                tracing::warn!(item = %id, why = %why, "the stored image's LiME headers do not read");
+                None
+            }
+        };
+        // The host's output and the command's record, payload of the bag beside the image.
         let prefix = self.prefix(id);
         let mut command = serde_json::to_vec_pretty(&record).unwrap_or_default();
         command.push(b'\n');
@@ -841,56 +874,34 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
                 return Err(self.failed(id, captured, err).await);
             }
         }
-        let image = match self.complete(requested, report.parts).await {
-            Ok(image) => image,
-            Err(err) => return Err(self.failed(id, captured, err).await),
-        };
-        captured.parts = Some(image.parts);
-        let (image_sha256, bytes) = match self.hash(&requested.key, image.size).await {
-            Ok(h) => h,
-            Err(err) => return Err(self.failed(id, captured, err).await),
-        };
-        captured.image_sha256 = Some(image_sha256.clone());
-        captured.bytes = Some(bytes);
-        captured.stored = Some(StoredObject {
-            key: requested.key.clone(),
-            version_id: image.version_id.clone(),
-            sha256: image_sha256.clone(),
-            size: bytes,
-            adopted: false,
-            unstored_sha256: None,
-        });
-        if image_sha256 != report.sha256 || bytes != report.bytes {
-            let err = self.error(
-                "compare the host's hash with S3's",
-                format!(
-                    "the host reported sha256 {} over {} bytes; s3://{}/{} holds sha256 {image_sha256} over {bytes} bytes. The image is kept as found (Object Lock) and not sealed as evidence",
-                    report.sha256,
-                    report.bytes,
-                    self.store.bucket(),
-                    requested.key
-                ),
-                "memory has changed since: capture again with `forensnap memory --case` (a new item), and investigate what altered the upload",
-            );
-            return Err(self.failed(id, captured, err).await);
-        }
-        captured.lime_ranges = match self.lime(&requested.key, bytes).await {
-            Ok(n) => Some(n),
-            Err(why) => {
-                tracing::warn!(item = %id, why = %why, "the stored image's LiME headers do not read");
-                None
-            }
-        };
-        let draft = self
-            .draft(captured.clone())
-            .before([self.plan.instance_id.clone()])
-            .after([format!("s3://{}/{}", self.store.bucket(), requested.key)]);
-        self.record(draft).await?;
         let attempt = Attempt {
             requested: requested.clone(),
             command_id: Some(command_id.to_string()),
             captured: None,
         };
+        if image_sha256 != report.sha256 || bytes != report.bytes {
+            let err = self.error(
+                "compare the host's hash with S3's",
+                format!(
+                    "the host reported sha256 {} over {} bytes; s3://{}/{} holds sha256 {image_sha256} over {bytes} bytes. The image is kept and sealed as found, its bag naming both hashes, and `forensnap verify` reports the difference",
+                    report.sha256,
+                    report.bytes,
+                    self.store.bucket(),
+                    requested.key
+                ),
+                "investigate what altered the upload; memory has changed since, so capture again with `forensnap memory --case` (a new item)",
+            );
+            let err = self.failed(id, captured.clone(), err).await;
+            if let Err(e) = self.seal(&attempt, &captured).await {
+                tracing::warn!(item = %id, error = %e, "the mismatched capture could not be sealed");
+            }
+            return Err(err);
+        }
+        let draft = self
+            .draft(captured.clone())
+            .before([self.plan.instance_id.clone()])
+            .after([format!("s3://{}/{}", self.store.bucket(), requested.key)]);
+        self.record(draft).await?;
         self.seal(&attempt, &captured).await
     }
 

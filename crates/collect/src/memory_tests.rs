@@ -26,6 +26,8 @@ pub(crate) enum Host {
     Truncate,
     /// The host refuses the AVML build (exit 3).
     WrongAvml,
+    /// Every part arrives, one byte of the last altered on the way; the host reports the truth.
+    Altered,
 }
 
 pub(crate) struct ScriptedSsm {
@@ -128,8 +130,12 @@ impl ScriptedSsm {
             if self.host() == Host::Truncate && i > 0 {
                 continue;
             }
+            let mut bytes = chunk.to_vec();
+            if self.host() == Host::Altered && i + 1 == chunks.len() {
+                bytes[0] ^= 0xff;
+            }
             self.evidence
-                .put_part_url(&plan.parts[i].url, chunk.to_vec())
+                .put_part_url(&plan.parts[i].url, bytes)
                 .await
                 .expect("part stored");
         }
@@ -556,4 +562,81 @@ async fn a_run_killed_after_the_command_was_sent_is_finished_without_a_second_co
 fn attempts_are_numbered_from_the_second() {
     assert_eq!(item_id("i-1", 1), "memory-i-1");
     assert_eq!(item_id("i-1", 3), "memory-i-1-3");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_image_altered_on_the_way_is_sealed_as_found_named_and_not_taken_for_the_evidence() {
+    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
+    let custody = custody(&evidence).await;
+    let ssm = ScriptedSsm::new(Host::Altered, &evidence, &transfer);
+    let err = capture_memory(
+        &plan(),
+        &target(),
+        &ssm,
+        &evidence,
+        &transfer,
+        &custody,
+        &signer(),
+    )
+    .await
+    .expect_err("altered");
+    assert_eq!(err.step, "compare the host's hash with S3's");
+    let prefix = format!("cases/MEM-1/evidence/memory-{INSTANCE}/");
+    let bag = item::sealed(&evidence, &prefix)
+        .await
+        .expect("read")
+        .expect("sealed as found");
+    assert!(bag.files.iter().any(|(p, _)| p == IMAGE_PATH));
+    let recorded = actions(&custody).await;
+    assert!(
+        recorded.contains(&("memory.captured".to_string(), Outcome::Failed)),
+        "{recorded:?}"
+    );
+    assert!(
+        recorded.contains(&("evidence.sealed".to_string(), Outcome::Ok)),
+        "{recorded:?}"
+    );
+
+    // The next capture is a new item; the altered one is not returned as the memory evidence.
+    *ssm.host.lock().expect("lock") = Host::Normal;
+    let item = capture_memory(
+        &plan(),
+        &target(),
+        &ssm,
+        &evidence,
+        &transfer,
+        &custody,
+        &signer(),
+    )
+    .await
+    .expect("captured");
+    assert_eq!(item.id, format!("memory-{INSTANCE}-2"));
+    assert_eq!(item.summary.host_sha256, item.summary.image_sha256);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_command_leaves_no_half_written_item() {
+    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
+    let custody = custody(&evidence).await;
+    let ssm = ScriptedSsm::new(Host::Truncate, &evidence, &transfer);
+    capture_memory(
+        &plan(),
+        &target(),
+        &ssm,
+        &evidence,
+        &transfer,
+        &custody,
+        &signer(),
+    )
+    .await
+    .expect_err("truncated");
+    let under_item: Vec<String> = evidence
+        .list(&format!("cases/MEM-1/evidence/memory-{INSTANCE}/"))
+        .await
+        .expect("list");
+    assert_eq!(
+        under_item,
+        Vec::<String>::new(),
+        "nothing of the failed capture"
+    );
 }
