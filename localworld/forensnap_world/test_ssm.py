@@ -565,7 +565,8 @@ class MemoryWorldTest(unittest.TestCase):
         with open(self.world["config"], "rb") as handle:
             text = handle.read().decode()
         config = tomllib.loads(text)
-        self.assertEqual(config["memory"], {"avml_key": self.forensic["avml_key"],
+        self.assertEqual(config["memory"], {"transfer_bucket": self.forensic["transfer_bucket"],
+                                            "avml_key": self.forensic["avml_key"],
                                             "avml_sha256": self.forensic["avml_sha256"]})
         self.assertTrue(text.rstrip().endswith(f'avml_sha256 = "{self.forensic["avml_sha256"]}"'))
 

@@ -1177,6 +1177,35 @@ external_id = "x"
     }
 
     #[test]
+    fn memory_settings_default_off_and_bad_ones_are_named() {
+        let config = parse(MINIMAL).expect("minimal config");
+        assert!(!config.memory.enabled);
+        assert_eq!(config.memory.comment, None);
+        let avml = format!("avml_key = \"tools/avml\"\navml_sha256 = \"{}\"", "ab".repeat(32));
+        let bucket = parse(MINIMAL)
+            .expect("minimal")
+            .forensic
+            .evidence_bucket;
+        for (lines, key) in [
+            ("enabled = true".to_string(), "memory.enabled"),
+            (format!("enabled = true\n{avml}"), "memory.enabled"),
+            (format!("transfer_bucket = \"{bucket}\""), "memory.transfer_bucket"),
+            ("avml_key = \"x\"".into(), "memory.avml_key"),
+            ("avml_sha256 = \"xyz\"\navml_key = \"x\"".into(), "memory.avml_sha256"),
+            (format!("comment = \"{}\"", "c".repeat(101)), "memory.comment"),
+            ("part_mib = 4".into(), "memory.part_mib"),
+        ] {
+            let err = parse(&format!("{MINIMAL}[memory]\n{lines}\n")).expect_err(&lines);
+            assert!(err.to_string().contains(key), "{lines}: {err}");
+        }
+        let on = parse(&format!(
+            "{MINIMAL}[memory]\nenabled = true\ntransfer_bucket = \"t\"\n{avml}\n"
+        ))
+        .expect("a complete [memory]");
+        assert!(on.memory.enabled);
+    }
+
+    #[test]
     fn report_personnel_is_read_and_bad_entries_are_named() {
         let config = parse(&format!(
             "{MINIMAL}[report]\nmatter = \"Acme v. Example\"\n[[report.personnel]]\nprincipal = \"alice\"\nname = \"Alice Example\"\nrole = \"Responder\"\n"

@@ -254,6 +254,7 @@ mod tests {
           {"OutputKey": "CollectorRoleArn", "OutputValue": "arn:aws:iam::123456789012:role/forensnap-collector"},
           {"OutputKey": "Region", "OutputValue": "eu-west-1"},
           {"OutputKey": "EvidenceBucketName", "OutputValue": "forensnap-evidence-123456789012-eu-west-1"},
+          {"OutputKey": "TransferBucketName", "OutputValue": "forensnap-transfer-123456789012-eu-west-1"},
           {"OutputKey": "EbsKeyArn", "OutputValue": "arn:aws:kms:eu-west-1:123456789012:key/e"},
           {"OutputKey": "SigningKeyArn", "OutputValue": "arn:aws:kms:eu-west-1:123456789012:key/s"}]}]}"#;
     const MEMBER_JSON: &str = r#"{"Stacks": [{"StackName": "forensnap-member",
@@ -295,6 +296,11 @@ mod tests {
             "forensnap-evidence-123456789012-eu-west-1"
         );
         assert_eq!(config.forensic.retention_days, 365);
+        assert_eq!(
+            config.memory.transfer_bucket.as_deref(),
+            Some("forensnap-transfer-123456789012-eu-west-1")
+        );
+        assert!(!config.memory.enabled, "memory capture stays off until asked");
         assert_eq!(config.members.len(), 1);
         assert_eq!(config.members[0].external_id, "ext-\"quoted\"-2026-abcdef");
         assert_eq!(

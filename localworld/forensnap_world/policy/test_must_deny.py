@@ -256,6 +256,31 @@ class StackSetWorldTest(WorldTestCase):
             KeyId=key_arn, Message=b"\0" * 32, MessageType="DIGEST", SigningAlgorithm="ECDSA_SHA_256")
         self.assertTrue(signed["Signature"])
 
+    # --- the transfer bucket (memory capture's plans) -----------------------------------------
+
+    def test_only_the_collector_role_writes_or_reads_transfer_plans_and_deletes_them(self):
+        bucket = self.forensic.outputs["TransferBucketName"]
+        key = "memory/0123456789abcdef0123456789abcdef.json"
+        plan = b'{"schema": "forensnap.memory-plan/v1", "part_bytes": 5242880, "parts": []}'
+        self.collector.client("s3").put_object(Bucket=bucket, Key=key, Body=plan)
+        self.assertEqual(self.collector.client("s3").get_object(Bucket=bucket, Key=key)["Body"].read(), plan)
+        # Every other principal of the account, allowed everything by its own policy, is refused.
+        for other in (self.forensic_admin, self.forensic_other_role):
+            with self.subTest(principal=other.arn):
+                self.assert_refused(lambda: other.client("s3").get_object(Bucket=bucket, Key=key),
+                                    "AccessDenied", "DenyObjectAccessExceptCollectorRole")
+                self.assert_refused(lambda: other.client("s3").put_object(Bucket=bucket, Key=key, Body=b"x"),
+                                    "AccessDenied", "DenyObjectAccessExceptCollectorRole")
+        self.assert_refused(lambda: self.outsider_admin.client("s3").get_object(Bucket=bucket, Key=key),
+                            "AccessDenied", "")
+        # Plain HTTP is refused even to the collector.
+        self.assert_refused(lambda: self.collector.client("s3", "http").get_object(Bucket=bucket, Key=key),
+                            "AccessDenied", "DenyInsecureTransport")
+        # Unlike evidence, a plan is deleted for good (no versions are kept).
+        self.collector.client("s3").delete_object(Bucket=bucket, Key=key)
+        listed = self.forensic_admin.client("s3").list_object_versions(Bucket=bucket)
+        self.assertEqual(listed.get("Versions", []) + listed.get("DeleteMarkers", []), [])
+
     # --- AssumeRole of a member role ----------------------------------------------------------
 
     def test_the_collector_role_assumes_every_member_role_with_the_external_id(self):

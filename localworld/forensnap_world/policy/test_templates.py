@@ -622,7 +622,7 @@ class OrderAndPhysicalIdsTest(unittest.TestCase):
                 self.assertLess(position[need], position[lid], f"{need} before {lid}")
         self.assertEqual(t.dependencies(template)["CollectorRole"], set())
         self.assertEqual(t.dependencies(template)["CollectorPolicy"], {
-            "CollectorRole", "EbsKey", "EvidenceKey", "SigningKey", "EvidenceBucket",
+            "CollectorRole", "EbsKey", "EvidenceKey", "SigningKey", "EvidenceBucket", "TransferBucket",
             "RequestQueue", "RequestDeadLetterQueue", "CaseTable"})
         # The key names the intake rules by ARN built from their names, not GetAtt: the rules
         # target the queue, which is encrypted with the key.
