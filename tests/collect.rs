@@ -2,7 +2,6 @@
 //! the real SDK, over HTTP. Each test seeds its own world.
 
 use aws_sdk_ec2::types::SnapshotState;
-use forensnap_core::CaseId;
 use forensnap_tests::localworld::{FaultKind, FaultRule, Settings};
 use forensnap_tests::*;
 
@@ -62,7 +61,7 @@ impl<'a> Case<'a> {
     }
 
     async fn events(&self) -> Vec<forensnap_core::Event> {
-        case_events(&self.env, self.case).await
+        case_events(self.env, self.case).await
     }
 }
 

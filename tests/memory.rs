@@ -284,7 +284,7 @@ async fn a_hung_capture_times_out_named_and_its_upload_is_aborted() {
     env.world
         .set_ssm_behaviour(&instance, "hang")
         .expect("fault");
-    let mut child = std::process::Command::new(forensnap_bin())
+    let child = std::process::Command::new(forensnap_bin())
         .args(collect_args(&config, "IR-MEMH-1", &instance, true))
         .env("FORENSNAP_OPERATOR", "Test Responder")
         .stdout(std::process::Stdio::piped())

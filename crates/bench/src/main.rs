@@ -9,8 +9,12 @@
 //!   which checks every part's SHA-256), each under its own limiter and all under one account
 //!   limiter, as `collect` runs them.
 //! * `sha256`  -- the reference for a sparse volume: SHA-256 over N GiB of zeros on one core.
+//! * `memory`  -- one memory capture of a large host end to end ([`memory`]): forensnap's peak
+//!   memory while the host streams the image through presigned parts and forensnap hashes it.
 //!
 //! Each prints one JSON object; `scripts/bench` runs the scenarios and prints the medians.
+
+mod memory;
 
 use std::time::Instant;
 
@@ -94,6 +98,30 @@ enum Command {
         prefix: String,
         #[command(flatten)]
         tuning: Tuning,
+    },
+    /// One memory capture through presigned parts into the emulator's S3 (see `memory`).
+    Memory {
+        /// S3 endpoint URL (path-style): `forensnap-emulator serve --s3`.
+        #[arg(long)]
+        s3_endpoint: String,
+        /// Evidence bucket (Object Lock on).
+        #[arg(long)]
+        bucket: String,
+        /// Bucket for the transfer plan.
+        #[arg(long)]
+        transfer_bucket: String,
+        /// forensnap's document script (member-role.yaml's ForensnapCaptureMemory runCommand).
+        #[arg(long)]
+        script: std::path::PathBuf,
+        /// The AVML build the host runs (localworld/forensnap_world/avml.py stands in).
+        #[arg(long)]
+        avml: std::path::PathBuf,
+        /// The host's RAM, GiB.
+        #[arg(long, default_value_t = 16)]
+        gib: u64,
+        /// Part size, MiB (`[memory] part_mib`).
+        #[arg(long, default_value_t = 64)]
+        part_mib: u64,
     },
     /// SHA-256 over GiB of zeros on one core (the floor for hashing a sparse volume).
     Sha256 {
@@ -328,6 +356,30 @@ async fn main() -> anyhow::Result<()> {
                     "requests_throttled": source.throttled.load(Ordering::Relaxed),
                 })
             );
+        }
+        Command::Memory {
+            s3_endpoint,
+            bucket,
+            transfer_bucket,
+            script,
+            avml,
+            gib,
+            part_mib,
+        } => {
+            let sdk = aws_config::defaults(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .load()
+                .await;
+            let spec = memory::Spec {
+                s3_endpoint,
+                bucket,
+                transfer_bucket,
+                script,
+                avml,
+                gib,
+                part_mib,
+            };
+            println!("{}", memory::run(spec, &sdk).await?);
         }
         Command::Sha256 { gib } => {
             let started = Instant::now();

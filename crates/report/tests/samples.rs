@@ -152,6 +152,7 @@ fn case(volumes: usize) -> forensnap_verify::Report {
                 image_sha256: (i != 1).then(|| hex(&format!("image{i}"))),
                 volume_bytes: Some(8 << 30),
                 blocks_checked: Some(2000 + i as u64),
+                memory: None,
             },
         );
     }
