@@ -590,5 +590,23 @@ class StandInAvmlTest(unittest.TestCase):
         self.assertNotEqual(data[64:1064], image_bytes("i-0fedcba9876543210", 64)[64:1064])
 
 
+class DocumentScriptTest(unittest.TestCase):
+    """Lines of forensnap's document script, run alone."""
+
+    def test_the_reported_size_stays_an_integer_past_4_gib(self):
+        """A 16 GiB host: awk's ``print`` wrote the sum of the parts as 1.71799e+10, which the
+        script's integer test refused ("AVML wrote an empty image"); found by scripts/bench-memory."""
+        content = t.load_template(t.MEMBER_TEMPLATE)["Resources"]["MemoryCaptureDocument"]["Properties"]["Content"]
+        script = "\n".join(content["mainSteps"][0]["inputs"]["runCommand"])
+        (line,) = [l.strip() for l in script.splitlines() if l.strip().startswith('bytes="$(awk')]
+        with tempfile.TemporaryDirectory() as scratch:
+            with open(os.path.join(scratch, "uploaded"), "w") as handle:
+                for n in range(1, 257):
+                    handle.write(f"{n} {64 * 2**20}\n")
+            out = subprocess.run(["bash", "-c", f'scratch="{scratch}"; {line}; echo "$bytes"'],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        self.assertEqual(out, str(16 * 2**30))
+
+
 if __name__ == "__main__":
     unittest.main()

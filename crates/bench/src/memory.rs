@@ -98,9 +98,13 @@ impl Ssm for LocalHost {
         for (name, value) in parameters {
             script = script.replace(&format!("{{{{ {name} }}}}"), value);
         }
-        let id = format!("bench-{}", self.runs.lock().map(|r| r.len()).unwrap_or(0) + 1);
+        let id = format!(
+            "bench-{}",
+            self.runs.lock().map(|r| r.len()).unwrap_or(0) + 1
+        );
         let dir = self.scratch.join(&id);
-        let failed = |e: std::io::Error| CloudError::new(ErrorKind::Other, "SendCommand", e.to_string());
+        let failed =
+            |e: std::io::Error| CloudError::new(ErrorKind::Other, "SendCommand", e.to_string());
         std::fs::create_dir_all(&dir).map_err(failed)?;
         let (out, err) = (dir.join("stdout"), dir.join("stderr"));
         std::fs::write(dir.join("_script.sh"), &script).map_err(failed)?;
@@ -145,10 +149,9 @@ impl Ssm for LocalHost {
         if let Some(done) = &run.done {
             return Ok(done.clone());
         }
-        let status = run
-            .child
-            .try_wait()
-            .map_err(|e| CloudError::new(ErrorKind::Other, "GetCommandInvocation", e.to_string()))?;
+        let status = run.child.try_wait().map_err(|e| {
+            CloudError::new(ErrorKind::Other, "GetCommandInvocation", e.to_string())
+        })?;
         let Some(status) = status else {
             return Ok(Invocation {
                 status: "InProgress".into(),
@@ -161,7 +164,12 @@ impl Ssm for LocalHost {
         };
         let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
         let done = Invocation {
-            status: if status.success() { "Success" } else { "Failed" }.into(),
+            status: if status.success() {
+                "Success"
+            } else {
+                "Failed"
+            }
+            .into(),
             response_code: status.code().map(i64::from),
             stdout: read(&run.out),
             stderr: read(&run.err),
@@ -183,10 +191,14 @@ pub async fn run(spec: Spec, sdk: &aws_config::SdkConfig) -> anyhow::Result<serd
     );
     let store = S3Store::new(s3.clone(), &spec.bucket, false);
     let transfer = S3Store::new(s3, &spec.transfer_bucket, false);
-    let avml = std::fs::read(&spec.avml).with_context(|| format!("reading {}", spec.avml.display()))?;
+    let avml =
+        std::fs::read(&spec.avml).with_context(|| format!("reading {}", spec.avml.display()))?;
     let avml_sha256 = hex::encode(Sha256::digest(&avml));
     let avml_key = format!("tools/avml/bench-{}/avml", &avml_sha256[..12]);
-    match store.put_new(&avml_key, avml, "application/octet-stream").await {
+    match store
+        .put_new(&avml_key, avml, "application/octet-stream")
+        .await
+    {
         Ok(_) => {}
         Err(e) if e.kind == ErrorKind::Exists => {}
         Err(e) => return Err(e).context("storing the AVML build"),
@@ -206,8 +218,10 @@ pub async fn run(spec: Spec, sdk: &aws_config::SdkConfig) -> anyhow::Result<serd
         operator: "bench".into(),
     };
     let custody = Custody::open(store.clone(), "", &case, actor, None).await?;
-    let signer =
-        forensnap_core::seal::MemorySigner::from_seed(7, "arn:aws:kms:us-east-1:123456789012:key/bench");
+    let signer = forensnap_core::seal::MemorySigner::from_seed(
+        7,
+        "arn:aws:kms:us-east-1:123456789012:key/bench",
+    );
     let plan = MemoryPlan {
         forensic_account: "123456789012".into(),
         account: "111111111111".into(),

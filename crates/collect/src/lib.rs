@@ -449,6 +449,53 @@ impl<W: MemoryStep, K: Handoff, S: EvidenceWrite + EvidenceAudit, G: Signer> Bef
     }
 }
 
+/// Where an item's bag comes from, for the bag-info.txt fields every item shares.
+pub(crate) struct BagSource<'a> {
+    pub(crate) kind: ItemKind,
+    pub(crate) id: &'a str,
+    pub(crate) case: &'a str,
+    pub(crate) tool: &'a str,
+    pub(crate) account: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) instance: Option<&'a str>,
+    pub(crate) forensic_account: &'a str,
+}
+
+/// The bag-info.txt fields every item shares (`Evidence-Kind` first for all but volumes, whose
+/// bags came first); the caller appends its kind's own.
+pub(crate) fn bag_fields(source: &BagSource<'_>) -> Vec<(String, String)> {
+    let date = time::OffsetDateTime::now_utc().date();
+    let mut fields = Vec::new();
+    if source.kind != ItemKind::Volume {
+        fields.push(("Evidence-Kind", source.kind.as_str().to_string()));
+    }
+    fields.extend([
+        ("External-Identifier", source.id.to_string()),
+        ("Internal-Sender-Identifier", source.case.to_string()),
+        (
+            "Bagging-Date",
+            format!(
+                "{:04}-{:02}-{:02}",
+                date.year(),
+                u8::from(date.month()),
+                date.day()
+            ),
+        ),
+        ("Bag-Software-Agent", source.tool.to_string()),
+        ("Case-Id", source.case.to_string()),
+        ("Source-Account", source.account.to_string()),
+        ("Source-Region", source.region.to_string()),
+    ]);
+    if let Some(instance) = source.instance {
+        fields.push(("Instance-Id", instance.to_string()));
+    }
+    fields.push(("Forensic-Account", source.forensic_account.to_string()));
+    fields
+        .into_iter()
+        .map(|(l, v)| (l.to_string(), v))
+        .collect()
+}
+
 /// A small item's stored object as the custody event of `subject` that stored it recorded it
 /// (this run's or an earlier run's): its SHA-256 and size go into the bag's manifest unread.
 fn recorded_object(
@@ -520,33 +567,16 @@ impl<S: EvidenceWrite + EvidenceAudit, K: Handoff, B: BlockSource, G: Signer> Ru
     /// bag-info.txt fields every item of the instance shares.
     fn common_fields(&self, id: &str, kind: ItemKind) -> Vec<(String, String)> {
         let plan = self.plan;
-        let date = time::OffsetDateTime::now_utc().date();
-        let mut fields = vec![
-            ("External-Identifier", id.to_string()),
-            ("Internal-Sender-Identifier", plan.case.to_string()),
-            (
-                "Bagging-Date",
-                format!(
-                    "{:04}-{:02}-{:02}",
-                    date.year(),
-                    u8::from(date.month()),
-                    date.day()
-                ),
-            ),
-            ("Bag-Software-Agent", self.acquire.tool.clone()),
-            ("Case-Id", plan.case.to_string()),
-            ("Source-Account", plan.member_account.clone()),
-            ("Source-Region", plan.member_region.clone()),
-            ("Instance-Id", plan.instance_id.clone()),
-            ("Forensic-Account", plan.forensic_account.clone()),
-        ];
-        if kind != ItemKind::Volume {
-            fields.insert(0, ("Evidence-Kind", kind.as_str().to_string()));
-        }
-        fields
-            .into_iter()
-            .map(|(l, v)| (l.to_string(), v))
-            .collect()
+        bag_fields(&BagSource {
+            kind,
+            id,
+            case: plan.case.as_str(),
+            tool: &self.acquire.tool,
+            account: &plan.member_account,
+            region: &plan.member_region,
+            instance: Some(&plan.instance_id),
+            forensic_account: &plan.forensic_account,
+        })
     }
 
     fn item(&self, id: &str, kind: ItemKind, bag: SealedBag) -> EvidenceItem {

@@ -1127,37 +1127,28 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
         }
         payload.sort_by(|a, b| a.path.cmp(&b.path));
         let summary = summary(requested, captured, attempt.command_id.as_deref());
-        let date = OffsetDateTime::now_utc().date();
-        let mut info: Vec<(String, String)> = [
-            ("Evidence-Kind", ItemKind::Memory.as_str().to_string()),
-            ("External-Identifier", id.clone()),
-            ("Internal-Sender-Identifier", self.case.clone()),
-            (
-                "Bagging-Date",
-                format!(
-                    "{:04}-{:02}-{:02}",
-                    date.year(),
-                    u8::from(date.month()),
-                    date.day()
-                ),
-            ),
-            ("Bag-Software-Agent", self.plan.tool.clone()),
-            ("Case-Id", self.case.clone()),
-            ("Source-Account", self.plan.account.clone()),
-            ("Source-Region", self.plan.region.clone()),
-            ("Instance-Id", self.plan.instance_id.clone()),
-            ("Forensic-Account", self.plan.forensic_account.clone()),
-            ("Memory-Format", "LiME (AVML)".to_string()),
-            ("Memory-Bytes", bytes.to_string()),
-            ("Host-SHA256", host_sha256.clone()),
-            ("Image-SHA256", image_sha256.clone()),
-            ("Command-Id", summary.command_id.clone()),
-            ("SSM-Document", requested.document.clone()),
-            ("AVML-SHA256", requested.avml_sha256.clone()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
+        let mut info = crate::bag_fields(&crate::BagSource {
+            kind: ItemKind::Memory,
+            id,
+            case: &self.case,
+            tool: &self.plan.tool,
+            account: &self.plan.account,
+            region: &self.plan.region,
+            instance: Some(&self.plan.instance_id),
+            forensic_account: &self.plan.forensic_account,
+        });
+        info.extend(
+            [
+                ("Memory-Format", "LiME (AVML)".to_string()),
+                ("Memory-Bytes", bytes.to_string()),
+                ("Host-SHA256", host_sha256.clone()),
+                ("Image-SHA256", image_sha256.clone()),
+                ("Command-Id", summary.command_id.clone()),
+                ("SSM-Document", requested.document.clone()),
+                ("AVML-SHA256", requested.avml_sha256.clone()),
+            ]
+            .map(|(k, v)| (k.to_string(), v)),
+        );
         if let Some(hash) = &requested.document_hash {
             info.push(("SSM-Document-SHA256".into(), hash.clone()));
         }

@@ -254,6 +254,37 @@ fn signer() -> forensnap_core::seal::MemorySigner {
     forensnap_core::seal::MemorySigner::from_seed(9, "arn:aws:kms:us-east-1:123456789012:key/test")
 }
 
+/// A bucket, a transfer bucket, the case's custody in the bucket and a host answering as `host`.
+struct Fixture {
+    evidence: MemoryStore,
+    transfer: MemoryStore,
+    custody: Custody<MemoryStore>,
+    ssm: ScriptedSsm,
+}
+
+impl Fixture {
+    async fn new(host: Host) -> Fixture {
+        let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
+        Fixture {
+            custody: custody(&evidence).await,
+            ssm: ScriptedSsm::new(host, &evidence, &transfer),
+            evidence,
+            transfer,
+        }
+    }
+}
+
+/// One capture of [`plan`] with `target`.
+async fn capture(
+    ssm: &ScriptedSsm,
+    evidence: &MemoryStore,
+    transfer: &MemoryStore,
+    custody: &Custody<MemoryStore>,
+    target: &MemoryTarget,
+) -> Result<MemoryItem, MemoryError> {
+    capture_memory(&plan(), target, ssm, evidence, transfer, custody, &signer()).await
+}
+
 async fn actions(custody: &Custody<MemoryStore>) -> Vec<(String, Outcome)> {
     custody
         .events()
@@ -265,20 +296,15 @@ async fn actions(custody: &Custody<MemoryStore>) -> Vec<(String, Outcome)> {
 
 #[tokio::test(start_paused = true)]
 async fn a_capture_is_stored_hashed_twice_sealed_and_its_plan_deleted() {
-    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
-    let custody = custody(&evidence).await;
-    let ssm = ScriptedSsm::new(Host::Normal, &evidence, &transfer);
-    let item = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect("captured");
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::Normal).await;
+    let item = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect("captured");
     let image = lime_image();
     assert_eq!(item.id, format!("memory-{INSTANCE}"));
     assert_eq!(
@@ -335,37 +361,24 @@ async fn a_capture_is_stored_hashed_twice_sealed_and_its_plan_deleted() {
     assert_eq!(ssm.comments.lock().expect("lock").as_slice(), [""]);
 
     // Again: found sealed, nothing sent.
-    let again = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect("found");
+    let again = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect("found");
     assert_eq!(again.summary, item.summary);
     assert_eq!(ssm.sent().len(), 1);
 }
 
 #[tokio::test(start_paused = true)]
 async fn an_unreachable_agent_is_named_recorded_and_nothing_is_sent() {
-    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
-    let custody = custody(&evidence).await;
-    let ssm = ScriptedSsm::new(Host::Unreachable, &evidence, &transfer);
-    let err = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect_err("unreachable");
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::Unreachable).await;
+    let err = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect_err("unreachable");
     assert_eq!(err.step, "reach the SSM agent");
     assert!(
         err.to_string().contains(INSTANCE) && err.to_string().contains("ConnectionLost"),
@@ -387,44 +400,34 @@ async fn an_unreachable_agent_is_named_recorded_and_nothing_is_sent() {
 
 #[tokio::test(start_paused = true)]
 async fn windows_is_refused_before_anything_is_sent() {
-    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
-    let custody = custody(&evidence).await;
-    let ssm = ScriptedSsm::new(Host::Normal, &evidence, &transfer);
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::Normal).await;
     let windows = MemoryTarget {
         platform: Some("windows".into()),
         ..target()
     };
-    let err = capture_memory(
-        &plan(),
-        &windows,
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect_err("windows");
+    let err = capture(&ssm, &evidence, &transfer, &custody, &windows)
+        .await
+        .expect_err("windows");
     assert!(err.to_string().contains("WinPmem"), "{err}");
     assert!(ssm.sent().is_empty());
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_truncated_upload_is_a_named_mismatch_and_the_next_capture_is_a_new_item() {
-    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
-    let custody = custody(&evidence).await;
-    let ssm = ScriptedSsm::new(Host::Truncate, &evidence, &transfer);
-    let err = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect_err("truncated");
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::Truncate).await;
+    let err = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect_err("truncated");
     assert_eq!(err.step, "complete the image");
     assert!(err.to_string().contains("S3 holds parts [1]"), "{err}");
     assert!(
@@ -441,38 +444,25 @@ async fn a_truncated_upload_is_a_named_mismatch_and_the_next_capture_is_a_new_it
     );
 
     *ssm.host.lock().expect("lock") = Host::Normal;
-    let item = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect("captured");
+    let item = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect("captured");
     assert_eq!(item.id, format!("memory-{INSTANCE}-2"));
     assert_eq!(ssm.sent().len(), 2);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_hung_command_is_waited_out_and_its_upload_aborted() {
-    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
-    let custody = custody(&evidence).await;
-    let ssm = ScriptedSsm::new(Host::Hang, &evidence, &transfer);
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::Hang).await;
     let started = tokio::time::Instant::now();
-    let err = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect_err("hung");
+    let err = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect_err("hung");
     assert_eq!(err.step, "follow the capture command");
     assert!(started.elapsed() >= Duration::from_secs(600) + WAIT_SLACK);
     assert!(
@@ -495,20 +485,15 @@ async fn a_hung_command_is_waited_out_and_its_upload_aborted() {
 
 #[tokio::test(start_paused = true)]
 async fn a_refused_avml_build_is_named_with_its_exit_code() {
-    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
-    let custody = custody(&evidence).await;
-    let ssm = ScriptedSsm::new(Host::WrongAvml, &evidence, &transfer);
-    let err = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect_err("refused");
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::WrongAvml).await;
+    let err = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect_err("refused");
     assert!(err.to_string().contains("not the pinned one"), "{err}");
     assert!(err.next.contains("memory.avml_sha256"), "{err}");
 }
@@ -566,20 +551,15 @@ fn attempts_are_numbered_from_the_second() {
 
 #[tokio::test(start_paused = true)]
 async fn an_image_altered_on_the_way_is_sealed_as_found_named_and_not_taken_for_the_evidence() {
-    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
-    let custody = custody(&evidence).await;
-    let ssm = ScriptedSsm::new(Host::Altered, &evidence, &transfer);
-    let err = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect_err("altered");
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::Altered).await;
+    let err = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect_err("altered");
     assert_eq!(err.step, "compare the host's hash with S3's");
     let prefix = format!("cases/MEM-1/evidence/memory-{INSTANCE}/");
     let bag = item::sealed(&evidence, &prefix)
@@ -599,37 +579,24 @@ async fn an_image_altered_on_the_way_is_sealed_as_found_named_and_not_taken_for_
 
     // The next capture is a new item; the altered one is not returned as the memory evidence.
     *ssm.host.lock().expect("lock") = Host::Normal;
-    let item = capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect("captured");
+    let item = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect("captured");
     assert_eq!(item.id, format!("memory-{INSTANCE}-2"));
     assert_eq!(item.summary.host_sha256, item.summary.image_sha256);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_failed_command_leaves_no_half_written_item() {
-    let (evidence, transfer) = (MemoryStore::new(), MemoryStore::new());
-    let custody = custody(&evidence).await;
-    let ssm = ScriptedSsm::new(Host::Truncate, &evidence, &transfer);
-    capture_memory(
-        &plan(),
-        &target(),
-        &ssm,
-        &evidence,
-        &transfer,
-        &custody,
-        &signer(),
-    )
-    .await
-    .expect_err("truncated");
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::Truncate).await;
+    capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect_err("truncated");
     let under_item: Vec<String> = evidence
         .list(&format!("cases/MEM-1/evidence/memory-{INSTANCE}/"))
         .await

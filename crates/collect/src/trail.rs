@@ -806,34 +806,20 @@ impl<T: Trail, S: EvidenceWrite + EvidenceAudit, K: EvidenceWrite, G: Signer> St
         payload: &[PayloadFile],
         started: &TrailLookupStarted,
     ) -> Result<SealedBag, String> {
-        let date = OffsetDateTime::now_utc().date();
-        let mut info = vec![
-            ("Evidence-Kind".to_string(), kind.as_str().to_string()),
-            ("External-Identifier".into(), id.to_string()),
-            ("Internal-Sender-Identifier".into(), self.case.clone()),
-            (
-                "Bagging-Date".into(),
-                format!(
-                    "{:04}-{:02}-{:02}",
-                    date.year(),
-                    u8::from(date.month()),
-                    date.day()
-                ),
-            ),
-            ("Bag-Software-Agent".into(), self.plan.tool.clone()),
-            ("Case-Id".into(), self.case.clone()),
-            ("Source-Account".into(), self.plan.account.clone()),
-            ("Source-Region".into(), self.plan.region.clone()),
-            ("Window-Start".into(), started.start.clone()),
-            ("Window-End".into(), started.end.clone()),
-            (
-                "Forensic-Account".into(),
-                self.plan.forensic_account.clone(),
-            ),
-        ];
-        if let Some(instance) = &self.plan.instance_id {
-            info.push(("Instance-Id".into(), instance.clone()));
-        }
+        let mut info = crate::bag_fields(&crate::BagSource {
+            kind,
+            id,
+            case: &self.case,
+            tool: &self.plan.tool,
+            account: &self.plan.account,
+            region: &self.plan.region,
+            instance: self.plan.instance_id.as_deref(),
+            forensic_account: &self.plan.forensic_account,
+        });
+        info.extend([
+            ("Window-Start".to_string(), started.start.clone()),
+            ("Window-End".to_string(), started.end.clone()),
+        ]);
         let bag = item::seal_small(
             self.sink,
             prefix,

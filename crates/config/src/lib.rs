@@ -1181,18 +1181,27 @@ external_id = "x"
         let config = parse(MINIMAL).expect("minimal config");
         assert!(!config.memory.enabled);
         assert_eq!(config.memory.comment, None);
-        let avml = format!("avml_key = \"tools/avml\"\navml_sha256 = \"{}\"", "ab".repeat(32));
-        let bucket = parse(MINIMAL)
-            .expect("minimal")
-            .forensic
-            .evidence_bucket;
+        let avml = format!(
+            "avml_key = \"tools/avml\"\navml_sha256 = \"{}\"",
+            "ab".repeat(32)
+        );
+        let bucket = parse(MINIMAL).expect("minimal").forensic.evidence_bucket;
         for (lines, key) in [
             ("enabled = true".to_string(), "memory.enabled"),
             (format!("enabled = true\n{avml}"), "memory.enabled"),
-            (format!("transfer_bucket = \"{bucket}\""), "memory.transfer_bucket"),
+            (
+                format!("transfer_bucket = \"{bucket}\""),
+                "memory.transfer_bucket",
+            ),
             ("avml_key = \"x\"".into(), "memory.avml_key"),
-            ("avml_sha256 = \"xyz\"\navml_key = \"x\"".into(), "memory.avml_sha256"),
-            (format!("comment = \"{}\"", "c".repeat(101)), "memory.comment"),
+            (
+                "avml_sha256 = \"xyz\"\navml_key = \"x\"".into(),
+                "memory.avml_sha256",
+            ),
+            (
+                format!("comment = \"{}\"", "c".repeat(101)),
+                "memory.comment",
+            ),
             ("part_mib = 4".into(), "memory.part_mib"),
         ] {
             let err = parse(&format!("{MINIMAL}[memory]\n{lines}\n")).expect_err(&lines);

@@ -300,7 +300,10 @@ mod tests {
             config.memory.transfer_bucket.as_deref(),
             Some("forensnap-transfer-123456789012-eu-west-1")
         );
-        assert!(!config.memory.enabled, "memory capture stays off until asked");
+        assert!(
+            !config.memory.enabled,
+            "memory capture stays off until asked"
+        );
         assert_eq!(config.members.len(), 1);
         assert_eq!(config.members[0].external_id, "ext-\"quoted\"-2026-abcdef");
         assert_eq!(
