@@ -1,5 +1,6 @@
-//! `forensnap export`: one volume item streamed out of S3 into a raw (sparse) image file, every
-//! hash checked on the way, and the export recorded as a custody event of the case.
+//! `forensnap export`: one volume item streamed out of S3 into a raw (sparse) image file, or a
+//! memory item into its LiME image, every hash checked on the way, and the export recorded as a
+//! custody event of the case.
 
 use std::path::PathBuf;
 
@@ -66,6 +67,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     };
     match args.common.output {
         Output::Json => println!("{}", serde_json::to_string_pretty(&exported)?),
+        Output::Text if exported.memory => println!(
+            "{}: {} bytes, LiME image sha256 {} (the manifest's, as the host and forensnap hashed it at capture)",
+            exported.path.display(),
+            exported.volume_bytes,
+            exported.image_sha256
+        ),
         Output::Text => println!(
             "{}: {} bytes, image sha256 {} (every stored block matched the block map; data object, block map and image hashes match the bag)",
             exported.path.display(),

@@ -41,6 +41,9 @@ pub struct Exported {
     pub blocks_checked: u64,
     /// The item's layout.
     pub layout: Layout,
+    /// A memory item's LiME image (streamed whole, checked against the manifest), not a volume.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub memory: bool,
 }
 
 /// Why an export failed; the partial image was removed.
@@ -181,7 +184,8 @@ pub async fn export<K: EvidenceRead>(
                     path: partial.clone(),
                     problem: format!("cannot create it: {e}"),
                 })?;
-        let checked = if is_memory(&view) {
+        let memory = is_memory(&view);
+        let checked = if memory {
             check_memory(&bag, &view, Some((&mut file, &partial)), progress).await?
         } else {
             check_volume(&bag, &view, Some((&mut file, &partial)), progress).await?
@@ -192,6 +196,7 @@ pub async fn export<K: EvidenceRead>(
             image_sha256: checked.image_sha256,
             blocks_checked: checked.blocks_checked,
             layout: checked.layout,
+            memory,
         })
     }
     .await;
