@@ -136,6 +136,23 @@ async fn collect_memory_captures_first_and_the_image_is_locked_verified_and_expo
     let bucket = &env.seeded.forensic.evidence_bucket;
     assert_locked(&s3, bucket, &format!("{prefix}data/memory.lime")).await;
     assert_eq!(transfer_keys(&env).await, Vec::<String>::new());
+    // The command's record in the bag: what ran, and the trade-off of running it.
+    let record: serde_json::Value = serde_json::from_slice(
+        &get_bytes(&s3, bucket, &format!("{prefix}data/command.json")).await,
+    )
+    .expect("command.json");
+    assert_eq!(record["command_id"], memory["memory"]["command_id"]);
+    assert_eq!(record["host_report"]["sha256"].as_str(), Some(image_sha256));
+    assert!(
+        record["visibility"]
+            .as_str()
+            .is_some_and(|v| v.contains("root user")),
+        "{record:#}"
+    );
+    assert!(
+        !record.to_string().contains("X-Amz-"),
+        "no presigned URL is kept"
+    );
 
     // The host was given three parameters: two short-lived URLs and a hash. No secret, no
     // credential variable, no case name, no comment.

@@ -825,6 +825,8 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
             "urls_expire": requested.urls_expire,
             "plan_sha256": requested.plan_sha256,
             "host_report": report,
+            // The trade-off the responder accepted by asking for memory.
+            "visibility": "SSM Run Command ran this document on the instance as root: a root user watching the host could see the command, AVML in its scratch space and the upload, and read the plan's part URLs (which name this item's key)",
         });
         let image = match self.complete(requested, report.parts).await {
             Ok(image) => image,
