@@ -428,4 +428,52 @@ async fn memory_without_a_transfer_bucket_is_refused_before_anything_is_recorded
         "nothing recorded"
     );
     assert!(env.world.ssm_commands().expect("commands").is_empty());
+
+    // forensnap memory's own arguments, each refused naming what to give.
+    let config = self::config(&env, "");
+    let memory = |extra: &[&str]| {
+        forensnap(
+            &[
+                &["memory", "--config", &config, "--case", "IR-MEMC-2"],
+                extra,
+            ]
+            .concat(),
+        )
+    };
+    for (args, named) in [
+        (
+            vec!["--account", "111111111111"],
+            "--account and --instance go together",
+        ),
+        (
+            vec!["--account", "111111111111", "--instance", "x-1"],
+            "is not an EC2 instance id",
+        ),
+        (
+            vec![],
+            "has no instance record yet: give --account and --instance",
+        ),
+        (
+            vec![
+                "--account",
+                "111111111111",
+                "--instance",
+                "i-0000000000000dead",
+            ],
+            "does not exist in account 111111111111",
+        ),
+    ] {
+        let refused = memory(&args);
+        assert!(!refused.ok, "{args:?}");
+        assert!(
+            refused.stderr.contains(named),
+            "{args:?}: {}",
+            refused.stderr
+        );
+    }
+    assert!(
+        case_events(&env, "IR-MEMC-2").await.is_empty(),
+        "nothing recorded"
+    );
+    assert!(env.world.ssm_commands().expect("commands").is_empty());
 }

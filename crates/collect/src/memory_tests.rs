@@ -28,6 +28,12 @@ pub(crate) enum Host {
     WrongAvml,
     /// Every part arrives, one byte of the last altered on the way; the host reports the truth.
     Altered,
+    /// No SSM agent has ever registered the instance.
+    NotManaged,
+    /// SendCommand is refused.
+    Refused,
+    /// The command succeeds without forensnap's report line (another document's output).
+    Silent,
 }
 
 pub(crate) struct ScriptedSsm {
@@ -99,6 +105,7 @@ impl ScriptedSsm {
                     ended: None,
                 };
             }
+            Host::Silent => return done("Success", 0, "hello\n".into(), ""),
             Host::WrongAvml => {
                 return done(
                     "Failed",
@@ -156,6 +163,9 @@ impl ScriptedSsm {
 
 impl Ssm for ScriptedSsm {
     async fn instance_information(&self, _: &str) -> Result<Option<ManagedInstance>, CloudError> {
+        if self.host() == Host::NotManaged {
+            return Ok(None);
+        }
         let ping = if self.host() == Host::Unreachable {
             "ConnectionLost"
         } else {
@@ -190,6 +200,13 @@ impl Ssm for ScriptedSsm {
         comment: &str,
     ) -> Result<Called<String>, CloudError> {
         assert!(hash.is_some(), "the document's hash is pinned");
+        if self.host() == Host::Refused {
+            return Err(CloudError::new(
+                forensnap_store::ErrorKind::Denied,
+                "SendCommand",
+                "AccessDeniedException: not authorized to perform ssm:SendCommand",
+            ));
+        }
         let id = {
             let mut sent = self.sent.lock().expect("lock");
             sent.push(parameters.clone());
@@ -606,4 +623,81 @@ async fn a_failed_command_leaves_no_half_written_item() {
         Vec::<String>::new(),
         "nothing of the failed capture"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_refusal_before_the_capture_names_its_step_and_leaves_nothing_open() {
+    let document_hash = "d0c".repeat(21) + "d";
+    let pinned_elsewhere = MemoryPlan {
+        document_sha256: Some("0".repeat(64)),
+        ..plan()
+    };
+    for (host, plan, step, named) in [
+        (
+            Host::NotManaged,
+            plan(),
+            "reach the SSM agent",
+            "not a managed instance",
+        ),
+        (
+            Host::Normal,
+            pinned_elsewhere,
+            "check the document",
+            document_hash.as_str(),
+        ),
+        (
+            Host::Refused,
+            plan(),
+            "send the capture command",
+            "ssm:SendCommand",
+        ),
+        (
+            Host::Silent,
+            plan(),
+            "read the host's report",
+            "no `forensnap-memory sha256=...` line",
+        ),
+    ] {
+        let Fixture {
+            evidence,
+            transfer,
+            custody,
+            ssm,
+        } = Fixture::new(host).await;
+        let err = capture_memory(
+            &plan,
+            &target(),
+            &ssm,
+            &evidence,
+            &transfer,
+            &custody,
+            &signer(),
+        )
+        .await
+        .expect_err("refused");
+        assert_eq!(err.step, step, "{host:?}: {err}");
+        assert!(err.to_string().contains(named), "{host:?}: {err}");
+        assert!(
+            err.to_string().contains(INSTANCE) && !err.next.is_empty(),
+            "{host:?}: {err}"
+        );
+        assert!(
+            evidence
+                .pending_uploads("")
+                .await
+                .expect("uploads")
+                .is_empty(),
+            "{host:?}: upload left open"
+        );
+        assert!(
+            transfer.list("").await.expect("list").is_empty(),
+            "{host:?}: plan left behind"
+        );
+        let recorded = actions(&custody).await;
+        assert_eq!(
+            recorded.last(),
+            Some(&("memory.captured".to_string(), Outcome::Failed)),
+            "{host:?}: {recorded:?}"
+        );
+    }
 }
