@@ -399,7 +399,16 @@ impl<Y: Ssm, H: Handoff, X: Transfer, S: EvidenceWrite + EvidenceAudit, G: Signe
         if let Some(last) = attempts.last() {
             match &last.captured {
                 Some((Outcome::Ok, captured)) => return self.seal(last, captured).await,
-                Some(_) => {}
+                Some((_, captured)) => {
+                    // An image whose hashes differed is sealed as found, also when the run that
+                    // found the difference stopped before sealing it.
+                    if captured.stored.is_some()
+                        && self.sealed(&last.requested.item).await?.is_none()
+                        && let Err(e) = self.seal(last, captured).await
+                    {
+                        tracing::warn!(item = %last.requested.item, error = %e, "the mismatched capture could not be sealed");
+                    }
+                }
                 None => match &last.command_id {
                     Some(command_id) => {
                         tracing::info!(

@@ -701,3 +701,44 @@ async fn every_refusal_before_the_capture_names_its_step_and_leaves_nothing_open
         );
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_altered_image_found_by_a_run_that_stopped_before_sealing_it_is_sealed_by_the_next() {
+    let Fixture {
+        evidence,
+        transfer,
+        custody,
+        ssm,
+    } = Fixture::new(Host::Altered).await;
+    // The first run dies as it seals the bag (after the failed memory.captured).
+    let (dying, died) = evidence.dying_when(|key, _| key.ends_with("bag-info.txt"));
+    let custody_dying = super::tests::custody(&dying).await;
+    let (p, t, g) = (plan(), target(), signer());
+    tokio::select! {
+        _ = capture_memory(&p, &t, &ssm, &dying, &transfer, &custody_dying, &g) => {
+            panic!("the run should have died")
+        }
+        _ = died.notified() => {}
+    }
+    drop(custody);
+    let custody = super::tests::custody(&evidence).await;
+    let prefix = format!("cases/MEM-1/evidence/memory-{INSTANCE}/");
+    assert!(
+        item::sealed(&evidence, &prefix)
+            .await
+            .expect("read")
+            .is_none()
+    );
+    *ssm.host.lock().expect("lock") = Host::Normal;
+    let item = capture(&ssm, &evidence, &transfer, &custody, &target())
+        .await
+        .expect("captured");
+    assert_eq!(item.id, format!("memory-{INSTANCE}-2"));
+    assert!(
+        item::sealed(&evidence, &prefix)
+            .await
+            .expect("read")
+            .is_some(),
+        "the altered image is sealed as found"
+    );
+}
