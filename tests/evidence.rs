@@ -293,22 +293,11 @@ async fn checkpoint_findings(env: &Env, case: &str) -> Vec<String> {
 }
 
 async fn custody_actions(env: &Env, case: &str) -> Vec<String> {
-    let s3 = s3(&env.forensic().await);
-    let bucket = &env.seeded.forensic.evidence_bucket;
-    let listed = s3
-        .list_objects_v2()
-        .bucket(bucket)
-        .prefix(format!("cases/{case}/custody/events/"))
-        .send()
+    case_events(env, case)
         .await
-        .expect("list");
-    let mut actions = Vec::new();
-    for object in listed.contents() {
-        let body = get_bytes(&s3, bucket, object.key().expect("key")).await;
-        let event: serde_json::Value = serde_json::from_slice(&body).expect("json");
-        actions.push(event["action"].as_str().expect("action").to_string());
-    }
-    actions
+        .iter()
+        .map(|e| e.action.as_str().to_string())
+        .collect()
 }
 
 #[tokio::test]

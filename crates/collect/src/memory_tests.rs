@@ -302,6 +302,14 @@ async fn capture(
     capture_memory(&plan(), target, ssm, evidence, transfer, custody, &signer()).await
 }
 
+/// No upload left open in the evidence bucket, no plan left in the transfer bucket.
+async fn nothing_left(evidence: &MemoryStore, transfer: &MemoryStore, case: impl std::fmt::Debug) {
+    let open = evidence.pending_uploads("").await.expect("uploads");
+    assert!(open.is_empty(), "{case:?}: uploads left open: {open:?}");
+    let plans = transfer.list("").await.expect("list");
+    assert!(plans.is_empty(), "{case:?}: plans left behind: {plans:?}");
+}
+
 async fn actions(custody: &Custody<MemoryStore>) -> Vec<(String, Outcome)> {
     custody
         .events()
@@ -406,13 +414,7 @@ async fn an_unreachable_agent_is_named_recorded_and_nothing_is_sent() {
         actions(&custody).await,
         [("memory.captured".to_string(), Outcome::Failed)]
     );
-    assert!(
-        evidence
-            .pending_uploads("")
-            .await
-            .expect("uploads")
-            .is_empty()
-    );
+    nothing_left(&evidence, &transfer, "unreachable").await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -447,18 +449,7 @@ async fn a_truncated_upload_is_a_named_mismatch_and_the_next_capture_is_a_new_it
         .expect_err("truncated");
     assert_eq!(err.step, "complete the image");
     assert!(err.to_string().contains("S3 holds parts [1]"), "{err}");
-    assert!(
-        evidence
-            .pending_uploads("")
-            .await
-            .expect("uploads")
-            .is_empty(),
-        "aborted"
-    );
-    assert!(
-        transfer.list("").await.expect("list").is_empty(),
-        "plan deleted"
-    );
+    nothing_left(&evidence, &transfer, "truncated").await;
 
     *ssm.host.lock().expect("lock") = Host::Normal;
     let item = capture(&ssm, &evidence, &transfer, &custody, &target())
@@ -482,13 +473,7 @@ async fn a_hung_command_is_waited_out_and_its_upload_aborted() {
         .expect_err("hung");
     assert_eq!(err.step, "follow the capture command");
     assert!(started.elapsed() >= Duration::from_secs(600) + WAIT_SLACK);
-    assert!(
-        evidence
-            .pending_uploads("")
-            .await
-            .expect("uploads")
-            .is_empty()
-    );
+    nothing_left(&evidence, &transfer, "hung").await;
     let recorded = actions(&custody).await;
     assert!(
         recorded.contains(&("upload.aborted".to_string(), Outcome::Ok)),
@@ -681,18 +666,7 @@ async fn every_refusal_before_the_capture_names_its_step_and_leaves_nothing_open
             err.to_string().contains(INSTANCE) && !err.next.is_empty(),
             "{host:?}: {err}"
         );
-        assert!(
-            evidence
-                .pending_uploads("")
-                .await
-                .expect("uploads")
-                .is_empty(),
-            "{host:?}: upload left open"
-        );
-        assert!(
-            transfer.list("").await.expect("list").is_empty(),
-            "{host:?}: plan left behind"
-        );
+        nothing_left(&evidence, &transfer, host).await;
         let recorded = actions(&custody).await;
         assert_eq!(
             recorded.last(),
